@@ -1,0 +1,122 @@
+"""Blue-green moves of `@champion`, under a lock, each with an append-only promotion record.
+
+MLflow has no compare-and-set on aliases (STACK_NOTES), so every move holds a lock, reads,
+compares, sets and reads back. The lock is an OS file lock: the kernel releases it when
+its holder dies, so a crashed cycle cannot leak it.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+from filelock import FileLock
+
+from registry.store import Registry
+from registry.versions import aliases
+
+CHAMPION, PREVIOUS = "champion", "previous"
+LOCK_TIMEOUT_S = 120
+
+
+class PromotionError(RuntimeError):
+    """A move that was refused; the champion is as it was."""
+
+
+def records(reg: Registry) -> list[dict[str, Any]]:
+    """The promotion log, oldest first (a torn last line from a crash is skipped)."""
+    if not reg.promotions_path.exists():
+        return []
+    out = []
+    for line in reg.promotions_path.read_text(encoding="utf-8").splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return [r for r in out if r.get("model") == reg.model_name]
+
+
+def _append(reg: Registry, record: dict[str, Any]) -> dict[str, Any]:
+    reg.state_dir.mkdir(parents=True, exist_ok=True)
+    with reg.promotions_path.open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(record, default=str) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    return record
+
+
+def _move(reg: Registry, *, action: str, to: int, previous: int | None, reason: str,
+          by: str | None, metrics: dict[str, float] | None, batches: list[str] | None,
+          expected_from: int | None = None, check_expected: bool = False) -> dict[str, Any]:
+    """Set champion (and previous) under the lock, verify, then record the move."""
+    with FileLock(str(reg.lock_path), timeout=LOCK_TIMEOUT_S):
+        current = aliases(reg).get(CHAMPION)
+        if check_expected and current != expected_from:
+            raise PromotionError(f"champion moved meanwhile (expected v{expected_from}, found "
+                                 f"v{current}); not promoting v{to}")
+        if current == to:
+            last = next((r for r in reversed(records(reg)) if r.get("to") == to), None)
+            if last is not None:
+                return last  # already done: promotion is idempotent
+        if previous is not None:
+            reg.client.set_registered_model_alias(reg.model_name, PREVIOUS, str(previous))
+        reg.client.set_registered_model_alias(reg.model_name, CHAMPION, str(to))
+        if aliases(reg).get(CHAMPION) != to:
+            raise PromotionError(f"champion did not move to v{to} (read back "
+                                 f"v{aliases(reg).get(CHAMPION)})")
+        return _append(reg, {
+            "at": datetime.now(UTC).isoformat(timespec="seconds"), "model": reg.model_name,
+            "action": action, "from": current if current != to else None, "to": to,
+            "previous": previous, "by": by or getpass.getuser(), "reason": reason,
+            "metrics": metrics or {}, "batches": batches or [],
+        })
+
+
+def promote(reg: Registry, version: int, *, reason: str, by: str | None = None,
+            metrics: dict[str, float] | None = None, batches: list[str] | None = None,
+            expected_from: int | None = None) -> dict[str, Any]:
+    """Make `version` the champion and keep the old champion as `previous` for rollback.
+
+    `expected_from` is the champion the gate compared against: if another cycle moved the
+    champion since, this promotion is refused rather than silently overwriting it.
+    """
+    current = aliases(reg).get(CHAMPION)
+    return _move(reg, action="promote", to=version,
+                 previous=current if current not in (None, version) else None,
+                 reason=reason, by=by, metrics=metrics, batches=batches,
+                 expected_from=expected_from, check_expected=True)
+
+
+def rollback(reg: Registry, *, reason: str, by: str | None = None) -> dict[str, Any]:
+    """Swap `champion` and `previous` (blue-green): the old champion serves again."""
+    current = aliases(reg)
+    if PREVIOUS not in current:
+        raise PromotionError(f"{reg.model_name}: nothing to roll back to (no @previous)")
+    return _move(reg, action="rollback", to=current[PREVIOUS], previous=current.get(CHAMPION),
+                 reason=reason, by=by, metrics=None, batches=None,
+                 expected_from=current.get(CHAMPION), check_expected=True)
+
+
+def set_alias(reg: Registry, alias: str, version: int) -> None:
+    """Point a non-champion alias (such as `challenger`) at a version, under the same lock."""
+    if alias in (CHAMPION, PREVIOUS):
+        raise PromotionError(f"{alias} moves only through promote() or rollback()")
+    with FileLock(str(reg.lock_path), timeout=LOCK_TIMEOUT_S):
+        reg.client.set_registered_model_alias(reg.model_name, alias, str(version))
+
+
+def record_decision(reg: Registry, version: int, *, outcome: str, by: str | None,
+                    reason: str) -> dict[str, Any]:
+    """A person's (or a timeout's) verdict on a version: tagged on it and kept in the log.
+
+    The champion does not move here; approval moves it through `promote`."""
+    at = datetime.now(UTC).isoformat(timespec="seconds")
+    for key, value in {"greenlight.approval": outcome, "greenlight.approval_by": by or "",
+                       "greenlight.approval_reason": reason, "greenlight.approval_at": at}.items():
+        reg.client.set_model_version_tag(reg.model_name, str(version), key, value)
+    with FileLock(str(reg.lock_path), timeout=LOCK_TIMEOUT_S):
+        return _append(reg, {"at": at, "model": reg.model_name, "action": outcome,
+                             "version": version, "by": by, "reason": reason})

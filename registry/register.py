@@ -1,0 +1,72 @@
+"""Register a challenger in MLflow with everything needed to trust and reproduce it."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+
+from registry.store import Registry, fluent
+from registry.versions import REFERENCE_ARTIFACT, VersionInfo, find_by_tag
+
+BATCH_SET_TAG = "greenlight.batch_set"
+
+
+def _pip_requirements() -> list[str]:
+    """Explicit pins: inferring them costs ~5 s per model (STACK_NOTES)."""
+    from importlib.metadata import version
+
+    pkgs = ["mlflow", "lightgbm", "scikit-learn", "pandas", "numpy", "cloudpickle"]
+    return [f"{p}=={version(p)}" for p in pkgs]
+
+
+def register(reg: Registry, *, python_model: Any, input_example: pd.DataFrame,
+             output_example: pd.DataFrame, reference: pd.DataFrame, batch_set: str,
+             params: dict[str, Any], metrics: dict[str, float], tags: dict[str, str],
+             experiment: str, artifacts: dict[str, Path] | None = None) -> VersionInfo:
+    """Log and register a model version; the same batch set never registers twice."""
+    existing = find_by_tag(reg, BATCH_SET_TAG, batch_set)
+    if existing is not None:
+        return existing
+    signature = infer_signature(input_example, output_example)
+    all_tags = {**tags, BATCH_SET_TAG: batch_set}
+    with fluent(reg.tracking_uri):
+        with mlflow.start_run(experiment_id=reg.experiment_id(experiment),
+                              run_name=f"train-{batch_set[:8]}", tags=all_tags) as run:
+            mlflow.log_params(params)
+            mlflow.log_metrics(metrics)
+            with tempfile.TemporaryDirectory() as tmp:
+                ref_path = Path(tmp) / Path(REFERENCE_ARTIFACT).name
+                reference.to_parquet(ref_path, index=False)
+                mlflow.log_artifact(str(ref_path), str(Path(REFERENCE_ARTIFACT).parent))
+            for sub, path in (artifacts or {}).items():
+                mlflow.log_artifact(str(path), artifact_path=sub)
+            info = mlflow.pyfunc.log_model(
+                name="model", python_model=python_model, signature=signature,
+                input_example=input_example, pip_requirements=_pip_requirements())
+        _ensure_model(reg)
+        # Tags are set at creation, so no version ever exists without its batch-set tag.
+        created = reg.client.create_model_version(
+            reg.model_name, source=info.model_uri, run_id=run.info.run_id, tags=all_tags,
+            model_id=info.model_id)
+    version = int(created.version)
+    return VersionInfo(version, run.info.run_id, all_tags, metrics)
+
+
+def _ensure_model(reg: Registry) -> None:
+    try:
+        reg.client.get_registered_model(reg.model_name)
+    except MlflowException:
+        reg.client.create_registered_model(
+            reg.model_name, description="Managed by greenlight: @champion serves, @previous is "
+                                        "kept for rollback.")
+
+
+def tag_version(reg: Registry, version: int, tags: dict[str, str]) -> None:
+    for key, value in tags.items():
+        reg.client.set_model_version_tag(reg.model_name, str(version), key, str(value))

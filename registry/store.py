@@ -1,0 +1,73 @@
+"""Where the registry lives: one MLflow tracking store plus greenlight's lock and audit log.
+
+This package must not import `tasks`; callers pass plain paths and URIs, so serving and
+flows can both use it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from mlflow import MlflowClient
+
+
+@dataclass(frozen=True)
+class Registry:
+    """A registered model in one tracking store, with the state dir holding its lock and log."""
+
+    tracking_uri: str
+    model_name: str
+    state_dir: Path
+
+    @cached_property
+    def client(self) -> MlflowClient:
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    @property
+    def lock_path(self) -> Path:
+        return self.state_dir / f"registry-{self.model_name}.lock"
+
+    @property
+    def promotions_path(self) -> Path:
+        return self.state_dir / "promotions.jsonl"
+
+    @property
+    def local_store(self) -> bool:
+        return not self.tracking_uri.startswith(("http://", "https://", "databricks"))
+
+    def experiment_id(self, name: str) -> str:
+        """Get or create an experiment; with a local store its artifacts stay in the state dir."""
+        found = self.client.get_experiment_by_name(name)
+        if found is not None:
+            return found.experiment_id
+        location = (self.state_dir / "mlartifacts").as_uri() if self.local_store else None
+        return self.client.create_experiment(name, artifact_location=location)
+
+
+@contextmanager
+def fluent(tracking_uri: str) -> Iterator[None]:
+    """Point MLflow's fluent API at one store, then put things back.
+
+    `mlflow.set_tracking_uri` also writes `MLFLOW_TRACKING_URI` into the environment; left
+    there, it would silently redirect every later Registry in the same process.
+    """
+    import mlflow
+
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        mlflow.set_tracking_uri(saved["MLFLOW_TRACKING_URI"] or "")
+        mlflow.set_registry_uri(saved["MLFLOW_REGISTRY_URI"] or "")

@@ -1,0 +1,75 @@
+"""Read registry state: which version holds an alias, its tags, metrics, model and reference."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from mlflow.exceptions import MlflowException
+
+from registry.store import Registry, fluent
+
+REFERENCE_ARTIFACT = "reference/reference.parquet"
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    version: int
+    run_id: str
+    tags: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def _info(reg: Registry, mv: Any) -> VersionInfo:
+    metrics = reg.client.get_run(mv.run_id).data.metrics if mv.run_id else {}
+    return VersionInfo(int(mv.version), mv.run_id, dict(mv.tags or {}), dict(metrics))
+
+
+def by_alias(reg: Registry, alias: str) -> VersionInfo | None:
+    """The version an alias points to, or None when the model or alias does not exist yet."""
+    try:
+        return _info(reg, reg.client.get_model_version_by_alias(reg.model_name, alias))
+    except MlflowException:
+        return None
+
+
+def aliases(reg: Registry) -> dict[str, int]:
+    """All aliases (read from the model: `search_model_versions` leaves them out)."""
+    try:
+        model = reg.client.get_registered_model(reg.model_name)
+    except MlflowException:
+        return {}
+    return {alias: int(version) for alias, version in (model.aliases or {}).items()}
+
+
+def all_versions(reg: Registry) -> list[VersionInfo]:
+    try:
+        found = reg.client.search_model_versions(f"name='{reg.model_name}'")
+    except MlflowException:
+        return []
+    return sorted((VersionInfo(int(v.version), v.run_id, dict(v.tags or {})) for v in found),
+                  key=lambda v: v.version)
+
+
+def find_by_tag(reg: Registry, key: str, value: str) -> VersionInfo | None:
+    """The version carrying a tag value; used to make registration idempotent."""
+    return next((v for v in all_versions(reg) if v.tags.get(key) == value), None)
+
+
+def load_model(reg: Registry, version: int) -> Any:
+    """The python model behind a registered version, from the configured registry only."""
+    import mlflow.pyfunc
+
+    with fluent(reg.tracking_uri):
+        return mlflow.pyfunc.load_model(f"models:/{reg.model_name}/{int(version)}"
+                                        ).unwrap_python_model()
+
+
+def load_reference(reg: Registry, info: VersionInfo) -> pd.DataFrame:
+    """The drift reference logged with a version: the data it takes as normal."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = reg.client.download_artifacts(info.run_id, REFERENCE_ARTIFACT, tmp)
+        return pd.read_parquet(Path(path))

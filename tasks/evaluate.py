@@ -1,0 +1,32 @@
+"""Score models on labelled rows and compare them in one direction-aware way."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+
+from tasks.model import GreenlightModel
+from tasks.spec import DatasetSpec
+from tasks.train import binary_target
+
+
+def evaluate(model: GreenlightModel, frame: pd.DataFrame, spec: DatasetSpec) -> dict[str, float]:
+    """All the task's metrics on labelled rows; the primary one decides, the rest inform."""
+    scores = model.score(frame)
+    if spec.task == "classification":
+        y = binary_target(frame, spec)
+        out = {"accuracy": skm.accuracy_score(y, scores >= 0.5)}
+        out["roc_auc"] = skm.roc_auc_score(y, scores) if len(np.unique(y)) == 2 else float("nan")
+        return {k: float(v) for k, v in out.items()}
+    y = frame[spec.target].to_numpy(dtype=float)
+    return {"mae": float(skm.mean_absolute_error(y, scores)),
+            "rmse": float(np.sqrt(skm.mean_squared_error(y, scores)))}
+
+
+def relative_gain(new: float, old: float, higher_is_better: bool) -> float:
+    """How much better `new` is than `old`, as a fraction of `old` (negative = worse)."""
+    if old == 0 or np.isnan(old) or np.isnan(new):
+        return float("nan") if np.isnan(new) or np.isnan(old) else float(np.sign(new - old))
+    gain = (new - old) / abs(old)
+    return float(gain if higher_is_better else -gain)

@@ -1,0 +1,47 @@
+"""The batch manifest: an append-only JSON-lines log of what happened to every batch.
+
+Append-only, so a crash mid-write can lose at most the last line and never rewrites
+history; a batch's state is its records merged in order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def append(manifest: Path, batch_id: str, **fields: Any) -> None:
+    """Record new facts about a batch; fsync so a recorded decision survives a crash."""
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps({"id": batch_id, "at": now_iso(), **fields}, default=str)
+    with manifest.open("a", encoding="utf-8") as fh:
+        fh.write(line + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def load(manifest: Path) -> dict[str, dict[str, Any]]:
+    """Current state of every batch, in the order batches first appeared."""
+    batches: dict[str, dict[str, Any]] = {}
+    if not manifest.exists():
+        return batches
+    for line in manifest.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a torn last line from a crash; the next write supersedes it
+        batches.setdefault(record["id"], {}).update(record)
+    return batches
+
+
+def pending(manifest: Path) -> list[dict[str, Any]]:
+    """Accepted batches that no cycle has decided on yet (for example after a crash)."""
+    return [b for b in load(manifest).values()
+            if b.get("status") == "accepted" and not b.get("decision")]

@@ -1,0 +1,87 @@
+"""Put results where users look: MLflow runs (metrics + report artifacts) and Prefect artifacts."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunTag
+
+
+def log_run(tracking_uri: str, experiment_id: str, run_name: str, *, metrics: dict[str, float],
+            tags: dict[str, str], params: dict[str, Any] | None = None,
+            artifacts: dict[str, Path] | None = None) -> str:
+    """One finished MLflow run with its numbers and files; returns the run id for linking.
+
+    Uses the client, not the fluent API, so it never changes process-wide MLflow state."""
+    client = MlflowClient(tracking_uri=tracking_uri)
+    run = client.create_run(experiment_id, run_name=run_name, tags=tags)
+    now = int(time.time() * 1000)
+    client.log_batch(
+        run.info.run_id,
+        metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items() if v is not None],
+        params=[Param(k, str(v)) for k, v in (params or {}).items()],
+        tags=[RunTag("mlflow.runName", run_name)])
+    for sub, path in (artifacts or {}).items():
+        if Path(path).is_dir():
+            client.log_artifacts(run.info.run_id, str(path), artifact_path=sub)
+        else:
+            client.log_artifact(run.info.run_id, str(path), artifact_path=sub)
+    client.set_terminated(run.info.run_id)
+    return run.info.run_id
+
+
+def markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    """A markdown table for Prefect artifacts and quarantine reports."""
+    def cell(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:.4f}"
+        if isinstance(v, list | tuple):
+            v = ", ".join(map(str, v))
+        return "" if v is None else str(v).replace("|", "\\|")
+
+    head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
+    return head + "".join("| " + " | ".join(cell(r.get(c)) for c in columns) + " |\n"
+                          for r in rows)
+
+
+def cycle_markdown(dataset: str, decision: str, reasons: list[str], batches: list[dict[str, Any]],
+                   outcome: dict[str, Any], timings: dict[str, float], tracking_uri: str) -> str:
+    """The cycle's story for the Prefect UI: what came in, what drifted, what was decided."""
+    lines = [f"# greenlight cycle on `{dataset}`: **{decision}**", ""]
+    lines += [f"- {r}" for r in reasons] or ["- every batch within thresholds"]
+    lines += ["", "## Batches", "", markdown_table(batches, [
+        "batch_id", "rows", "drift_share", "drifted_features", "label_score",
+        "champion_metric", "registered_metric", "decay"])]
+    if outcome.get("gate"):
+        gate = outcome["gate"]
+        lines += ["## Gate", "", f"{gate['reason']}", ""]
+        if outcome.get("registered_version"):
+            lines.append(f"- registered version **v{outcome['registered_version']}**")
+        if outcome.get("promoted_version"):
+            lines.append(f"- promoted to `@champion`: **v{outcome['promoted_version']}**")
+    lines += ["", "## Step timings (s)", "", markdown_table([timings], list(timings)),
+              f"MLflow store: `{tracking_uri}` (runs in the `-monitoring` and `-training` "
+              "experiments; drift reports are artifacts of the monitoring runs)"]
+    return "\n".join(lines)
+
+
+def approval_markdown(model: str, version: int, verdict: str, gate_reason: str,
+                      metrics: list[dict[str, Any]], drift: list[dict[str, Any]],
+                      links: dict[str, str]) -> str:
+    """What a person needs on one screen to approve or reject a challenger."""
+    lines = [f"## Promote **{model} v{version}** to `@champion`?", "",
+             f"Gate ({verdict}): {gate_reason}", "",
+             "### Champion vs challenger on the gate window",
+             "", markdown_table(metrics, ["metric", "champion", "challenger"]),
+             "### Drift in the batches that triggered retraining", "",
+             markdown_table(drift, ["batch_id", "drift_share", "drifted_features",
+                                    "label_score", "decay"]),
+             "### Links", ""]
+    lines += [f"- [{name}]({url})" if url.startswith("http") else f"- {name}: `{url}`"
+              for name, url in links.items()]
+    lines += ["", "Approve promotes blue-green (the current champion stays as `@previous`). "
+              "Reject tags the version rejected; the champion does not move."]
+    return "\n".join(lines)
