@@ -1,0 +1,240 @@
+"""The `greenlight` command. Heavy libraries load inside the commands, so `--help` stays fast."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="greenlight keeps a tabular model right while its live data drifts.")
+# Wide enough for the batch table when output is piped or captured (no terminal to size it).
+console = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, soft_wrap=True)
+
+HomeOpt = Annotated[Path | None, typer.Option(
+    "--home", envvar="GREENLIGHT_HOME", help="State dir [default: ./.greenlight].")]
+DatasetOpt = Annotated[str, typer.Option(help="Dataset spec under expectations/.")]
+
+
+def _environment(home: Path | None, quiet: bool = False) -> Path:
+    """Quiet, offline, self-contained defaults, set before Prefect or MLflow are imported.
+
+    `quiet` (the demo) leaves the console to the progress bar: warnings and errors only."""
+    root = (home or Path(".greenlight")).expanduser().resolve()
+    (root / "prefect").mkdir(parents=True, exist_ok=True)
+    os.environ["GREENLIGHT_HOME"] = str(root)
+    for key, value in {"DO_NOT_TRACK": "true", "MLFLOW_DISABLE_TELEMETRY": "true",
+                       "MLFLOW_LOGGING_LEVEL": "ERROR" if quiet else "WARNING",
+                       "PREFECT_LOGGING_LEVEL": "WARNING" if quiet else "INFO",
+                       "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "GIT_PYTHON_REFRESH": "quiet",
+                       "PREFECT_HOME": str(root / "prefect"),
+                       "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}.items():
+        os.environ.setdefault(key, value)
+    return root
+
+
+def _fail(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(2)
+
+
+def _registry(dataset: str):
+    from flows.cycle import registry_for
+    from tasks.home import Home
+    from tasks.spec import load_spec
+
+    home = Home.from_env()
+    return home, registry_for(home, load_spec(dataset))
+
+
+@app.command()
+def demo(
+    dataset: DatasetOpt = "synthetic",
+    data: Annotated[Path | None, typer.Option(help="Real data file to replay instead of the "
+                                                   "synthetic stream.")] = None,
+    freq: Annotated[str, typer.Option(help="Batch period for real data: D, W or M.")] = "M",
+    warmup: Annotated[int | None, typer.Option(
+        help="Batches landed before the first cycle.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Replay at most this many batches.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic stream.")] = 7,
+    home: HomeOpt = None,
+) -> None:
+    """Replay a stream of batches through the whole loop and show what it decided."""
+    root = _environment(home, quiet=True)
+    from flows.demo import run_demo
+
+    try:
+        run_demo(root, dataset=dataset, data=data, freq=freq, warmup=warmup, limit=limit,
+                 seed=seed, console=console)
+    except ValueError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def run(
+    dataset: DatasetOpt = "synthetic",
+    policy: Annotated[str, typer.Option(
+        help="monitor | shadow | manual | partial | auto")] = "auto",
+    force: Annotated[bool, typer.Option("--force", help="Retrain even without drift.")] = False,
+    home: HomeOpt = None,
+) -> None:
+    """Run one cycle over what is in landing/."""
+    _environment(home)
+    from flows.params import approval_needs_server
+
+    refusal = approval_needs_server(policy, os.environ.get("PREFECT_API_URL"))
+    if refusal:
+        _fail(refusal)
+    from flows.cycle import cycle
+
+    try:
+        summary = cycle(dataset=dataset, policy=policy, force_retrain=force)
+    except ValueError as exc:
+        _fail(str(exc))
+    console.print_json(json.dumps(summary, default=str))
+
+
+@app.command()
+def replay(
+    dataset: DatasetOpt = "elec2",
+    data: Annotated[Path | None, typer.Option(help="Data file (default: ../shared/data).")] = None,
+    freq: Annotated[str, typer.Option(help="Batch period: D, W or M.")] = "M",
+    start: Annotated[int, typer.Option(help="First batch index to land.")] = 0,
+    count: Annotated[int | None, typer.Option(help="How many batches to land.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="csv or parquet")] = "csv",
+    home: HomeOpt = None,
+) -> None:
+    """Cut a dataset into time-ordered batches and drop them into landing/."""
+    _environment(home)
+    from flows.demo import batches_for
+    from tasks.home import Home
+    from tasks.sources import write_batch
+
+    try:
+        batches = batches_for(dataset, data, freq, seed=7)
+    except ValueError as exc:
+        _fail(str(exc))
+    landing = Home.from_env().ensure().landing
+    chosen = batches[start: None if count is None else start + count]
+    for batch in chosen:
+        console.print(f"landed {write_batch(batch, landing, fmt)}")
+
+
+@app.command()
+def status(
+    dataset: DatasetOpt = "synthetic",
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    home: HomeOpt = None,
+) -> None:
+    """Champion, previous, versions and the recent batches with their decisions."""
+    _environment(home)
+    from flows.status import status as collect
+    from flows.views import print_status
+
+    state = collect(*_registry(dataset))
+    if as_json:
+        sys.stdout.write(json.dumps(state, indent=2, default=str) + "\n")
+    else:
+        print_status(state, console)
+
+
+@app.command()
+def rollback(
+    dataset: DatasetOpt = "synthetic",
+    reason: Annotated[str, typer.Option(
+        help="Why; kept in the promotion record.")] = "manual rollback",
+    by: Annotated[str | None, typer.Option(help="Who; defaults to the OS user.")] = None,
+    home: HomeOpt = None,
+) -> None:
+    """Move @champion back to @previous (blue-green), and record it."""
+    _environment(home)
+    from registry.promote import PromotionError
+    from registry.promote import rollback as do_rollback
+
+    _, reg = _registry(dataset)
+    try:
+        record = do_rollback(reg, reason=reason, by=by)
+    except PromotionError as exc:
+        _fail(str(exc))
+    console.print(f"{reg.model_name}: @champion v{record['previous']} -> v{record['to']} "
+                  f"(@previous is now v{record['previous']})")
+
+
+@app.command()
+def approve(
+    flow_run_id: Annotated[str, typer.Argument(
+        help="The paused flow run (id from the Prefect UI).")],
+    decision: Annotated[bool, typer.Option("--approve/--reject",
+                                           help="Promote the challenger, or not.")],
+    reason: Annotated[str, typer.Option(help="Why; kept with the version.")] = "",
+    by: Annotated[str | None, typer.Option(help="Who; defaults to the OS user.")] = None,
+) -> None:
+    """Answer a paused approval from a terminal, through the Prefect API (PREFECT_API_URL)."""
+    import getpass
+    from uuid import UUID
+
+    if not os.environ.get("PREFECT_API_URL"):
+        _fail("approve talks to a Prefect server: set PREFECT_API_URL (greenlight up prints it)")
+    try:
+        run_id = UUID(flow_run_id)
+    except ValueError:
+        _fail(f"{flow_run_id}: not a flow run id")
+    from prefect.client.orchestration import get_client
+
+    answer = {"approve": decision, "reason": reason, "approver": by or getpass.getuser()}
+    with get_client(sync_client=True) as client:
+        result = client.resume_flow_run(run_id, run_input=answer)
+    # Prefect answers invalid input with HTTP 200 and status REJECT: check the status.
+    if str(result.status.value) != "ACCEPT":
+        _fail(f"flow run {flow_run_id}: {result.status.value}: "
+              f"{getattr(result.details, 'reason', '') or 'not resumed'}")
+    console.print(f"flow run {flow_run_id}: {'approved' if decision else 'rejected'} "
+                  f"by {answer['approver']}")
+
+
+@app.command()
+def up(
+    dataset: DatasetOpt = "synthetic",
+    prefect_port: Annotated[int, typer.Option(help="Prefect server and UI port.")] = 4200,
+    mlflow_port: Annotated[int, typer.Option(help="MLflow server and UI port.")] = 5000,
+    home: HomeOpt = None,
+) -> None:
+    """Start Prefect and MLflow servers on loopback and serve greenlight's deployments."""
+    root = _environment(home)
+    from flows.up import up as run_stack
+
+    try:
+        run_stack(root, prefect_port=prefect_port, mlflow_port=mlflow_port, dataset=dataset,
+                  console=console)
+    except RuntimeError as exc:  # a busy port, or a server that died: one line naming its log
+        _fail(str(exc))
+
+
+def main() -> None:
+    """Console entry point: a failure is one readable line; the traceback goes to a log file."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # the last line of defence: never show a raw traceback
+        import traceback
+
+        log = Path(os.environ.get("GREENLIGHT_HOME", ".greenlight")) / "logs" / "errors.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("a", encoding="utf-8") as fh:
+            traceback.print_exc(file=fh)
+        first = (str(exc).strip().splitlines() or [""])[0]
+        err.print(f"[bold red]error:[/] {type(exc).__name__}: {first} (traceback in {log})",
+                  highlight=False)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,271 @@
+"""One cycle of the loop as a Prefect flow: the order of the steps and the decisions only."""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.exceptions import FlowPauseTimeout
+from prefect.flow_runs import pause_flow_run
+from prefect.settings import PREFECT_API_URL
+
+from flows.params import Approval, Policy, Thresholds, Training, approval_needs_server
+from registry import promote as promotion
+from registry import register as registration
+from registry import versions
+from registry.store import Registry
+from tasks import ingest, lake, manifest, reports, train
+from tasks.decide import Decision, decide, route
+from tasks.gate import gate
+from tasks.home import Home
+from tasks.monitor import MonitorResult, monitor_batch
+from tasks.spec import DatasetSpec, load_spec, suite_path
+from tasks.validate import read_suite, validate_frame
+
+scan_t = task(ingest.scan_landing, name="ingest")
+read_t = task(ingest.try_read, name="read")
+validate_t = task(validate_frame, name="validate")
+accept_t = task(ingest.accept, name="accept")
+reject_t = task(ingest.reject, name="quarantine")
+monitor_t = task(monitor_batch, name="monitor")
+train_t = task(train.train_challenger, name="train")
+gate_t = task(gate, name="gate")
+register_t = task(registration.register, name="register", retries=2, retry_delay_seconds=2)
+promote_t = task(promotion.promote, name="promote", retries=2, retry_delay_seconds=2)
+
+
+def registry_for(home: Home, spec: DatasetSpec) -> Registry:
+    return Registry(home.tracking_uri, f"greenlight-{spec.name}", home.root)
+
+
+@contextmanager
+def _step(timings: dict[str, float], name: str):
+    start = time.perf_counter()
+    yield
+    timings[name] = round(timings.get(name, 0.0) + time.perf_counter() - start, 3)
+
+
+def _intake(home: Home, spec: DatasetSpec) -> None:
+    """Every landed file becomes an accepted batch or a quarantined one; none is lost."""
+    suite = read_suite(suite_path(spec.name))
+    known = manifest.load(home.manifest)
+    for landed in scan_t(home.landing):
+        if landed.batch_id in known:
+            ingest.file_duplicate(home, landed, known[landed.batch_id].get("status"))
+            continue
+        frame, error = read_t(landed.path, spec)
+        if error:
+            reject_t(home, landed, error)
+            continue
+        checked = validate_t(frame, suite, source=landed.path.name)
+        if checked.success:
+            accept_t(home, landed, frame, spec)
+        else:
+            reject_t(home, landed, checked.reason, checked.to_dict(), checked.to_markdown(),
+                     rows=len(frame))
+
+
+def _monitor(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.VersionInfo,
+             pending: list[dict], thresholds: Thresholds
+             ) -> tuple[list[MonitorResult], dict[str, str]]:
+    model = versions.load_model(reg, champion.version)
+    reference = versions.load_reference(reg, champion)
+    registered = float(champion.tags.get(BASELINE_TAG)
+                       or champion.metrics[f"gate_challenger_{spec.primary_metric}"])
+    experiment = reg.experiment_id(f"{reg.model_name}-monitoring")
+    results, runs = [], {}
+    for batch in pending:
+        frame = lake.read_batches(home.lake, [batch["id"]])
+        result = monitor_t(batch["id"], frame, reference, model, registered, spec,
+                           home.reports / batch["id"], label_threshold=thresholds.label_drift)
+        runs[batch["id"]] = reports.log_run(
+            reg.tracking_uri, experiment, f"monitor-{batch['file']}",
+            metrics=result.run_metrics(spec.primary_metric),
+            tags={"greenlight.file": batch["file"], **result.run_tags(champion.version)},
+            artifacts={"drift": home.reports / batch["id"]})
+        results.append(result)
+    return results, runs
+
+
+ACK_TAG = "greenlight.drift_acknowledged"
+BASELINE_TAG = "greenlight.baseline_metric"
+
+
+def _acknowledged(champion: versions.VersionInfo | None) -> frozenset[str]:
+    """Drift kinds the champion has answered: a retrain on them found nothing better."""
+    return frozenset(filter(None, (champion.tags.get(ACK_TAG, "") if champion else "").split(",")))
+
+
+def _links(reg: Registry, version: int, monitor_runs: dict[str, str], home: Home) -> dict:
+    """Where a person checks the version and its drift reports (UI links with a server)."""
+    uri = reg.tracking_uri.rstrip("/")
+    if not uri.startswith("http"):
+        return {"MLflow store (open with `mlflow ui`)": uri,
+                **{f"drift report {b}": str(home.reports / b / "drift.html") for b in monitor_runs}}
+    experiment = reg.experiment_id(f"{reg.model_name}-monitoring")
+    return {f"MLflow model version v{version}": f"{uri}/#/models/{reg.model_name}/versions/"
+                                               f"{version}",
+            **{f"drift report {b}": f"{uri}/#/experiments/{experiment}/runs/{run}/artifacts"
+               for b, run in monitor_runs.items()}}
+
+
+def _ask_and_promote(reg: Registry, version: int, description: str, timeout_s: int,
+                     promote_kwargs: dict[str, Any]) -> str:
+    """Pause for a person; approve promotes, reject or timeout leave the champion alone."""
+    logger = get_run_logger()
+    try:
+        form = Approval.with_initial_data(description=description)
+        answer = pause_flow_run(wait_for_input=form, timeout=timeout_s, key=f"approve-v{version}")
+    except FlowPauseTimeout:
+        promotion.record_decision(reg, version, outcome="timed out", by=None,
+                                  reason=f"no answer within {timeout_s} s")
+        logger.warning("approval of v%s timed out: treated as a rejection", version)
+        return "timed out"
+    if not answer.approve:
+        promotion.record_decision(reg, version, outcome="rejected", by=answer.approver,
+                                  reason=answer.reason)
+        return "rejected"
+    promotion.record_decision(reg, version, outcome="approved", by=answer.approver,
+                              reason=answer.reason)
+    try:
+        promote_t(reg, version, by=answer.approver,
+                  **{**promote_kwargs, "reason": f"approved by {answer.approver}: "
+                                                 f"{answer.reason or 'no reason given'}"})
+    except promotion.PromotionError as exc:
+        logger.warning("approved, but not promoted: %s", exc)
+        return "approved, not promoted (champion moved)"
+    return "approved"
+
+
+def _retrain(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.VersionInfo | None,
+             pending: list[dict], decision: Decision, results: list[MonitorResult],
+             monitor_runs: dict[str, str], params: dict[str, Any],
+             timings: dict[str, float]) -> dict[str, Any]:
+    """Train, gate, register and route by policy; the champion moves only through promote."""
+    training: Training = params["training"]
+    accepted = [b["id"] for b in manifest.load(home.manifest).values() if b["status"] == "accepted"]
+    history = lake.read_batches(home.lake, accepted)
+    gate_rows = int(training.gate_fraction * max(b["rows"] for b in pending))
+    with _step(timings, "train"):
+        challenger = train_t(history, spec, gate_rows=gate_rows,
+                             half_life_days=training.half_life_days or spec.training.half_life_days,
+                             window_days=training.window_days or spec.training.window_days,
+                             reference_rows=training.reference_rows,
+                             batch_column=lake.BATCH_COLUMN)
+    with _step(timings, "gate"):
+        champion_model = versions.load_model(reg, champion.version) if champion else None
+        result = gate_t(challenger.model, champion_model, challenger.split.gate, spec,
+                        min_delta=training.min_delta, slice_feature=spec.slice_feature)
+    create_table_artifact(key=f"greenlight-gate-{spec.name.replace('_', '-')}",
+                          table=result.to_rows(), description=result.reason)
+    route_to = route(params["policy"], result.verdict)
+    out: dict[str, Any] = {"gate": result.to_dict(), "verdict": result.verdict,
+                           "route": route_to, "challenger_metric": result.challenger,
+                           "gate_champion_metric": result.champion}
+    ch_metrics, champ_metrics = result.challenger_metrics, result.champion_metrics
+    metrics = {**{f"gate_challenger_{k}": v for k, v in ch_metrics.items()},
+               **{f"gate_champion_{k}": v for k, v in champ_metrics.items()}}
+    tags = {"greenlight.dataset": spec.name, "greenlight.decision": decision.action,
+            "greenlight.reasons": " | ".join(decision.reasons)[:4000],
+            "greenlight.gate": result.verdict, "greenlight.gate_reason": result.reason,
+            "greenlight.gate_gain": f"{result.gain}", "greenlight.gate_ci": f"{result.ci_low}"
+                                                                            f"..{result.ci_high}",
+            "greenlight.policy": params["policy"],
+            "greenlight.batch_ids": ",".join(b["id"] for b in pending),
+            "greenlight.data_hash": challenger.data_hash,
+            "greenlight.champion_version": str(champion.version) if champion else "none"}
+    if route_to == "none":
+        if champion is not None and result.champion is not None:
+            # The champion held on the newest data: acknowledge the drift, and its score there
+            # becomes the baseline decay is measured against.
+            kinds = (decision.kinds - {"decay", "forced"}) | _acknowledged(champion)
+            registration.tag_version(reg, champion.version, {
+                ACK_TAG: ",".join(sorted(kinds)), BASELINE_TAG: f"{result.champion}"})
+        experiment = reg.experiment_id(f"{reg.model_name}-training")
+        reports.log_run(reg.tracking_uri, experiment, f"rejected-{challenger.batch_set[:8]}",
+                        metrics=metrics, tags=tags, params=challenger.params)
+        return out
+    with _step(timings, "register"):
+        sample = challenger.model.example(challenger.split.gate.head(5))
+        version = register_t(reg, python_model=challenger.model, input_example=sample,
+                             output_example=challenger.model.predict(None, sample),
+                             reference=challenger.reference, batch_set=challenger.batch_set,
+                             params=challenger.params, metrics=metrics, tags=tags,
+                             experiment=f"{reg.model_name}-training").version
+    out["registered_version"] = version
+    promote_kwargs = {"reason": f"{decision.action}: {result.reason}", "metrics": metrics,
+                      "batches": [b["id"] for b in pending],
+                      "expected_from": champion.version if champion else None}
+    if route_to == "promote":
+        with _step(timings, "promote"):
+            promote_t(reg, version, **promote_kwargs)
+        out["promoted_version"] = version
+    elif route_to == "challenger":
+        promotion.set_alias(reg, "challenger", version)
+    elif route_to == "ask":
+        rows = [{"metric": k, "champion": champ_metrics.get(k), "challenger": v}
+                for k, v in ch_metrics.items()]
+        description = reports.approval_markdown(
+            reg.model_name, version, result.verdict, result.reason, rows,
+            [r.to_dict() for r in results], _links(reg, version, monitor_runs, home))
+        out["approval"] = _ask_and_promote(reg, version, description,
+                                           params["approval_timeout_seconds"], promote_kwargs)
+        if out["approval"] == "approved":
+            out["promoted_version"] = version
+    return out
+
+
+@flow(name="greenlight-cycle", log_prints=True)
+def cycle(dataset: str = "synthetic", policy: Policy = "auto",
+          thresholds: Thresholds = Thresholds(), training: Training = Training(),
+          force_retrain: bool = False, approval_timeout_seconds: int = 86_400,
+          home: str | None = None) -> dict[str, Any]:
+    """Ingest what landed, validate, monitor against the champion, decide, retrain, promote.
+
+    With policy manual or partial the run may pause for approval in the Prefect UI; an
+    unanswered request times out after `approval_timeout_seconds` and counts as a rejection."""
+    logger = get_run_logger()
+    refusal = approval_needs_server(policy, PREFECT_API_URL.value())
+    if refusal:
+        raise ValueError(refusal)
+    spec, state = load_spec(dataset), Home.from_env(home).ensure()
+    reg = registry_for(state, spec)
+    timings: dict[str, float] = {}
+    with _step(timings, "ingest+validate"):
+        _intake(state, spec)
+    pending = manifest.pending(state.manifest)
+    if not pending and not force_retrain:
+        logger.info("nothing new in %s", state.landing)
+        return {"batches": [], "timings": timings}
+    champion = versions.by_alias(reg, promotion.CHAMPION)
+    with _step(timings, "monitor"):
+        results, monitor_runs = (_monitor(state, reg, spec, champion, pending, thresholds)
+                                 if champion else ([], {}))
+    decision = decide(results, has_champion=champion is not None,
+                      drift_share=thresholds.drift_share, max_decay=thresholds.max_decay,
+                      force=force_retrain, acknowledged=_acknowledged(champion))
+    outcome: dict[str, Any] = {}
+    if decision.retrain and policy != "monitor" and pending:
+        params = {"policy": policy, "training": training,
+                  "approval_timeout_seconds": approval_timeout_seconds}
+        outcome = _retrain(state, reg, spec, champion, pending, decision, results, monitor_runs,
+                           params, timings)
+    by_id = {r.batch_id: {k: v for k, v in r.to_dict().items() if k != "batch_id"}
+             for r in results}
+    for batch in pending:
+        manifest.append(state.manifest, batch["id"], decision=decision.action,
+                        reasons=decision.reasons, **by_id.get(batch["id"], {}),
+                        **{k: v for k, v in outcome.items() if k != "gate"},
+                        gate=outcome.get("gate", {}).get("reason"), timings=timings)
+    summary = {"batches": [b["id"] for b in pending], "decision": decision.action,
+               "reasons": decision.reasons, **outcome, "timings": timings}
+    create_markdown_artifact(
+        key=f"greenlight-cycle-{spec.name.replace('_', '-')}",
+        markdown=reports.cycle_markdown(spec.name, decision.action, decision.reasons,
+                                        [r.to_dict() for r in results], outcome, timings,
+                                        reg.tracking_uri),
+        description="What this cycle saw and decided")
+    return summary

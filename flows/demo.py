@@ -1,0 +1,81 @@
+"""`greenlight demo`: replay a stream through real cycles, then show what happened and where."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from datetime import datetime
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from tasks import sources
+from tasks.spec import load_spec
+
+# Batches landed before the first cycle, to bootstrap the first champion (as in PROVENANCE).
+WARMUP = {"synthetic": 1, "elec2": 6, "bike_sharing": 4}
+
+
+def batches_for(dataset: str, data: Path | None, freq: str, seed: int) -> list[sources.Batch]:
+    """The built-in synthetic stream, or a real dataset cut into time-ordered batches."""
+    if data is None and dataset == "synthetic":
+        return sources.synthetic_stream(seed=seed)
+    path = data or sources.default_data_path(dataset)
+    if path is None:
+        raise ValueError(f"{dataset}: no data file given and none found in ../shared/data "
+                         f"(pass --data PATH)")
+    return sources.cut_batches(sources.load_dataset(dataset, Path(path)), load_spec(dataset), freq)
+
+
+def _fresh_home(root: Path, console: Console) -> None:
+    """The demo starts from nothing; an earlier state dir is kept aside, never deleted."""
+    if any((root / name).exists() for name in ("manifest.jsonl", "mlflow.db", "landing")):
+        aside = root.with_name(f"{root.name}-{datetime.now():%Y%m%d-%H%M%S}")
+        shutil.move(str(root), aside)
+        (root / "prefect").mkdir(parents=True)
+        console.print(f"[dim]kept the previous state dir as {aside}[/]")
+
+
+def run_demo(root: Path, *, dataset: str, data: Path | None, freq: str, warmup: int | None,
+             limit: int | None, seed: int, console: Console) -> None:
+    load_spec(dataset)  # fail fast, before moving anything, on an unknown dataset
+    batches = batches_for(dataset, data, freq, seed)[:limit]
+    _fresh_home(root, console)
+    from flows.cycle import cycle, registry_for
+    from flows.status import status
+    from flows.views import batch_table, print_quarantine
+    from tasks.home import Home
+
+    home = Home.from_env(root).ensure()
+    first = warmup if warmup is not None else WARMUP.get(dataset, 1)
+    groups = [batches[:first]] + [[b] for b in batches[first:]]
+    started = time.perf_counter()
+    console.print(f"[bold]greenlight demo[/]: {len(batches)} batches of {dataset} through "
+                  f"{len(groups)} cycles; state in {home.root}")
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console) as progress:
+        bar = progress.add_task("starting Prefect (first run ~10 s)", total=len(groups))
+        for group in groups:
+            for batch in group:
+                sources.write_batch(batch, home.landing)
+            progress.update(bar, description=f"cycle on {group[-1].label}")
+            summary = cycle(dataset=dataset, home=str(home.root))
+            progress.update(bar, advance=1, description=f"{group[-1].label}: "
+                                                         f"{summary.get('decision', 'no action')}")
+    elapsed = time.perf_counter() - started
+    state = status(home, registry_for(home, load_spec(dataset)))
+    console.print(batch_table(state, title=f"greenlight demo: {dataset} "
+                                           f"({len(batches)} batches, {elapsed:.0f} s)"))
+    print_quarantine(state, console)
+    champion = state["champion"]
+    console.print(f"champion: v{champion}, previous: v{state['previous']}, "
+                  f"{len(state['versions'])} versions, {len(state['promotions'])} promotions\n")
+    console.print("[bold]Look at what happened[/]")
+    console.print(f"  MLflow UI:   uv run mlflow ui --backend-store-uri {state['tracking_uri']} "
+                  f"--port 5000   then http://127.0.0.1:5000 (Models -> {state['model']})")
+    console.print(f"  Prefect UI:  PREFECT_HOME={home.prefect} uv run prefect server start   then "
+                  "http://127.0.0.1:4200 (flow runs, each with a greenlight-cycle artifact)")
+    console.print(f"  drift reports (Evidently HTML): {home.reports}/<batch id>/drift.html")
+    console.print(f"  quarantine:  {home.quarantine}/<batch id>/report.md")
+    console.print(f"  status:      uv run greenlight status --dataset {dataset} [--json]")
