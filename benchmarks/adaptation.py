@@ -1,0 +1,222 @@
+"""Does greenlight's automatic policy keep up with the best fixed retraining strategy?
+
+Replays monthly batches of Elec2 and Bike Sharing (hourly) through the real task functions,
+with the warm-up and LightGBM settings of ../shared/data/*/PROVENANCE.md, and prints the
+mean monthly primary metric of:
+- static: trained once on the warm-up months;
+- expanding, sliding 3m (the 3 previous monthly batches), half-life 60d: refitted before
+  every month on the data before it, and scored on it;
+- backtest, no gate: refitted before every month with the recipe choose_recipe picks on
+  the data before it (what recipe selection alone is worth);
+- auto: the flow. Each month the champion is scored on the month (the number that
+  counts); then monitor_batch + decide (drift share 0.3, max decay 0.05); on "retrain" the
+  gate window is the newest 30% of the month, choose_recipe backtests on the rows before
+  it, the challenger is fitted with that recipe, and tasks.gate judges it against the
+  champion. Only "clear" promotes; "marginal" counts as not promoted;
+- auto + refit: the same, but a challenger that passes is refitted with its recipe on
+  every row, gate window included, before it is promoted.
+
+    uv run python benchmarks/adaptation.py [--datasets elec2,bike_sharing]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tasks.decide import decide  # noqa: E402
+from tasks.evaluate import evaluate  # noqa: E402
+from tasks.gate import gate, sanity_checks  # noqa: E402
+from tasks.model import GreenlightModel  # noqa: E402
+from tasks.monitor import monitor_batch  # noqa: E402
+from tasks.recipe import Recipe, choose_recipe, fit_recipe  # noqa: E402
+from tasks.sources import cut_batches, load_dataset  # noqa: E402
+from tasks.spec import load_spec  # noqa: E402
+from tasks.train import fit, reference_sample, split_gate_window  # noqa: E402
+
+BATCH = "_batch"
+# PROVENANCE: warm-up months and LightGBM settings; plus a slice for the gate's guard.
+SETUP = {"elec2": {"warmup": 6, "params": {"n_estimators": 200, "learning_rate": 0.05},
+                   "slice": "day"},
+         "bike_sharing": {"warmup": 4, "params": {"n_estimators": 300, "learning_rate": 0.05},
+                          "slice": "workingday"}}
+FIXED = {"expanding": Recipe(), "half-life 60d": Recipe(60)}
+FLOW = {"drift_share": 0.3, "max_decay": 0.05, "gate_fraction": 0.3, "min_delta": 0.005,
+        "reference_rows": 1000}
+
+
+class Replay:
+    """The monthly batches, and every fit keyed by what it depends on, so the strategies
+    share a challenger when they would have trained the same one."""
+
+    def __init__(self, name: str, data_dir: Path | None) -> None:
+        self.spec, setup = load_spec(name), SETUP[name]
+        frame = load_dataset(name, data_dir / name if data_dir else None)
+        self.batches = cut_batches(frame, self.spec, "M")
+        self.frames = [b.frame.assign(**{BATCH: b.label}) for b in self.batches]
+        self.warmup, self.params, self.slice = setup["warmup"], setup["params"], setup["slice"]
+        self.cache: dict = {}
+        self.seconds: Counter = Counter()
+        self.calls: Counter = Counter()
+
+    def _once(self, key: tuple, make):
+        if key not in self.cache:
+            self.cache[key] = make()
+        return self.cache[key]
+
+    def timed(self, name: str, call, *args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return call(*args, **kwargs)
+        finally:
+            self.seconds[name] += time.perf_counter() - start
+            self.calls[name] += 1
+
+    def history(self, i: int) -> pd.DataFrame:
+        """Every row up to and including month i."""
+        return pd.concat(self.frames[: i + 1], ignore_index=True)
+
+    def fit(self, rows: pd.DataFrame, recipe: Recipe) -> GreenlightModel:
+        return fit_recipe(rows, self.spec, recipe, self.params)
+
+    def choose(self, rows: pd.DataFrame, fold_rows: int, key: tuple) -> Recipe:
+        return self._once(("choose_recipe", *key), lambda: self.timed(
+            "choose_recipe", choose_recipe, rows, self.spec, fold_rows=fold_rows)).best
+
+    def challenger(self, i: int):
+        """The flow's retrain at month i: recipe backtested on rows older than the gate
+        window (never on it), challenger fitted on those rows with that recipe."""
+        def make():
+            gate_rows = int(FLOW["gate_fraction"] * len(self.frames[i]))
+            older = split_gate_window(self.history(i), self.spec, gate_rows, None)
+            recipe = self.choose(older.train, len(self.frames[i]), ("gate", i))
+            split = split_gate_window(self.history(i), self.spec, gate_rows,
+                                      recipe.window_days)
+            return recipe, fit(split.train, self.spec, recipe.half_life_days, self.params), split
+        return self._once(("fit", i), make)
+
+    def refit(self, i: int, recipe: Recipe):
+        return self._once(("refit", i), lambda: self.fit(self.history(i), recipe))
+
+    def score(self, model, i: int) -> float:
+        return evaluate(model, self.frames[i], self.spec)[self.spec.primary_metric]
+
+
+def fixed_strategies(r: Replay) -> dict[str, list[float]]:
+    """Each fixed strategy refitted before every month and scored on that month."""
+    static = r.fit(r.history(r.warmup - 1), Recipe())
+    out: dict[str, list[float]] = {"static": [], "expanding": [], "sliding 3m": [],
+                                   "half-life 60d": [], "backtest, no gate": []}
+    for i in range(r.warmup, len(r.frames)):
+        before = r.history(i - 1)
+        out["static"].append(r.score(static, i))
+        for name, recipe in FIXED.items():
+            out[name].append(r.score(r.fit(before, recipe), i))
+        last3 = pd.concat(r.frames[i - 3:i], ignore_index=True)
+        out["sliding 3m"].append(r.score(r.fit(last3, Recipe()), i))
+        recipe = r.choose(before, len(r.frames[i - 1]), ("month", i))
+        out["backtest, no gate"].append(r.score(r.fit(before, recipe), i))
+    return out
+
+
+def auto_policy(r: Replay, out_dir: Path, refit: bool) -> tuple[list[float], Counter]:
+    """Monitor, decide, retrain with a backtested recipe, gate, promote: month by month."""
+    log: Counter = Counter()
+    scores: list[float] = []
+    champion = registered = reference = None
+    for i in range(r.warmup - 1, len(r.frames)):
+        if champion is not None:
+            scores.append(r.score(champion, i))
+            seen = r.timed("monitor", monitor_batch, r.batches[i].label, r.frames[i],
+                           reference, champion, registered, r.spec, out_dir / f"{refit}-{i}")
+            if not decide([seen], has_champion=True, drift_share=FLOW["drift_share"],
+                          max_decay=FLOW["max_decay"]).retrain:
+                continue
+            log["retrains"] += 1
+        recipe, model, split = r.challenger(i)
+        log[f"recipe {recipe.name}"] += 1
+        result = r.timed("gate", gate, model, champion, split.gate, r.spec,
+                         min_delta=FLOW["min_delta"], slice_feature=r.slice)
+        log[result.verdict] += 1
+        if not result.passed:
+            continue
+        log["promotions"] += champion is not None
+        promoted = model
+        if refit:  # the refitted model must pass the same sanity checks as the gated one
+            full = r.refit(i, recipe)
+            if not sanity_checks(full, champion, full.score(split.gate), r.spec):
+                promoted = full
+        champion, registered = promoted, result.challenger
+        reference = reference_sample(split.train, r.spec, BATCH, FLOW["reference_rows"])
+    return scores, log
+
+
+def report(r: Replay, scores: dict[str, list[float]], logs: dict[str, Counter]
+           ) -> pd.DataFrame:
+    spec = r.spec
+    months = [b.label for b in r.batches[r.warmup:]]
+    table = pd.DataFrame(scores, index=months).T
+    out = pd.DataFrame({"all": table.mean(axis=1)})
+    if spec.name == "bike_sharing":
+        out["2011"] = table[[m for m in months if m < "2012"]].mean(axis=1)
+        out["2012"] = table[[m for m in months if m >= "2012"]].mean(axis=1)
+    digits = 3 if spec.higher_is_better else 1
+    fixed = out["all"][["static", "expanding", "sliding 3m", "half-life 60d"]]
+    best = fixed.idxmax() if spec.higher_is_better else fixed.idxmin()
+    print(f"\n{spec.name}: mean monthly {spec.primary_metric}, {len(months)} months "
+          f"{months[0]}..{months[-1]}, warm-up {r.warmup} months, "
+          f"{r.params['n_estimators']} trees lr {r.params['learning_rate']}")
+    print(out.round(digits).to_string())
+    print(f"best fixed: {best} {fixed[best]:.{digits + 1}f}; " + "; ".join(
+        f"{k} {out['all'][k]:.{digits + 1}f}" for k in logs))
+    for name, log in logs.items():
+        counts = {k: v for k, v in log.items() if not k.startswith("recipe ")}
+        recipes = {k[7:]: v for k, v in log.items() if k.startswith("recipe ")}
+        print(f"{name}: {counts}; recipes {recipes}")
+    print("seconds: " + ", ".join(
+        f"{k} {v:.0f}" + (f" ({r.calls[k]} calls, {v / r.calls[k]:.2f} each)" if r.calls[k] else "")
+        for k, v in r.seconds.items()))
+    label = f"{spec.name} {spec.primary_metric}"
+    return out.round(digits).rename(columns=lambda c: label if c == "all" else f"{label} {c}")
+
+
+def run(name: str, data_dir: Path | None, params: dict) -> pd.DataFrame:
+    r = Replay(name, data_dir)
+    r.params = {**r.params, **params}
+    scores = r.timed("fixed strategies", fixed_strategies, r)
+    r.calls["fixed strategies"] = 0
+    logs = {}
+    with tempfile.TemporaryDirectory(prefix="greenlight-bench-") as tmp:
+        for label, refit in (("auto", False), ("auto + refit", True)):
+            scores[label], logs[label] = auto_policy(r, Path(tmp), refit)
+    return report(r, scores, logs)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", default="elec2,bike_sharing")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="folder holding elec2/ and bike_sharing/ (default ../shared/data)")
+    parser.add_argument("--trees", type=int, default=None,
+                        help="override PROVENANCE's number of trees (both datasets)")
+    parser.add_argument("--learning-rate", type=float, default=None)
+    args = parser.parse_args(argv)
+    params = {k: v for k, v in (("n_estimators", args.trees),
+                                ("learning_rate", args.learning_rate)) if v is not None}
+    start = time.perf_counter()
+    tables = [run(name.strip(), args.data, params) for name in args.datasets.split(",")]
+    print("\nsummary (accuracy: higher is better; mae: lower is better)")
+    print(pd.concat(tables, axis=1).to_string())
+    print(f"\ntotal {time.perf_counter() - start:.0f}s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""Approval under policy manual/partial, against a real Prefect server on loopback.
+
+Each test starts a real cycle that pauses, answers it the way a user would (CLI, REST),
+and asserts the registry state afterwards."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from registry import promote, versions
+from tests.approval_helpers import (
+    env_for,
+    land,
+    paused_runs,
+    registry,
+    run_state,
+    start_cycle,
+    wait_paused,
+)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def home(prefect_server, tmp_path_factory):
+    """A state dir with a champion (v1), bootstrapped by a real cycle on the server."""
+    root = tmp_path_factory.mktemp("approval") / "gl"
+    land(root, 0)
+    proc = start_cycle(prefect_server.api_url, root, "auto", force=False)
+    assert proc.wait(timeout=300) == 0, proc.stdout.read()
+    assert versions.aliases(registry(root)) == {"champion": 1}
+    return root
+
+
+def _approve_cli(api_url, home, run_id, *flags):
+    return subprocess.run([sys.executable, "-m", "flows.cli", "approve", run_id, *flags],
+                          env=env_for(api_url, home), capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_approve_from_the_cli_promotes_and_records_the_approver(prefect_server, home):
+    api = prefect_server.api_url
+    land(home, 1)
+    proc = start_cycle(api, home, "manual")
+    run_id = wait_paused(api, proc)
+    before = versions.aliases(registry(home))["champion"]
+    done = _approve_cli(api, home, run_id, "--approve", "--reason", "looks good", "--by", "alice")
+    assert done.returncode == 0, done.stderr
+    assert proc.wait(timeout=120) == 0, proc.stdout.read()
+    reg = registry(home)
+    after = versions.aliases(reg)
+    assert after["previous"] == before and after["champion"] != before
+    tags = versions.by_alias(reg, "champion").tags
+    assert (tags["greenlight.approval"], tags["greenlight.approval_by"],
+            tags["greenlight.approval_reason"]) == ("approved", "alice", "looks good")
+    last = promote.records(reg)[-1]
+    assert (last["action"], last["to"], last["by"]) == ("promote", after["champion"], "alice")
+    assert "looks good" in last["reason"]
+    assert run_state(api, run_id) == "COMPLETED"
+
+
+def test_reject_tags_the_version_and_leaves_the_champion(prefect_server, home):
+    api = prefect_server.api_url
+    land(home, 2)
+    proc = start_cycle(api, home, "manual")
+    run_id = wait_paused(api, proc)
+    reg = registry(home)
+    before = versions.aliases(reg)
+    done = _approve_cli(api, home, run_id, "--reject", "--reason", "too risky", "--by", "bob")
+    assert done.returncode == 0, done.stderr
+    assert proc.wait(timeout=120) == 0
+    assert versions.aliases(reg) == before
+    newest = versions.all_versions(reg)[-1]
+    assert newest.tags["greenlight.approval"] == "rejected"
+    assert newest.tags["greenlight.approval_reason"] == "too risky"
+
+
+def test_timeout_is_a_recorded_rejection_and_a_clean_end(prefect_server, home):
+    api = prefect_server.api_url
+    land(home, 3)
+    reg = registry(home)
+    before = versions.aliases(reg)
+    proc = start_cycle(api, home, "manual", timeout_s=3)
+    assert proc.wait(timeout=180) == 0, proc.stdout.read()
+    assert versions.aliases(reg) == before
+    assert versions.all_versions(reg)[-1].tags["greenlight.approval"] == "timed out"
+    assert promote.records(reg)[-1]["action"] == "timed out"
+
+
+def test_invalid_input_is_refused_and_the_run_keeps_waiting(prefect_server, home):
+    api = prefect_server.api_url
+    land(home, 4)
+    proc = start_cycle(api, home, "manual")
+    run_id = wait_paused(api, proc)
+    for bad in ({"approve": "maybe", "approver": "eve"}, {"reason": "no decision"},
+                {"approve": True, "approver": ""}):
+        answer = httpx.post(f"{api}/flow_runs/{run_id}/resume", json={"run_input": bad}).json()
+        assert answer["status"] == "REJECT", (bad, answer)  # HTTP 200, status REJECT
+    assert run_state(api, run_id) == "PAUSED" and paused_runs(api)
+    cli = _approve_cli(api, home, run_id, "--reject", "--by", "eve")  # clean up: a real answer
+    assert cli.returncode == 0 and proc.wait(timeout=120) == 0
+
+
+def test_manual_needs_a_server(tmp_path):
+    env = {k: v for k, v in env_for("", tmp_path).items() if k != "PREFECT_API_URL"}
+    done = subprocess.run([sys.executable, "-m", "flows.cli", "run", "--policy", "manual"],
+                          env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 2
+    assert "needs a Prefect server" in done.stderr and "Traceback" not in done.stderr

@@ -1,0 +1,53 @@
+"""A person approves in the real Prefect UI: Chromium opens the paused run, clicks Resume,
+fills the form and submits; the challenger becomes @champion with the approver recorded."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from registry import promote, versions
+from tests.approval_helpers import land, registry, start_cycle, wait_paused
+
+pytestmark = pytest.mark.slow
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian chromium not installed "
+                                                               "(.ci/run installs it)")
+def test_approve_by_clicking_resume_in_the_prefect_ui(prefect_server, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    api, home = prefect_server.api_url, tmp_path / "gl"
+    land(home, 0)
+    assert start_cycle(api, home, "auto", force=False).wait(timeout=300) == 0
+    land(home, 1)
+    proc = start_cycle(api, home, "manual")
+    run_id = wait_paused(api, proc)
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page.goto(f"{prefect_server.ui_url}/runs/flow-run/{run_id}", wait_until="networkidle")
+        page.get_by_role("button", name="Resume").first.click()
+        dialog = page.locator(".p-modal__card")
+        dialog.get_by_text("Champion vs challenger on the gate window").wait_for()
+        dialog.locator("[role=switch]").click()
+        fields = dialog.locator("textarea")
+        fields.nth(0).fill("clicked in the UI")
+        fields.nth(1).fill("carol")
+        page.screenshot(path=str(ARTIFACTS / "approval-form.png"), full_page=True)
+        dialog.get_by_role("button", name="Submit").click()
+        assert proc.wait(timeout=120) == 0, proc.stdout.read()
+        browser.close()
+    reg = registry(home)
+    champion = versions.by_alias(reg, "champion")
+    assert champion.version == 2 and versions.aliases(reg)["previous"] == 1
+    assert champion.tags["greenlight.approval_by"] == "carol"
+    assert champion.tags["greenlight.approval_reason"] == "clicked in the UI"
+    assert promote.records(reg)[-1]["by"] == "carol"

@@ -1,0 +1,41 @@
+"""The retraining decision and the promotion route: pure functions, tested without Prefect."""
+
+import pytest
+
+from tasks.decide import decide, route
+from tasks.monitor import MonitorResult
+
+
+def _result(drift=0.0, label=False, decay=0.0):
+    return MonitorResult("b1", 100, drift, ["x"] if drift else [], 0.2 if label else 0.0, label,
+                         None, 0.8 * (1 - decay), 0.8, decay)
+
+
+def test_each_threshold_triggers_with_its_reason():
+    kw = dict(has_champion=True, drift_share=0.3, max_decay=0.05)
+    assert decide([_result()], **kw).action == "no action"
+    assert "data drift" in decide([_result(drift=0.5)], **kw).reasons[0]
+    assert "label drift" in decide([_result(label=True)], **kw).reasons[0]
+    assert "decayed" in decide([_result(decay=0.1)], **kw).reasons[0]
+    assert decide([_result()], force=True, **kw).action == "retrain"
+    assert decide([], has_champion=False, drift_share=0.3, max_decay=0.05).action == "bootstrap"
+
+
+@pytest.mark.parametrize("policy,verdict,expected", [
+    ("auto", "clear", "promote"), ("auto", "marginal", "none"), ("auto", "fail", "none"),
+    ("partial", "clear", "promote"), ("partial", "marginal", "ask"), ("partial", "fail", "none"),
+    ("manual", "clear", "ask"), ("manual", "marginal", "none"),
+    ("shadow", "clear", "challenger"), ("monitor", "clear", "none"),
+    ("manual", "bootstrap", "promote"), ("auto", "insufficient", "none"),
+])
+def test_route(policy, verdict, expected):
+    assert route(policy, verdict) == expected
+
+
+def test_acknowledged_drift_does_not_retrain_again_but_decay_does():
+    kw = dict(has_champion=True, drift_share=0.3, max_decay=0.05)
+    known = frozenset({"label"})
+    again = decide([_result(label=True)], acknowledged=known, **kw)
+    assert again.action == "no action" and "known" in again.reasons[0]
+    assert decide([_result(label=True, drift=0.5)], acknowledged=known, **kw).kinds == {"data"}
+    assert decide([_result(label=True, decay=0.1)], acknowledged=known, **kw).kinds == {"decay"}

@@ -1,0 +1,179 @@
+"""Deployments: prefect.yaml agrees with flows/deployments.py, a cron schedule really runs a
+cycle on a real server, and `greenlight up` comes up and goes down without orphans."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from flows import stack
+from flows.deployments import DEPLOYMENTS, ENTRYPOINT, FLOW_NAME, TIMEZONE, WORK_POOL
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEDULE_TIMEOUT = 150.0
+
+
+def _child_env(home: Path, **extra: str) -> dict[str, str]:
+    """A clean environment for a child process: nothing pointing at this session's servers."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PREFECT_API_URL", "MLFLOW_TRACKING_URI")}
+    return {**env, "GREENLIGHT_HOME": str(home), "PREFECT_HOME": str(home / "prefect"), **extra}
+
+
+def _spawn(code: str, log: Path, env: dict[str, str]) -> subprocess.Popen:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        return subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=env,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _tail(log: Path, lines: int = 30) -> str:
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _descendants(root: int) -> set[int]:
+    """Every process below `root`, from /proc (no psutil in the stack)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Running, not a zombie awaiting its reaper (a zombie holds no port and no memory)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def _status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return 0
+
+
+def test_prefect_yaml_matches_the_definitions():
+    from flows.cycle import cycle
+
+    doc = yaml.safe_load((REPO / "deployments" / "prefect.yaml").read_text())
+    by_name = {d["name"]: d for d in doc["deployments"]}
+    assert list(by_name) == [d.name for d in DEPLOYMENTS]
+    assert cycle.name == FLOW_NAME
+    for d in DEPLOYMENTS:
+        declared = by_name[d.name]
+        assert declared["entrypoint"] == ENTRYPOINT
+        assert declared["work_pool"]["name"] == WORK_POOL
+        assert declared["schedules"] == [{"cron": d.cron, "timezone": TIMEZONE}]
+        assert declared["parameters"] == d.parameters("synthetic", None)
+        assert set(declared["parameters"]) <= set(inspect.signature(cycle.fn).parameters)
+    (step,) = doc["pull"]
+    assert "prefect.deployments.steps.set_working_directory" in step
+
+
+@pytest.mark.slow
+def test_cron_schedule_creates_and_completes_a_cycle(prefect_server, mlflow_server, tmp_path):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    from registry import versions
+    from registry.store import Registry
+    from tasks.home import Home
+    from tasks.sources import synthetic_batch, write_batch
+
+    home = Home(tmp_path / "gl").ensure()
+    write_batch(synthetic_batch(0), home.landing)
+    name = "every-minute"
+    code = ("from pathlib import Path\n"
+            "from flows.deployments import DeploymentDef\n"
+            "from flows.up import serve_deployments\n"
+            f"serve_deployments([DeploymentDef({name!r}, 'auto', '* * * * *', 'test')],\n"
+            f"                  dataset='synthetic', home=Path({str(home.root)!r}))\n")
+    log = tmp_path / "serve.log"
+    env = _child_env(home.root, PREFECT_API_URL=prefect_server.api_url,
+                     MLFLOW_TRACKING_URI=mlflow_server.url, PREFECT_RUNNER_POLL_FREQUENCY="2")
+    proc = _spawn(code, log, env)
+    deadline = time.monotonic() + SCHEDULE_TIMEOUT
+    try:
+        with get_client(sync_client=True) as client:
+            completed = None
+            while completed is None:
+                assert proc.poll() is None, f"serve exited {proc.returncode}:\n{_tail(log)}"
+                assert time.monotonic() < deadline, f"no scheduled run completed:\n{_tail(log)}"
+                time.sleep(2)
+                try:
+                    deployment = client.read_deployment_by_name(f"{FLOW_NAME}/{name}")
+                except Exception:  # not registered yet
+                    continue
+                runs = client.read_flow_runs(deployment_filter=DeploymentFilter(
+                    id=DeploymentFilterId(any_=[deployment.id])))
+                broken = [r for r in runs if r.state and r.state.is_final()
+                          and not r.state.is_completed()]
+                assert not broken, f"{broken[0].state}:\n{_tail(log)}"
+                completed = next((r for r in runs if r.auto_scheduled and r.state
+                                  and r.state.is_completed()), None)
+    finally:
+        stack.stop([proc])
+    assert completed.deployment_id == deployment.id
+    reg = Registry(mlflow_server.url, "greenlight-synthetic", home.root)
+    champion = versions.by_alias(reg, "champion")
+    assert champion is not None, "the scheduled cycle did not bootstrap a champion"
+
+
+@pytest.mark.slow
+def test_up_serves_the_deployments_and_stops_without_orphans(tmp_path):
+    home = tmp_path / "gl"
+    prefect_port, mlflow_port = stack.free_port(), stack.free_port()
+    prefect_url, mlflow_url = f"http://127.0.0.1:{prefect_port}", f"http://127.0.0.1:{mlflow_port}"
+    code = ("from pathlib import Path\nfrom flows.up import up\n"
+            f"up(Path({str(home)!r}), prefect_port={prefect_port}, mlflow_port={mlflow_port})\n")
+    log = tmp_path / "up.log"
+    proc = _spawn(code, log, _child_env(home))
+    servers: set[int] = set()
+    try:
+        stack.wait_healthy(f"{prefect_url}/api/health", 240, proc)
+        stack.wait_healthy(f"{mlflow_url}/health", 240, proc)
+        deadline = time.monotonic() + 120
+        for d in DEPLOYMENTS:
+            while _status(f"{prefect_url}/api/deployments/name/{d.full_name}") != 200:
+                assert proc.poll() is None, f"up exited {proc.returncode}:\n{_tail(log)}"
+                assert time.monotonic() < deadline, f"{d.full_name} never appeared:\n{_tail(log)}"
+                time.sleep(1)
+        servers = _descendants(proc.pid)
+        assert len(servers) >= 2, servers  # prefect server, mlflow server (+ its uvicorn)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0, _tail(log)
+        left = sorted(pid for pid in servers if _alive(pid))
+        assert not left, f"processes left after SIGTERM: {left}"
+        assert _status(f"{prefect_url}/api/health") == 0
+        assert _status(f"{mlflow_url}/health") == 0
+    finally:
+        if proc.poll() is None:
+            stack.stop([proc])
+        for pid in servers:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)

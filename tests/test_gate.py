@@ -1,0 +1,165 @@
+"""The gate promotes on evidence: noise is rejected, a real gain passes, slices and sanity hold."""
+
+import json
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tasks.evaluate import evaluate
+from tasks.gate import gate, paired_bootstrap
+from tasks.spec import DatasetSpec
+from tasks.train import fit
+
+SPEC = DatasetSpec(name="t", time_column="ts", target="y", task="classification",
+                   features=["x", "c"], categorical_features=["c"], primary_metric="accuracy",
+                   positive_class=1)
+REG = SPEC.model_copy(update={"task": "regression", "primary_metric": "mae"})
+
+
+class Fixed:
+    """A stand-in model: the gate needs only `.score(frame)` and `.features`."""
+
+    def __init__(self, column: str, features=("x", "c")):
+        self.column, self.features = column, list(features)
+
+    def score(self, frame):
+        return frame[self.column].to_numpy(dtype=float)
+
+
+def window(n=600, seed=0, p_old=0.8, p_new=0.8, slice_p_new=None):
+    """Labels and two models' scores; each model is right on a row with its own probability
+    (`slice_p_new` overrides the challenger's on some values of `c`)."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    c = rng.choice(["a", "b", "c"], n, p=[0.4, 0.2, 0.4])
+    p = pd.Series(c).map(slice_p_new or {}).fillna(p_new).to_numpy()
+    old = np.where(rng.random(n) < p_old, y, 1 - y)
+    new = np.where(rng.random(n) < p, y, 1 - y)
+    ts = pd.date_range("2026-01-01", periods=n, freq="h")
+    return pd.DataFrame({"ts": ts, "x": 0.0, "c": c, "y": y,
+                         "old": old * 0.5 + 0.25, "new": new * 0.5 + 0.25})
+
+
+def test_equal_models_are_not_promoted_in_95_percent_of_seeds():
+    verdicts = [gate(Fixed("new"), Fixed("old"), window(seed=s), SPEC, min_delta=0.005,
+                     seed=s).verdict for s in range(50)]
+    assert sum(v == "clear" for v in verdicts) <= 2  # >= 96% not promoted
+    assert "marginal" in verdicts and "fail" in verdicts  # the point estimate alone would pass
+
+
+def test_clearly_better_challenger_is_clear():
+    result = gate(Fixed("new"), Fixed("old"), window(p_new=0.9), SPEC,
+                  min_delta=0.005, slice_feature="c")
+    assert result.verdict == "clear" and result.passed
+    assert result.ci_low > 0.005 and result.gain > result.ci_low
+    assert result.n_resamples == 1000 and not result.sanity
+    assert all(s["ok"] for s in result.slices)
+
+
+def test_point_metrics_are_evaluate_and_mae_gain_is_direction_aware():
+    rng = np.random.default_rng(1)
+    y = rng.normal(100, 20, 500)
+    df = pd.DataFrame({"ts": pd.date_range("2026-01-01", periods=500, freq="h"), "x": 0.0,
+                       "c": "a", "y": y, "old": y + rng.normal(0, 12, 500),
+                       "new": y + rng.normal(0, 6, 500)})
+    result = gate(Fixed("new"), Fixed("old"), df, REG, min_delta=0.005)
+    assert result.verdict == "clear" and result.gain > 0.3
+    assert result.challenger == pytest.approx(np.mean(np.abs(df.new - df.y)))
+    assert result.champion_metrics["rmse"] == pytest.approx(np.sqrt(np.mean((df.old - df.y)**2)))
+
+
+def test_slice_guard_trips_although_the_overall_gain_is_positive():
+    df = window(n=1500, p_new=0.95, slice_p_new={"b": 0.7})
+    result = gate(Fixed("new"), Fixed("old"), df, SPEC, min_delta=0.005, slice_feature="c",
+                  max_slice_drop=0.05)
+    assert result.gain > 0 and result.verdict == "fail" and not result.passed
+    bad = [s for s in result.slices if not s["ok"]]
+    assert [s["value"] for s in bad] == ["b"] and "slice c=b" in result.reason
+    # small slices are listed but not judged
+    tiny = gate(Fixed("new"), Fixed("old"), df, SPEC, min_delta=0.005, slice_feature="c",
+                min_slice_rows=10_000)
+    assert all(s["ok"] and not s["judged"] for s in tiny.slices)
+
+
+def test_too_few_rows_is_not_enough_evidence():
+    df = window(n=150, p_new=0.99)
+    result = gate(Fixed("new"), Fixed("old"), df, SPEC, min_delta=0.005, min_rows=200)
+    assert result.verdict == "insufficient" and not result.passed
+    assert "not enough evidence" in result.reason
+    unlabelled = window(n=400).assign(y=lambda d: d.y.astype(float).mask(d.index < 250))
+    assert gate(Fixed("new"), None, unlabelled, SPEC, min_delta=0.0).verdict == "insufficient"
+
+
+def test_sanity_checks_fail_constant_predictions_and_a_changed_contract():
+    df = window().assign(flat=0.7)
+    result = gate(Fixed("flat"), Fixed("old"), df, SPEC, min_delta=0.005)
+    assert result.verdict == "fail" and any("constant" in s for s in result.sanity)
+    other = gate(Fixed("new", ["x"]), Fixed("old"), df, SPEC, min_delta=0.005)
+    assert other.verdict == "fail" and any("features" in s for s in other.sanity)
+    assert gate(Fixed("flat"), None, df, SPEC, min_delta=0.005).verdict == "fail"
+
+
+def test_first_model_is_bootstrapped():
+    result = gate(Fixed("new"), None, window(), SPEC, min_delta=0.005)
+    assert result.verdict == "bootstrap" and result.passed and result.champion is None
+    json.dumps(result.to_dict())
+
+
+def test_result_serialises_for_tags_and_table_artifacts():
+    result = gate(Fixed("new"), Fixed("old"), window(), SPEC, min_delta=0.005, slice_feature="c")
+    json.dumps(result.to_dict())
+    rows = result.to_rows()
+    assert rows[0]["scope"] == "overall" and rows[0]["metric"] == "accuracy"
+    assert {r["scope"] for r in rows} >= {"c=a", "c=b", "c=c"}
+
+
+def test_block_bootstrap_widens_the_interval_on_autocorrelated_rows():
+    rng = np.random.default_rng(3)
+    n, rho = 2000, 0.95
+    shared = np.zeros(n)  # the challenger's error advantage drifts slowly (AR(1))
+    for i in range(1, n):
+        shared[i] = rho * shared[i - 1] + rng.normal(0, 1)
+    y = rng.normal(100, 10, n)
+    old = y + 5 + rng.normal(0, 1, n)
+    new = y + 5 + shared + rng.normal(0, 1, n)
+    iid = paired_bootstrap(y, old, new, REG, block_rows=1)
+    block = paired_bootstrap(y, old, new, REG)
+    assert block.block_rows > 1 and iid.gain == block.gain
+    assert (block.ci_high - block.ci_low) > 1.5 * (iid.ci_high - iid.ci_low)
+    indep = paired_bootstrap(y, old, y + 5 + rng.normal(0, 1, n), REG)
+    assert indep.block_rows == 1  # no autocorrelation: the plain bootstrap
+
+
+def test_bootstrap_is_seeded_vectorised_and_rejects_roc_auc():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 5000).astype(float)
+    a, b = rng.random(5000), rng.random(5000)
+    start = time.perf_counter()
+    first = paired_bootstrap(y, a, b, SPEC, n_resamples=1000, block_rows=1)
+    assert time.perf_counter() - start < 1.5
+    assert first == paired_bootstrap(y, a, b, SPEC, n_resamples=1000, block_rows=1)
+    with pytest.raises(ValueError, match="roc_auc"):
+        paired_bootstrap(y, a, b, SPEC.model_copy(update={"primary_metric": "roc_auc"}))
+
+
+def stream(n, seed, flip=False):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    c = rng.choice(["a", "b"], size=n)
+    y = ((x + rng.normal(0, 0.3, n) > 0) ^ flip).astype(int)
+    return pd.DataFrame({"ts": pd.date_range("2026-01-01", periods=n, freq="h"), "x": x,
+                         "c": c, "y": y})
+
+
+def test_with_real_models_a_retrain_on_the_same_concept_is_not_promoted():
+    fast = {"n_estimators": 40, "learning_rate": 0.1, "num_leaves": 4, "n_jobs": 1}
+    recent = stream(800, 9, flip=True)
+    old = fit(stream(3000, 1), SPEC, None, fast)
+    same = fit(stream(3000, 2), SPEC, None, fast)
+    better = fit(stream(3000, 3, flip=True), SPEC, None, fast)
+    assert gate(same, old, stream(800, 9), SPEC, min_delta=0.005).verdict in ("fail", "marginal")
+    result = gate(better, old, recent, SPEC, min_delta=0.005, slice_feature="c")
+    assert result.verdict == "clear"
+    assert result.challenger == pytest.approx(evaluate(better, recent, SPEC)["accuracy"])

@@ -1,0 +1,95 @@
+"""The training recipe is chosen by backtest on the past only, and follows the stream."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tasks.recipe import CANDIDATES, Recipe, choose_recipe, fit_recipe
+from tasks.spec import DatasetSpec, TrainingDefaults
+
+SPEC = DatasetSpec(name="t", time_column="ts", target="y", task="classification",
+                   features=["x1", "x2", "x3"], primary_metric="accuracy", positive_class=1)
+PER_DAY = 4
+FAST = {"n_estimators": 30, "learning_rate": 0.2, "num_leaves": 8}
+
+
+def stream(days=400, seed=0, flip_day=None, noise=0.3):
+    """Six-hourly rows; y follows x1 (and an interaction) until `flip_day`, then its opposite."""
+    rng = np.random.default_rng(seed)
+    n = days * PER_DAY
+    x = rng.normal(size=(n, 3))
+    signal = x[:, 0] + 0.7 * x[:, 1] * x[:, 2] + rng.normal(0, noise, n)
+    y = (signal > 0).astype(int)
+    if flip_day is not None:
+        y[flip_day * PER_DAY:] ^= 1
+    ts = pd.date_range("2025-01-01", periods=n, freq="6h")
+    return pd.DataFrame({"ts": ts, "x1": x[:, 0], "x2": x[:, 1], "x3": x[:, 2], "y": y})
+
+
+def test_recipe_names_and_the_default_grid():
+    assert Recipe().name == "expanding"
+    assert Recipe(60).name == "half-life 60d"
+    assert Recipe(None, 90).name == "sliding 90d"
+    assert {r.name for r in CANDIDATES} >= {"expanding", "half-life 14d", "half-life 180d",
+                                            "sliding 30d", "sliding 90d", "sliding 180d"}
+    assert Recipe().memory_days > Recipe(180).memory_days > Recipe(None, 30).memory_days
+
+
+def test_a_recent_concept_flip_picks_a_short_memory():
+    choice = choose_recipe(stream(flip_day=310), SPEC, fold_rows=20 * PER_DAY, params=FAST)
+    assert choice.best.memory_days < 50, choice.table
+    table = choice.table.set_index("recipe")
+    assert table.loc["expanding", "mean"] < 0.5 < table.loc[choice.best.name, "mean"]
+
+
+def test_a_stationary_stream_keeps_a_long_memory():
+    choice = choose_recipe(stream(noise=0.6, seed=1), SPEC, fold_rows=30 * PER_DAY,
+                           params=FAST)
+    assert choice.best.memory_days >= 90, choice.table
+
+
+def test_the_backtest_never_touches_rows_at_or_after_the_cutoff():
+    past = stream(days=300, seed=2, flip_day=250)
+    cutoff = past["ts"].iloc[-1] + pd.Timedelta(hours=6)
+    future = stream(days=60, seed=3).assign(ts=lambda d: d.ts + (cutoff - d.ts.iloc[0]))
+    future["y"] = 1 - future["y"]  # poisoned: it would change every score if it were used
+    both = pd.concat([past, future], ignore_index=True).sample(frac=1, random_state=0)
+    choice = choose_recipe(both, SPEC, fold_rows=15 * PER_DAY, params=FAST, before=cutoff)
+    clean = choose_recipe(past, SPEC, fold_rows=15 * PER_DAY, params=FAST)
+    assert all(pd.Timestamp(f["end"]) < cutoff for f in choice.folds)
+    assert all(pd.Timestamp(f["train_end"]) < pd.Timestamp(f["start"]) for f in choice.folds)
+    assert choice.folds[-1]["end"] == str(past["ts"].iloc[-1])  # the newest fold ends last
+    pd.testing.assert_frame_equal(choice.table, clean.table)
+    assert choice.best == clean.best
+
+
+def test_too_little_history_falls_back_to_the_spec_default():
+    spec = SPEC.model_copy(update={"training": TrainingDefaults(half_life_days=7)})
+    choice = choose_recipe(stream(days=20), spec, fold_rows=40 * PER_DAY)
+    assert choice.best == Recipe(7, None) and "spec default" in choice.reason
+    json.dumps(choice.to_dict())
+
+
+def test_choice_is_logged_as_a_table_and_a_dict():
+    choice = choose_recipe(stream(days=200, seed=4), SPEC, params=FAST, folds=2,
+                           candidates=(Recipe(), Recipe(30), Recipe(None, 60)))
+    assert list(choice.table["recipe"]) == ["expanding", "half-life 30d", "sliding 60d"]
+    assert {"fold_1", "fold_2", "mean"} <= set(choice.table.columns)
+    record = json.loads(json.dumps(choice.to_dict()))
+    assert record["recipe"] == choice.best.name and len(record["table"]) == 3
+    assert record["table"][0]["mean"] == pytest.approx(choice.table["mean"].iloc[0])
+
+
+def test_fit_recipe_refits_on_every_row_the_recipe_keeps(monkeypatch):
+    seen = {}
+    monkeypatch.setattr("tasks.recipe.fit", lambda rows, spec, half_life, params=None:
+                        seen.update(rows=rows, half_life=half_life))
+    rows = stream(days=100)
+    fit_recipe(rows, SPEC, Recipe(14, 30))
+    newest = rows["ts"].max()
+    assert seen["half_life"] == 14 and seen["rows"]["ts"].max() == newest
+    assert seen["rows"]["ts"].min() > newest - pd.Timedelta(days=30)
+    fit_recipe(rows, SPEC, Recipe())
+    assert len(seen["rows"]) == len(rows) and seen["half_life"] is None

@@ -1,0 +1,79 @@
+"""Registry moves on a real MLflow SQLite store: idempotent registration, blue-green, rollback."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from registry import promote, register, versions
+from registry.store import Registry
+from tasks.spec import DatasetSpec
+from tasks.train import fit
+
+SPEC = DatasetSpec(name="t", time_column="ts", target="y", task="classification",
+                   features=["x"], primary_metric="accuracy", positive_class=1)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """One SQLite store for the module: creating one costs ~6 s of migrations."""
+    return tmp_path_factory.mktemp("mlflow")
+
+
+@pytest.fixture
+def reg(store, request):
+    return Registry(f"sqlite:///{store}/mlflow.db", f"m-{request.node.name[:40]}", store)
+
+
+def _model_version(reg, batch_set, seed=0):
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({"ts": pd.date_range("2026-01-01", periods=400, freq="h"),
+                       "x": rng.normal(size=400)})
+    df["y"] = (df.x > 0).astype(int)
+    model = fit(df, SPEC, None)
+    sample = model.example(df.head(3))
+    return register.register(reg, python_model=model, input_example=sample,
+                             output_example=model.predict(None, sample), reference=df,
+                             batch_set=batch_set, params={"rows": 400},
+                             metrics={"gate_challenger_accuracy": 0.9}, tags={"k": "v"},
+                             experiment="t-training")
+
+
+def test_register_is_idempotent_and_loads_back(reg, store):
+    v1 = _model_version(reg, "set-a")
+    again = _model_version(reg, "set-a")
+    assert again.version == v1.version == 1
+    assert [v.version for v in versions.all_versions(reg)] == [1]
+    info = versions.all_versions(reg)[0]
+    assert info.tags["k"] == "v" and info.tags[register.BATCH_SET_TAG] == "set-a"
+    model = versions.load_model(reg, 1)
+    out = model.predict(None, pd.DataFrame({"x": [-1.0, 1.0]}))
+    assert list(out["prediction"]) == [0, 1] and out["score"].between(0, 1).all()
+    assert len(versions.load_reference(reg, info)) == 400
+    assert (store / "mlartifacts").exists()  # artifacts stay in the state dir
+
+
+def test_blue_green_promote_and_rollback(reg):
+    for i, name in enumerate(["a", "b", "c"]):
+        _model_version(reg, name, seed=i)
+    assert versions.by_alias(reg, "champion") is None
+    promote.promote(reg, 1, reason="bootstrap")
+    promote.promote(reg, 2, reason="better", expected_from=1)
+    assert versions.aliases(reg) == {"champion": 2, "previous": 1}
+    promote.promote(reg, 2, reason="again", expected_from=2)  # idempotent: no new record
+    assert len(promote.records(reg)) == 2
+    with pytest.raises(promote.PromotionError):
+        promote.promote(reg, 3, reason="stale gate", expected_from=1)
+    assert versions.aliases(reg)["champion"] == 2  # a refused move leaves the champion
+    record = promote.rollback(reg, reason="bad model", by="tester")
+    assert versions.aliases(reg) == {"champion": 1, "previous": 2}
+    assert (record["action"], record["from"], record["to"], record["by"]) == (
+        "rollback", 2, 1, "tester")
+    assert [r["action"] for r in promote.records(reg)] == ["promote", "promote", "rollback"]
+
+
+def test_rollback_without_previous_is_refused(reg):
+    _model_version(reg, "only")
+    promote.promote(reg, 1, reason="bootstrap")
+    with pytest.raises(promote.PromotionError, match="nothing to roll back"):
+        promote.rollback(reg, reason="x")
+    assert versions.aliases(reg) == {"champion": 1}
