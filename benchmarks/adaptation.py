@@ -10,8 +10,8 @@ mean monthly primary metric of:
   the data before it (what recipe selection alone is worth);
 - auto: the flow. Each month the champion is scored on the month (the number that
   counts); then monitor_batch + decide (drift share 0.3, max decay 0.05); on "retrain" the
-  gate window is the newest 30% of the month, choose_recipe backtests on the rows before
-  it, the challenger is fitted with that recipe, and tasks.gate judges it against the
+  gate window is the newest 30% of the month, choose_before_gate backtests on the rows
+  before it in three gate-sized folds (as the flow does), the challenger is fitted with that recipe, and tasks.gate judges it against the
   champion. Only "clear" promotes; "marginal" counts as not promoted;
 - auto + refit: the same, but a challenger that passes is refitted with its recipe on
   every row, gate window included, before it is promoted.
@@ -37,7 +37,7 @@ from tasks.evaluate import evaluate  # noqa: E402
 from tasks.gate import gate, sanity_checks  # noqa: E402
 from tasks.model import GreenlightModel  # noqa: E402
 from tasks.monitor import monitor_batch  # noqa: E402
-from tasks.recipe import Recipe, choose_recipe, fit_recipe  # noqa: E402
+from tasks.recipe import Recipe, choose_before_gate, choose_recipe, fit_recipe  # noqa: E402
 from tasks.sources import cut_batches, load_dataset  # noqa: E402
 from tasks.spec import load_spec  # noqa: E402
 from tasks.train import fit, reference_sample, split_gate_window  # noqa: E402
@@ -96,8 +96,8 @@ class Replay:
         window (never on it), challenger fitted on those rows with that recipe."""
         def make():
             gate_rows = int(FLOW["gate_fraction"] * len(self.frames[i]))
-            older = split_gate_window(self.history(i), self.spec, gate_rows, None)
-            recipe = self.choose(older.train, len(self.frames[i]), ("gate", i))
+            recipe = self.timed("choose_recipe", choose_before_gate, self.history(i), self.spec,
+                                gate_rows=gate_rows).best
             split = split_gate_window(self.history(i), self.spec, gate_rows,
                                       recipe.window_days)
             return recipe, fit(split.train, self.spec, recipe.half_life_days, self.params), split

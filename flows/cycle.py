@@ -6,6 +6,7 @@ import time
 from contextlib import contextmanager
 from typing import Any
 
+import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.exceptions import FlowPauseTimeout
@@ -17,7 +18,7 @@ from registry import promote as promotion
 from registry import register as registration
 from registry import versions
 from registry.store import Registry
-from tasks import ingest, lake, manifest, reports, train
+from tasks import ingest, lake, manifest, recipe, reports, train
 from tasks.decide import Decision, decide, route
 from tasks.gate import gate
 from tasks.home import Home
@@ -31,6 +32,7 @@ validate_t = task(validate_frame, name="validate")
 accept_t = task(ingest.accept, name="accept")
 reject_t = task(ingest.reject, name="quarantine")
 monitor_t = task(monitor_batch, name="monitor")
+recipe_t = task(recipe.choose_before_gate, name="recipe")
 train_t = task(train.train_challenger, name="train")
 gate_t = task(gate, name="gate")
 register_t = task(registration.register, name="register", retries=2, retry_delay_seconds=2)
@@ -140,6 +142,24 @@ def _ask_and_promote(reg: Registry, version: int, description: str, timeout_s: i
     return "approved"
 
 
+def _recipe(history: pd.DataFrame, spec: DatasetSpec, training: Training, gate_rows: int,
+            timings: dict[str, float]) -> recipe.RecipeChoice:
+    """The recipe the challenger trains with: backtested, or fixed by the user or spec."""
+    fixed = recipe.Recipe(training.half_life_days or spec.training.half_life_days,
+                          training.window_days or spec.training.window_days)
+    if not training.auto_recipe or training.half_life_days or training.window_days:
+        return recipe.RecipeChoice(fixed, pd.DataFrame(), spec.primary_metric,
+                                   reason="fixed by the flow parameters or the dataset spec")
+    with _step(timings, "recipe"):
+        choice = recipe_t(history, spec, gate_rows=gate_rows)
+    if not choice.table.empty:
+        create_table_artifact(key=f"greenlight-recipe-{spec.name.replace('_', '-')}",
+                              table=choice.table.round(4).to_dict(orient="records"),
+                              description=choice.reason)
+    get_run_logger().info("recipe %s (%s)", choice.best.name, choice.reason)
+    return choice
+
+
 def _retrain(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.VersionInfo | None,
              pending: list[dict], decision: Decision, results: list[MonitorResult],
              monitor_runs: dict[str, str], params: dict[str, Any],
@@ -149,10 +169,11 @@ def _retrain(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ve
     accepted = [b["id"] for b in manifest.load(home.manifest).values() if b["status"] == "accepted"]
     history = lake.read_batches(home.lake, accepted)
     gate_rows = int(training.gate_fraction * max(b["rows"] for b in pending))
+    choice = _recipe(history, spec, training, gate_rows, timings)
     with _step(timings, "train"):
         challenger = train_t(history, spec, gate_rows=gate_rows,
-                             half_life_days=training.half_life_days or spec.training.half_life_days,
-                             window_days=training.window_days or spec.training.window_days,
+                             half_life_days=choice.best.half_life_days,
+                             window_days=choice.best.window_days,
                              reference_rows=training.reference_rows,
                              batch_column=lake.BATCH_COLUMN)
     with _step(timings, "gate"):
@@ -173,7 +194,8 @@ def _retrain(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ve
             "greenlight.gate": result.verdict, "greenlight.gate_reason": result.reason,
             "greenlight.gate_gain": f"{result.gain}", "greenlight.gate_ci": f"{result.ci_low}"
                                                                             f"..{result.ci_high}",
-            "greenlight.policy": params["policy"],
+            "greenlight.policy": params["policy"], "greenlight.recipe": choice.best.name,
+            "greenlight.recipe_reason": choice.reason[:4000],
             "greenlight.batch_ids": ",".join(b["id"] for b in pending),
             "greenlight.data_hash": challenger.data_hash,
             "greenlight.champion_version": str(champion.version) if champion else "none"}
@@ -194,7 +216,10 @@ def _retrain(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ve
                              output_example=challenger.model.predict(None, sample),
                              reference=challenger.reference, batch_set=challenger.batch_set,
                              params=challenger.params, metrics=metrics, tags=tags,
-                             experiment=f"{reg.model_name}-training").version
+                             experiment=f"{reg.model_name}-training",
+                             artifacts={"recipe": reports.write_json(
+                                 home.reports / "recipes" / f"{challenger.batch_set}.json",
+                                 choice.to_dict())}).version
     out["registered_version"] = version
     promote_kwargs = {"reason": f"{decision.action}: {result.reason}", "metrics": metrics,
                       "batches": [b["id"] for b in pending],

@@ -30,6 +30,10 @@ class Thresholds(BaseModel):
 class Training(BaseModel):
     """How a challenger is trained and gated; nulls fall back to the dataset spec's defaults."""
 
+    auto_recipe: bool = Field(
+        True, description="Choose the recency half-life or sliding window by rolling-origin "
+                          "backtest on the batches before the gate window. Setting "
+                          "half_life_days or window_days fixes the recipe instead.")
     half_life_days: float | None = Field(
         None, gt=0, description="Recency half-life: weight = 0.5 ** (age_days / half_life).")
     window_days: float | None = Field(

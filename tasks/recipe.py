@@ -150,5 +150,25 @@ def choose_recipe(train: pd.DataFrame, spec: DatasetSpec, *,
     return RecipeChoice(best, table, metric, fold_info, reason, time.perf_counter() - start)
 
 
+def candidates_for(spec: DatasetSpec) -> tuple[Recipe, ...]:
+    """The fixed grid plus the spec's own recipe, which may be tuned to its batch length."""
+    default = Recipe(spec.training.half_life_days, spec.training.window_days)
+    return CANDIDATES if default in CANDIDATES else (*CANDIDATES, default)
+
+
+def choose_before_gate(history: pd.DataFrame, spec: DatasetSpec, *, gate_rows: int,
+                       folds: int = 3) -> RecipeChoice:
+    """Backtest on the rows older than the gate window, never on it: the window that then
+    judges the challenger must not also have picked how it was trained.
+
+    Each fold is a replica of the gate (as many rows, the model fitted on every row before
+    it), so a change inside the newest batch shows in the newest folds' training data.
+    Batch-sized folds would train every fold on the old regime and always favour the
+    longest memory right after a change."""
+    older = split_gate_window(history, spec, gate_rows, None).train
+    return choose_recipe(older, spec, candidates=candidates_for(spec), folds=folds,
+                         fold_rows=gate_rows)
+
+
 def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else math.nan

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,13 @@ def log_run(tracking_uri: str, experiment_id: str, run_name: str, *, metrics: di
             client.log_artifact(run.info.run_id, str(path), artifact_path=sub)
     client.set_terminated(run.info.run_id)
     return run.info.run_id
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> Path:
+    """Keep a record beside the reports, then log the same file to MLflow."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, default=str))
+    return path
 
 
 def markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -92,6 +93,12 @@ def test_versions_carry_lineage_and_the_reference(run):
     assert len(reference) >= 1000 and list(reference.columns) == load_spec("synthetic").columns
     model_files = {a.path for a in reg.client.list_artifacts(info.run_id)}
     assert "reference" in model_files
+    # The recipe was backtested on the batches before the gate window and kept with the model.
+    assert info.tags["greenlight.recipe_reason"].startswith(info.tags["greenlight.recipe"])
+    backtest = json.loads(Path(reg.client.download_artifacts(
+        info.run_id, f"recipe/{info.tags['greenlight.batch_set']}.json")).read_text())
+    assert backtest["recipe"] == info.tags["greenlight.recipe"] and len(backtest["table"]) >= 9
+    assert max(f["end"] for f in backtest["folds"]) < run_data.params["gate_start"]
     monitoring = reg.client.get_experiment_by_name("greenlight-synthetic-monitoring")
     runs = reg.client.search_runs([monitoring.experiment_id], max_results=100)
     assert len(runs) == 18  # every accepted batch after the bootstrap, one run each
