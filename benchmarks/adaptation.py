@@ -208,9 +208,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--trees", type=int, default=None,
                         help="override PROVENANCE's number of trees (both datasets)")
     parser.add_argument("--learning-rate", type=float, default=None)
+    parser.add_argument("--gate-fraction", type=float, default=FLOW["gate_fraction"],
+                        help="share of the month held out as the gate window")
     args = parser.parse_args(argv)
     params = {k: v for k, v in (("n_estimators", args.trees),
                                 ("learning_rate", args.learning_rate)) if v is not None}
+    FLOW["gate_fraction"] = args.gate_fraction
     start = time.perf_counter()
     tables = [run(name.strip(), args.data, params) for name in args.datasets.split(",")]
     print("\nsummary (accuracy: higher is better; mae: lower is better)")
