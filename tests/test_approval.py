@@ -111,3 +111,42 @@ def test_manual_needs_a_server(tmp_path):
                           env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 2
     assert "needs a Prefect server" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.fixture(scope="module")
+def partial_home(prefect_server, tmp_path_factory):
+    """Its own champion (v1 on batch 0), so the gate numbers below do not depend on the
+    other tests. The stream is seeded: on batch 3 the gain is +1.9% (95% CI -0.7%..+4.5%),
+    on batch 5 +0.3% (CI -3.5%..+3.9%), hence the min_delta values used."""
+    root = tmp_path_factory.mktemp("partial") / "gl"
+    land(root, 0)
+    proc = start_cycle(prefect_server.api_url, root, "auto", force=False)
+    assert proc.wait(timeout=300) == 0, proc.stdout.read()
+    return root
+
+
+def test_partial_asks_a_person_when_the_gate_is_marginal(prefect_server, partial_home):
+    api = prefect_server.api_url
+    land(partial_home, 3)
+    proc = start_cycle(api, partial_home, "partial", min_delta=0.0)
+    run_id = wait_paused(api, proc)
+    reg = registry(partial_home)
+    newest = versions.all_versions(reg)[-1]
+    assert newest.tags["greenlight.gate"] == "marginal"
+    done = _approve_cli(api, partial_home, run_id, "--reject", "--reason", "wait", "--by", "dan")
+    assert done.returncode == 0, done.stderr
+    assert proc.wait(timeout=120) == 0
+    assert versions.aliases(reg) == {"champion": 1}
+
+
+def test_partial_promotes_by_itself_when_the_gate_is_clear(prefect_server, partial_home):
+    api = prefect_server.api_url
+    land(partial_home, 5)
+    proc = start_cycle(api, partial_home, "partial", min_delta=-0.05)
+    assert proc.wait(timeout=300) == 0, proc.stdout.read()
+    assert not paused_runs(api)
+    reg = registry(partial_home)
+    newest = versions.all_versions(reg)[-1]
+    assert newest.tags["greenlight.gate"] == "clear"
+    assert versions.aliases(reg) == {"champion": newest.version, "previous": 1}
+    assert promote.records(reg)[-1]["to"] == newest.version
