@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from contextlib import contextmanager
 from typing import Any
 
 import pandas as pd
@@ -18,11 +16,14 @@ from registry import promote as promotion
 from registry import register as registration
 from registry import versions
 from registry.store import Registry
-from tasks import ingest, lake, manifest, recipe, reports, train
+from tasks import alarms, ingest, labels, lake, manifest, recipe, reports, train
 from tasks.decide import Decision, decide, route
+from tasks.drift import StatTests
 from tasks.gate import gate
 from tasks.home import Home
-from tasks.monitor import MonitorResult, monitor_batch
+from tasks.monitor import Limits, MonitorResult, monitor_batch
+from tasks.pipeline import Steps
+from tasks.quality import load_ranges
 from tasks.spec import DatasetSpec, load_spec, suite_path
 from tasks.validate import read_suite, validate_frame
 
@@ -41,13 +42,6 @@ promote_t = task(promotion.promote, name="promote", retries=2, retry_delay_secon
 
 def registry_for(home: Home, spec: DatasetSpec) -> Registry:
     return Registry(home.tracking_uri, f"greenlight-{spec.name}", home.root)
-
-
-@contextmanager
-def _step(timings: dict[str, float], name: str):
-    start = time.perf_counter()
-    yield
-    timings[name] = round(timings.get(name, 0.0) + time.perf_counter() - start, 3)
 
 
 def _intake(home: Home, spec: DatasetSpec) -> None:
@@ -78,11 +72,17 @@ def _monitor(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ve
     registered = float(champion.tags.get(BASELINE_TAG)
                        or champion.metrics[f"gate_challenger_{spec.primary_metric}"])
     experiment = reg.experiment_id(f"{reg.model_name}-monitoring")
+    limits = Limits(label_drift=thresholds.label_drift,
+                    prediction_drift=thresholds.prediction_drift,
+                    adversarial_auc=thresholds.adversarial_auc,
+                    tests=StatTests(thresholds.num_method, thresholds.cat_method,
+                                    thresholds.per_column_method, thresholds.column_threshold))
+    ranges = load_ranges(suite_path(spec.name))
     results, runs = [], {}
     for batch in pending:
-        frame = lake.read_batches(home.lake, [batch["id"]])
+        frame = labels.attach(lake.read_batches(home.lake, [batch["id"]]), home, spec)
         result = monitor_t(batch["id"], frame, reference, model, registered, spec,
-                           home.reports / batch["id"], label_threshold=thresholds.label_drift)
+                           home.reports / batch["id"], limits=limits, ranges=ranges)
         runs[batch["id"]] = reports.log_run(
             reg.tracking_uri, experiment, f"monitor-{batch['file']}",
             metrics=result.run_metrics(spec.primary_metric),
@@ -90,6 +90,46 @@ def _monitor(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ve
             artifacts={"drift": home.reports / batch["id"]})
         results.append(result)
     return results, runs
+
+
+def _intake_rows(before: dict[str, dict], after: dict[str, dict]) -> tuple[int, int]:
+    """Rows that arrived this run and rows accepted, from the manifest's new records."""
+    new = [b for k, b in after.items() if k not in before]
+    return (sum(b.get("rows") or 0 for b in new),
+            sum(b.get("rows") or 0 for b in new if b.get("status") == "accepted"))
+
+
+def _newest_accepted(home: Home) -> list[dict]:
+    accepted = [b for b in manifest.load(home.manifest).values() if b.get("status") == "accepted"]
+    return accepted[-1:]
+
+
+def _late_labels(home: Home, reg: Registry, spec: DatasetSpec,
+                 champion: versions.VersionInfo) -> list[MonitorResult]:
+    """Decay of monitored batches whose labels landed since: batch t's labels may come with
+    batch t+k. Each is logged to the monitoring experiment and recorded in the manifest."""
+    waiting = labels.awaiting(manifest.load(home.manifest))
+    if not waiting or not labels.available(home):
+        return []
+    model = versions.load_model(reg, champion.version)
+    registered = float(champion.tags.get(BASELINE_TAG)
+                       or champion.metrics[f"gate_challenger_{spec.primary_metric}"])
+    experiment = reg.experiment_id(f"{reg.model_name}-monitoring")
+    out = []
+    for batch in waiting:
+        frame = labels.attach(lake.read_batches(home.lake, [batch["id"]]), home, spec)
+        result = labels.late_decay(batch, frame, model, spec, registered)
+        if result is None:
+            continue
+        reports.log_run(reg.tracking_uri, experiment, f"labels-{batch['file']}",
+                        metrics=result.run_metrics(spec.primary_metric),
+                        tags={"greenlight.file": batch["file"], "greenlight.late_labels": "true",
+                              **result.run_tags(champion.version)})
+        manifest.append(home.manifest, batch["id"], champion_metric=result.champion_metric,
+                        decay=result.decay, labelled_rows=result.labelled_rows,
+                        registered_metric=registered, labels_at=manifest.now_iso())
+        out.append(result)
+    return out
 
 
 ACK_TAG = "greenlight.drift_acknowledged"
@@ -143,14 +183,14 @@ def _ask_and_promote(reg: Registry, version: int, description: str, timeout_s: i
 
 
 def _recipe(history: pd.DataFrame, spec: DatasetSpec, training: Training, gate_rows: int,
-            timings: dict[str, float]) -> recipe.RecipeChoice:
+            steps: Steps) -> recipe.RecipeChoice:
     """The recipe the challenger trains with: backtested, or fixed by the user or spec."""
     fixed = recipe.Recipe(training.half_life_days or spec.training.half_life_days,
                           training.window_days or spec.training.window_days)
     if not training.auto_recipe or training.half_life_days or training.window_days:
         return recipe.RecipeChoice(fixed, pd.DataFrame(), spec.primary_metric,
                                    reason="fixed by the flow parameters or the dataset spec")
-    with _step(timings, "recipe"):
+    with steps.step("recipe", rows_in=len(history)):
         choice = recipe_t(history, spec, gate_rows=gate_rows)
     if not choice.table.empty:
         create_table_artifact(key=f"greenlight-recipe-{spec.name.replace('_', '-')}",
@@ -163,20 +203,21 @@ def _recipe(history: pd.DataFrame, spec: DatasetSpec, training: Training, gate_r
 def _retrain(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.VersionInfo | None,
              pending: list[dict], decision: Decision, results: list[MonitorResult],
              monitor_runs: dict[str, str], params: dict[str, Any],
-             timings: dict[str, float]) -> dict[str, Any]:
+             steps: Steps) -> dict[str, Any]:
     """Train, gate, register and route by policy; the champion moves only through promote."""
     training: Training = params["training"]
     accepted = [b["id"] for b in manifest.load(home.manifest).values() if b["status"] == "accepted"]
     history = lake.read_batches(home.lake, accepted)
     gate_rows = int(training.gate_fraction * max(b["rows"] for b in pending))
-    choice = _recipe(history, spec, training, gate_rows, timings)
-    with _step(timings, "train"):
+    choice = _recipe(history, spec, training, gate_rows, steps)
+    with steps.step("train", rows_in=len(history)) as step:
         challenger = train_t(history, spec, gate_rows=gate_rows,
                              half_life_days=choice.best.half_life_days,
                              window_days=choice.best.window_days,
                              reference_rows=training.reference_rows,
                              batch_column=lake.BATCH_COLUMN)
-    with _step(timings, "gate"):
+        step.rows_out = len(challenger.split.train)
+    with steps.step("gate", rows_in=len(challenger.split.gate)):
         champion_model = versions.load_model(reg, champion.version) if champion else None
         result = gate_t(challenger.model, champion_model, challenger.split.gate, spec,
                         min_delta=training.min_delta, slice_feature=spec.slice_feature)
@@ -210,7 +251,7 @@ def _retrain(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ve
         reports.log_run(reg.tracking_uri, experiment, f"rejected-{challenger.batch_set[:8]}",
                         metrics=metrics, tags=tags, params=challenger.params)
         return out
-    with _step(timings, "register"):
+    with steps.step("register"):
         sample = challenger.model.example(challenger.split.gate.head(5))
         version = register_t(reg, python_model=challenger.model, input_example=sample,
                              output_example=challenger.model.predict(None, sample),
@@ -225,7 +266,7 @@ def _retrain(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ve
                       "batches": [b["id"] for b in pending],
                       "expected_from": champion.version if champion else None}
     if route_to == "promote":
-        with _step(timings, "promote"):
+        with steps.step("promote"):
             promote_t(reg, version, **promote_kwargs)
         out["promoted_version"] = version
     elif route_to == "challenger":
@@ -258,39 +299,66 @@ def cycle(dataset: str = "synthetic", policy: Policy = "auto",
         raise ValueError(refusal)
     spec, state = load_spec(dataset), Home.from_env(home).ensure()
     reg = registry_for(state, spec)
-    timings: dict[str, float] = {}
-    with _step(timings, "ingest+validate"):
+    steps = Steps()
+    before = manifest.load(state.manifest)
+    with steps.step("ingest+validate") as step:
         _intake(state, spec)
+        step.rows_in, step.rows_out = _intake_rows(before, manifest.load(state.manifest))
     pending = manifest.pending(state.manifest)
-    if not pending and not force_retrain:
-        logger.info("nothing new in %s", state.landing)
-        return {"batches": [], "timings": timings}
     champion = versions.by_alias(reg, promotion.CHAMPION)
-    with _step(timings, "monitor"):
+    with steps.step("late labels") as step:
+        late = _late_labels(state, reg, spec, champion) if champion else []
+        step.rows_out = sum(r.labelled_rows for r in late)
+    if not pending and not force_retrain and not late:
+        logger.info("nothing new in %s", state.landing)
+        return {"batches": [], "timings": steps.timings}
+    with steps.step("monitor", rows_in=sum(b["rows"] for b in pending)):
         results, monitor_runs = (_monitor(state, reg, spec, champion, pending, thresholds)
                                  if champion else ([], {}))
-    decision = decide(results, has_champion=champion is not None,
+    decision = decide(results + late, has_champion=champion is not None,
                       drift_share=thresholds.drift_share, max_decay=thresholds.max_decay,
                       force=force_retrain, acknowledged=_acknowledged(champion))
+    raised = [a for r in results + late for a in alarms.check(
+        r, drift_share=thresholds.drift_share, max_decay=thresholds.max_decay,
+        max_missing_share=thresholds.max_missing_share,
+        max_out_of_range=thresholds.max_out_of_range,
+        max_failed_predictions=thresholds.max_failed_predictions)]
+    retraining = decision.retrain and policy != "monitor"
+    # A forced run with nothing new (e.g. started by a drift event) retrains on the newest batch.
+    train_on = pending or _newest_accepted(state)
     outcome: dict[str, Any] = {}
-    if decision.retrain and policy != "monitor" and pending:
+    if retraining and train_on:
         params = {"policy": policy, "training": training,
                   "approval_timeout_seconds": approval_timeout_seconds}
-        outcome = _retrain(state, reg, spec, champion, pending, decision, results, monitor_runs,
-                           params, timings)
+        outcome = _retrain(state, reg, spec, champion, train_on, decision, results, monitor_runs,
+                           params, steps)
+    events = alarms.emit(raised, dataset=spec.name, policy=policy, model=reg.model_name,
+                         champion_version=champion.version if champion else None,
+                         retraining=retraining) if raised else []
     by_id = {r.batch_id: {k: v for k, v in r.to_dict().items() if k != "batch_id"}
              for r in results}
-    for batch in pending:
+    recorded = pending or (train_on if outcome else [])
+    for batch in recorded:
         manifest.append(state.manifest, batch["id"], decision=decision.action,
                         reasons=decision.reasons, **by_id.get(batch["id"], {}),
                         **{k: v for k, v in outcome.items() if k != "gate"},
-                        gate=outcome.get("gate", {}).get("reason"), timings=timings)
+                        gate=outcome.get("gate", {}).get("reason"), timings=steps.timings,
+                        alarms=sorted({a.kind for a in raised if a.batch_id == batch["id"]}))
+    reports.log_run(reg.tracking_uri, reg.experiment_id(f"{reg.model_name}-pipeline"),
+                    f"cycle-{policy}", metrics=steps.mlflow_metrics(),
+                    tags={"greenlight.decision": decision.action, "greenlight.policy": policy,
+                          "greenlight.batch_ids": ",".join(b["id"] for b in pending),
+                          "greenlight.events": ",".join(events)})
     summary = {"batches": [b["id"] for b in pending], "decision": decision.action,
-               "reasons": decision.reasons, **outcome, "timings": timings}
+               "reasons": decision.reasons, **outcome, "timings": steps.timings,
+               "alarms": [a.to_dict() for a in raised], "events": events,
+               "late_labels": [r.batch_id for r in late]}
     create_markdown_artifact(
         key=f"greenlight-cycle-{spec.name.replace('_', '-')}",
         markdown=reports.cycle_markdown(spec.name, decision.action, decision.reasons,
-                                        [r.to_dict() for r in results], outcome, timings,
-                                        reg.tracking_uri),
+                                        [r.to_dict() for r in results], outcome, steps.timings,
+                                        reg.tracking_uri, steps=steps.rows(),
+                                        alarms=[a.to_dict() for a in raised],
+                                        late=[r.to_dict() for r in late]),
         description="What this cycle saw and decided")
     return summary

@@ -11,7 +11,9 @@ Policy = Literal["monitor", "shadow", "manual", "partial", "auto"]
 
 
 class Thresholds(BaseModel):
-    """When a batch counts as drifted; crossing any one triggers retraining."""
+    """Every monitoring threshold, in one place. Crossing one emits a Prefect event
+    (greenlight.drift.detected, .model.decayed, .data.quality, .predictions.failed); drift
+    and decay also retrain. Null means "use the documented default" or "off"."""
 
     drift_share: float = Field(
         0.3, ge=0, le=1,
@@ -25,6 +27,38 @@ class Thresholds(BaseModel):
         0.05, ge=0,
         description="Retrain when the champion's primary metric on a batch is this much worse "
                     "(relative) than the metric it was registered with.")
+    prediction_drift: float | None = Field(
+        None, gt=0,
+        description="Drift threshold of the champion's scores on the batch vs on its reference "
+                    "(same test as label drift); null uses PSI 0.1 for classification (its "
+                    "reference scores are in-sample) and the label threshold for regression.")
+    adversarial_auc: float = Field(
+        0.65, ge=0.5, le=1,
+        description="Drift when a LightGBM domain classifier tells the batch from the reference "
+                    "with at least this cross-validated AUC (0.5 = indistinguishable).")
+    max_missing_share: float | None = Field(
+        0.05, ge=0, le=1,
+        description="Data-quality alarm when any feature has at least this share missing.")
+    max_out_of_range: float | None = Field(
+        0.01, ge=0, le=1,
+        description="Data-quality alarm when at least this share of a feature lies outside the "
+                    "ranges or value sets of the dataset's GX suite.")
+    max_failed_predictions: float | None = Field(
+        0.0, ge=0, le=1,
+        description="Alarm when more than this share of the champion's predictions are null "
+                    "or not finite (0: any failure).")
+    num_method: str | None = Field(
+        None, description="Evidently stat test for numerical features (ks, wasserstein, psi, "
+                          "anderson, ...); null lets Evidently choose by size.")
+    cat_method: str | None = Field(
+        None, description="Evidently stat test for categorical features (chisquare, "
+                          "jensenshannon, psi, z, ...); null lets Evidently choose.")
+    per_column_method: dict[str, str] = Field(
+        default_factory=dict, description="Stat test per column, overriding the type's method, "
+                                          "e.g. {\"price\": \"psi\"}.")
+    column_threshold: float | None = Field(
+        None, gt=0, description="Cut of the per-column stat tests (p-value or distance, by "
+                                "method); null uses Evidently's (0.05 p, 0.1 distance).")
 
 
 class Training(BaseModel):

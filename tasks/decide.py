@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tasks import alarms
 from tasks.monitor import MonitorResult
 
 
@@ -11,7 +12,7 @@ from tasks.monitor import MonitorResult
 class Decision:
     action: str  # "bootstrap" | "retrain" | "no action"
     reasons: list[str] = field(default_factory=list)
-    kinds: frozenset[str] = frozenset()  # what triggered: data, label, decay, forced
+    kinds: frozenset[str] = frozenset()  # what triggered: alarms.RETRAIN_KINDS, or forced
 
     @property
     def retrain(self) -> bool:
@@ -28,17 +29,10 @@ def decide(results: list[MonitorResult], *, has_champion: bool, drift_share: flo
     does not retrain again on every batch; decay always does, since it is the model failing."""
     if not has_champion:
         return Decision("bootstrap", ["no champion yet"], frozenset({"bootstrap"}))
-    found: list[tuple[str, str]] = []
-    for r in results:
-        if r.drift_share >= drift_share:
-            found.append(("data", f"{r.batch_id}: data drift share {r.drift_share:.2f} >= "
-                                  f"{drift_share} ({', '.join(r.drifted_features)})"))
-        if r.label_drifted:
-            found.append(("label", f"{r.batch_id}: label drift (score {r.label_score:.3f})"))
-        if r.decay >= max_decay:
-            found.append(("decay", f"{r.batch_id}: champion decayed {r.decay:.1%} >= "
-                                   f"{max_decay:.0%} ({r.champion_metric:.4f} vs registered "
-                                   f"{r.registered_metric:.4f})"))
+    found = [(a.kind, a.reason)
+             for r in results
+             for a in alarms.check(r, drift_share=drift_share, max_decay=max_decay)
+             if a.kind in alarms.RETRAIN_KINDS]
     if force:
         found.append(("forced", "forced by the caller"))
     live = [(k, why) for k, why in found if k not in acknowledged or k in ("decay", "forced")]

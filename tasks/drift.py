@@ -30,6 +30,11 @@ from tasks.spec import DatasetSpec
 # default (normed Wasserstein >= 0.1, or KS p < 0.05 under 1000 reference rows).
 CLASSIFICATION_LABEL_METHOD = "psi"
 CLASSIFICATION_LABEL_THRESHOLD = 0.05
+# Prediction drift compares the champion's scores on the batch with its scores on its own
+# reference, which it trained on: in-sample scores are more confident, so unchanged data
+# already shows PSI ~0.02-0.06 (synthetic stream). 0.1 stays clear of that; a real shift in
+# what the model says (a prior shift: ~0.37) is far above it.
+CLASSIFICATION_PREDICTION_THRESHOLD = 0.1
 MAX_ROWS = 100_000
 
 
@@ -147,12 +152,33 @@ def _verdicts(snapshot: Any) -> dict[str, _Verdict]:
     return out
 
 
+@dataclass(frozen=True)
+class StatTests:
+    """Which stat test Evidently runs per column, and its cut; None keeps Evidently's choice.
+
+    Methods are Evidently's names (ks, chisquare, wasserstein, jensenshannon, psi, kl_div,
+    z, anderson, ...). `per_column` overrides the type's method for the named columns."""
+
+    num_method: str | None = None
+    cat_method: str | None = None
+    per_column: dict[str, str] = field(default_factory=dict)
+    threshold: float | None = None
+
+    def preset_kwargs(self, features: list[str]) -> dict[str, Any]:
+        per_column = {c: m for c, m in self.per_column.items() if c in features}
+        return {k: v for k, v in {"num_method": self.num_method, "cat_method": self.cat_method,
+                                  "per_column_method": per_column or None,
+                                  "threshold": self.threshold}.items() if v is not None}
+
+
 def _run_report(ref: pd.DataFrame, cur: pd.DataFrame, numerical: list[str],
-                categorical: list[str], features: list[str], extra: list[Any]) -> Any:
+                categorical: list[str], features: list[str], extra: list[Any],
+                tests: StatTests | None = None) -> Any:
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
-    metrics = ([DataDriftPreset(columns=features)] if features else []) + extra
+    kwargs = (tests or StatTests()).preset_kwargs(features)
+    metrics = ([DataDriftPreset(columns=features, **kwargs)] if features else []) + extra
     if not metrics:
         return None
     definition = DataDefinition(numerical_columns=numerical, categorical_columns=categorical)
@@ -183,13 +209,17 @@ def measure_drift(
     label_method: str | None = None,
     label_threshold: float | None = None,
     prediction_column: str | None = None,
+    prediction_threshold: float | None = None,
+    tests: StatTests | None = None,
     max_rows: int = MAX_ROWS,
     seed: int = 0,
 ) -> DriftResult:
     """Feature, label and (optional) prediction drift of `current` against `reference`.
 
-    The prediction column uses the label's method and threshold; a missing or unlabelled
-    target gives `label_score=None` rather than an error, since labels often arrive late.
+    The prediction column uses the label's method with `prediction_threshold` (default
+    CLASSIFICATION_PREDICTION_THRESHOLD, or the label's for regression); `tests` picks the
+    feature stat tests. A missing or unlabelled target gives `label_score=None` rather than
+    an error, since labels often arrive late.
     """
     from evidently.metrics import ValueDrift
 
@@ -209,12 +239,15 @@ def measure_drift(
     fixed = {c: v for c in prep if (v := _missing_verdict(ref[c], cur[c])) is not None}
     live = [c for c in prep if c not in fixed]
     method, threshold = _label_params(spec, label_method, label_threshold)
+    if prediction_threshold is None and spec.task == "classification":
+        prediction_threshold = CLASSIFICATION_PREDICTION_THRESHOLD
+    cuts = {spec.target: threshold, prediction_column: prediction_threshold or threshold}
     outputs = [c for c in (spec.target, prediction_column) if c in live]
     with _quiet():
         snapshot = _run_report(
             ref, cur, [c for c in numerical if c in live], [c for c in categorical if c in live],
             [c for c in spec.features if c in live],
-            [ValueDrift(column=c, method=method, threshold=threshold) for c in outputs],
+            [ValueDrift(column=c, method=method, threshold=cuts[c]) for c in outputs], tests,
         )
         verdicts = {**(_verdicts(snapshot) if snapshot is not None else {}), **fixed}
 

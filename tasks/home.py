@@ -35,6 +35,11 @@ class Home:
         return self.root / "quarantine"
 
     @property
+    def labels(self) -> Path:
+        """The late-labels feed: files of (key, target) that land after their batch."""
+        return self.root / "labels"
+
+    @property
     def lake(self) -> Path:
         return self.root / "lake"
 

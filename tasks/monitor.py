@@ -1,4 +1,5 @@
-"""Monitor one batch against the live champion: data, label and prediction drift, and decay.
+"""Monitor one batch against the live champion: data, label and prediction drift, adversarial
+validation, input and output metrics, and decay (once the batch's labels are there).
 
 Drift is measured against the champion's own reference sample, so it always answers
 "has the world moved away from what the live model knows?"
@@ -6,15 +7,25 @@ Drift is measured against the champion's own reference sample, so it always answ
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from tasks.drift import measure_drift, save_report
+from tasks.adversarial import domain_classifier
+from tasks.drift import (
+    CLASSIFICATION_LABEL_THRESHOLD,
+    CLASSIFICATION_PREDICTION_THRESHOLD,
+    StatTests,
+    measure_drift,
+    save_report,
+)
 from tasks.evaluate import evaluate, relative_gain
 from tasks.model import GreenlightModel
+from tasks.quality import Ranges, input_metrics, output_metrics
 from tasks.spec import DatasetSpec
 
 PREDICTION = "prediction"
@@ -26,45 +37,125 @@ class MonitorResult:
     rows: int
     drift_share: float
     drifted_features: list[str]
-    label_score: float
+    label_score: float | None  # None: the batch carries no labels (yet)
     label_drifted: bool
     prediction_score: float | None
-    champion_metric: float
+    champion_metric: float | None  # None until the batch's labels land
     registered_metric: float
-    decay: float
+    decay: float | None
     reports: dict[str, str] = field(default_factory=dict)
+    label_threshold: float | None = None
+    prediction_drifted: bool = False
+    prediction_threshold: float | None = None
+    adversarial_auc: float = float("nan")
+    adversarial_drifted: bool = False
+    adversarial_threshold: float | None = None
+    adversarial_features: list[str] = field(default_factory=list)
+    adversarial_importance: dict[str, float] = field(default_factory=dict)
+    feature_scores: dict[str, float | None] = field(default_factory=dict)
+    feature_methods: dict[str, str] = field(default_factory=dict)
+    missing_share: dict[str, float] = field(default_factory=dict)
+    out_of_range_share: dict[str, float] = field(default_factory=dict)
+    failed_predictions: float = 0.0
+    score_mean: float | None = None
+    score_quantiles: dict[str, float] = field(default_factory=dict)
+    positive_share: float | None = None
+    labelled_rows: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {k: _finite(v) for k, v in asdict(self).items()}
 
     def run_metrics(self, metric: str) -> dict[str, float]:
         """The numbers a monitoring run logs, so MLflow can chart them over batches."""
-        return {"drift_share": self.drift_share, "label_drift": self.label_score,
+        flat = {"drift_share": self.drift_share, "label_drift": self.label_score,
                 f"champion_{metric}": self.champion_metric, "decay": self.decay,
-                "rows": self.rows}
+                "rows": self.rows, "labelled_rows": self.labelled_rows,
+                "prediction_drift": self.prediction_score,
+                "adversarial_auc": self.adversarial_auc,
+                "failed_predictions": self.failed_predictions, "score_mean": self.score_mean,
+                "positive_share": self.positive_share,
+                **{f"score_{q}": v for q, v in self.score_quantiles.items()}}
+        for prefix, values in (("drift", self.feature_scores), ("missing", self.missing_share),
+                               ("out_of_range", self.out_of_range_share),
+                               ("adversarial_importance", self.adversarial_importance)):
+            flat.update({f"{prefix}.{c}": v for c, v in values.items()})
+        return {k: float(v) for k, v in flat.items()
+                if v is not None and math.isfinite(float(v))}
 
     def run_tags(self, champion_version: int) -> dict[str, str]:
         return {"greenlight.batch_id": self.batch_id,
                 "greenlight.champion_version": str(champion_version),
-                "greenlight.drifted_features": ",".join(self.drifted_features)}
+                "greenlight.drifted_features": ",".join(self.drifted_features),
+                "greenlight.adversarial_features": ",".join(self.adversarial_features)}
+
+
+def _finite(v: Any) -> Any:
+    return None if isinstance(v, float) and not math.isfinite(v) else v
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The thresholds a verdict needs at monitoring time (the flow's Thresholds fill it)."""
+
+    label_drift: float | None = None
+    prediction_drift: float | None = None
+    adversarial_auc: float = 0.65
+    tests: StatTests = field(default_factory=StatTests)
+
+
+def score_decay(champion: GreenlightModel, batch: pd.DataFrame, spec: DatasetSpec,
+                registered_metric: float) -> tuple[float | None, float | None, int]:
+    """The champion's primary metric on the batch's labelled rows, and its relative decay
+    against the registered metric; (None, None, 0) while no labels have landed."""
+    labelled = batch[batch[spec.target].notna()] if spec.target in batch else batch.iloc[:0]
+    if labelled.empty:
+        return None, None, 0
+    metric = evaluate(champion, labelled, spec)[spec.primary_metric]
+    return metric, -relative_gain(metric, registered_metric, spec.higher_is_better), len(labelled)
 
 
 def monitor_batch(batch_id: str, batch: pd.DataFrame, reference: pd.DataFrame,
                   champion: GreenlightModel, registered_metric: float, spec: DatasetSpec,
-                  out_dir: Path, label_threshold: float | None = None) -> MonitorResult:
-    """Drift and decay for one batch, with the Evidently report written to `out_dir`."""
-    current = batch[spec.columns].assign(**{PREDICTION: champion.score(batch)})
+                  out_dir: Path, label_threshold: float | None = None,
+                  limits: Limits | None = None, ranges: Ranges | None = None) -> MonitorResult:
+    """Drift, adversarial validation, input/output metrics and decay for one batch, with the
+    Evidently report and a JSON of everything written to `out_dir`."""
+    limits = limits or Limits(label_drift=label_threshold)
+    scores = champion.score(batch)
+    current = batch[spec.columns].assign(**{PREDICTION: scores})
     ref = reference[spec.columns].assign(**{PREDICTION: champion.score(reference)})
-    drift = measure_drift(ref, current, spec, label_threshold=label_threshold,
-                          prediction_column=PREDICTION)
+    drift = measure_drift(ref, current, spec, label_threshold=limits.label_drift,
+                          prediction_column=PREDICTION,
+                          prediction_threshold=limits.prediction_drift, tests=limits.tests)
     paths = save_report(drift, out_dir)
-    metric = evaluate(champion, batch, spec)[spec.primary_metric]
-    decay = -relative_gain(metric, registered_metric, spec.higher_is_better)
-    return MonitorResult(
+    adv = domain_classifier(reference, batch, spec)
+    inputs = input_metrics(batch, spec, ranges or Ranges())
+    outputs = output_metrics(scores, spec)
+    metric, decay, labelled = score_decay(champion, batch, spec, registered_metric)
+    classify = spec.task == "classification"
+    default_cut = CLASSIFICATION_LABEL_THRESHOLD if classify else None
+    adv_drifted = bool(adv.auc >= limits.adversarial_auc)
+    result = MonitorResult(
         batch_id=batch_id, rows=len(batch), drift_share=float(drift.drift_share),
-        drifted_features=list(drift.drifted_features), label_score=float(drift.label_score),
+        drifted_features=list(drift.drifted_features), label_score=drift.label_score,
         label_drifted=bool(drift.label_drifted),
         prediction_score=None if drift.prediction_score is None else float(drift.prediction_score),
         champion_metric=metric, registered_metric=registered_metric, decay=decay,
-        reports={k: str(v) for k, v in paths.items()},
-    )
+        label_threshold=limits.label_drift or default_cut,
+        prediction_drifted=bool(drift.prediction_drifted),
+        prediction_threshold=limits.prediction_drift or (
+            CLASSIFICATION_PREDICTION_THRESHOLD if classify else limits.label_drift),
+        adversarial_auc=adv.auc, adversarial_drifted=adv_drifted,
+        adversarial_threshold=limits.adversarial_auc,
+        # the drivers are named only when there is a shift to drive: at AUC ~0.5 they are noise
+        adversarial_features=adv.top_features if adv_drifted else [],
+        adversarial_importance=adv.importance,
+        feature_scores=drift.to_dict()["feature_scores"], feature_methods=drift.feature_methods,
+        missing_share=inputs.missing_share, out_of_range_share=inputs.out_of_range_share,
+        failed_predictions=outputs.failed_share, score_mean=_finite(outputs.score_mean),
+        score_quantiles=outputs.score_quantiles, positive_share=outputs.positive_share,
+        labelled_rows=labelled)
+    paths["monitor"] = Path(out_dir) / "monitor.json"
+    paths["monitor"].write_text(json.dumps(result.to_dict(), indent=2, default=str))
+    result.reports = {k: str(v) for k, v in paths.items()}
+    return result

@@ -56,13 +56,29 @@ def markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 
 
 def cycle_markdown(dataset: str, decision: str, reasons: list[str], batches: list[dict[str, Any]],
-                   outcome: dict[str, Any], timings: dict[str, float], tracking_uri: str) -> str:
+                   outcome: dict[str, Any], timings: dict[str, float], tracking_uri: str, *,
+                   steps: list[dict[str, Any]] | None = None,
+                   alarms: list[dict[str, Any]] | None = None,
+                   late: list[dict[str, Any]] | None = None) -> str:
     """The cycle's story for the Prefect UI: what came in, what drifted, what was decided."""
     lines = [f"# greenlight cycle on `{dataset}`: **{decision}**", ""]
     lines += [f"- {r}" for r in reasons] or ["- every batch within thresholds"]
     lines += ["", "## Batches", "", markdown_table(batches, [
         "batch_id", "rows", "drift_share", "drifted_features", "label_score",
+        "prediction_score", "adversarial_auc", "adversarial_features",
         "champion_metric", "registered_metric", "decay"])]
+    if batches:
+        lines += ["## Inputs and outputs", "", markdown_table([{
+            **b, "worst_missing": _worst(b.get("missing_share")),
+            "worst_out_of_range": _worst(b.get("out_of_range_share"))} for b in batches], [
+            "batch_id", "rows", "labelled_rows", "worst_missing", "worst_out_of_range",
+            "failed_predictions", "score_mean", "positive_share"])]
+    if alarms:
+        lines += ["## Alarms (Prefect events)", "", markdown_table(alarms, [
+            "event", "kind", "batch_id", "value", "threshold", "features"])]
+    if late:
+        lines += ["## Late labels", "", markdown_table(late, [
+            "batch_id", "labelled_rows", "champion_metric", "registered_metric", "decay"])]
     if outcome.get("gate"):
         gate = outcome["gate"]
         lines += ["## Gate", "", f"{gate['reason']}", ""]
@@ -70,10 +86,20 @@ def cycle_markdown(dataset: str, decision: str, reasons: list[str], batches: lis
             lines.append(f"- registered version **v{outcome['registered_version']}**")
         if outcome.get("promoted_version"):
             lines.append(f"- promoted to `@champion`: **v{outcome['promoted_version']}**")
-    lines += ["", "## Step timings (s)", "", markdown_table([timings], list(timings)),
-              f"MLflow store: `{tracking_uri}` (runs in the `-monitoring` and `-training` "
-              "experiments; drift reports are artifacts of the monitoring runs)"]
+    step_rows = steps or [{"name": k, "seconds": v} for k, v in timings.items()]
+    lines += ["", "## Pipeline steps", "",
+              markdown_table(step_rows, ["name", "seconds", "rows_in", "rows_out"]),
+              f"MLflow store: `{tracking_uri}` (runs in the `-monitoring`, `-pipeline` and "
+              "`-training` experiments; drift reports are artifacts of the monitoring runs)"]
     return "\n".join(lines)
+
+
+def _worst(shares: dict[str, float] | None) -> str:
+    """`column share` of the worst column, for one cell."""
+    if not shares:
+        return ""
+    col, value = max(shares.items(), key=lambda kv: kv[1] or 0)
+    return f"{col} {value:.1%}" if value else "0"
 
 
 def approval_markdown(model: str, version: int, verdict: str, gate_reason: str,

@@ -41,6 +41,9 @@ class DatasetSpec(BaseModel):
         None, description="For classification: the label that counts as 1."
     )
     training: TrainingDefaults = TrainingDefaults()
+    label_key: str | None = Field(
+        None, description="Column that joins late labels (labels/ feed) to their rows; "
+                          "null joins on the time column.")
     slice_feature: str | None = Field(
         None, description="Categorical feature whose values the gate guards one by one.")
 

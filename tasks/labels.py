@@ -1,0 +1,120 @@
+"""Late labels: a separate feed of (key, target) files under `GREENLIGHT_HOME/labels/`.
+
+Features arrive with the batch, but the outcome is often known days later. Labels land as
+their own files (CSV or parquet, any number of rows, any batch), and are joined to the lake's
+rows by the spec's `label_key` (default: the time column). So batch t's decay is computed
+once its labels land, possibly with batch t+k, and re-computed as more of them arrive.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tasks.home import Home
+from tasks.model import GreenlightModel
+from tasks.monitor import MonitorResult, score_decay
+from tasks.spec import DatasetSpec
+
+log = logging.getLogger("greenlight.labels")
+SUFFIXES = (".csv", ".csv.gz", ".parquet")
+
+
+def _files(home: Home) -> list[Path]:
+    if not home.labels.is_dir():
+        return []
+    return sorted(p for p in home.labels.iterdir() if p.is_file() and not p.name.startswith(".")
+                  and p.name.endswith(SUFFIXES))
+
+
+def available(home: Home) -> bool:
+    return bool(_files(home))
+
+
+def key_column(spec: DatasetSpec) -> str:
+    return spec.label_key or spec.time_column
+
+
+def read_file(path: Path, spec: DatasetSpec) -> pd.DataFrame:
+    """One labels file as (key, target); a bad file is one line naming it and the problem."""
+    key = key_column(spec)
+    try:
+        frame = (pd.read_parquet(path) if path.name.endswith(".parquet")
+                 else pd.read_csv(path))
+    except Exception as exc:  # pandas raises many types for unreadable input
+        raise ValueError(f"{path}: cannot be read: {exc}".splitlines()[0]) from None
+    missing = [c for c in (key, spec.target) if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{path}: labels file lacks column(s) {', '.join(missing)}")
+    return frame[[key, spec.target]]
+
+
+def read_all(home: Home, spec: DatasetSpec) -> pd.DataFrame:
+    """Every readable labels file; a later file's label for the same key wins (corrections)."""
+    frames = []
+    for path in _files(home):
+        try:
+            frames.append(read_file(path, spec))
+        except ValueError as exc:
+            log.warning("%s (skipped)", exc)
+    if not frames:
+        return pd.DataFrame(columns=[key_column(spec), spec.target])
+    return pd.concat(frames, ignore_index=True).drop_duplicates(key_column(spec), keep="last")
+
+
+def _align(keys: pd.Series, like: pd.Series) -> pd.Series:
+    """Keys read from CSV as text become the lake's type (timestamps, numbers)."""
+    if pd.api.types.is_datetime64_any_dtype(like):
+        return pd.to_datetime(keys, errors="coerce")
+    if pd.api.types.is_numeric_dtype(like):
+        return pd.to_numeric(keys, errors="coerce")
+    return keys.astype(str)
+
+
+def attach(batch: pd.DataFrame, home: Home, spec: DatasetSpec) -> pd.DataFrame:
+    """The batch with missing targets filled from the labels feed (present labels kept)."""
+    if not available(home) or batch.empty:
+        return batch
+    key = key_column(spec)
+    feed = read_all(home, spec)
+    if feed.empty:
+        return batch
+    lookup = pd.Series(feed[spec.target].to_numpy(), index=_align(feed[key], batch[key]))
+    lookup = lookup[~lookup.index.duplicated(keep="last")]
+    out = batch.copy()
+    late = out[key].map(lookup)
+    if spec.target not in out:
+        out[spec.target] = late
+    else:
+        current = out[spec.target]
+        if pd.api.types.is_numeric_dtype(current) and not pd.api.types.is_numeric_dtype(late):
+            late = pd.to_numeric(late, errors="coerce")
+        out[spec.target] = current.where(current.notna(), late)
+    return out
+
+
+def awaiting(batches: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Monitored batches whose decay is still unknown or measured on only part of its rows."""
+    out = []
+    for b in batches.values():
+        if b.get("status") != "accepted" or not b.get("decision") or "drift_share" not in b:
+            continue
+        if b.get("decay") is None or (b.get("labelled_rows") or b.get("rows", 0)) < b.get(
+                "rows", 0):
+            out.append(b)
+    return out
+
+
+def late_decay(batch: dict[str, Any], frame: pd.DataFrame, champion: GreenlightModel,
+               spec: DatasetSpec, registered: float) -> MonitorResult | None:
+    """The batch's decay on its newly labelled rows; None if no new label has landed."""
+    metric, decay, labelled = score_decay(champion, frame, spec, registered)
+    if metric is None or labelled <= (batch.get("labelled_rows") or 0):
+        return None
+    return MonitorResult(batch["id"], len(frame), float(batch.get("drift_share") or 0.0),
+                         list(batch.get("drifted_features") or []), batch.get("label_score"),
+                         False, batch.get("prediction_score"), metric, registered, decay,
+                         labelled_rows=labelled)
