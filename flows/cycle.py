@@ -27,7 +27,7 @@ from tasks.quality import load_ranges
 from tasks.spec import DatasetSpec, load_spec, suite_path
 from tasks.validate import read_suite, validate_frame
 
-scan_t = task(ingest.scan_landing, name="ingest")
+scan_t = task(ingest.scan, name="ingest")
 read_t = task(ingest.try_read, name="read")
 validate_t = task(validate_frame, name="validate")
 accept_t = task(ingest.accept, name="accept")
@@ -44,24 +44,42 @@ def registry_for(home: Home, spec: DatasetSpec) -> Registry:
     return Registry(home.tracking_uri, f"greenlight-{spec.name}", home.root)
 
 
-def _intake(home: Home, spec: DatasetSpec) -> None:
-    """Every landed file becomes an accepted batch or a quarantined one; none is lost."""
+def _intake(home: Home, spec: DatasetSpec) -> list[str]:
+    """Every landed file becomes an accepted batch or a quarantined one; none is lost.
+
+    Returns the one-line reasons of what was quarantined; each is also logged, so the user
+    sees it on the console. A file still being written stays in landing for the next cycle."""
+    logger = get_run_logger()
     suite = read_suite(suite_path(spec.name))
     known = manifest.load(home.manifest)
-    for landed in scan_t(home.landing):
+    found = scan_t(home.landing)
+    for name in found.busy:
+        logger.warning("%s: still being written; left in landing for the next cycle", name)
+    quarantined: list[str] = []
+    for landed in found.ready:
         if landed.batch_id in known:
-            ingest.file_duplicate(home, landed, known[landed.batch_id].get("status"))
+            twin = known[landed.batch_id]
+            ingest.file_duplicate(home, landed, twin.get("status"))
+            logger.warning("%s: same bytes as %s (batch %s, %s); kept beside it, not processed "
+                           "again", landed.path.name, twin.get("file"), landed.batch_id,
+                           twin.get("status"))
             continue
         frame, error = read_t(landed.path, spec)
         if error:
-            reject_t(home, landed, error)
-            continue
-        checked = validate_t(frame, suite, source=landed.path.name)
-        if checked.success:
-            accept_t(home, landed, frame, spec)
+            reason = reject_t(home, landed, error)
         else:
-            reject_t(home, landed, checked.reason, checked.to_dict(), checked.to_markdown(),
-                     rows=len(frame))
+            checked = validate_t(frame, suite, source=landed.path.name,
+                                 time_column=spec.time_column)
+            if checked.success:
+                accept_t(home, landed, frame, spec)
+                known[landed.batch_id] = {"file": landed.path.name, "status": "accepted"}
+                continue
+            reason = reject_t(home, landed, checked.reason, checked.to_dict(),
+                              checked.to_markdown(), rows=len(frame))
+        known[landed.batch_id] = {"file": landed.path.name, "status": "quarantined"}
+        logger.warning("quarantined %s", reason)
+        quarantined.append(reason)
+    return quarantined
 
 
 def _monitor(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.VersionInfo,
@@ -302,7 +320,7 @@ def cycle(dataset: str = "synthetic", policy: Policy = "auto",
     steps = Steps()
     before = manifest.load(state.manifest)
     with steps.step("ingest+validate") as step:
-        _intake(state, spec)
+        quarantined = _intake(state, spec)
         step.rows_in, step.rows_out = _intake_rows(before, manifest.load(state.manifest))
     pending = manifest.pending(state.manifest)
     champion = versions.by_alias(reg, promotion.CHAMPION)
@@ -311,7 +329,7 @@ def cycle(dataset: str = "synthetic", policy: Policy = "auto",
         step.rows_out = sum(r.labelled_rows for r in late)
     if not pending and not force_retrain and not late:
         logger.info("nothing new in %s", state.landing)
-        return {"batches": [], "timings": steps.timings}
+        return {"batches": [], "quarantined": quarantined, "timings": steps.timings}
     with steps.step("monitor", rows_in=sum(b["rows"] for b in pending)):
         results, monitor_runs = (_monitor(state, reg, spec, champion, pending, thresholds)
                                  if champion else ([], {}))
@@ -350,9 +368,9 @@ def cycle(dataset: str = "synthetic", policy: Policy = "auto",
                           "greenlight.batch_ids": ",".join(b["id"] for b in pending),
                           "greenlight.events": ",".join(events)})
     summary = {"batches": [b["id"] for b in pending], "decision": decision.action,
-               "reasons": decision.reasons, **outcome, "timings": steps.timings,
-               "alarms": [a.to_dict() for a in raised], "events": events,
-               "late_labels": [r.batch_id for r in late]}
+               "reasons": decision.reasons, **outcome, "quarantined": quarantined,
+               "timings": steps.timings, "alarms": [a.to_dict() for a in raised],
+               "events": events, "late_labels": [r.batch_id for r in late]}
     create_markdown_artifact(
         key=f"greenlight-cycle-{spec.name.replace('_', '-')}",
         markdown=reports.cycle_markdown(spec.name, decision.action, decision.reasons,

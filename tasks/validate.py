@@ -81,6 +81,16 @@ class ValidationOutcome:
         return "\n".join(lines)
 
 
+def _rank(failure: Failure) -> int:
+    """Root causes first: a missing column, then a wrong type (which makes range checks on
+    the same column fail to evaluate), then the rest, then checks that could not run."""
+    if failure.missing_columns:
+        return 0
+    if failure.expectation == "expect_column_values_to_be_in_type_list":
+        return 1
+    return 3 if "could not be evaluated" in failure.text else 2
+
+
 def _reason_items(failures: list[Failure]) -> list[str]:
     """A missing column fails every expectation on it; say so once, not once per expectation."""
     by_column: dict[str, list[Failure]] = {}
@@ -189,6 +199,7 @@ def _failure(res: Any, frame_columns: set) -> Failure:
     columns = _columns_of(kwargs)
     missing = [c for c in columns if c not in frame_columns]
     label = f"{config.type}({', '.join(map(str, columns))})" if columns else config.type
+    label = (config.meta or {}).get("label", label)  # a check added at run time names itself
     problem = _problem(result, raised, missing)
     count, pct = result.get("unexpected_count"), result.get("unexpected_percent")
     return Failure(
@@ -220,12 +231,33 @@ def _build_suite(name: str, suite: dict) -> Any:
     return built
 
 
-def validate_frame(frame: pd.DataFrame, suite: dict, *, source: str) -> ValidationOutcome:
+FUTURE_TOLERANCE = pd.Timedelta(days=1)  # clock skew and time zones, not next week's data
+
+
+def not_in_future(time_column: str, now: pd.Timestamp | None = None) -> dict:
+    """The one expectation a static suite cannot hold: no row is stamped after now.
+
+    A row from the future is a clock or time-zone bug upstream; trained on, it would put
+    itself in the gate window (the newest rows) and judge every challenger."""
+    bound = (now or pd.Timestamp.now(tz="UTC").tz_localize(None)) + FUTURE_TOLERANCE
+    return {"type": "expect_column_values_to_be_between",
+            "kwargs": {"column": time_column, "max_value": bound.isoformat()},
+            "meta": {"label": f"timestamps in the future ({time_column} after "
+                              f"{bound:%Y-%m-%d %H:%M})",
+                     "notes": "added at validation time: no row may be stamped after now"}}
+
+
+def validate_frame(frame: pd.DataFrame, suite: dict, *, source: str,
+                   time_column: str | None = None) -> ValidationOutcome:
     """Validate a frame; expectation errors (e.g. a missing column) become failures, not raises.
 
+    With `time_column`, rows stamped in the future fail too (see `not_in_future`).
     A broken suite is our bug, not the batch's, so it raises ValueError instead of failing
     the batch (quarantining good data for a typo in a suite would be worse).
     """
+    if time_column is not None:
+        suite = {**suite, "expectations": [*suite.get("expectations", []),
+                                           not_in_future(time_column)]}
     name = suite.get("name") or "suite"
     with _LOCK, _quiet():
         context, batch_definition = _gx()
@@ -234,5 +266,5 @@ def validate_frame(frame: pd.DataFrame, suite: dict, *, source: str) -> Validati
         result = batch.validate(gx_suite)
     columns = set(frame.columns)
     failures = [_failure(r, columns) for r in result.results if not r.success]
-    failures.sort(key=lambda f: not f.missing_columns)  # the root cause first
+    failures.sort(key=_rank)  # the root cause first
     return ValidationOutcome(source, bool(result.success), len(result.results), failures)
