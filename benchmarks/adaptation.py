@@ -11,8 +11,9 @@ mean monthly primary metric of:
 - auto: the flow. Each month the champion is scored on the month (the number that
   counts); then monitor_batch + decide (drift share 0.3, max decay 0.05); on "retrain" the
   gate window is the newest 30% of the month, choose_before_gate backtests on the rows
-  before it in three gate-sized folds (as the flow does), the challenger is fitted with that recipe, and tasks.gate judges it against the
-  champion. Only "clear" promotes; "marginal" counts as not promoted;
+  before it in three gate-sized folds (as the flow does), the challenger is fitted with
+  that recipe, and tasks.gate judges it against the champion. Only "clear" promotes;
+  "marginal" counts as not promoted;
 - auto + refit: the same, but a challenger that passes is refitted with its recipe on
   every row, gate window included, before it is promoted.
 

@@ -204,14 +204,15 @@ def up(
     prefect_port: Annotated[int, typer.Option(help="Prefect server and UI port.")] = 4200,
     mlflow_port: Annotated[int, typer.Option(help="MLflow server and UI port.")] = 5000,
     home: HomeOpt = None,
+    evidently_port: Annotated[int, typer.Option(help="Evidently UI port.")] = 8000,
 ) -> None:
-    """Start Prefect and MLflow servers on loopback and serve greenlight's deployments."""
+    """Start Prefect, MLflow and the Evidently UI on loopback; serve greenlight's deployments."""
     root = _environment(home)
     from flows.up import up as run_stack
 
     try:
         run_stack(root, prefect_port=prefect_port, mlflow_port=mlflow_port, dataset=dataset,
-                  console=console)
+                  console=console, evidently_port=evidently_port)
     except RuntimeError as exc:  # a busy port, or a server that died: one line naming its log
         _fail(str(exc))
 

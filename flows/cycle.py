@@ -16,7 +16,7 @@ from registry import promote as promotion
 from registry import register as registration
 from registry import versions
 from registry.store import Registry
-from tasks import alarms, ingest, labels, lake, manifest, recipe, reports, train
+from tasks import alarms, dashboards, ingest, labels, lake, manifest, recipe, reports, train
 from tasks.decide import Decision, decide, route
 from tasks.drift import StatTests
 from tasks.gate import gate
@@ -33,6 +33,7 @@ validate_t = task(validate_frame, name="validate")
 accept_t = task(ingest.accept, name="accept")
 reject_t = task(ingest.reject, name="quarantine")
 monitor_t = task(monitor_batch, name="monitor")
+publish_t = task(dashboards.publish_batch, name="publish")
 recipe_t = task(recipe.choose_before_gate, name="recipe")
 train_t = task(train.train_challenger, name="train")
 gate_t = task(gate, name="gate")
@@ -106,6 +107,9 @@ def _monitor(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ve
             metrics=result.run_metrics(spec.primary_metric),
             tags={"greenlight.file": batch["file"], **result.run_tags(champion.version)},
             artifacts={"drift": home.reports / batch["id"]})
+        publish_t(home.evidently, reg.tracking_uri, experiment, runs[batch["id"]], spec,
+                  batch["id"], frame, result.to_dict(), thresholds.model_dump(),
+                  tags={"file": batch["file"], "champion_version": str(champion.version)})
         results.append(result)
     return results, runs
 

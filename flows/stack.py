@@ -87,6 +87,23 @@ def start_mlflow_server(home: Path, port: int) -> Server:
     return _spawn("mlflow server", args, home / "logs" / "mlflow-server.log", full)
 
 
+def start_evidently_ui(home: Path, port: int) -> Server:
+    """`evidently ui` over the workspace the cycles write (`<home>/evidently`).
+
+    It watches the workspace directory, so batches monitored while it runs appear without a
+    restart. `DO_NOT_TRACK` (in `QUIET`) turns its telemetry off."""
+    _check_port("evidently ui", port)
+    workspace = home / "evidently"
+    workspace.mkdir(parents=True, exist_ok=True)
+    args = ["evidently.cli", "ui", "--workspace", str(workspace),
+            "--host", "127.0.0.1", "--port", str(port)]
+    return _spawn("evidently ui", args, home / "logs" / "evidently-ui.log",
+                  {**os.environ, **QUIET})
+
+
+EVIDENTLY_HEALTH = "/api/version"
+
+
 def _answers(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:

@@ -77,11 +77,15 @@ def serve_deployments(defs: Iterable[DeploymentDef], *, dataset: str, home: Path
         pass
 
 
-def _banner(home: Path, prefect_url: str, mlflow_url: str, dataset: str) -> list[str]:
+def _banner(home: Path, prefect_url: str, mlflow_url: str, dataset: str,
+            evidently_url: str | None = None) -> list[str]:
     """Where to look and what to type next; commands stay on one line so they can be copied."""
     lines = [f"[bold green]greenlight is up[/] (state in {home}, logs in {home / 'logs'})",
              f"  Prefect UI  {prefect_url}  (flow runs, schedules, approvals)",
              f"  MLflow UI   {mlflow_url}  (models, aliases, runs, drift reports)"]
+    if evidently_url:
+        lines.append(f"  Evidently   {evidently_url}  (project greenlight-{dataset}: drift "
+                     "share, decay, missing share over batches)")
     lines += [f"  serving     {d.full_name}  ({d.cron} {TIMEZONE}, policy {d.policy})"
               for d in DEPLOYMENTS]
     return lines + [
@@ -95,10 +99,12 @@ def _banner(home: Path, prefect_url: str, mlflow_url: str, dataset: str) -> list
 
 
 def up(home: Path, *, prefect_port: int = 4200, mlflow_port: int = 5000,
-       dataset: str = "synthetic", console: Console | None = None) -> None:
-    """Start both servers, wait until they answer, then serve the deployments until stopped.
+       dataset: str = "synthetic", console: Console | None = None,
+       evidently_port: int | None = 8000) -> None:
+    """Start the servers, wait until they answer, then serve the deployments until stopped.
 
-    Returns normally on Ctrl-C or SIGTERM, with both servers stopped: no orphans."""
+    Prefect, MLflow and (unless `evidently_port` is None) the Evidently UI. Returns normally
+    on Ctrl-C or SIGTERM, with every server stopped: no orphans."""
     console = console or Console()
     home = Path(home).expanduser().resolve()
     prefect_url, mlflow_url = f"http://127.0.0.1:{prefect_port}", f"http://127.0.0.1:{mlflow_port}"
@@ -108,12 +114,18 @@ def up(home: Path, *, prefect_port: int = 4200, mlflow_port: int = 5000,
     try:
         procs.append(stack.start_prefect_server(home, prefect_port))
         procs.append(stack.start_mlflow_server(home, mlflow_port))
-        console.print("starting Prefect and MLflow servers...")
+        evidently_url = None
+        if evidently_port is not None:
+            evidently_url = f"http://127.0.0.1:{evidently_port}"
+            procs.append(stack.start_evidently_ui(home, evidently_port))
+        console.print("starting Prefect, MLflow and Evidently servers...")
         stack.wait_healthy(f"{prefect_url}/api/health", HEALTH_TIMEOUT, procs[0])
         stack.wait_healthy(f"{mlflow_url}/health", HEALTH_TIMEOUT, procs[1])
+        if evidently_url:
+            stack.wait_healthy(evidently_url + stack.EVIDENTLY_HEALTH, HEALTH_TIMEOUT, procs[2])
         os.environ.update({"PREFECT_API_URL": f"{prefect_url}/api",
                            "MLFLOW_TRACKING_URI": mlflow_url, "GREENLIGHT_HOME": str(home)})
-        for line in _banner(home, prefect_url, mlflow_url, dataset):
+        for line in _banner(home, prefect_url, mlflow_url, dataset, evidently_url):
             console.print(line, soft_wrap=True, highlight=False)
         serve_deployments(DEPLOYMENTS, dataset=dataset, home=home)
     except KeyboardInterrupt:

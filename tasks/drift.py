@@ -274,7 +274,8 @@ def measure_drift(
 
 
 def save_report(result: DriftResult, out_dir: Path) -> dict[str, Path]:
-    """Write the HTML report (for people), its JSON (for the Evidently UI) and our summary."""
+    """Write the HTML report (for people), its JSON, our summary, and the snapshot itself
+    (`snapshot.json`, which `Snapshot.load` reads back for the Evidently workspace)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"summary": out_dir / "summary.json"}
@@ -284,4 +285,6 @@ def save_report(result: DriftResult, out_dir: Path) -> dict[str, Path]:
         with _quiet():
             result.snapshot.save_html(str(paths["html"]))
             result.snapshot.save_json(str(paths["json"]))
+            paths["snapshot"] = out_dir / "snapshot.json"
+            paths["snapshot"].write_text(result.snapshot.dumps())
     return paths

@@ -52,6 +52,11 @@ class Home:
         return self.root / "reports"
 
     @property
+    def evidently(self) -> Path:
+        """The Evidently workspace the Evidently UI (`greenlight up`) serves."""
+        return self.root / "evidently"
+
+    @property
     def mlflow_db(self) -> Path:
         return self.root / "mlflow.db"
 

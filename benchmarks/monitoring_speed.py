@@ -1,0 +1,113 @@
+"""Drift on a big batch: sampled (what the flow does) against exhaustive, time and verdicts.
+
+Evidently's drift on 1,000,000 rows x 10 columns takes ~24 s (STACK_NOTES); `measure_drift`
+samples frames above `tasks.drift.MAX_ROWS` rows. This prints, per synthetic case, the time
+of both and whether each feature's drift verdict agrees, then the share that agrees overall.
+The cases mix no drift, clear drift and shifts sitting near the 0.1 threshold, where a
+sample can honestly land on the other side.
+
+    uv run python benchmarks/monitoring_speed.py                 # 1M rows, every case
+    uv run python benchmarks/monitoring_speed.py --rows 200000 --cases stable,mean-shift
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tasks.drift import MAX_ROWS, measure_drift
+from tasks.spec import DatasetSpec
+
+NUMERIC = [f"x{i}" for i in range(7)]
+CATEGORICAL = ["region", "channel", "tier"]
+SPEC = DatasetSpec(name="bench", time_column="t", target="y", task="classification",
+                   features=NUMERIC + CATEGORICAL, categorical_features=CATEGORICAL,
+                   primary_metric="accuracy")
+LEVELS = {"region": list("abcdefgh"), "channel": ["web", "app", "store"],
+          "tier": ["bronze", "silver", "gold", "platinum"]}
+
+
+def frame(rng: np.random.Generator, n: int, *, shift: dict[str, float] | None = None,
+          scale: dict[str, float] | None = None, probs: dict[str, list[float]] | None = None,
+          missing: dict[str, float] | None = None) -> pd.DataFrame:
+    """7 numeric columns (normal, lognormal, uniform) and 3 categorical ones, all seeded."""
+    shift, scale, probs, missing = shift or {}, scale or {}, probs or {}, missing or {}
+    data: dict[str, np.ndarray] = {}
+    for i, c in enumerate(NUMERIC):
+        base = (rng.standard_normal(n) if i < 4 else
+                rng.lognormal(0, 0.5, n) if i < 6 else rng.uniform(0, 1, n))
+        data[c] = base * scale.get(c, 1.0) + shift.get(c, 0.0) * (base.std() or 1.0)
+    for c, levels in LEVELS.items():
+        p = probs.get(c) or [1 / len(levels)] * len(levels)
+        data[c] = rng.choice(levels, size=n, p=p)
+    out = pd.DataFrame(data)
+    for c, share in missing.items():
+        out.loc[rng.random(n) < share, c] = np.nan
+    return out
+
+
+def cases() -> dict[str, Callable[[np.random.Generator, int], pd.DataFrame]]:
+    """The current batch of each case; the reference is always the plain `frame`."""
+    return {
+        "stable": lambda rng, n: frame(rng, n),
+        "mean-shift": lambda rng, n: frame(rng, n, shift={"x0": 0.5, "x4": 0.3}),
+        "small-shift": lambda rng, n: frame(rng, n, shift={"x1": 0.03, "x5": 0.05}),
+        "near-threshold": lambda rng, n: frame(rng, n, shift={"x2": 0.09, "x3": 0.11,
+                                                              "x6": 0.10}),
+        "scale": lambda rng, n: frame(rng, n, scale={"x1": 1.6, "x6": 1.2}),
+        "categories": lambda rng, n: frame(rng, n, probs={
+            "channel": [0.6, 0.3, 0.1], "tier": [0.3, 0.3, 0.2, 0.2]}),
+        "missing": lambda rng, n: frame(rng, n, missing={"x0": 0.3, "region": 0.2}),
+    }
+
+
+def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, float]:
+    start = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000, help="rows per frame")
+    parser.add_argument("--cases", default="", help="comma-separated subset of cases")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    chosen = {k: v for k, v in cases().items()
+              if not args.cases or k in args.cases.split(",")}
+    print(f"{args.rows:,} rows x {len(SPEC.features)} columns, reference and current; "
+          f"sampled = measure_drift as the flow runs it (max_rows={MAX_ROWS:,}), "
+          f"exhaustive = every row")
+    print(f"{'case':<16}{'sampled s':>10}{'exhaust. s':>11}{'agree':>7}  "
+          "drifted (sampled | exhaustive)")
+    agree = total = 0
+    sampled_times, full_times = [], []
+    for i, (name, make) in enumerate(chosen.items()):
+        rng = np.random.default_rng(args.seed + i)
+        reference, current = frame(rng, args.rows), make(rng, args.rows)
+        fast, t_fast = timed(measure_drift, reference, current, SPEC)
+        full, t_full = timed(measure_drift, reference, current, SPEC, max_rows=args.rows + 1)
+        same = [(c in fast.drifted_features) == (c in full.drifted_features)
+                for c in SPEC.features]
+        agree, total = agree + sum(same), total + len(same)
+        sampled_times.append(t_fast)
+        full_times.append(t_full)
+        print(f"{name:<16}{t_fast:>10.2f}{t_full:>11.2f}{sum(same):>4}/{len(same)}  "
+              f"{','.join(fast.drifted_features) or '-'} | "
+              f"{','.join(full.drifted_features) or '-'}")
+        for c in SPEC.features:
+            if (c in fast.drifted_features) != (c in full.drifted_features):
+                print(f"{'':<16}  disagree on {c}: sampled {fast.feature_scores[c]:.4f}, "
+                      f"exhaustive {full.feature_scores[c]:.4f} ({full.feature_methods[c]})")
+    print(f"verdicts that agree: {agree}/{total} = {agree / total:.1%}; "
+          f"sampled median {np.median(sampled_times):.2f} s (max {max(sampled_times):.2f} s), "
+          f"exhaustive median {np.median(full_times):.2f} s (max {max(full_times):.2f} s)")
+
+
+if __name__ == "__main__":
+    main()

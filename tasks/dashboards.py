@@ -1,0 +1,48 @@
+"""Publish one monitored batch where people look: the Evidently workspace and the history plot.
+
+Best effort by design: these are views of numbers already logged to MLflow and the manifest,
+so a failure here is logged and reported, and never stops the cycle or moves the champion.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tasks import plots, workspace
+from tasks.spec import DatasetSpec
+
+log = logging.getLogger("greenlight.dashboards")
+
+
+def publish_batch(evidently_root: Path, tracking_uri: str, experiment_id: str, run_id: str,
+                  spec: DatasetSpec, batch_id: str, batch: pd.DataFrame,
+                  result: Mapping[str, Any], thresholds: Mapping[str, Any],
+                  tags: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Snapshot into the Evidently workspace, history plot onto the monitoring run.
+
+    Returns what was written (`snapshot`, `plot`) and, for each part that failed, an
+    `error:<part>` entry with a one-line reason."""
+    out: dict[str, str] = {}
+    try:
+        out["snapshot"] = workspace.record_monitoring(evidently_root, spec, batch_id, batch,
+                                                      result, thresholds, tags)
+    except Exception as exc:  # a view must never break the loop
+        out["error:snapshot"] = f"{type(exc).__name__}: {exc}"
+        log.warning("Evidently workspace: batch %s not recorded: %s", batch_id, exc)
+    try:
+        reports = (result.get("reports") or {}).get("summary")
+        # beside the batch reports, not in them: those are logged as the run's drift artifacts
+        base = Path(reports).parent.parent if reports else Path(evidently_root)
+        out_dir = base / "plots" / batch_id
+        out["plot"] = str(plots.log_history_plot(
+            tracking_uri, experiment_id, run_id, spec.primary_metric, thresholds, out_dir,
+            title=f"greenlight-{spec.name}: monitoring up to {batch_id}"))
+    except Exception as exc:
+        out["error:plot"] = f"{type(exc).__name__}: {exc}"
+        log.warning("history plot for batch %s not written: %s", batch_id, exc)
+    return out

@@ -1,0 +1,86 @@
+"""Plots over batches: drift share, the champion's metric and decay, with their thresholds.
+
+MLflow charts one metric at a time and Evidently's HTML covers one batch; a person asking
+"when did it start to drift, and did the retrain help?" wants one picture of the whole
+stream. Each monitoring run gets that picture of the history up to its batch, read back
+from the monitoring experiment itself, so it shows exactly what was logged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import pandas as pd
+from mlflow import MlflowClient
+
+BATCH_TAG, FILE_TAG, VERSION_TAG = ("greenlight.batch_id", "greenlight.file",
+                                    "greenlight.champion_version")
+
+
+def monitoring_history(tracking_uri: str, experiment_id: str, metric: str) -> pd.DataFrame:
+    """One row per monitored batch, oldest first; a re-monitored batch keeps its latest run."""
+    client = MlflowClient(tracking_uri=tracking_uri)
+    runs = client.search_runs([experiment_id], order_by=["attributes.start_time ASC"],
+                              max_results=10_000)
+    rows = [{"batch_id": r.data.tags.get(BATCH_TAG, r.info.run_id),
+             "label": r.data.tags.get(FILE_TAG) or r.info.run_name,
+             "champion_version": r.data.tags.get(VERSION_TAG, ""),
+             "start_time": r.info.start_time,
+             "drift_share": r.data.metrics.get("drift_share"),
+             "champion_metric": r.data.metrics.get(f"champion_{metric}"),
+             "decay": r.data.metrics.get("decay")} for r in runs]
+    columns = ["batch_id", "label", "champion_version", "start_time", "drift_share",
+               "champion_metric", "decay"]
+    history = pd.DataFrame(rows, columns=columns)
+    history = history.drop_duplicates("batch_id", keep="last")
+    return history.sort_values("start_time", kind="stable").reset_index(drop=True)
+
+
+def plot_history(history: pd.DataFrame, metric: str, thresholds: Mapping[str, float | None],
+                 path: Path, title: str = "") -> Path:
+    """Three stacked panels over batches; dotted lines mark where the champion changed."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on servers; must precede pyplot
+    import matplotlib.pyplot as plt
+
+    x = range(len(history))
+    fig, axes = plt.subplots(3, 1, sharex=True, figsize=(max(8, 0.45 * len(history) + 3), 8),
+                             constrained_layout=True)
+    panels = [("drift_share", "drift share", thresholds.get("drift_share")),
+              ("champion_metric", f"champion {metric}", None),
+              ("decay", f"decay of {metric}", thresholds.get("max_decay"))]
+    for ax, (column, label, limit) in zip(axes, panels, strict=True):
+        ax.plot(x, history[column].astype(float), marker="o", label=label)
+        if limit is not None:
+            ax.axhline(limit, color="tab:red", linestyle="--", label="retrain threshold")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper left", fontsize="small")
+    versions = history["champion_version"].tolist()
+    for i in range(1, len(versions)):
+        if versions[i] != versions[i - 1]:
+            for ax in axes:
+                ax.axvline(i - 0.5, color="grey", linestyle=":")
+            axes[0].annotate(f"champion v{versions[i]}", (i - 0.5, 1), rotation=90, va="top",
+                             xycoords=("data", "axes fraction"), xytext=(3, -3),
+                             textcoords="offset points", fontsize="small", color="grey")
+    axes[-1].set_xticks(list(x), history["label"].tolist(), rotation=60, ha="right",
+                        fontsize="small")
+    axes[0].set_title(title or f"monitoring over {len(history)} batches")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def log_history_plot(tracking_uri: str, experiment_id: str, run_id: str, metric: str,
+                     thresholds: Mapping[str, float | None], out_dir: Path,
+                     title: str = "") -> Path:
+    """Plot the history so far and attach it to `run_id` as `plots/monitoring-history.png`."""
+    history = monitoring_history(tracking_uri, experiment_id, metric)
+    path = plot_history(history, metric, thresholds, Path(out_dir) / "monitoring-history.png",
+                        title)
+    MlflowClient(tracking_uri=tracking_uri).log_artifact(run_id, str(path), artifact_path="plots")
+    return path
