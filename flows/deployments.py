@@ -33,6 +33,14 @@ class DeploymentDef:
     description: str
     force_retrain: bool = False
     on_events_from: str | None = None  # retrain on alarms raised by runs of this policy
+    active: bool = True  # False: the schedule exists but is paused until switched on
+
+    def schedules(self) -> list[dict[str, Any]] | None:
+        """The schedules as prefect.yaml writes them."""
+        if not self.cron:
+            return None
+        return [{"cron": self.cron, "timezone": TIMEZONE,
+                 **({} if self.active else {"active": False})}]
 
     @property
     def full_name(self) -> str:
@@ -67,8 +75,9 @@ DEPLOYMENTS: tuple[DeploymentDef, ...] = (
     DeploymentDef("greenlight-monitor", "monitor", "*/15 * * * *",
                   "Every 15 minutes: ingest, validate and monitor only. Alarms become Prefect "
                   "events (greenlight.drift.detected, greenlight.model.decayed, ...); "
-                  "greenlight-retrain answers them. An alternative to greenlight-auto: run "
-                  "one or the other."),
+                  "greenlight-retrain answers them. An alternative to greenlight-auto, so "
+                  "its schedule starts paused: switch it on and pause greenlight-auto's.",
+                  active=False),
     DeploymentDef("greenlight-retrain", "auto", None,
                   "No schedule: started by greenlight-monitor's drift and decay events. "
                   "Retrains on the newest batches, gates, and promotes when the gate passes.",

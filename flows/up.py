@@ -72,7 +72,8 @@ def serve_deployments(defs: Iterable[DeploymentDef], *, dataset: str, home: Path
     trigger = TypeAdapter(DeploymentTriggerTypes)  # as `prefect deploy` reads prefect.yaml
     for d in defs:
         runner.add_deployment(cycle.to_deployment(
-            d.name, schedules=[Cron(d.cron, timezone=TIMEZONE)] if d.cron else None,
+            d.name,
+            schedules=[Cron(d.cron, timezone=TIMEZONE, active=d.active)] if d.cron else None,
             triggers=[trigger.validate_python({**t, "name": f"{d.name}__automation_{i}"})
                       for i, t in enumerate(d.triggers(dataset), start=1)] or None,
             description=d.description, parameters=d.parameters(dataset, home),
