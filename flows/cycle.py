@@ -229,7 +229,8 @@ def _retrain(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ve
     """Train, gate, register and route by policy; the champion moves only through promote."""
     training: Training = params["training"]
     accepted = [b["id"] for b in manifest.load(home.manifest).values() if b["status"] == "accepted"]
-    history = lake.read_batches(home.lake, accepted)
+    history = labels.attach(lake.read_batches(home.lake, accepted), home, spec)
+    history = history[history[spec.target].notna()]  # train and gate on labelled rows only
     gate_rows = int(training.gate_fraction * max(b["rows"] for b in pending))
     choice = _recipe(history, spec, training, gate_rows, steps)
     with steps.step("train", rows_in=len(history)) as step:

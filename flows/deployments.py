@@ -16,14 +16,31 @@ WORK_POOL = "greenlight"
 TIMEZONE = "UTC"
 
 
+# Alarms that retrain (tasks/alarms.py; kept as strings here so this module stays light).
+RETRAIN_EVENTS = ("greenlight.drift.detected", "greenlight.model.decayed")
+# One retrain per burst: a monitoring run may raise both events, and a trigger with
+# threshold 1 fires once per `within` window (later events in the window are dropped).
+RETRAIN_DEBOUNCE_SECONDS = 300
+
+
 @dataclass(frozen=True)
 class DeploymentDef:
-    """One deployment of the cycle: a promotion policy on a schedule."""
+    """One deployment of the cycle: a promotion policy on a schedule, or on events."""
 
     name: str
     policy: str
-    cron: str
+    cron: str | None
     description: str
+    force_retrain: bool = False
+    on_events_from: str | None = None  # retrain on alarms raised by runs of this policy
+    active: bool = True  # False: the schedule exists but is paused until switched on
+
+    def schedules(self) -> list[dict[str, Any]] | None:
+        """The schedules as prefect.yaml writes them."""
+        if not self.cron:
+            return None
+        return [{"cron": self.cron, "timezone": TIMEZONE,
+                 **({} if self.active else {"active": False})}]
 
     @property
     def full_name(self) -> str:
@@ -32,8 +49,20 @@ class DeploymentDef:
 
     def parameters(self, dataset: str, home: Path | str | None) -> dict[str, Any]:
         """The run parameters; `home=None` lets the flow use the worker's GREENLIGHT_HOME."""
-        return {"dataset": dataset, "policy": self.policy,
-                "home": None if home is None else str(home)}
+        params = {"dataset": dataset, "policy": self.policy,
+                  "home": None if home is None else str(home)}
+        return {**params, "force_retrain": True} if self.force_retrain else params
+
+    def triggers(self, dataset: str) -> list[dict[str, Any]]:
+        """Deployment triggers, as prefect.yaml writes them: the alarms of `on_events_from`
+        runs on this dataset start this deployment, with no glue code."""
+        if not self.on_events_from:
+            return []
+        return [{"type": "event", "enabled": True,
+                 "match": {"prefect.resource.id": f"greenlight.dataset.{dataset}",
+                           "greenlight.policy": self.on_events_from},
+                 "expect": list(RETRAIN_EVENTS), "posture": "Reactive", "threshold": 1,
+                 "within": RETRAIN_DEBOUNCE_SECONDS}]
 
 
 DEPLOYMENTS: tuple[DeploymentDef, ...] = (
@@ -43,4 +72,14 @@ DEPLOYMENTS: tuple[DeploymentDef, ...] = (
     DeploymentDef("greenlight-manual", "manual", "0 * * * *",
                   "Hourly: like greenlight-auto, but a passing challenger waits for a "
                   "person to approve it in the Prefect UI."),
+    DeploymentDef("greenlight-monitor", "monitor", "*/15 * * * *",
+                  "Every 15 minutes: ingest, validate and monitor only. Alarms become Prefect "
+                  "events (greenlight.drift.detected, greenlight.model.decayed, ...); "
+                  "greenlight-retrain answers them. An alternative to greenlight-auto, so "
+                  "its schedule starts paused: switch it on and pause greenlight-auto's.",
+                  active=False),
+    DeploymentDef("greenlight-retrain", "auto", None,
+                  "No schedule: started by greenlight-monitor's drift and decay events. "
+                  "Retrains on the newest batches, gates, and promotes when the gate passes.",
+                  force_retrain=True, on_events_from="monitor"),
 )

@@ -61,16 +61,23 @@ def serve_deployments(defs: Iterable[DeploymentDef], *, dataset: str, home: Path
     active on shutdown, so a restart carries on where it stopped. `limit=1`: cycles over
     one state dir must not ingest the same landing files at once."""
     from prefect.deployments.runner import EntrypointType
+    from prefect.events import DeploymentTriggerTypes
     from prefect.runner import Runner
     from prefect.schedules import Cron
+    from pydantic import TypeAdapter
 
     from flows.cycle import cycle
 
     runner = Runner(pause_on_shutdown=False, limit=limit)
+    trigger = TypeAdapter(DeploymentTriggerTypes)  # as `prefect deploy` reads prefect.yaml
     for d in defs:
         runner.add_deployment(cycle.to_deployment(
-            d.name, schedules=[Cron(d.cron, timezone=TIMEZONE)], description=d.description,
-            parameters=d.parameters(dataset, home), entrypoint_type=EntrypointType.MODULE_PATH))
+            d.name,
+            schedules=[Cron(d.cron, timezone=TIMEZONE, active=d.active)] if d.cron else None,
+            triggers=[trigger.validate_python({**t, "name": f"{d.name}__automation_{i}"})
+                      for i, t in enumerate(d.triggers(dataset), start=1)] or None,
+            description=d.description, parameters=d.parameters(dataset, home),
+            entrypoint_type=EntrypointType.MODULE_PATH))
     try:
         asyncio.run(_serve_until_stopped(runner))
     except (KeyboardInterrupt, asyncio.CancelledError):
@@ -86,8 +93,9 @@ def _banner(home: Path, prefect_url: str, mlflow_url: str, dataset: str,
     if evidently_url:
         lines.append(f"  Evidently   {evidently_url}  (project greenlight-{dataset}: drift "
                      "share, decay, missing share over batches)")
-    lines += [f"  serving     {d.full_name}  ({d.cron} {TIMEZONE}, policy {d.policy})"
-              for d in DEPLOYMENTS]
+    lines += [f"  serving     {d.full_name}  ("
+              + (f"{d.cron} {TIMEZONE}" if d.cron else f"on {d.on_events_from} alarms")
+              + f", policy {d.policy})" for d in DEPLOYMENTS]
     return lines + [
         "Next, from the repo:",
         "  # land a batch",
