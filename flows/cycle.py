@@ -20,6 +20,7 @@ from registry import versions
 from registry.store import Registry
 from tasks import ingest, lake, manifest, recipe, reports, train
 from tasks.decide import Decision, decide, route
+from tasks.faults import crash_point
 from tasks.gate import gate
 from tasks.home import Home
 from tasks.monitor import MonitorResult, monitor_batch
@@ -59,6 +60,7 @@ def _intake(home: Home, spec: DatasetSpec) -> list[str]:
     suite = read_suite(suite_path(spec.name))
     known = manifest.load(home.manifest)
     found = scan_t(home.landing)
+    crash_point("ingest")
     for name in found.busy:
         logger.warning("%s: still being written; left in landing for the next cycle", name)
     quarantined: list[str] = []
@@ -76,6 +78,7 @@ def _intake(home: Home, spec: DatasetSpec) -> list[str]:
         else:
             checked = validate_t(frame, suite, source=landed.path.name,
                                  time_column=spec.time_column)
+            crash_point("validate")
             if checked.success:
                 accept_t(home, landed, frame, spec)
                 known[landed.batch_id] = {"file": landed.path.name, "status": "accepted"}
@@ -110,6 +113,25 @@ def _monitor(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ve
     return results, runs
 
 
+def _judged_against(reg: Registry, pending: list[dict]) -> versions.VersionInfo | None:
+    """The champion these batches are judged against: the live one, unless a run on the
+    same batches crashed after registering its challenger. Then it is the champion that run
+    saw, so the re-run reaches the same decision and finds its registration (and promotion)
+    already done, instead of judging its own batches against the model they produced."""
+    live = versions.by_alias(reg, promotion.CHAMPION)
+    ids = ",".join(b["id"] for b in pending)
+    done = versions.find_by_tag(reg, BATCH_IDS_TAG, ids) if ids else None
+    if done is None:
+        return live
+    seen = done.tags.get(CHAMPION_SEEN_TAG, "none")
+    if seen == "none":
+        return None
+    if live is not None and str(live.version) == seen:
+        return live
+    return versions.by_version(reg, int(seen))
+
+
+BATCH_IDS_TAG, CHAMPION_SEEN_TAG = "greenlight.batch_ids", "greenlight.champion_version"
 ACK_TAG = "greenlight.drift_acknowledged"
 BASELINE_TAG = "greenlight.baseline_metric"
 
@@ -194,6 +216,7 @@ def _retrain(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ve
                              window_days=choice.best.window_days,
                              reference_rows=training.reference_rows,
                              batch_column=lake.BATCH_COLUMN)
+    crash_point("train")
     with _step(timings, "gate"):
         champion_model = versions.load_model(reg, champion.version) if champion else None
         result = gate_t(challenger.model, champion_model, challenger.split.gate, spec,
@@ -214,9 +237,9 @@ def _retrain(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ve
                                                                             f"..{result.ci_high}",
             "greenlight.policy": params["policy"], "greenlight.recipe": choice.best.name,
             "greenlight.recipe_reason": choice.reason[:4000],
-            "greenlight.batch_ids": ",".join(b["id"] for b in pending),
+            BATCH_IDS_TAG: ",".join(b["id"] for b in pending),
             "greenlight.data_hash": challenger.data_hash,
-            "greenlight.champion_version": str(champion.version) if champion else "none"}
+            CHAMPION_SEEN_TAG: str(champion.version) if champion else "none"}
     if route_to == "none":
         if champion is not None and result.champion is not None:
             # The champion held on the newest data: acknowledge the drift, and its score there
@@ -238,6 +261,7 @@ def _retrain(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ve
                              artifacts={"recipe": reports.write_json(
                                  home.reports / "recipes" / f"{challenger.batch_set}.json",
                                  choice.to_dict())}).version
+    crash_point("register")
     out["registered_version"] = version
     promote_kwargs = {"reason": f"{decision.action}: {result.reason}", "metrics": metrics,
                       "batches": [b["id"] for b in pending],
@@ -245,6 +269,7 @@ def _retrain(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ve
     if route_to == "promote":
         with _step(timings, "promote"):
             promote_t(reg, version, **promote_kwargs)
+        crash_point("promote")
         out["promoted_version"] = version
     elif route_to == "challenger":
         promotion.set_alias(reg, "challenger", version)
@@ -283,10 +308,11 @@ def cycle(dataset: str = "synthetic", policy: Policy = "auto",
     if not pending and not force_retrain:
         logger.info("nothing new in %s", state.landing)
         return {"batches": [], "quarantined": quarantined, "timings": timings}
-    champion = versions.by_alias(reg, promotion.CHAMPION)
+    champion = _judged_against(reg, pending)
     with _step(timings, "monitor"):
         results, monitor_runs = (_monitor(state, reg, spec, champion, pending, thresholds)
                                  if champion else ([], {}))
+    crash_point("monitor")
     decision = decide(results, has_champion=champion is not None,
                       drift_share=thresholds.drift_share, max_decay=thresholds.max_decay,
                       force=force_retrain, acknowledged=_acknowledged(champion))
