@@ -13,6 +13,7 @@ from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from prefect.settings import PREFECT_API_URL
 
+from flows.locks import promotion_lock
 from flows.params import Approval, Policy, Thresholds, Training, approval_needs_server
 from registry import promote as promotion
 from registry import register as registration
@@ -173,9 +174,10 @@ def _ask_and_promote(reg: Registry, version: int, description: str, timeout_s: i
     promotion.record_decision(reg, version, outcome="approved", by=answer.approver,
                               reason=answer.reason)
     try:
-        promote_t(reg, version, by=answer.approver,
-                  **{**promote_kwargs, "reason": f"approved by {answer.approver}: "
-                                                 f"{answer.reason or 'no reason given'}"})
+        with promotion_lock(reg.model_name):
+            promote_t(reg, version, by=answer.approver,
+                      **{**promote_kwargs, "reason": f"approved by {answer.approver}: "
+                                                     f"{answer.reason or 'no reason given'}"})
     except promotion.PromotionError as exc:
         logger.warning("approved, but not promoted: %s", exc)
         return "approved, not promoted (champion moved)"
@@ -267,8 +269,13 @@ def _retrain(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ve
                       "batches": [b["id"] for b in pending],
                       "expected_from": champion.version if champion else None}
     if route_to == "promote":
-        with _step(timings, "promote"):
-            promote_t(reg, version, **promote_kwargs)
+        try:
+            with _step(timings, "promote"), promotion_lock(reg.model_name):
+                promote_t(reg, version, **promote_kwargs)
+        except promotion.PromotionError as exc:  # another cycle promoted meanwhile
+            get_run_logger().warning("v%s registered, not promoted: %s", version, exc)
+            out["promotion_refused"] = str(exc)
+            return out
         crash_point("promote")
         out["promoted_version"] = version
     elif route_to == "challenger":
@@ -302,7 +309,7 @@ def cycle(dataset: str = "synthetic", policy: Policy = "auto",
     spec, state = load_spec(dataset), Home.from_env(home).ensure()
     reg = registry_for(state, spec)
     timings: dict[str, float] = {}
-    with _step(timings, "ingest+validate"):
+    with _step(timings, "ingest+validate"), ingest.intake_lock(state):
         quarantined = _intake(state, spec)
     pending = manifest.pending(state.manifest)
     if not pending and not force_retrain:

@@ -81,9 +81,9 @@ def crashed_run(root: Path, step: str) -> int:
     env = {**os.environ, "GREENLIGHT_HOME": str(root), "PREFECT_HOME": str(root / "prefect"),
            CRASH_ENV: step}
     env.pop("PREFECT_API_URL", None)
+    log = (root.parent / f"crash-{step}.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "flows.cli", "run", "--dataset", "synthetic"],
-                            cwd=REPO, env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            cwd=REPO, env=env, start_new_session=True, stdout=log, stderr=log)
     try:
         code = proc.wait(timeout=600)
     finally:
@@ -91,6 +91,7 @@ def crashed_run(root: Path, step: str) -> int:
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        log.close()
     return code
 
 
@@ -100,7 +101,8 @@ def test_sigkill_at_each_step_then_rerun_ends_as_an_uninterrupted_run(
         step, base, uninterrupted, tmp_path):
     root = tmp_path / "gl"
     shutil.copytree(base, root)
-    assert crashed_run(root, step) == -signal.SIGKILL
+    assert crashed_run(root, step) == -signal.SIGKILL, (
+        tmp_path / f"crash-{step}.log").read_text()[-3000:]
     reg = _registry(root)
     champion = versions.aliases(reg)["champion"]  # resolves, and loads, right after the crash
     sample = sources.synthetic_batch(1, rows=5).frame
