@@ -118,6 +118,28 @@ def test_sigkill_at_each_step_then_rerun_ends_as_an_uninterrupted_run(
     assert len(week) == 3000
 
 
+@pytest.mark.slow
+def test_two_cycles_at_once_promote_exactly_once(base, uninterrupted, tmp_path):
+    """Two `greenlight run` on the same state dir and the same new week, started together:
+    one intake files the week, one version is registered, one promotion is recorded."""
+    root = tmp_path / "gl"
+    shutil.copytree(base, root)
+    procs = []
+    for name in ("a", "b"):
+        env = {**os.environ, "GREENLIGHT_HOME": str(root),
+               "PREFECT_HOME": str(root / f"prefect-{name}")}
+        env.pop("PREFECT_API_URL", None)
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "flows.cli", "run", "--dataset", "synthetic"], cwd=REPO,
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outputs = [proc.communicate(timeout=900)[0] for proc in procs]
+    for proc, output in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0 and "Traceback" not in output, output[-3000:]
+    state = end_state(root)
+    assert state == uninterrupted
+    assert [r[0] for r in state["promotions"]].count("promote") == 2  # bootstrap + one
+
+
 def test_a_promotion_whose_holder_died_before_recording_is_recorded_on_rerun(tmp_path):
     """Aliases moved, no record (killed in between): promoting again records the move once,
     from the champion kept as @previous, instead of refusing or moving anything twice."""
