@@ -11,6 +11,7 @@ from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from prefect.settings import PREFECT_API_URL
 
+from flows.locks import promotion_lock
 from flows.params import Approval, Policy, Thresholds, Training, approval_needs_server
 from registry import promote as promotion
 from registry import register as registration
@@ -19,6 +20,7 @@ from registry.store import Registry
 from tasks import alarms, dashboards, ingest, labels, lake, manifest, recipe, reports, train
 from tasks.decide import Decision, decide, route
 from tasks.drift import StatTests
+from tasks.faults import crash_point
 from tasks.gate import gate
 from tasks.home import Home
 from tasks.monitor import Limits, MonitorResult, monitor_batch
@@ -54,6 +56,7 @@ def _intake(home: Home, spec: DatasetSpec) -> list[str]:
     suite = read_suite(suite_path(spec.name))
     known = manifest.load(home.manifest)
     found = scan_t(home.landing)
+    crash_point("ingest")
     for name in found.busy:
         logger.warning("%s: still being written; left in landing for the next cycle", name)
     quarantined: list[str] = []
@@ -71,6 +74,7 @@ def _intake(home: Home, spec: DatasetSpec) -> list[str]:
         else:
             checked = validate_t(frame, suite, source=landed.path.name,
                                  time_column=spec.time_column)
+            crash_point("validate")
             if checked.success:
                 accept_t(home, landed, frame, spec)
                 known[landed.batch_id] = {"file": landed.path.name, "status": "accepted"}
@@ -154,6 +158,25 @@ def _late_labels(home: Home, reg: Registry, spec: DatasetSpec,
     return out
 
 
+def _judged_against(reg: Registry, pending: list[dict]) -> versions.VersionInfo | None:
+    """The champion these batches are judged against: the live one, unless a run on the
+    same batches crashed after registering its challenger. Then it is the champion that run
+    saw, so the re-run reaches the same decision and finds its registration (and promotion)
+    already done, instead of judging its own batches against the model they produced."""
+    live = versions.by_alias(reg, promotion.CHAMPION)
+    ids = ",".join(b["id"] for b in pending)
+    done = versions.find_by_tag(reg, BATCH_IDS_TAG, ids) if ids else None
+    if done is None:
+        return live
+    seen = done.tags.get(CHAMPION_SEEN_TAG, "none")
+    if seen == "none":
+        return None
+    if live is not None and str(live.version) == seen:
+        return live
+    return versions.by_version(reg, int(seen))
+
+
+BATCH_IDS_TAG, CHAMPION_SEEN_TAG = "greenlight.batch_ids", "greenlight.champion_version"
 ACK_TAG = "greenlight.drift_acknowledged"
 BASELINE_TAG = "greenlight.baseline_metric"
 
@@ -195,9 +218,10 @@ def _ask_and_promote(reg: Registry, version: int, description: str, timeout_s: i
     promotion.record_decision(reg, version, outcome="approved", by=answer.approver,
                               reason=answer.reason)
     try:
-        promote_t(reg, version, by=answer.approver,
-                  **{**promote_kwargs, "reason": f"approved by {answer.approver}: "
-                                                 f"{answer.reason or 'no reason given'}"})
+        with promotion_lock(reg.model_name):
+            promote_t(reg, version, by=answer.approver,
+                      **{**promote_kwargs, "reason": f"approved by {answer.approver}: "
+                                                     f"{answer.reason or 'no reason given'}"})
     except promotion.PromotionError as exc:
         logger.warning("approved, but not promoted: %s", exc)
         return "approved, not promoted (champion moved)"
@@ -240,6 +264,7 @@ def _retrain(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ve
                              reference_rows=training.reference_rows,
                              batch_column=lake.BATCH_COLUMN)
         step.rows_out = len(challenger.split.train)
+    crash_point("train")
     with steps.step("gate", rows_in=len(challenger.split.gate)):
         champion_model = versions.load_model(reg, champion.version) if champion else None
         result = gate_t(challenger.model, champion_model, challenger.split.gate, spec,
@@ -260,9 +285,9 @@ def _retrain(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ve
                                                                             f"..{result.ci_high}",
             "greenlight.policy": params["policy"], "greenlight.recipe": choice.best.name,
             "greenlight.recipe_reason": choice.reason[:4000],
-            "greenlight.batch_ids": ",".join(b["id"] for b in pending),
+            BATCH_IDS_TAG: ",".join(b["id"] for b in pending),
             "greenlight.data_hash": challenger.data_hash,
-            "greenlight.champion_version": str(champion.version) if champion else "none"}
+            CHAMPION_SEEN_TAG: str(champion.version) if champion else "none"}
     if route_to == "none":
         if champion is not None and result.champion is not None:
             # The champion held on the newest data: acknowledge the drift, and its score there
@@ -284,13 +309,20 @@ def _retrain(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ve
                              artifacts={"recipe": reports.write_json(
                                  home.reports / "recipes" / f"{challenger.batch_set}.json",
                                  choice.to_dict())}).version
+    crash_point("register")
     out["registered_version"] = version
     promote_kwargs = {"reason": f"{decision.action}: {result.reason}", "metrics": metrics,
                       "batches": [b["id"] for b in pending],
                       "expected_from": champion.version if champion else None}
     if route_to == "promote":
-        with steps.step("promote"):
-            promote_t(reg, version, **promote_kwargs)
+        try:
+            with steps.step("promote"), promotion_lock(reg.model_name):
+                promote_t(reg, version, **promote_kwargs)
+        except promotion.PromotionError as exc:  # another cycle promoted meanwhile
+            get_run_logger().warning("v%s registered, not promoted: %s", version, exc)
+            out["promotion_refused"] = str(exc)
+            return out
+        crash_point("promote")
         out["promoted_version"] = version
     elif route_to == "challenger":
         promotion.set_alias(reg, "challenger", version)
@@ -324,11 +356,11 @@ def cycle(dataset: str = "synthetic", policy: Policy = "auto",
     reg = registry_for(state, spec)
     steps = Steps()
     before = manifest.load(state.manifest)
-    with steps.step("ingest+validate") as step:
+    with steps.step("ingest+validate") as step, ingest.intake_lock(state):
         quarantined = _intake(state, spec)
         step.rows_in, step.rows_out = _intake_rows(before, manifest.load(state.manifest))
     pending = manifest.pending(state.manifest)
-    champion = versions.by_alias(reg, promotion.CHAMPION)
+    champion = _judged_against(reg, pending)
     with steps.step("late labels") as step:
         late = _late_labels(state, reg, spec, champion) if champion else []
         step.rows_out = sum(r.labelled_rows for r in late)
@@ -338,6 +370,7 @@ def cycle(dataset: str = "synthetic", policy: Policy = "auto",
     with steps.step("monitor", rows_in=sum(b["rows"] for b in pending)):
         results, monitor_runs = (_monitor(state, reg, spec, champion, pending, thresholds)
                                  if champion else ([], {}))
+    crash_point("monitor")
     decision = decide(results + late, has_champion=champion is not None,
                       drift_share=thresholds.drift_share, max_decay=thresholds.max_decay,
                       force=force_retrain, acknowledged=_acknowledged(champion))

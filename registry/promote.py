@@ -41,8 +41,12 @@ def records(reg: Registry) -> list[dict[str, Any]]:
 
 def _append(reg: Registry, record: dict[str, Any]) -> dict[str, Any]:
     reg.state_dir.mkdir(parents=True, exist_ok=True)
-    with reg.promotions_path.open("a", encoding="utf-8") as fh:
-        fh.write(json.dumps(record, default=str) + "\n")
+    with reg.promotions_path.open("a+b") as fh:
+        # After a torn last line (power cut mid-write), start a new line: glued to the torn
+        # one, this record would be unreadable too.
+        torn = fh.seek(0, os.SEEK_END) > 0 and fh.seek(-1, os.SEEK_END) >= 0 \
+            and fh.read(1) != b"\n"
+        fh.write((("\n" if torn else "") + json.dumps(record, default=str) + "\n").encode())
         fh.flush()
         os.fsync(fh.fileno())
     return record
@@ -53,14 +57,18 @@ def _move(reg: Registry, *, action: str, to: int, previous: int | None, reason: 
           expected_from: int | None = None, check_expected: bool = False) -> dict[str, Any]:
     """Set champion (and previous) under the lock, verify, then record the move."""
     with FileLock(str(reg.lock_path), timeout=LOCK_TIMEOUT_S):
-        current = aliases(reg).get(CHAMPION)
-        if check_expected and current != expected_from:
+        now = aliases(reg)
+        current = now.get(CHAMPION)
+        if current == to:
+            moves = [r for r in records(reg) if "to" in r]
+            if moves and moves[-1]["to"] == to:
+                return moves[-1]  # already done: promotion is idempotent
+            # The aliases moved but the holder died before recording it: the move set
+            # @previous first, so that is where the champion came from. Record it now.
+            current, previous = now.get(PREVIOUS), now.get(PREVIOUS)
+        elif check_expected and current != expected_from:
             raise PromotionError(f"champion moved meanwhile (expected v{expected_from}, found "
                                  f"v{current}); not promoting v{to}")
-        if current == to:
-            last = next((r for r in reversed(records(reg)) if r.get("to") == to), None)
-            if last is not None:
-                return last  # already done: promotion is idempotent
         if previous is not None:
             reg.client.set_registered_model_alias(reg.model_name, PREVIOUS, str(previous))
         reg.client.set_registered_model_alias(reg.model_name, CHAMPION, str(to))

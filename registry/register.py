@@ -8,6 +8,7 @@ from typing import Any
 
 import mlflow
 import pandas as pd
+from filelock import FileLock
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
@@ -15,6 +16,7 @@ from registry.store import Registry, fluent
 from registry.versions import REFERENCE_ARTIFACT, VersionInfo, find_by_tag
 
 BATCH_SET_TAG = "greenlight.batch_set"
+LOCK_TIMEOUT_S = 300  # logging a model takes seconds; a second registrant waits, then finds it
 
 
 def _pip_requirements() -> list[str]:
@@ -29,10 +31,22 @@ def register(reg: Registry, *, python_model: Any, input_example: pd.DataFrame,
              output_example: pd.DataFrame, reference: pd.DataFrame, batch_set: str,
              params: dict[str, Any], metrics: dict[str, float], tags: dict[str, str],
              experiment: str, artifacts: dict[str, Path] | None = None) -> VersionInfo:
-    """Log and register a model version; the same batch set never registers twice."""
-    existing = find_by_tag(reg, BATCH_SET_TAG, batch_set)
-    if existing is not None:
-        return existing
+    """Log and register a model version; the same batch set never registers twice, even
+    when two cycles register it at once (under the registry's file lock)."""
+    with FileLock(str(reg.lock_path), timeout=LOCK_TIMEOUT_S):
+        existing = find_by_tag(reg, BATCH_SET_TAG, batch_set)
+        if existing is not None:
+            return existing
+        return _log_and_register(reg, python_model=python_model, input_example=input_example,
+                                 output_example=output_example, reference=reference,
+                                 batch_set=batch_set, params=params, metrics=metrics, tags=tags,
+                                 experiment=experiment, artifacts=artifacts)
+
+
+def _log_and_register(reg: Registry, *, python_model: Any, input_example: pd.DataFrame,
+                      output_example: pd.DataFrame, reference: pd.DataFrame, batch_set: str,
+                      params: dict[str, Any], metrics: dict[str, float], tags: dict[str, str],
+                      experiment: str, artifacts: dict[str, Path] | None) -> VersionInfo:
     signature = infer_signature(input_example, output_example)
     all_tags = {**tags, BATCH_SET_TAG: batch_set}
     with fluent(reg.tracking_uri):

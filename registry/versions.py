@@ -36,6 +36,10 @@ def by_alias(reg: Registry, alias: str) -> VersionInfo | None:
         return None
 
 
+def by_version(reg: Registry, version: int) -> VersionInfo:
+    return _info(reg, reg.client.get_model_version(reg.model_name, str(version)))
+
+
 def aliases(reg: Registry) -> dict[str, int]:
     """All aliases (read from the model: `search_model_versions` leaves them out)."""
     try:

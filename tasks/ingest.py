@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+from filelock import FileLock
 
 from tasks import lake, manifest
 from tasks.home import Home
@@ -242,6 +243,13 @@ def try_read(path: Path, spec: DatasetSpec) -> tuple[pd.DataFrame | None, str | 
         return read_batch(path, spec), None
     except BatchReadError as exc:
         return None, str(exc)
+
+
+def intake_lock(home: Home, timeout_s: float = 600) -> FileLock:
+    """One intake at a time per state dir: two cycles must not file the same landed file.
+
+    An OS file lock, so the kernel drops it when its holder dies."""
+    return FileLock(str(home.root / "intake.lock"), timeout=timeout_s)
 
 
 def _move(src: Path, dest_dir: Path) -> Path:

@@ -21,8 +21,12 @@ def append(manifest: Path, batch_id: str, **fields: Any) -> None:
     """Record new facts about a batch; fsync so a recorded decision survives a crash."""
     manifest.parent.mkdir(parents=True, exist_ok=True)
     line = json.dumps({"id": batch_id, "at": now_iso(), **fields}, default=str)
-    with manifest.open("a", encoding="utf-8") as fh:
-        fh.write(line + "\n")
+    with manifest.open("a+b") as fh:
+        # After a torn last line (a crash mid-write), start a new line: glued to the torn
+        # one, this record would be unreadable too.
+        torn = fh.seek(0, os.SEEK_END) > 0 and fh.seek(-1, os.SEEK_END) >= 0 \
+            and fh.read(1) != b"\n"
+        fh.write((("\n" if torn else "") + line + "\n").encode())
         fh.flush()
         os.fsync(fh.fileno())
 

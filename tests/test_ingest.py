@@ -61,3 +61,11 @@ def test_torn_manifest_line_is_ignored(home):
     with home.manifest.open("a") as fh:
         fh.write('{"id": "b1", "decision": "ret')
     assert manifest.load(home.manifest)["b1"]["status"] == "accepted"
+
+
+def test_a_record_after_a_torn_line_is_kept(home):
+    manifest.append(home.manifest, "b1", status="accepted")
+    with home.manifest.open("a") as fh:
+        fh.write('{"id": "b1", "decision": "ret')
+    manifest.append(home.manifest, "b2", status="accepted")
+    assert set(manifest.load(home.manifest)) == {"b1", "b2"}

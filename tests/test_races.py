@@ -1,0 +1,167 @@
+"""Races: two promotions at once give exactly one move and one record, with either lock.
+
+Embedded, the lock is the OS file lock inside `registry.promote`; against a Prefect
+server it is also a global concurrency limit with `strict=True` (`flows/locks.py`). Each
+contender is its own process, as two cycles would be, released together.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from filelock import FileLock
+
+from registry import promote, versions
+from registry.store import Registry
+from tests.test_registry import _model_version
+
+REPO = Path(__file__).resolve().parents[1]
+HOLD_S = 1.5
+
+
+def contender(uri: str, model: str, state: str, version: int, expected: int, go: str,
+              server_lock: bool) -> None:
+    """Run in a child process: get ready (imports, a warm store connection), say so, wait
+    for the go file, then try to promote `version`: both start within a millisecond."""
+    from flows.locks import promotion_lock
+
+    reg = Registry(uri, model, Path(state))
+    versions.aliases(reg)
+    print("ready", flush=True)
+    while not os.path.exists(go):
+        time.sleep(0.0005)
+    out: dict = {"version": version}
+    try:
+        if server_lock:
+            with promotion_lock(model):
+                out["entered"] = time.time()
+                time.sleep(HOLD_S)  # a slow move: the other one must wait outside
+                out["record"] = promote.promote(reg, version, reason="race",
+                                                expected_from=expected)
+                out["left"] = time.time()
+        else:
+            out["record"] = promote.promote(reg, version, reason="race", expected_from=expected)
+    except promote.PromotionError as exc:
+        out["refused"] = str(exc)
+    print(json.dumps(out, default=str))
+
+
+def holder_killed_while_locked(lock_path: str, api_url: str, model: str) -> None:
+    """Run in a child process: take the lock(s) and die by SIGKILL while holding them."""
+    from flows.locks import promotion_lock
+
+    with FileLock(lock_path, timeout=10):
+        if api_url:
+            with promotion_lock(model):
+                print("holding", flush=True)
+                os.kill(os.getpid(), signal.SIGKILL)
+        print("holding", flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _child(call: str, env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", f"from tests.test_races import *; {call}"],
+                            cwd=REPO, env={**os.environ, **(env or {})}, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def race(reg: Registry, a: int, b: int, expected: int, server_lock: bool = False) -> list[dict]:
+    go = reg.state_dir / f"go-{a}-{b}"
+    args = f"{reg.tracking_uri!r}, {reg.model_name!r}, {str(reg.state_dir)!r}"
+    procs = [_child(f"contender({args}, {v}, {expected}, {str(go)!r}, {server_lock})")
+             for v in (a, b)]
+    for proc in procs:
+        assert proc.stdout.readline().strip() == "ready", proc.communicate()[1][-2000:]
+    go.touch()
+    outs = []
+    for proc in procs:
+        stdout, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 0, stderr[-2000:]
+        outs.append(json.loads(stdout.strip().splitlines()[-1]))
+    return outs
+
+
+def _registry(tmp_path: Path, name: str, n: int) -> Registry:
+    reg = Registry(f"sqlite:///{tmp_path}/mlflow.db", name, tmp_path)
+    for i in range(n):
+        _model_version(reg, f"set-{i}", seed=i)
+    promote.promote(reg, 1, reason="bootstrap")
+    return reg
+
+
+def _check_one_winner(reg: Registry, outs: list[dict], champion_before: int) -> int:
+    winners = [o for o in outs if "record" in o]
+    losers = [o for o in outs if "refused" in o]
+    assert len(winners) == 1 and len(losers) == 1, outs
+    assert "champion moved meanwhile" in losers[0]["refused"]
+    won = winners[0]["version"]
+    assert versions.aliases(reg) == {"champion": won, "previous": champion_before}
+    last = promote.records(reg)[-1]
+    assert (last["from"], last["to"]) == (champion_before, won)
+    return won
+
+
+def test_two_promotions_at_once_embedded_file_lock(tmp_path):
+    reg = _registry(tmp_path, "m-race-file", 5)
+    champion, rounds = 1, [(2, 3), (4, 5)]
+    for a, b in rounds:
+        outs = race(reg, a, b, expected=champion)
+        champion = _check_one_winner(reg, outs, champion)
+    moves = [(r["from"], r["to"]) for r in promote.records(reg)]
+    assert len(moves) == 1 + len(rounds)  # bootstrap + exactly one per round
+    assert all(m[0] == p[1] for m, p in zip(moves[1:], moves, strict=False))  # a chain
+
+
+def test_the_file_lock_does_not_leak_when_its_holder_is_killed(tmp_path):
+    reg = _registry(tmp_path, "m-race-kill", 2)
+    proc = _child(f"holder_killed_while_locked({str(reg.lock_path)!r}, '', '')",
+                  env={"PREFECT_API_URL": ""})
+    proc.communicate(timeout=120)
+    assert proc.returncode == -signal.SIGKILL
+    started = time.perf_counter()
+    promote.promote(reg, 2, reason="after a crash", expected_from=1)
+    print(f"promotion after a killed holder took {time.perf_counter() - started:.2f} s")
+    assert versions.aliases(reg)["champion"] == 2
+
+
+@pytest.mark.slow
+def test_two_promotions_at_once_against_a_prefect_server(prefect_server, tmp_path):
+    """The global concurrency limit alone keeps the two slow moves apart (the file lock is
+    held only inside `promote`, after each contender has already waited its turn)."""
+    from prefect.client.orchestration import get_client
+
+    from flows.locks import limit_name
+
+    reg = _registry(tmp_path, "m-race-server", 3)
+    outs = race(reg, 2, 3, expected=1, server_lock=True)
+    _check_one_winner(reg, outs, 1)
+    first, second = sorted(outs, key=lambda o: o["entered"])
+    assert second["entered"] >= first["entered"] + HOLD_S  # never both inside
+    with get_client(sync_client=True) as client:
+        limit = client.read_global_concurrency_limit_by_name(limit_name(reg.model_name))
+    assert (limit.limit, limit.active_slots) == (1, 0)
+
+
+@pytest.mark.slow
+def test_a_killed_holder_of_the_server_lock_blocks_only_until_its_lease_expires(
+        prefect_server, tmp_path):
+    from flows.locks import LEASE_SECONDS, promotion_lock
+
+    reg = _registry(tmp_path, "m-race-lease", 2)
+    proc = _child(f"holder_killed_while_locked({str(reg.lock_path)!r}, "
+                  f"{prefect_server.api_url!r}, {reg.model_name!r})")
+    stdout, _ = proc.communicate(timeout=120)
+    assert proc.returncode == -signal.SIGKILL and "holding" in stdout
+    started = time.perf_counter()
+    with promotion_lock(reg.model_name, wait_seconds=LEASE_SECONDS * 4):
+        waited = time.perf_counter() - started
+        promote.promote(reg, 2, reason="after the lease expired", expected_from=1)
+    print(f"waited {waited:.0f} s for the dead holder's lease ({LEASE_SECONDS:.0f} s)")
+    assert versions.aliases(reg)["champion"] == 2
