@@ -12,7 +12,9 @@ _PREFECT_HOME = Path(tempfile.mkdtemp(prefix="greenlight-prefect-"))
 for key, value in {"DO_NOT_TRACK": "true", "MLFLOW_DISABLE_TELEMETRY": "true",
                    "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "GIT_PYTHON_REFRESH": "quiet",
                    "PREFECT_HOME": str(_PREFECT_HOME), "PREFECT_LOGGING_LEVEL": "WARNING",
-                   "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}.items():
+                   "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+                   # CI runs on 2 cores next to real servers: 20 s is too short to be sure of.
+                   "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180"}.items():
     os.environ[key] = value
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 os.environ.pop("PREFECT_API_URL", None)
