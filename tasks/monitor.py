@@ -110,10 +110,6 @@ def score_decay(champion: GreenlightModel, batch: pd.DataFrame, spec: DatasetSpe
     labelled = batch[batch[spec.target].notna()] if spec.target in batch else batch.iloc[:0]
     if labelled.empty:
         return None, None, 0
-    y = labelled[spec.target]
-    if pd.api.types.is_float_dtype(y) and bool((y % 1 == 0).all()):
-        # a label column that had gaps is float: 1.0 must still match positive class 1
-        labelled = labelled.assign(**{spec.target: y.astype("int64")})
     metric = evaluate(champion, labelled, spec)[spec.primary_metric]
     return metric, -relative_gain(metric, registered_metric, spec.higher_is_better), len(labelled)
 

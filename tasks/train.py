@@ -50,8 +50,13 @@ def recency_weights(times: pd.Series, half_life_days: float | None) -> np.ndarra
 
 
 def binary_target(frame: pd.DataFrame, spec: DatasetSpec) -> np.ndarray:
-    """1 where the label is the positive class: the one encoding every metric agrees on."""
-    return (frame[spec.target].astype(str) == str(spec.positive_class)).to_numpy(dtype=int)
+    """1 where the label is the positive class: the one encoding every metric agrees on.
+
+    A label column with gaps (late labels) is float: 1.0 must still match positive class 1."""
+    y = frame[spec.target]
+    if pd.api.types.is_float_dtype(y) and bool((y.dropna() % 1 == 0).all()):
+        y = y.astype("Int64")
+    return (y.astype(str) == str(spec.positive_class)).to_numpy(dtype=int)
 
 
 def fit(train: pd.DataFrame, spec: DatasetSpec, half_life_days: float | None,

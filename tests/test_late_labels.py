@@ -79,6 +79,25 @@ def test_decay_of_batch_t_is_computed_when_its_labels_land_later(home, late_data
     again = cycle(dataset=late_dataset, policy="monitor", home=str(home.root))
     assert again["batches"] == [] and "late_labels" not in again
 
+    # what MLflow shows: per-batch monitoring metrics, the late-label run, per-step metrics
+    from flows.cycle import registry_for
+
+    reg = registry_for(home, load_spec(late_dataset))
+    monitoring = reg.client.get_experiment_by_name(f"{reg.model_name}-monitoring")
+    runs = {r.info.run_name: r.data for r in reg.client.search_runs([monitoring.experiment_id])}
+    blind_run = runs[f"monitor-{concept.label}.csv"]
+    assert {"adversarial_auc", "prediction_drift", "missing.income", "out_of_range.price",
+            "score_p50", "positive_share", "drift.market"} <= set(blind_run.metrics)
+    assert "decay" not in blind_run.metrics and blind_run.metrics["labelled_rows"] == 0
+    assert runs[f"labels-{concept.label}.csv"].metrics["decay"] == record["decay"]
+    pipeline = reg.client.get_experiment_by_name(f"{reg.model_name}-pipeline")
+    steps = reg.client.search_runs([pipeline.experiment_id], order_by=["start_time ASC"])
+    first = steps[0].data.metrics  # the bootstrap: four weeks in, all accepted, trained
+    assert first["step.ingest_validate.rows_in"] == first["step.ingest_validate.rows_out"] \
+        == 4 * len(truth)
+    assert first["step.train.rows_in"] == 4 * len(truth) > first["step.train.rows_out"]
+    assert {"step.monitor.seconds", "step.late_labels.seconds"} <= set(steps[-1].data.metrics)
+
 
 def test_labels_feed_joins_by_key_and_names_a_bad_file(tmp_path):
     spec = load_spec("synthetic")
