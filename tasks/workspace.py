@@ -51,7 +51,8 @@ def dashboard(spec: DatasetSpec) -> list[Any]:
     return [
         text_panel(f"greenlight: {spec.name}", "One point per monitored batch, measured "
                    "against the live champion's own training reference."),
-        counter_panel("Drift share (last batch)", [_value("drift_share", "share")],
+        # Not the drift share: the UI shows a counter of 0 as "no value".
+        counter_panel(f"Champion {metric} (last batch)", [_value("champion_metric", metric)],
                       size="half", aggregation="last"),
         counter_panel(f"Decay of {metric} (last batch)", [_value("decay", "decay")],
                       size="half", aggregation="last"),
