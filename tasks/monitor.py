@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from tasks.drift import measure_drift, save_report
+from tasks.drift import MAX_ROWS, measure_drift, sample_rows, save_report
 from tasks.evaluate import evaluate, relative_gain
 from tasks.model import GreenlightModel
 from tasks.spec import DatasetSpec
@@ -51,14 +51,19 @@ class MonitorResult:
 
 def monitor_batch(batch_id: str, batch: pd.DataFrame, reference: pd.DataFrame,
                   champion: GreenlightModel, registered_metric: float, spec: DatasetSpec,
-                  out_dir: Path, label_threshold: float | None = None) -> MonitorResult:
-    """Drift and decay for one batch, with the Evidently report written to `out_dir`."""
-    current = batch[spec.columns].assign(**{PREDICTION: champion.score(batch)})
+                  out_dir: Path, label_threshold: float | None = None,
+                  max_rows: int = MAX_ROWS) -> MonitorResult:
+    """Drift and decay for one batch, with the Evidently report written to `out_dir`.
+
+    A batch (or reference) above `max_rows` rows is scored and measured on a seeded sample
+    of that many rows (`sample_rows`); `rows` still counts the whole batch."""
+    scored, reference = sample_rows(batch, max_rows), sample_rows(reference, max_rows)
+    current = scored[spec.columns].assign(**{PREDICTION: champion.score(scored)})
     ref = reference[spec.columns].assign(**{PREDICTION: champion.score(reference)})
     drift = measure_drift(ref, current, spec, label_threshold=label_threshold,
-                          prediction_column=PREDICTION)
+                          prediction_column=PREDICTION, max_rows=max_rows)
     paths = save_report(drift, out_dir)
-    metric = evaluate(champion, batch, spec)[spec.primary_metric]
+    metric = evaluate(champion, scored, spec)[spec.primary_metric]
     decay = -relative_gain(metric, registered_metric, spec.higher_is_better)
     return MonitorResult(
         batch_id=batch_id, rows=len(batch), drift_share=float(drift.drift_share),

@@ -100,7 +100,7 @@ def _summary(batch: pd.DataFrame, spec: DatasetSpec, values: Mapping[str, float 
              ) -> Snapshot:
     """Rows and missing share on the whole batch (cheap even at 1M rows), plus our numbers."""
     from evidently import DataDefinition, Dataset, Report
-    from evidently.metrics import DatasetMissingValueCount, MissingValueCount, RowCount
+    from evidently.metrics import MissingValueCount, RowCount
 
     from tasks.evidently_metrics import GreenlightValue
 
@@ -109,8 +109,9 @@ def _summary(batch: pd.DataFrame, spec: DatasetSpec, values: Mapping[str, float 
     definition = DataDefinition(
         numerical_columns=[c for c in columns if c not in spec.categorical_features],
         categorical_columns=[c for c in columns if c in spec.categorical_features])
-    metrics = [RowCount(), DatasetMissingValueCount(),
-               *[MissingValueCount(column=c) for c in columns],
+    # Per column only: DatasetMissingValueCount runs Evidently's legacy dataset summary,
+    # 1.3 s of the 2.1 s this report took on a 1M-row batch.
+    metrics = [RowCount(), *[MissingValueCount(column=c) for c in columns],
                *[GreenlightValue(k, v) for k, v in values.items()]]
     return Report(metrics).run(current_data=Dataset.from_pandas(frame, data_definition=definition))
 
