@@ -12,7 +12,6 @@ the project is created, so a fresh workspace already shows them; edits made in t
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -167,7 +166,9 @@ def record_batch(root: Path, spec: DatasetSpec, batch_id: str, batch: pd.DataFra
         except FileNotFoundError:
             pass
     index[key] = str(ws.add_run(project.id, snapshot).id)
-    index_path.write_text(json.dumps(index, indent=1))
+    partial = index_path.with_name(f".{INDEX}.tmp")
+    partial.write_text(json.dumps(index, indent=1))
+    partial.replace(index_path)  # atomic: a crash never leaves a torn index
     return index[key]
 
 
@@ -186,8 +187,3 @@ def record_monitoring(root: Path, spec: DatasetSpec, batch_id: str, batch: pd.Da
     drift_snapshot = (result.get("reports") or {}).get("snapshot")
     return record_batch(root, spec, batch_id, batch, values,
                         drift_snapshot=Path(drift_snapshot) if drift_snapshot else None, tags=tags)
-
-
-def snapshot_url(ui_url: str, project_id: uuid.UUID | str, snapshot_id: str) -> str:
-    """Where a person opens one batch's snapshot in the Evidently UI."""
-    return f"{ui_url.rstrip('/')}/projects/{project_id}/reports/{snapshot_id}"
