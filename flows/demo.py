@@ -77,5 +77,7 @@ def run_demo(root: Path, *, dataset: str, data: Path | None, freq: str, warmup: 
     console.print(f"  Prefect UI:  PREFECT_HOME={home.prefect} uv run prefect server start   then "
                   "http://127.0.0.1:4200 (flow runs, each with a greenlight-cycle artifact)")
     console.print(f"  drift reports (Evidently HTML): {home.reports}/<batch id>/drift.html")
+    console.print(f"  Evidently UI: uv run evidently ui --workspace {home.evidently} --port 8000"
+                  "   then http://127.0.0.1:8000 (dashboard over batches)")
     console.print(f"  quarantine:  {home.quarantine}/<batch id>/report.md")
     console.print(f"  status:      uv run greenlight status --dataset {dataset} [--json]")

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from tasks import plots, workspace
+from tasks.drift import CLASSIFICATION_LABEL_THRESHOLD
 from tasks.spec import DatasetSpec
 
 log = logging.getLogger("greenlight.dashboards")
@@ -39,8 +40,11 @@ def publish_batch(evidently_root: Path, tracking_uri: str, experiment_id: str, r
         # beside the batch reports, not in them: those are logged as the run's drift artifacts
         base = Path(reports).parent.parent if reports else Path(evidently_root)
         out_dir = base / "plots" / batch_id
+        limits = dict(thresholds)
+        if limits.get("label_drift") is None and spec.task == "classification":
+            limits["label_drift"] = CLASSIFICATION_LABEL_THRESHOLD  # the flow's default
         out["plot"] = str(plots.log_history_plot(
-            tracking_uri, experiment_id, run_id, spec.primary_metric, thresholds, out_dir,
+            tracking_uri, experiment_id, run_id, spec.primary_metric, limits, out_dir,
             title=f"greenlight-{spec.name}: monitoring up to {batch_id}"))
     except Exception as exc:
         out["error:plot"] = f"{type(exc).__name__}: {exc}"

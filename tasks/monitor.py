@@ -19,8 +19,10 @@ from tasks.adversarial import domain_classifier
 from tasks.drift import (
     CLASSIFICATION_LABEL_THRESHOLD,
     CLASSIFICATION_PREDICTION_THRESHOLD,
+    MAX_ROWS,
     StatTests,
     measure_drift,
+    sample_rows,
     save_report,
 )
 from tasks.evaluate import evaluate, relative_gain
@@ -117,21 +119,29 @@ def score_decay(champion: GreenlightModel, batch: pd.DataFrame, spec: DatasetSpe
 def monitor_batch(batch_id: str, batch: pd.DataFrame, reference: pd.DataFrame,
                   champion: GreenlightModel, registered_metric: float, spec: DatasetSpec,
                   out_dir: Path, label_threshold: float | None = None,
-                  limits: Limits | None = None, ranges: Ranges | None = None) -> MonitorResult:
+                  limits: Limits | None = None, ranges: Ranges | None = None,
+                  max_rows: int = MAX_ROWS) -> MonitorResult:
     """Drift, adversarial validation, input/output metrics and decay for one batch, with the
-    Evidently report and a JSON of everything written to `out_dir`."""
+    Evidently report and a JSON of everything written to `out_dir`.
+
+    A batch (or reference) above `max_rows` rows is scored and measured on a seeded sample
+    of that many rows (`sample_rows`): the verdicts agree with every row's (see
+    benchmarks/monitoring_speed.py) at a fifth of the time. `rows` still counts the whole
+    batch, and the input metrics (missing, out of range) read every row: they are cheap."""
     limits = limits or Limits(label_drift=label_threshold)
-    scores = champion.score(batch)
-    current = batch[spec.columns].assign(**{PREDICTION: scores})
+    scored, reference = sample_rows(batch, max_rows), sample_rows(reference, max_rows)
+    scores = champion.score(scored)
+    current = scored[spec.columns].assign(**{PREDICTION: scores})
     ref = reference[spec.columns].assign(**{PREDICTION: champion.score(reference)})
     drift = measure_drift(ref, current, spec, label_threshold=limits.label_drift,
                           prediction_column=PREDICTION,
-                          prediction_threshold=limits.prediction_drift, tests=limits.tests)
+                          prediction_threshold=limits.prediction_drift, tests=limits.tests,
+                          max_rows=max_rows)
     paths = save_report(drift, out_dir)
-    adv = domain_classifier(reference, batch, spec)
+    adv = domain_classifier(reference, scored, spec)
     inputs = input_metrics(batch, spec, ranges or Ranges())
     outputs = output_metrics(scores, spec)
-    metric, decay, labelled = score_decay(champion, batch, spec, registered_metric)
+    metric, decay, labelled = score_decay(champion, scored, spec, registered_metric)
     classify = spec.task == "classification"
     default_cut = CLASSIFICATION_LABEL_THRESHOLD if classify else None
     adv_drifted = bool(adv.auc >= limits.adversarial_auc)

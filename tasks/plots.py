@@ -19,7 +19,8 @@ BATCH_TAG, FILE_TAG, VERSION_TAG = ("greenlight.batch_id", "greenlight.file",
 
 
 def monitoring_history(tracking_uri: str, experiment_id: str, metric: str) -> pd.DataFrame:
-    """One row per monitored batch, oldest first; a re-monitored batch keeps its latest run."""
+    """One row per monitored batch, in the order batches were first monitored (landing
+    order); a re-monitored batch keeps its place and shows its latest run's numbers."""
     client = MlflowClient(tracking_uri=tracking_uri)
     runs = client.search_runs([experiment_id], order_by=["attributes.start_time ASC"],
                               max_results=10_000)
@@ -28,27 +29,34 @@ def monitoring_history(tracking_uri: str, experiment_id: str, metric: str) -> pd
              "champion_version": r.data.tags.get(VERSION_TAG, ""),
              "start_time": r.info.start_time,
              "drift_share": r.data.metrics.get("drift_share"),
+             "label_drift": r.data.metrics.get("label_drift"),
              "champion_metric": r.data.metrics.get(f"champion_{metric}"),
              "decay": r.data.metrics.get("decay")} for r in runs]
     columns = ["batch_id", "label", "champion_version", "start_time", "drift_share",
-               "champion_metric", "decay"]
+               "label_drift", "champion_metric", "decay"]
     history = pd.DataFrame(rows, columns=columns)
-    history = history.drop_duplicates("batch_id", keep="last")
-    return history.sort_values("start_time", kind="stable").reset_index(drop=True)
+    first_seen = history.groupby("batch_id")["start_time"].transform("min")
+    history = history.assign(first_seen=first_seen).drop_duplicates("batch_id", keep="last")
+    return (history.sort_values("first_seen", kind="stable").drop(columns="first_seen")
+            .reset_index(drop=True))
 
 
 def plot_history(history: pd.DataFrame, metric: str, thresholds: Mapping[str, float | None],
                  path: Path, title: str = "") -> Path:
-    """Three stacked panels over batches; dotted lines mark where the champion changed."""
+    """Four stacked panels over batches; dotted lines mark where the champion changed.
+
+    `thresholds` may hold `drift_share`, `label_drift` and `max_decay`; each one given is
+    drawn as the retrain line on its panel."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display on servers; must precede pyplot
     import matplotlib.pyplot as plt
 
     x = range(len(history))
-    fig, axes = plt.subplots(3, 1, sharex=True, figsize=(max(8, 0.45 * len(history) + 3), 8),
+    fig, axes = plt.subplots(4, 1, sharex=True, figsize=(max(8, 0.45 * len(history) + 3), 10),
                              constrained_layout=True)
     panels = [("drift_share", "drift share", thresholds.get("drift_share")),
+              ("label_drift", "label drift", thresholds.get("label_drift")),
               ("champion_metric", f"champion {metric}", None),
               ("decay", f"decay of {metric}", thresholds.get("max_decay"))]
     for ax, (column, label, limit) in zip(axes, panels, strict=True):

@@ -12,7 +12,6 @@ the project is created, so a fresh workspace already shows them; edits made in t
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,7 +50,8 @@ def dashboard(spec: DatasetSpec) -> list[Any]:
     return [
         text_panel(f"greenlight: {spec.name}", "One point per monitored batch, measured "
                    "against the live champion's own training reference."),
-        counter_panel("Drift share (last batch)", [_value("drift_share", "share")],
+        # Not the drift share: the UI shows a counter of 0 as "no value".
+        counter_panel(f"Champion {metric} (last batch)", [_value("champion_metric", metric)],
                       size="half", aggregation="last"),
         counter_panel(f"Decay of {metric} (last batch)", [_value("decay", "decay")],
                       size="half", aggregation="last"),
@@ -99,7 +99,7 @@ def _summary(batch: pd.DataFrame, spec: DatasetSpec, values: Mapping[str, float 
              ) -> Snapshot:
     """Rows and missing share on the whole batch (cheap even at 1M rows), plus our numbers."""
     from evidently import DataDefinition, Dataset, Report
-    from evidently.metrics import DatasetMissingValueCount, MissingValueCount, RowCount
+    from evidently.metrics import MissingValueCount, RowCount
 
     from tasks.evidently_metrics import GreenlightValue
 
@@ -108,8 +108,9 @@ def _summary(batch: pd.DataFrame, spec: DatasetSpec, values: Mapping[str, float 
     definition = DataDefinition(
         numerical_columns=[c for c in columns if c not in spec.categorical_features],
         categorical_columns=[c for c in columns if c in spec.categorical_features])
-    metrics = [RowCount(), DatasetMissingValueCount(),
-               *[MissingValueCount(column=c) for c in columns],
+    # Per column only: DatasetMissingValueCount runs Evidently's legacy dataset summary,
+    # 1.3 s of the 2.1 s this report took on a 1M-row batch.
+    metrics = [RowCount(), *[MissingValueCount(column=c) for c in columns],
                *[GreenlightValue(k, v) for k, v in values.items()]]
     return Report(metrics).run(current_data=Dataset.from_pandas(frame, data_definition=definition))
 
@@ -165,7 +166,9 @@ def record_batch(root: Path, spec: DatasetSpec, batch_id: str, batch: pd.DataFra
         except FileNotFoundError:
             pass
     index[key] = str(ws.add_run(project.id, snapshot).id)
-    index_path.write_text(json.dumps(index, indent=1))
+    partial = index_path.with_name(f".{INDEX}.tmp")
+    partial.write_text(json.dumps(index, indent=1))
+    partial.replace(index_path)  # atomic: a crash never leaves a torn index
     return index[key]
 
 
@@ -184,8 +187,3 @@ def record_monitoring(root: Path, spec: DatasetSpec, batch_id: str, batch: pd.Da
     drift_snapshot = (result.get("reports") or {}).get("snapshot")
     return record_batch(root, spec, batch_id, batch, values,
                         drift_snapshot=Path(drift_snapshot) if drift_snapshot else None, tags=tags)
-
-
-def snapshot_url(ui_url: str, project_id: uuid.UUID | str, snapshot_id: str) -> str:
-    """Where a person opens one batch's snapshot in the Evidently UI."""
-    return f"{ui_url.rstrip('/')}/projects/{project_id}/reports/{snapshot_id}"

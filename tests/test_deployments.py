@@ -152,28 +152,33 @@ def test_up_serves_the_deployments_and_stops_without_orphans(tmp_path):
     home = tmp_path / "gl"
     prefect_port, mlflow_port = stack.free_port(), stack.free_port()
     prefect_url, mlflow_url = f"http://127.0.0.1:{prefect_port}", f"http://127.0.0.1:{mlflow_port}"
+    evidently_url = f"http://127.0.0.1:{(evidently_port := stack.free_port())}"
     code = ("from pathlib import Path\nfrom flows.up import up\n"
-            f"up(Path({str(home)!r}), prefect_port={prefect_port}, mlflow_port={mlflow_port})\n")
+            f"up(Path({str(home)!r}), prefect_port={prefect_port}, mlflow_port={mlflow_port}, "
+            f"evidently_port={evidently_port})\n")
     log = tmp_path / "up.log"
     proc = _spawn(code, log, _child_env(home))
     servers: set[int] = set()
     try:
         stack.wait_healthy(f"{prefect_url}/api/health", 240, proc)
         stack.wait_healthy(f"{mlflow_url}/health", 240, proc)
+        stack.wait_healthy(evidently_url + stack.EVIDENTLY_HEALTH, 240, proc)
         deadline = time.monotonic() + 120
         for d in DEPLOYMENTS:
             while _status(f"{prefect_url}/api/deployments/name/{d.full_name}") != 200:
                 assert proc.poll() is None, f"up exited {proc.returncode}:\n{_tail(log)}"
                 assert time.monotonic() < deadline, f"{d.full_name} never appeared:\n{_tail(log)}"
                 time.sleep(1)
+        assert f"Evidently   {evidently_url}" in log.read_text()  # the banner says where
         servers = _descendants(proc.pid)
-        assert len(servers) >= 2, servers  # prefect server, mlflow server (+ its uvicorn)
+        assert len(servers) >= 3, servers  # prefect, mlflow (+ its uvicorn), evidently ui
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0, _tail(log)
         left = sorted(pid for pid in servers if _alive(pid))
         assert not left, f"processes left after SIGTERM: {left}"
         assert _status(f"{prefect_url}/api/health") == 0
         assert _status(f"{mlflow_url}/health") == 0
+        assert _status(evidently_url + stack.EVIDENTLY_HEALTH) == 0
     finally:
         if proc.poll() is None:
             stack.stop([proc])

@@ -99,12 +99,17 @@ def test_large_batches_are_sampled() -> None:
 def test_save_report_writes_files(tmp_path: Path) -> None:
     result = measure_drift(frame(1), frame(2, shift=0.6), SPEC, prediction_column="score")
     paths = save_report(result, tmp_path / "drift")
-    assert set(paths) == {"html", "json", "summary"}
+    assert set(paths) == {"html", "json", "summary", "snapshot"}
     assert all(p.exists() and p.stat().st_size > 0 for p in paths.values())
     summary = json.loads(paths["summary"].read_text())
     assert summary["drifted_features"] == ["x"]
     assert "snapshot" not in summary
     json.loads(paths["json"].read_text())
+    # the snapshot reads back whole, as the Evidently workspace needs it
+    from evidently.core.report import Snapshot
+
+    loaded = Snapshot.load(str(paths["snapshot"])).to_snapshot_model()
+    assert loaded.metric_results.keys() == result.snapshot.to_snapshot_model().metric_results.keys()
 
 
 @pytest.mark.skipif(not ELEC2.exists(), reason=f"Elec2 data not found at {ELEC2}")
