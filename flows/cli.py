@@ -34,7 +34,9 @@ def _environment(home: Path | None, quiet: bool = False) -> Path:
                        "PREFECT_LOGGING_LEVEL": "WARNING" if quiet else "INFO",
                        "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "GIT_PYTHON_REFRESH": "quiet",
                        "PREFECT_HOME": str(root / "prefect"),
-                       "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}.items():
+                       "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+                       # Prefect's 20 s is too tight for a cold start on a busy 2-core box.
+                       "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120"}.items():
         os.environ.setdefault(key, value)
     return root
 
