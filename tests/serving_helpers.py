@@ -1,0 +1,57 @@
+"""A registered champion (and previous) from the real loop, and a real uvicorn in a thread."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from flows import stack
+from flows.cycle import cycle
+from flows.params import Training
+from tasks import sources
+from tests.approval_helpers import land
+
+
+def two_versions(home: Path) -> None:
+    """Run the real cycle twice on the seeded synthetic stream: v1 is the bootstrap champion
+    (batch 0), v2 a retrain after the concept change (batch 15) that becomes champion, so
+    @previous is v1."""
+    land(home, 0)
+    cycle(dataset="synthetic", policy="auto", home=str(home))
+    land(home, 15)
+    cycle(dataset="synthetic", policy="auto", force_retrain=True,
+          training=Training(min_delta=-1.0), home=str(home))
+
+
+def records(index: int = 15, n: int = 500) -> list[dict[str, Any]]:
+    """Realistic request bodies: feature rows of one synthetic batch, as JSON would carry."""
+    frame = sources.synthetic_stream(seed=7)[index].frame
+    cols = ["market", "channel", "income", "age", "price", "discount", "tenure_months"]
+    return json.loads(frame[cols].head(n).to_json(orient="records"))
+
+
+@contextmanager
+def running(app: Any) -> Iterator[str]:
+    """A real uvicorn server on a free loopback port; yields its base URL, stops it after."""
+    port = stack.free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
