@@ -13,7 +13,7 @@ import pytest
 
 from registry import versions
 from registry.promote import promote, rollback, set_alias
-from registry.store import Registry
+from registry.store import Registry, fluent
 from serving import canary, plog
 from serving.app import create_app
 from tests.approval_helpers import registry
@@ -148,8 +148,9 @@ def test_only_the_configured_registered_model_is_ever_loaded(home_reg):
     if "champion" not in versions.aliases(intruder):
         intruder.client.create_registered_model("intruder")
         v1 = reg.client.get_model_version(reg.model_name, "1")
-        created = intruder.client.create_model_version("intruder", source=v1.source,
-                                                       run_id=mv.run_id, model_id=v1.model_id)
+        with fluent(reg.tracking_uri):  # the store resolves models:/ sources through it
+            created = intruder.client.create_model_version(
+                "intruder", source=v1.source, run_id=mv.run_id, model_id=v1.model_id)
         intruder.client.set_registered_model_alias("intruder", "champion", created.version)
     with running(create_app(reg, state, poll_seconds=0.2)) as url:
         r = httpx.post(f"{url}/predict?model_uri=models:/intruder/1&version=1",
