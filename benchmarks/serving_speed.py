@@ -167,6 +167,8 @@ def main() -> None:
             print(f"  {name:20s} {r['rps']:7.1f} req/s  {pct(r['lat'])}  failed {r['failed']}")
         print(f"  ratio {ours['rps'] / max(theirs['rps'], 1e-9):.2f}x\n")
 
+        path = [aliases(reg)["champion"]]
+
         def switches() -> None:
             gap = opts.seconds / 4
             for move in ("rollback", "promote", "rollback"):
@@ -176,12 +178,13 @@ def main() -> None:
                 else:
                     promote(reg, champion, reason="benchmark: alias switch under load",
                             expected_from=aliases(reg)["champion"])
+                path.append(aliases(reg)["champion"])
 
         run = load(f"http://127.0.0.1:{gl_port}/predict", lambda i: rows[i % len(rows)],
                    opts.seconds, opts.concurrency, during=switches)
         served = httpx.get(f"http://127.0.0.1:{gl_port}/model").json()["serving"]["champion"]
-        print(f"load with 3 alias switches (v{champion} -> v{aliases(reg)['previous']} -> "
-              f"v{champion} -> v{aliases(reg)['champion']}): {run['ok']} ok, "
+        print(f"load with 3 alias switches ({' -> '.join(f'v{v}' for v in path)}): "
+              f"{run['ok']} ok, "
               f"{run['failed']} failed {run['why'] or ''}; serving v{served['version']} after")
     finally:
         os.killpg(gl.pid, 15)

@@ -181,6 +181,20 @@ def test_prediction_log_and_review_flag(home_reg):
     assert first["latency_ms"] > 0 and first["at"].endswith("+00:00")
 
 
+def test_fast_scoring_path_matches_the_registered_model(home_reg):
+    _, reg = home_reg
+    import pandas as pd
+
+    from serving.models import load
+
+    served = load(reg, 2)
+    rows = records(n=300)
+    rows[0]["market"], rows[1]["income"] = "atlantis", None  # unseen category, missing value
+    fast = [o["score"] for o in served.score(rows)]
+    slow = served.model.predict(None, pd.DataFrame(rows))["score"].tolist()
+    assert fast == pytest.approx(slow, abs=1e-12)
+
+
 def test_shadow_scores_with_the_challenger_but_returns_the_champion(home_reg):
     state, reg = home_reg
     set_alias(reg, "challenger", 1)
