@@ -111,6 +111,8 @@ def create_app(reg: Registry, home: Path, *, poll_seconds: float = 5.0, shadow: 
                 payload = json.loads(raw)
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 raise BadRequest(400, f"body is not valid JSON: {exc}") from None
+            except RecursionError:
+                raise BadRequest(400, "body is nested too deeply to be a record") from None
             variant, served = router.pick(live, request.headers.get("x-request-key")
                                           or request_id)
             rows = parse_records(payload, served.records, max_records)

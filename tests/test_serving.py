@@ -128,6 +128,8 @@ def test_bad_requests_get_a_clear_4xx(home_reg):
                 (name, r.text)
         raw = {"empty body": (b"", 400, "empty body"),
                "non-JSON": (b"market=north", 400, "not valid JSON"),
+               "not UTF-8": (b'{"market": "\xff"}', 400, "not valid JSON"),
+               "nested too deep": (b"[" * 9000 + b"]" * 9000, 400, "nested too deeply"),
                "over the size limit": (b"[" + b"1," * 20_000 + b"1]", 413, "limit is 20000")}
         for name, (content, status, message) in raw.items():
             r = http.post("/predict", content=content,
@@ -179,6 +181,59 @@ def test_prediction_log_and_review_flag(home_reg):
     assert (first["version"], first["variant"], first["model"]) == (2, "champion", reg.model_name)
     assert first["input"] == records(n=1)[0] and first["output"] == preds[0]
     assert first["latency_ms"] > 0 and first["at"].endswith("+00:00")
+
+
+def test_greenlight_serve_follows_a_cli_rollback(home_reg, monkeypatch):
+    """The command a user runs: a real process on a free port, and `greenlight rollback`."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from typer.testing import CliRunner
+
+    from flows import stack
+    from flows.cli import app as cli
+
+    _, reg = home_reg
+    home, port = reg.state_dir, stack.free_port()
+    monkeypatch.setenv("GREENLIGHT_HOME", str(home))  # the CLI sets it; put it back after
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", "serve", "--port", str(port), "--poll-seconds",
+         "0.3", "--max-records", "5"], env={**os.environ, "GREENLIGHT_HOME": str(home)},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{url}/health").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
+            time.sleep(0.3)
+        assert httpx.post(f"{url}/predict", json=records(n=1)[0]).json()["version"] == 2
+        assert httpx.post(f"{url}/predict", json=records(n=6)).status_code == 413
+        result = CliRunner().invoke(cli, ["rollback", "--home", str(home), "--reason", "test"])
+        assert result.exit_code == 0, result.output
+        _wait(url, lambda m: m["serving"]["champion"]["version"] == 1)
+        assert httpx.post(f"{url}/predict", json=records(n=1)[0]).json()["version"] == 1
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def test_canary_command_refuses_a_bad_ramp(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from flows.cli import app as cli
+
+    monkeypatch.setenv("GREENLIGHT_HOME", str(tmp_path))
+    result = CliRunner().invoke(cli, ["canary", "--ramp", "5,150", "--home", str(tmp_path)])
+    assert result.exit_code == 2 and "each step must be between 0 and 100" in result.output
+    result = CliRunner().invoke(cli, ["canary", "--ramp", "0", "--home", str(tmp_path)])
+    assert result.exit_code == 0 and canary.read_state(tmp_path)["fraction"] == 0.0
 
 
 def test_fast_scoring_path_matches_the_registered_model(home_reg):
