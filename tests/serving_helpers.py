@@ -15,7 +15,11 @@ import uvicorn
 from flows import stack
 from flows.cycle import cycle
 from flows.params import Training
+from registry.register import register
+from registry.store import Registry
+from registry.versions import load_model
 from tasks import sources
+from tasks.model import GreenlightModel
 from tests.approval_helpers import land
 
 
@@ -55,3 +59,22 @@ def running(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+class Failing(GreenlightModel):
+    """A registered version that cannot score: the canary error guard must catch it."""
+
+    def score_rows(self, rows: list[dict[str, Any]]) -> Any:
+        raise RuntimeError("this version is broken")
+
+
+def register_failing(reg: Registry, like: int) -> int:
+    """Register a copy of version `like` (same signature) whose scoring always fails."""
+    good = load_model(reg, like)
+    bad = Failing.__new__(Failing)
+    bad.__dict__.update(good.__dict__)
+    example = good.example(sources.synthetic_stream(seed=7)[15].frame.head(20))
+    return register(reg, python_model=bad, input_example=example,
+                    output_example=good.predict(None, example), reference=example,
+                    batch_set="test-failing-version", params={}, metrics={}, tags={},
+                    experiment=f"{reg.model_name}-training").version

@@ -17,7 +17,7 @@ from registry.store import Registry, fluent
 from serving import canary, plog
 from serving.app import create_app
 from tests.approval_helpers import registry
-from tests.serving_helpers import records, running, two_versions
+from tests.serving_helpers import records, register_failing, running, two_versions
 
 pytestmark = pytest.mark.slow
 
@@ -314,6 +314,22 @@ def test_canary_ramp_completes_when_guards_hold_and_rolls_back_when_one_trips(ho
                             ).json()["variant"] for i, r in enumerate(records(n=50))}
     assert after == {"champion"}
     assert [h["fraction"] for h in canary.history(state)] == [0.25, 0.5, 0.5, 0.25, 0.0]
+
+
+def test_a_failing_canary_never_fails_a_caller_and_the_error_guard_rolls_it_back(home_reg):
+    state, reg = home_reg
+    set_alias(reg, "challenger", register_failing(reg, like=2))
+    with running(create_app(reg, state, poll_seconds=0.1)) as url:
+        tripped = _ramp_with_traffic(url, state, [0.25, 0.5], canary.Guards())
+        metrics = httpx.get(f"{url}/metrics").text
+    assert tripped["fraction"] == 0.0
+    assert tripped["reason"].startswith("rolled back at 25%: canary error rate 100.0%")
+    logged = list(plog.read(state))
+    errors = [r for r in logged if r["variant"] == "canary"]
+    assert errors and all("this version is broken" in r["error"] for r in errors)
+    # every caller got the champion's answer: one champion line per request
+    assert len({r["request_id"] for r in logged if r["variant"] == "champion"}) == 300
+    assert 'greenlight_errors_total{kind="canary"}' in metrics
 
 
 def test_canary_error_guard_trips():
