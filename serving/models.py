@@ -89,8 +89,29 @@ class Router:
         self.live = Live()
         self.on_swap = on_swap or (lambda alias, version: None)
         self.last_error: str | None = None
+        self.broken: dict[int, str] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    def _resolve(self, alias: str, version: int | None, have: Served | None,
+                 problems: list[str]) -> Served | None:
+        """The model to serve for an alias. A version that fails to load or to warm up is
+        never served (and not retried every poll): the champion keeps the old one."""
+        if version is None:
+            return None if alias == CHALLENGER else have
+        if have is not None and have.version == version:
+            return have
+        if version in self.broken:
+            problems.append(self.broken[version])
+            return have if alias == CHAMPION else None
+        try:
+            return load(self.reg, version)
+        except Exception as exc:
+            self.broken[version] = f"v{version} (@{alias}) not served: {type(exc).__name__}: " \
+                                   f"{exc}".splitlines()[0][:300]
+            log.error("%s", self.broken[version])
+            problems.append(self.broken[version])
+            return have if alias == CHAMPION else None
 
     def refresh(self) -> Live:
         """Re-resolve the aliases; load and warm up any version that changed, then swap once.
@@ -98,17 +119,12 @@ class Router:
         A failure (registry down, a broken version) keeps the current models serving."""
         current = self.live
         now = aliases(self.reg)
-        chosen = {}
-        for alias in (CHAMPION, CHALLENGER):
-            version, have = now.get(alias), getattr(current, alias)
-            if version is None:
-                chosen[alias] = None if alias == CHALLENGER else have
-            elif have is not None and have.version == version:
-                chosen[alias] = have
-            else:
-                chosen[alias] = load(self.reg, version)
+        problems: list[str] = []
+        chosen = {alias: self._resolve(alias, now.get(alias), getattr(current, alias), problems)
+                  for alias in (CHAMPION, CHALLENGER)}
         fraction = canary.read_state(self.home)["fraction"] if chosen[CHALLENGER] else 0.0
         self.live = Live(chosen[CHAMPION], chosen[CHALLENGER], now, fraction)
+        self.last_error = "; ".join(problems) or None
         for alias in (CHAMPION, CHALLENGER):
             new, old = chosen[alias], getattr(current, alias)
             if new is not None and (old is None or old.version != new.version):
@@ -120,7 +136,6 @@ class Router:
         while not self._stop.wait(self.poll_seconds):
             try:
                 self.refresh()
-                self.last_error = None
             except Exception as exc:  # keep serving what is loaded; say why on /health
                 self.last_error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
                 log.warning("registry poll failed, still serving: %s", self.last_error)

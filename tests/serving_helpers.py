@@ -62,19 +62,29 @@ def running(app: Any) -> Iterator[str]:
 
 
 class Failing(GreenlightModel):
-    """A registered version that cannot score: the canary error guard must catch it."""
+    """A registered version that cannot score at all: it must never pass its warm-up."""
 
     def score_rows(self, rows: list[dict[str, Any]]) -> Any:
         raise RuntimeError("this version is broken")
 
 
-def register_failing(reg: Registry, like: int) -> int:
-    """Register a copy of version `like` (same signature) whose scoring always fails."""
+class FailingOnRealRows(GreenlightModel):
+    """Passes the warm-up row (all zeros) but fails on real traffic: the canary error
+    guard must catch it."""
+
+    def score_rows(self, rows: list[dict[str, Any]]) -> Any:
+        if any(row["income"] for row in rows):
+            raise RuntimeError("this version is broken")
+        return super().score_rows(rows)
+
+
+def register_failing(reg: Registry, like: int, kind: type = Failing) -> int:
+    """Register a copy of version `like` (same signature) whose scoring fails."""
     good = load_model(reg, like)
-    bad = Failing.__new__(Failing)
+    bad = kind.__new__(kind)
     bad.__dict__.update(good.__dict__)
     example = good.example(sources.synthetic_stream(seed=7)[15].frame.head(20))
     return register(reg, python_model=bad, input_example=example,
                     output_example=good.predict(None, example), reference=example,
-                    batch_set="test-failing-version", params={}, metrics={}, tags={},
+                    batch_set=f"test-{kind.__name__}", params={}, metrics={}, tags={},
                     experiment=f"{reg.model_name}-training").version

@@ -17,7 +17,13 @@ from registry.store import Registry, fluent
 from serving import canary, plog
 from serving.app import create_app
 from tests.approval_helpers import registry
-from tests.serving_helpers import records, register_failing, running, two_versions
+from tests.serving_helpers import (
+    FailingOnRealRows,
+    records,
+    register_failing,
+    running,
+    two_versions,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -36,8 +42,8 @@ def home_reg(built, tmp_path):
     """The module's registry, with this test's own prediction log and canary state and the
     champion put back to v2 with no challenger."""
     home, reg = built
-    if versions.aliases(reg).get("champion") != 2:
-        rollback(reg, reason="test reset")
+    for alias, version in (("champion", 2), ("previous", 1)):  # a test may have moved them
+        reg.client.set_registered_model_alias(reg.model_name, alias, str(version))
     if "challenger" in versions.aliases(reg):
         reg.client.delete_registered_model_alias(reg.model_name, "challenger")
     return tmp_path / "serve", reg
@@ -318,7 +324,7 @@ def test_canary_ramp_completes_when_guards_hold_and_rolls_back_when_one_trips(ho
 
 def test_a_failing_canary_never_fails_a_caller_and_the_error_guard_rolls_it_back(home_reg):
     state, reg = home_reg
-    set_alias(reg, "challenger", register_failing(reg, like=2))
+    set_alias(reg, "challenger", register_failing(reg, like=2, kind=FailingOnRealRows))
     with running(create_app(reg, state, poll_seconds=0.1)) as url:
         tripped = _ramp_with_traffic(url, state, [0.25, 0.5], canary.Guards())
         metrics = httpx.get(f"{url}/metrics").text
@@ -330,6 +336,26 @@ def test_a_failing_canary_never_fails_a_caller_and_the_error_guard_rolls_it_back
     # every caller got the champion's answer: one champion line per request
     assert len({r["request_id"] for r in logged if r["variant"] == "champion"}) == 300
     assert 'greenlight_errors_total{kind="canary"}' in metrics
+
+
+def test_a_version_that_fails_its_warm_up_never_serves(home_reg):
+    state, reg = home_reg
+    broken = register_failing(reg, like=2)
+    with running(create_app(reg, state, poll_seconds=0.1)) as url:
+        promote(reg, broken, reason="test: a broken champion", expected_from=2)
+        try:
+            deadline = time.monotonic() + 30
+            while not (health := httpx.get(f"{url}/health").json())["registry_error"]:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+            assert health["champion"] == 2 and f"v{broken} (@champion) not served" in \
+                health["registry_error"]
+            r = httpx.post(f"{url}/predict", json=records(n=1)[0])
+            assert r.status_code == 200 and r.json()["version"] == 2  # the old one serves on
+        finally:
+            rollback(reg, reason="test: back from the broken champion")
+        _wait(url, lambda m: m["aliases"]["champion"] == 2)
+        assert httpx.get(f"{url}/health").json()["registry_error"] is None
 
 
 def test_canary_error_guard_trips():
