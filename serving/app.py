@@ -68,6 +68,21 @@ def create_app(reg: Registry, home: Path, *, poll_seconds: float = 5.0, shadow: 
                 out["confidence"] < review_below
         return outputs
 
+    def score_and_log(request_id: str, variant: str, served: Served,
+                      rows: list[dict[str, Any]], start: float) -> list[dict[str, Any]]:
+        """Score and append to the prediction log (in a worker thread, off the event loop);
+        a failure is logged with its reason, then raised."""
+        try:
+            outputs = flagged(served.score(rows))
+        except Exception as exc:
+            ms = round((time.perf_counter() - start) * 1000, 3)
+            predictions.append(lines(request_id, variant, served, rows, None, ms,
+                                     f"{type(exc).__name__}: {exc}"[:300]))
+            raise
+        ms = round((time.perf_counter() - start) * 1000, 3)
+        predictions.append(lines(request_id, variant, served, rows, outputs, ms))
+        return outputs
+
     def shadow_score(request_id: str, served: Served, rows: list[dict[str, Any]]) -> None:
         """Off the critical path (after the response is sent): log what the challenger says."""
         start = time.perf_counter()
@@ -119,18 +134,16 @@ def create_app(reg: Registry, home: Path, *, poll_seconds: float = 5.0, shadow: 
         except BadRequest as exc:
             return fail(exc.status, str(exc), "bad_request")
         try:
-            outputs = flagged(await run_in_threadpool(served.score, rows))
-        except Exception as exc:
-            ms = round((time.perf_counter() - start) * 1000, 3)
-            predictions.append(lines(request_id, variant, served, rows, None, ms,
-                                     f"{type(exc).__name__}: {exc}"[:300]))
+            outputs = await run_in_threadpool(score_and_log, request_id, variant, served, rows,
+                                              start)
+        except Exception:
             if variant != "canary":
-                return fail(500, f"scoring failed: {type(exc).__name__}", "scoring")
+                return fail(500, "scoring failed (see the prediction log)", "scoring")
             metrics.errors.labels("canary").inc()  # the caller still gets the champion's answer
             variant, served = "champion", live.champion
-            outputs = flagged(await run_in_threadpool(served.score, rows))
+            outputs = await run_in_threadpool(score_and_log, request_id, variant, served, rows,
+                                              start)
         ms = round((time.perf_counter() - start) * 1000, 3)
-        predictions.append(lines(request_id, variant, served, rows, outputs, ms))
         if router.shadow and variant == "champion" and live.challenger is not None:
             background.add_task(shadow_score, request_id, live.challenger, rows)
         metrics.latency.labels(variant).observe(ms / 1000)
@@ -162,7 +175,13 @@ def create_app(reg: Registry, home: Path, *, poll_seconds: float = 5.0, shadow: 
 
     @app.get("/metrics")
     def prometheus() -> Response:
-        metrics.canary.set(router.live.canary_fraction)
+        live = router.live
+        metrics.canary.set(live.canary_fraction)
+        for alias, served in (("champion", live.champion), ("challenger", live.challenger)):
+            if served is not None:
+                metrics.version.labels(alias).set(served.version)
+            else:  # an alias that is gone must not keep reporting its last version
+                metrics.version.remove(alias)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app

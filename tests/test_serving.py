@@ -266,9 +266,11 @@ def test_shadow_scores_with_the_challenger_but_returns_the_champion(home_reg):
             assert (r["version"], r["variant"]) == (2, "champion")
             ids.append(r["request_id"])
         time.sleep(0.5)  # shadow scoring runs after each response
+        metrics = httpx.get(f"{url}/metrics").text
     logged = list(plog.read(state))
     by_variant = Counter((r["variant"], r["version"]) for r in logged)
     assert by_variant == {("champion", 2): 20, ("shadow", 1): 20}
+    assert 'greenlight_model_version{alias="challenger"} 1.0' in metrics
     assert {r["request_id"] for r in logged if r["variant"] == "shadow"} == set(ids)
 
 
