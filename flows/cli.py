@@ -219,6 +219,88 @@ def up(
         _fail(str(exc))
 
 
+@app.command()
+def serve(
+    dataset: DatasetOpt = "synthetic",
+    host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] =
+    "127.0.0.1",
+    port: Annotated[int, typer.Option(help="HTTP port.")] = 8080,
+    poll_seconds: Annotated[float, typer.Option(
+        help="How often the registry is polled for a moved @champion/@challenger.")] = 5.0,
+    shadow: Annotated[bool, typer.Option(
+        "--shadow/--no-shadow", help="Also score every request with @challenger (logged, "
+                                     "never returned).")] = False,
+    review_below: Annotated[float, typer.Option(
+        help="Flag needs_review when the confidence is under this.")] = 0.6,
+    max_body_bytes: Annotated[int, typer.Option(help="Largest request body.")] = 1_000_000,
+    max_records: Annotated[int, typer.Option(help="Most records per request.")] = 1000,
+    home: HomeOpt = None,
+) -> None:
+    """Serve @champion over HTTP, hot-swapping it when the alias moves (see README: Serving)."""
+    _environment(home)
+    import uvicorn
+
+    from serving.app import create_app
+
+    root, reg = _registry(dataset)
+    console.print(f"serving {reg.model_name} @champion on http://{host}:{port} "
+                  f"(predictions log: {root.root / 'predictions'})")
+    uvicorn.run(create_app(reg, root.root, poll_seconds=poll_seconds, shadow=shadow,
+                           review_below=review_below, max_body_bytes=max_body_bytes,
+                           max_records=max_records),
+                host=host, port=port, log_level="warning")
+
+
+def _seconds(text: str) -> float:
+    """'30s', '2m', '1h' or a plain number of seconds."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    try:
+        if text and text[-1] in units:
+            return float(text[:-1]) * units[text[-1]]
+        return float(text)
+    except ValueError:
+        _fail(f"--every {text}: not a duration (use e.g. 30s, 2m)")
+
+
+@app.command()
+def canary(
+    dataset: DatasetOpt = "synthetic",
+    ramp: Annotated[str, typer.Option(help="Percent steps, e.g. 5,25,50,100; 0 stops the "
+                                           "canary.")] = "5,25,50,100",
+    every: Annotated[str, typer.Option(help="Time at each step before its guards are "
+                                            "checked (30s, 2m).")] = "30s",
+    max_error_rate: Annotated[float, typer.Option(help="Guard: canary error rate.")] = 0.01,
+    max_ks: Annotated[float, typer.Option(
+        help="Guard: KS distance between canary and champion outputs.")] = 0.3,
+    latency_factor: Annotated[float, typer.Option(
+        help="Guard: canary p99 latency at most this x champion's (+20 ms).")] = 2.0,
+    min_predictions: Annotated[int, typer.Option(
+        help="Predictions of each variant needed to judge a step.")] = 20,
+    home: HomeOpt = None,
+) -> None:
+    """Ramp the share of requests @challenger serves while the guards hold; else back to 0%."""
+    root = _environment(home)
+    from serving.canary import Guards, set_fraction
+    from serving.canary import ramp as do_ramp
+
+    try:
+        steps = [float(p) / 100 for p in ramp.split(",") if p.strip()]
+    except ValueError:
+        _fail(f"--ramp {ramp}: expected percentages such as 5,25,50,100")
+    if not steps or any(not 0 <= s <= 1 for s in steps):
+        _fail(f"--ramp {ramp}: each step must be between 0 and 100")
+    if steps == [0.0]:
+        set_fraction(root, 0.0, "stopped by hand")
+        console.print("canary stopped (0%)")
+        return
+    guards = Guards(max_error_rate=max_error_rate, max_ks=max_ks, latency_factor=latency_factor,
+                    min_predictions=min_predictions)
+    state = do_ramp(root, steps, _seconds(every), guards, say=console.print)
+    console.print(f"canary at {state['fraction']:.0%}: {state['reason']}")
+    if state["fraction"] == 0.0:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     """Console entry point: a failure is one readable line; the traceback goes to a log file."""
     try:

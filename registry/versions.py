@@ -63,13 +63,18 @@ def find_by_tag(reg: Registry, key: str, value: str) -> VersionInfo | None:
     return next((v for v in all_versions(reg) if v.tags.get(key) == value), None)
 
 
-def load_model(reg: Registry, version: int) -> Any:
-    """The python model behind a registered version, from the configured registry only."""
+def load_pyfunc(reg: Registry, version: int) -> Any:
+    """The pyfunc of a registered version (model plus signature), from the configured
+    registered model only: the URI is built here, never taken from a caller."""
     import mlflow.pyfunc
 
     with fluent(reg.tracking_uri):
-        return mlflow.pyfunc.load_model(f"models:/{reg.model_name}/{int(version)}"
-                                        ).unwrap_python_model()
+        return mlflow.pyfunc.load_model(f"models:/{reg.model_name}/{int(version)}")
+
+
+def load_model(reg: Registry, version: int) -> Any:
+    """The python model behind a registered version, from the configured registry only."""
+    return load_pyfunc(reg, version).unwrap_python_model()
 
 
 def load_reference(reg: Registry, info: VersionInfo) -> pd.DataFrame:

@@ -46,13 +46,28 @@ class GreenlightModel(PythonModel):
             return self.estimator.predict_proba(X)[:, 1]
         return self.estimator.predict(X)
 
+    def score_rows(self, rows: list[dict[str, Any]]) -> np.ndarray:
+        """`score` for a few already-validated JSON records, without pandas: for one row
+        the frame and its category encoding cost ~40x the booster itself (serving's hot
+        path). Same codes as `encode`: an unseen category is -1, a null is missing."""
+        codes = {col: {v: i for i, v in enumerate(cats)} for col, cats in self.categories.items()}
+        X = np.array([[codes[f].get(row[f], -1) if f in codes else
+                       (np.nan if row[f] is None else row[f]) for f in self.features]
+                      for row in rows], dtype="float64")
+        # One thread: OpenMP's spin-up costs more than a few rows take, and on a busy machine
+        # it turned a 0.02 ms p50 into a 10 ms p99.
+        return self.estimator.booster_.predict(X, num_threads=1)
+
+    def label(self, scores: np.ndarray) -> np.ndarray:
+        """Class labels from positive-class probabilities (threshold 0.5)."""
+        return np.where(scores >= 0.5, self.labels[1], self.labels[0])
+
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None
                 ) -> pd.DataFrame:
         scores = self.score(model_input)
         if not self.is_classifier:
             return pd.DataFrame({"prediction": scores})
-        labels = np.where(scores >= 0.5, self.labels[1], self.labels[0])
-        return pd.DataFrame({"prediction": labels, "score": scores})
+        return pd.DataFrame({"prediction": self.label(scores), "score": scores})
 
     def example(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Input rows for the signature, numbers as doubles: callers may send 3 or 3.0, and an

@@ -1,0 +1,187 @@
+"""The FastAPI app: /predict, /health, /model, /metrics over a hot-swapping Router."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import BackgroundTasks, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
+
+from registry.store import Registry
+from serving.metrics import Metrics
+from serving.models import Router, Served
+from serving.plog import PredictionLog
+from serving.schema import BadRequest, parse_records
+
+log = logging.getLogger("greenlight.serving")
+MAX_BODY_BYTES = 1_000_000
+MAX_RECORDS = 1000
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def create_app(reg: Registry, home: Path, *, poll_seconds: float = 5.0, shadow: bool = False,
+               review_below: float = 0.6, max_body_bytes: int = MAX_BODY_BYTES,
+               max_records: int = MAX_RECORDS) -> FastAPI:
+    """A service for one registered model; `home` holds the prediction log and canary state.
+
+    `review_below`: a prediction whose confidence (max class probability) is under it is
+    flagged `needs_review` for a person to check."""
+    metrics = Metrics()
+    router = Router(reg, home, poll_seconds=poll_seconds, shadow=shadow,
+                    on_swap=metrics.swapped)
+    predictions = PredictionLog(home)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await run_in_threadpool(router.start)
+        yield
+        await run_in_threadpool(router.stop)
+
+    app = FastAPI(title="greenlight serving", lifespan=lifespan)
+    app.state.router, app.state.metrics = router, metrics
+
+    def lines(request_id: str, variant: str, served: Served, rows: list[dict[str, Any]],
+              outputs: list[dict[str, Any]] | None, latency_ms: float, error: str | None = None
+              ) -> list[dict[str, Any]]:
+        at = _now()
+        return [{"request_id": request_id, "index": i, "at": at, "model": reg.model_name,
+                 "version": served.version, "variant": variant, "input": row,
+                 "output": None if outputs is None else outputs[i],
+                 "needs_review": bool(outputs and outputs[i]["needs_review"]),
+                 "latency_ms": latency_ms, "error": error} for i, row in enumerate(rows)]
+
+    def flagged(outputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for out in outputs:
+            out["needs_review"] = out["confidence"] is not None and \
+                out["confidence"] < review_below
+        return outputs
+
+    def score_and_log(request_id: str, variant: str, served: Served,
+                      rows: list[dict[str, Any]], start: float) -> list[dict[str, Any]]:
+        """Score and append to the prediction log (in a worker thread, off the event loop);
+        a failure is logged with its reason, then raised."""
+        try:
+            outputs = flagged(served.score(rows))
+        except Exception as exc:
+            ms = round((time.perf_counter() - start) * 1000, 3)
+            predictions.append(lines(request_id, variant, served, rows, None, ms,
+                                     f"{type(exc).__name__}: {exc}"[:300]))
+            raise
+        ms = round((time.perf_counter() - start) * 1000, 3)
+        predictions.append(lines(request_id, variant, served, rows, outputs, ms))
+        return outputs
+
+    def shadow_score(request_id: str, served: Served, rows: list[dict[str, Any]]) -> None:
+        """Off the critical path (after the response is sent): log what the challenger says."""
+        start = time.perf_counter()
+        try:
+            outputs, error = flagged(served.score(rows)), None
+        except Exception as exc:
+            outputs, error = None, f"{type(exc).__name__}: {exc}"[:300]
+            metrics.errors.labels("shadow").inc()
+        ms = round((time.perf_counter() - start) * 1000, 3)
+        predictions.append(lines(request_id, "shadow", served, rows, outputs, ms, error))
+
+    def fail(status: int, message: str, kind: str) -> JSONResponse:
+        metrics.errors.labels(kind).inc()
+        metrics.requests.labels("none", str(status)).inc()
+        return JSONResponse({"error": message}, status_code=status)
+
+    async def read_body(request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > max_body_bytes:
+            raise BadRequest(413, f"body of {declared} bytes: the limit is {max_body_bytes}")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > max_body_bytes:
+                raise BadRequest(413, f"body over {max_body_bytes} bytes")
+        if not body.strip():
+            raise BadRequest(400, "empty body: send one record (a JSON object) or a list")
+        return bytes(body)
+
+    @app.post("/predict")
+    async def predict(request: Request, background: BackgroundTasks) -> Any:
+        """Score one record or a list. Header X-Request-Key keeps a caller on one variant."""
+        start = time.perf_counter()
+        live = router.live  # read once: a swap now does not touch this request
+        if live.champion is None:
+            return fail(503, "no @champion model loaded yet", "unavailable")
+        request_id = uuid.uuid4().hex
+        try:
+            raw = await read_body(request)
+            try:
+                payload = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise BadRequest(400, f"body is not valid JSON: {exc}") from None
+            except RecursionError:
+                raise BadRequest(400, "body is nested too deeply to be a record") from None
+            variant, served = router.pick(live, request.headers.get("x-request-key")
+                                          or request_id)
+            rows = parse_records(payload, served.records, max_records)
+        except BadRequest as exc:
+            return fail(exc.status, str(exc), "bad_request")
+        try:
+            outputs = await run_in_threadpool(score_and_log, request_id, variant, served, rows,
+                                              start)
+        except Exception:
+            if variant != "canary":
+                return fail(500, "scoring failed (see the prediction log)", "scoring")
+            metrics.errors.labels("canary").inc()  # the caller still gets the champion's answer
+            variant, served = "champion", live.champion
+            outputs = await run_in_threadpool(score_and_log, request_id, variant, served, rows,
+                                              start)
+        ms = round((time.perf_counter() - start) * 1000, 3)
+        if router.shadow and variant == "champion" and live.challenger is not None:
+            background.add_task(shadow_score, request_id, live.challenger, rows)
+        metrics.latency.labels(variant).observe(ms / 1000)
+        metrics.requests.labels(variant, "200").inc()
+        for out in outputs:
+            metrics.predictions.labels(variant, str(out["needs_review"]).lower()).inc()
+        return JSONResponse(
+            {"request_id": request_id, "model": reg.model_name, "version": served.version,
+             "variant": variant, "predictions": outputs},
+            headers={"x-request-id": request_id})
+
+    @app.get("/health")
+    def health() -> Any:
+        live = router.live
+        body = {"status": "ok" if live.champion else "unavailable",
+                "champion": live.champion.version if live.champion else None,
+                "registry_error": router.last_error}
+        return JSONResponse(body, status_code=200 if live.champion else 503)
+
+    @app.get("/model")
+    def model() -> Any:
+        live = router.live
+        return {"model": reg.model_name, "aliases": live.aliases, "shadow": router.shadow,
+                "canary_fraction": live.canary_fraction, "poll_seconds": router.poll_seconds,
+                "serving": {alias: {"version": s.version, "loaded_at": s.loaded_at,
+                                    "fields": s.fields}
+                            for alias, s in (("champion", live.champion),
+                                             ("challenger", live.challenger)) if s}}
+
+    @app.get("/metrics")
+    def prometheus() -> Response:
+        live = router.live
+        metrics.canary.set(live.canary_fraction)
+        for alias, served in (("champion", live.champion), ("challenger", live.challenger)):
+            if served is not None:
+                metrics.version.labels(alias).set(served.version)
+            else:  # an alias that is gone must not keep reporting its last version
+                metrics.version.remove(alias)
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,39 @@
+"""Prometheus metrics of one service, on its own registry (so tests can run several)."""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = r = CollectorRegistry()
+        ProcessCollector(registry=r)  # process_resident_memory_bytes, cpu, open fds
+        PlatformCollector(registry=r)
+        self.requests = Counter("greenlight_requests", "Prediction requests by variant and HTTP "
+                                "status.", ["variant", "status"], registry=r)
+        self.errors = Counter("greenlight_errors", "Failed requests by kind.", ["kind"],
+                              registry=r)
+        self.predictions = Counter("greenlight_predictions", "Scored records.",
+                                   ["variant", "needs_review"], registry=r)
+        self.latency = Histogram(
+            "greenlight_request_latency_seconds", "Time to validate and score a request.",
+            ["variant"], registry=r,
+            buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5))
+        self.version = Gauge("greenlight_model_version", "Version each alias serves.",
+                             ["alias"], registry=r)
+        self.swaps = Counter("greenlight_model_swaps", "Hot swaps by alias.", ["alias"],
+                             registry=r)
+        self.canary = Gauge("greenlight_canary_fraction", "Share of keys the challenger "
+                            "serves.", registry=r)
+
+    def swapped(self, alias: str, version: int) -> None:
+        self.version.labels(alias).set(version)
+        self.swaps.labels(alias).inc()

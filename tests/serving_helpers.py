@@ -1,0 +1,90 @@
+"""A registered champion (and previous) from the real loop, and a real uvicorn in a thread."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from flows import stack
+from flows.cycle import cycle
+from flows.params import Training
+from registry.register import register
+from registry.store import Registry
+from registry.versions import load_model
+from tasks import sources
+from tasks.model import GreenlightModel
+from tests.approval_helpers import land
+
+
+def two_versions(home: Path) -> None:
+    """Run the real cycle twice on the seeded synthetic stream: v1 is the bootstrap champion
+    (batch 0), v2 a retrain after the concept change (batch 15) that becomes champion, so
+    @previous is v1."""
+    land(home, 0)
+    cycle(dataset="synthetic", policy="auto", home=str(home))
+    land(home, 15)
+    cycle(dataset="synthetic", policy="auto", force_retrain=True,
+          training=Training(min_delta=-1.0), home=str(home))
+
+
+def records(index: int = 15, n: int = 500) -> list[dict[str, Any]]:
+    """Realistic request bodies: feature rows of one synthetic batch, as JSON would carry."""
+    frame = sources.synthetic_stream(seed=7)[index].frame
+    cols = ["market", "channel", "income", "age", "price", "discount", "tenure_months"]
+    return json.loads(frame[cols].head(n).to_json(orient="records"))
+
+
+@contextmanager
+def running(app: Any) -> Iterator[str]:
+    """A real uvicorn server on a free loopback port; yields its base URL, stops it after."""
+    port = stack.free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+class Failing(GreenlightModel):
+    """A registered version that cannot score at all: it must never pass its warm-up."""
+
+    def score_rows(self, rows: list[dict[str, Any]]) -> Any:
+        raise RuntimeError("this version is broken")
+
+
+class FailingOnRealRows(GreenlightModel):
+    """Passes the warm-up row (all zeros) but fails on real traffic: the canary error
+    guard must catch it."""
+
+    def score_rows(self, rows: list[dict[str, Any]]) -> Any:
+        if any(row["income"] for row in rows):
+            raise RuntimeError("this version is broken")
+        return super().score_rows(rows)
+
+
+def register_failing(reg: Registry, like: int, kind: type = Failing) -> int:
+    """Register a copy of version `like` (same signature) whose scoring fails."""
+    good = load_model(reg, like)
+    bad = kind.__new__(kind)
+    bad.__dict__.update(good.__dict__)
+    example = good.example(sources.synthetic_stream(seed=7)[15].frame.head(20))
+    return register(reg, python_model=bad, input_example=example,
+                    output_example=good.predict(None, example), reference=example,
+                    batch_set=f"test-{kind.__name__}", params={}, metrics={}, tags={},
+                    experiment=f"{reg.model_name}-training").version
