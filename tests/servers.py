@@ -39,12 +39,31 @@ def backend() -> str:
 
 @contextmanager
 def fresh_database(label: str) -> Iterator[str | None]:
-    """A new, empty PostgreSQL database for one server, dropped afterwards; None on SQLite.
-
-    Dropped `WITH (FORCE)`: a server killed on teardown may leave connections behind."""
+    """A new, empty PostgreSQL database for one server on the postgres backend; else None."""
     if backend() != "postgres":
         yield None
         return
+    with postgres_database(label) as url:
+        yield url
+
+
+def postgres_unavailable() -> str | None:
+    """Why the PostgreSQL server is not usable here, or None (`.ci/run` starts it)."""
+    import psycopg2
+
+    admin = os.environ.get(PG_URL_ENV, PG_ADMIN_URL)
+    try:
+        psycopg2.connect(admin, connect_timeout=5).close()
+    except psycopg2.OperationalError as exc:
+        return f"PostgreSQL at {admin} is not usable: {str(exc).strip().splitlines()[0]}"
+    return None
+
+
+@contextmanager
+def postgres_database(label: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database, dropped afterwards.
+
+    Dropped `WITH (FORCE)`: a server killed on teardown may leave connections behind."""
     import psycopg2
     from psycopg2 import sql
 
