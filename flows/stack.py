@@ -9,6 +9,7 @@ given a database URL (PostgreSQL in production: `deployments/postgres.env.exampl
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -107,6 +108,9 @@ def start_mlflow_server(home: Path, port: int, database_url: str | None = None,
             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     if auth:
         full["MLFLOW_AUTH_CONFIG_PATH"] = str(mlflow_auth_config(home))
+        # The auth app's CSRF protection needs a key; one per start unless the user set one
+        # (then UI sessions also survive a restart).
+        full.setdefault("MLFLOW_FLASK_SERVER_SECRET_KEY", secrets.token_hex(32))
         args += ["--app-name", "basic-auth"]
     return _spawn("mlflow server", args, home / "logs" / "mlflow-server.log", full)
 
