@@ -81,3 +81,24 @@ def test_mlflow_server_with_basic_auth_refuses_anonymous_calls(tmp_path, monkeyp
     assert right.status_code == 200
     assert created
     assert password not in (tmp_path / "mlflow-auth.ini").read_text()
+
+
+def test_the_production_env_example_names_real_settings_and_holds_no_secret():
+    from pathlib import Path
+
+    import typer
+
+    from flows import cli
+
+    text = (Path(__file__).resolve().parents[1] / "deployments" / "production.env.example"
+            ).read_text()
+    settings = dict(line.lstrip("# ").split("=", 1) for line in text.splitlines()
+                    if "=" in line and line.lstrip("# ").split("=", 1)[0].isupper())
+    secret = [k for k in settings if any(w in k for w in ("PASSWORD", "AUTH_STRING", "SECRET"))]
+    assert secret and all(settings[k] == "" for k in secret), settings  # filled in elsewhere
+    assert all(":" not in settings[k].split("@")[0].split("//")[-1]
+               for k in settings if k.endswith("DATABASE_URL"))  # no password in a URL
+    up = {p.envvar for p in typer.main.get_command(cli.app).commands["up"].params
+          if p.envvar}
+    assert {"GREENLIGHT_PREFECT_DATABASE_URL", "GREENLIGHT_MLFLOW_DATABASE_URL"} <= up
+    assert up <= set(settings) | {"GREENLIGHT_HOME"}
