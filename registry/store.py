@@ -14,6 +14,7 @@ from functools import cached_property
 from pathlib import Path
 
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
 # MLflow's own HTTP retries default to 7 with backoff factor 2 and a 120 s timeout: against
 # a server that is down, one call retries for minutes, and the flow's task retries multiply
@@ -28,6 +29,17 @@ def bound_http_retries() -> None:
     """Set greenlight's bounds on MLflow's HTTP retries, unless the user chose their own."""
     for key, value in HTTP_RETRY_DEFAULTS.items():
         os.environ.setdefault(key, value)
+
+
+# What a store answers for a model or alias that does not exist (yet). Anything else (a
+# server that is down, a 401, a 500) is not "nothing there" and must not be read as such:
+# an unreachable server taken for "no champion" would misreport a promotion as a race.
+ABSENT_CODES = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+
+
+def absent(exc: MlflowException) -> bool:
+    """Whether an MLflow error means "no such model or alias", rather than a failure."""
+    return exc.error_code in ABSENT_CODES
 
 
 @dataclass(frozen=True)
