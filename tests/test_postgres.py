@@ -75,3 +75,60 @@ def test_a_cycle_on_postgres_keeps_its_state_in_postgres(tmp_path):
     assert ("greenlight-cycle", "COMPLETED") in runs
     assert not (tmp_path / "m" / "mlflow.db").exists()  # no SQLite store on the side
     assert not list((tmp_path / "p").rglob("*.db"))
+
+
+@pytest.mark.slow
+def test_up_runs_on_postgres_behind_auth(tmp_path):
+    """`greenlight up` configured only by the environment of deployments/production.env.example:
+    both servers on PostgreSQL, anonymous API calls refused, the deployments served."""
+    import secrets
+    import signal
+    import time
+
+    import httpx
+
+    from flows.deployments import DEPLOYMENTS
+    from tests.test_deployments import _child_env, _spawn, _tail
+
+    why = postgres_unavailable()
+    if why:
+        pytest.skip(why)
+    ports = [stack.free_port() for _ in range(3)]
+    prefect, mlflow = (f"http://127.0.0.1:{p}" for p in ports[:2])
+    auth_string, password = f"ops:{secrets.token_urlsafe(12)}", secrets.token_urlsafe(16)
+    with postgres_database("prefect") as prefect_db, postgres_database("mlflow") as mlflow_db:
+        env = _child_env(tmp_path / "gl", GREENLIGHT_PREFECT_DATABASE_URL=prefect_db,
+                         GREENLIGHT_MLFLOW_DATABASE_URL=mlflow_db,
+                         PREFECT_SERVER_API_AUTH_STRING=auth_string,
+                         MLFLOW_AUTH_ADMIN_PASSWORD=password)
+        code = ("from flows.cli import main; import sys; sys.argv = ['greenlight', 'up', "
+                f"'--prefect-port', '{ports[0]}', '--mlflow-port', '{ports[1]}', "
+                f"'--evidently-port', '{ports[2]}']; main()")
+        log = tmp_path / "up.log"
+        proc = _spawn(code, log, env)
+        try:
+            stack.wait_healthy(f"{prefect}/api/health", 240, proc)
+            stack.wait_healthy(f"{mlflow}/health", 240, proc)
+            name = DEPLOYMENTS[0].full_name
+            deadline = time.monotonic() + 180
+            while httpx.get(f"{prefect}/api/deployments/name/{name}",
+                            auth=tuple(auth_string.split(":", 1))).status_code != 200:
+                assert proc.poll() is None, f"up exited {proc.returncode}:\n{_tail(log)}"
+                assert time.monotonic() < deadline, f"{name} never appeared:\n{_tail(log)}"
+                time.sleep(1)
+            anonymous_prefect = httpx.get(f"{prefect}/api/deployments/name/{name}").status_code
+            search = f"{mlflow}/api/2.0/mlflow/experiments/search?max_results=1"
+            anonymous_mlflow = httpx.get(search).status_code
+            admin_mlflow = httpx.get(search, auth=("admin", password)).status_code
+            deployments = _query(prefect_db, "SELECT name FROM deployment")
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=60) == 0, _tail(log)
+        finally:
+            if proc.poll() is None:
+                stack.stop([proc])
+    assert (anonymous_prefect, anonymous_mlflow, admin_mlflow) == (401, 401, 200)
+    assert (DEPLOYMENTS[0].name,) in deployments  # the deployments live in PostgreSQL
+    banner = log.read_text()
+    assert "authentication: Prefect" in banner and "MLflow (" in banner
+    assert password not in banner and auth_string not in banner
+    assert not (tmp_path / "gl" / "mlflow.db").exists()
