@@ -41,9 +41,12 @@ def _environment(home: Path | None, quiet: bool = False) -> Path:
     return root
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, code: int = 2) -> None:
     err.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(2)
+    raise typer.Exit(code)
+
+
+UNREACHABLE_EXIT = 3  # a server is down: retry later, unlike bad input (2)
 
 
 def _registry(dataset: str):
@@ -93,12 +96,23 @@ def run(
     refusal = approval_needs_server(policy, os.environ.get("PREFECT_API_URL"))
     if refusal:
         _fail(refusal)
+    from flows.outages import mlflow_unreachable, prefect_unreachable
+
+    down = prefect_unreachable(os.environ.get("PREFECT_API_URL"))
+    if down:
+        _fail(down, UNREACHABLE_EXIT)
     from flows.cycle import cycle
+    from tasks.home import Home
 
     try:
         summary = cycle(dataset=dataset, policy=policy, force_retrain=force)
     except ValueError as exc:
         _fail(str(exc))
+    except Exception as exc:
+        down = mlflow_unreachable(exc, Home.from_env().tracking_uri)
+        if down is None:
+            raise
+        _fail(down, UNREACHABLE_EXIT)
     console.print_json(json.dumps(summary, default=str))
 
 
@@ -189,6 +203,11 @@ def approve(
         _fail(f"{flow_run_id}: not a flow run id")
     from prefect.client.orchestration import get_client
 
+    from flows.outages import prefect_unreachable
+
+    down = prefect_unreachable(os.environ["PREFECT_API_URL"])
+    if down:
+        _fail(down, UNREACHABLE_EXIT)
     answer = {"approve": decision, "reason": reason, "approver": by or getpass.getuser()}
     with get_client(sync_client=True) as client:
         result = client.resume_flow_run(run_id, run_input=answer)
@@ -207,6 +226,14 @@ def up(
     mlflow_port: Annotated[int, typer.Option(help="MLflow server and UI port.")] = 5000,
     home: HomeOpt = None,
     evidently_port: Annotated[int, typer.Option(help="Evidently UI port.")] = 8000,
+    prefect_db: Annotated[str | None, typer.Option(
+        envvar="GREENLIGHT_PREFECT_DATABASE_URL",
+        help="Prefect server database, e.g. postgresql://user@host:5432/prefect "
+             "[default: SQLite in the state dir].")] = None,
+    mlflow_db: Annotated[str | None, typer.Option(
+        envvar="GREENLIGHT_MLFLOW_DATABASE_URL",
+        help="MLflow backend store, e.g. postgresql://user@host:5432/mlflow "
+             "[default: SQLite in the state dir].")] = None,
 ) -> None:
     """Start Prefect, MLflow and the Evidently UI on loopback; serve greenlight's deployments."""
     root = _environment(home)
@@ -214,7 +241,8 @@ def up(
 
     try:
         run_stack(root, prefect_port=prefect_port, mlflow_port=mlflow_port, dataset=dataset,
-                  console=console, evidently_port=evidently_port)
+                  console=console, evidently_port=evidently_port, prefect_db=prefect_db,
+                  mlflow_db=mlflow_db)
     except RuntimeError as exc:  # a busy port, or a server that died: one line naming its log
         _fail(str(exc))
 

@@ -20,7 +20,7 @@ from registry.store import Registry
 from tasks import alarms, dashboards, ingest, labels, lake, manifest, recipe, reports, train
 from tasks.decide import Decision, decide, route
 from tasks.drift import StatTests
-from tasks.faults import crash_point
+from tasks.faults import crash_point, hold_point
 from tasks.gate import gate
 from tasks.home import Home
 from tasks.monitor import Limits, MonitorResult, monitor_batch
@@ -299,6 +299,7 @@ def _retrain(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ve
         reports.log_run(reg.tracking_uri, experiment, f"rejected-{challenger.batch_set[:8]}",
                         metrics=metrics, tags=tags, params=challenger.params)
         return out
+    hold_point("register")
     with steps.step("register"):
         sample = challenger.model.example(challenger.split.gate.head(5))
         version = register_t(reg, python_model=challenger.model, input_example=sample,
@@ -315,6 +316,7 @@ def _retrain(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ve
                       "batches": [b["id"] for b in pending],
                       "expected_from": champion.version if champion else None}
     if route_to == "promote":
+        hold_point("promote")
         try:
             with steps.step("promote"), promotion_lock(reg.model_name):
                 promote_t(reg, version, **promote_kwargs)

@@ -2,12 +2,14 @@
 
 `greenlight up` and the test fixtures both start servers through these functions, so the
 flags, environment and shutdown that users get are exactly what the tests exercise.
-Servers point at the same SQLite files as embedded mode, so earlier runs show up.
+Servers point at the same SQLite files as embedded mode, so earlier runs show up, unless
+given a database URL (PostgreSQL in production: `deployments/postgres.env.example`).
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -59,10 +61,23 @@ def _spawn(name: str, args: list[str], log: Path, env: Mapping[str, str]) -> Ser
     return proc
 
 
-def start_prefect_server(home: Path, port: int, env: dict[str, str] | None = None) -> Server:
+def with_driver(url: str, driver: str | None) -> str:
+    """The same PostgreSQL URL with the driver each server needs, whatever the user wrote.
+
+    Prefect's server is async (`postgresql+asyncpg://`), MLflow's sync (`postgresql://`,
+    psycopg2), so one plain `postgresql://user@host/db` can be given to either."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.split("+")[0] not in ("postgresql", "postgres"):
+        return url  # SQLite or anything else: the server's own business
+    return f"postgresql{'+' + driver if driver else ''}://{rest}"
+
+
+def start_prefect_server(home: Path, port: int, env: dict[str, str] | None = None,
+                         database_url: str | None = None) -> Server:
     """`prefect server start` on the Prefect home embedded runs use (`<home>/prefect`).
 
-    `env` overrides the defaults, e.g. `PREFECT_API_SERVICES_SCHEDULER_LOOP_SECONDS`."""
+    `database_url` (PostgreSQL) replaces the SQLite file under that home. `env` overrides
+    the defaults, e.g. `PREFECT_API_SERVICES_SCHEDULER_LOOP_SECONDS`."""
     _check_port("prefect server", port)
     prefect_home = home / "prefect"
     prefect_home.mkdir(parents=True, exist_ok=True)
@@ -70,21 +85,51 @@ def start_prefect_server(home: Path, port: int, env: dict[str, str] | None = Non
     # The UI asks the API on port 4200 unless told otherwise: tell it where it really is.
     full = {**os.environ, **QUIET, "PREFECT_HOME": str(prefect_home), "PREFECT_API_URL": api,
             "PREFECT_UI_API_URL": api, **(env or {})}
+    if database_url:
+        full.pop("PREFECT_API_DATABASE_CONNECTION_URL", None)  # the legacy name would win
+        full["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = with_driver(database_url, "asyncpg")
     args = ["prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
     return _spawn("prefect server", args, home / "logs" / "prefect-server.log", full)
 
 
-def start_mlflow_server(home: Path, port: int) -> Server:
+def start_mlflow_server(home: Path, port: int, database_url: str | None = None,
+                        auth: bool = False) -> Server:
     """`mlflow server` on the same SQLite store and artifact dir embedded runs use.
 
-    One worker and no job runner: a single user on loopback, and a fraction of the memory."""
+    `database_url` (PostgreSQL) replaces the SQLite store; artifacts stay in the state dir.
+    `auth` turns on MLflow's basic auth (see `mlflow_auth_config`). One worker and no job
+    runner: a single user on loopback, and a fraction of the memory."""
     _check_port("mlflow server", port)
     full = {**os.environ, **QUIET, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     full.pop("MLFLOW_TRACKING_URI", None)
-    args = ["mlflow", "server", "--backend-store-uri", f"sqlite:///{home / 'mlflow.db'}",
+    store = with_driver(database_url, None) if database_url else f"sqlite:///{home / 'mlflow.db'}"
+    args = ["mlflow", "server", "--backend-store-uri", store,
             "--artifacts-destination", str(home / "mlartifacts"),
             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    if auth:
+        full["MLFLOW_AUTH_CONFIG_PATH"] = str(mlflow_auth_config(home))
+        # The auth app's CSRF protection needs a key; one per start unless the user set one
+        # (then UI sessions also survive a restart).
+        full.setdefault("MLFLOW_FLASK_SERVER_SECRET_KEY", secrets.token_hex(32))
+        args += ["--app-name", "basic-auth"]
     return _spawn("mlflow server", args, home / "logs" / "mlflow-server.log", full)
+
+
+def mlflow_auth_config(home: Path) -> Path:
+    """MLflow's basic-auth config, written into the state dir: it holds no secret.
+
+    The admin's name and password come from `MLFLOW_AUTH_ADMIN_USERNAME` and
+    `MLFLOW_AUTH_ADMIN_PASSWORD` (MLflow reads them itself); the user store is
+    `<home>/mlflow-auth.db`. Users with no grant on a resource get no access at all."""
+    if not os.environ.get("MLFLOW_AUTH_ADMIN_PASSWORD"):
+        raise RuntimeError("MLflow basic auth needs MLFLOW_AUTH_ADMIN_PASSWORD (and "
+                           "MLFLOW_AUTH_ADMIN_USERNAME, default admin) in the environment")
+    path = home / "mlflow-auth.ini"
+    path.write_text("[mlflow]\ndefault_permission = NO_PERMISSIONS\n"
+                    f"database_uri = sqlite:///{home / 'mlflow-auth.db'}\n"
+                    "admin_username = admin\n"
+                    "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+    return path
 
 
 def start_evidently_ui(home: Path, port: int) -> Server:

@@ -106,13 +106,43 @@ def _banner(home: Path, prefect_url: str, mlflow_url: str, dataset: str,
         "Ctrl-C stops everything."]
 
 
+def client_auth(environ: dict[str, str] | os._Environ[str]) -> list[str]:
+    """Give this process's clients the credentials the servers will demand; say which.
+
+    The servers read `PREFECT_SERVER_API_AUTH_STRING` and `MLFLOW_AUTH_ADMIN_*` themselves;
+    the flows served here are clients, which read `PREFECT_API_AUTH_STRING` and
+    `MLFLOW_TRACKING_USERNAME`/`_PASSWORD`. Values the user set win."""
+    on = []
+    if environ.get("PREFECT_SERVER_API_AUTH_STRING"):
+        environ.setdefault("PREFECT_API_AUTH_STRING", environ["PREFECT_SERVER_API_AUTH_STRING"])
+        on.append("Prefect (PREFECT_API_AUTH_STRING)")
+    if environ.get("MLFLOW_AUTH_ADMIN_PASSWORD"):
+        environ.setdefault("MLFLOW_TRACKING_USERNAME",
+                           environ.get("MLFLOW_AUTH_ADMIN_USERNAME") or "admin")
+        environ.setdefault("MLFLOW_TRACKING_PASSWORD", environ["MLFLOW_AUTH_ADMIN_PASSWORD"])
+        on.append("MLflow (MLFLOW_TRACKING_USERNAME/PASSWORD)")
+    return on
+
+
+def _where(url: str | None, sqlite_file: str) -> str:
+    """A database URL without its password, for the banner."""
+    if not url:
+        return f"SQLite ({sqlite_file})"
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
 def up(home: Path, *, prefect_port: int = 4200, mlflow_port: int = 5000,
        dataset: str = "synthetic", console: Console | None = None,
-       evidently_port: int | None = 8000) -> None:
+       evidently_port: int | None = 8000, prefect_db: str | None = None,
+       mlflow_db: str | None = None) -> None:
     """Start the servers, wait until they answer, then serve the deployments until stopped.
 
-    Prefect, MLflow and (unless `evidently_port` is None) the Evidently UI. Returns normally
-    on Ctrl-C or SIGTERM, with every server stopped: no orphans."""
+    Prefect, MLflow and (unless `evidently_port` is None) the Evidently UI, on SQLite in
+    `home` or on the given database URLs (PostgreSQL). Authentication is on when its
+    environment is set (see `client_auth`). Returns normally on Ctrl-C or SIGTERM, with
+    every server stopped: no orphans."""
     console = console or Console()
     home = Path(home).expanduser().resolve()
     prefect_url, mlflow_url = f"http://127.0.0.1:{prefect_port}", f"http://127.0.0.1:{mlflow_port}"
@@ -120,8 +150,10 @@ def up(home: Path, *, prefect_port: int = 4200, mlflow_port: int = 5000,
     saved[signal.SIGINT] = signal.getsignal(signal.SIGINT)
     procs: list[stack.Server] = []
     try:
-        procs.append(stack.start_prefect_server(home, prefect_port))
-        procs.append(stack.start_mlflow_server(home, mlflow_port))
+        procs.append(stack.start_prefect_server(home, prefect_port, database_url=prefect_db))
+        procs.append(stack.start_mlflow_server(
+            home, mlflow_port, database_url=mlflow_db,
+            auth=bool(os.environ.get("MLFLOW_AUTH_ADMIN_PASSWORD"))))
         evidently_url = None
         if evidently_port is not None:
             evidently_url = f"http://127.0.0.1:{evidently_port}"
@@ -133,8 +165,12 @@ def up(home: Path, *, prefect_port: int = 4200, mlflow_port: int = 5000,
             stack.wait_healthy(evidently_url + stack.EVIDENTLY_HEALTH, HEALTH_TIMEOUT, procs[2])
         os.environ.update({"PREFECT_API_URL": f"{prefect_url}/api",
                            "MLFLOW_TRACKING_URI": mlflow_url, "GREENLIGHT_HOME": str(home)})
+        auth = client_auth(os.environ)
         for line in _banner(home, prefect_url, mlflow_url, dataset, evidently_url):
             console.print(line, soft_wrap=True, highlight=False)
+        console.print(f"  stores      Prefect {_where(prefect_db, 'prefect/prefect.db')}, "
+                      f"MLflow {_where(mlflow_db, 'mlflow.db')}; authentication: "
+                      f"{', '.join(auth) or 'off'}", soft_wrap=True, highlight=False)
         serve_deployments(DEPLOYMENTS, dataset=dataset, home=home)
     except KeyboardInterrupt:
         pass

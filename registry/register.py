@@ -12,7 +12,7 @@ from filelock import FileLock
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
-from registry.store import Registry, fluent
+from registry.store import Registry, absent, fluent
 from registry.versions import REFERENCE_ARTIFACT, VersionInfo, find_by_tag
 
 BATCH_SET_TAG = "greenlight.batch_set"
@@ -75,7 +75,9 @@ def _log_and_register(reg: Registry, *, python_model: Any, input_example: pd.Dat
 def _ensure_model(reg: Registry) -> None:
     try:
         reg.client.get_registered_model(reg.model_name)
-    except MlflowException:
+    except MlflowException as exc:
+        if not absent(exc):
+            raise
         reg.client.create_registered_model(
             reg.model_name, description="Managed by greenlight: @champion serves, @previous is "
                                         "kept for rollback.")

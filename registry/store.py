@@ -14,6 +14,32 @@ from functools import cached_property
 from pathlib import Path
 
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+# MLflow's own HTTP retries default to 7 with backoff factor 2 and a 120 s timeout: against
+# a server that is down, one call retries for minutes, and the flow's task retries multiply
+# that. Bounded, a refused connection fails one call in about 15 s, and the register and
+# promote tasks retry it twice more (flows/cycle.py). Values the user sets win.
+HTTP_RETRY_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+                       "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "2",
+                       "MLFLOW_HTTP_REQUEST_TIMEOUT": "60"}
+
+
+def bound_http_retries() -> None:
+    """Set greenlight's bounds on MLflow's HTTP retries, unless the user chose their own."""
+    for key, value in HTTP_RETRY_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+
+
+# What a store answers for a model or alias that does not exist (yet). Anything else (a
+# server that is down, a 401, a 500) is not "nothing there" and must not be read as such:
+# an unreachable server taken for "no champion" would misreport a promotion as a race.
+ABSENT_CODES = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+
+
+def absent(exc: MlflowException) -> bool:
+    """Whether an MLflow error means "no such model or alias", rather than a failure."""
+    return exc.error_code in ABSENT_CODES
 
 
 @dataclass(frozen=True)
@@ -23,6 +49,10 @@ class Registry:
     tracking_uri: str
     model_name: str
     state_dir: Path
+
+    def __post_init__(self) -> None:
+        if not self.local_store:
+            bound_http_retries()  # MLflow reads them per request
 
     @cached_property
     def client(self) -> MlflowClient:

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
-from registry.store import Registry, fluent
+from registry.store import Registry, absent, fluent
 
 REFERENCE_ARTIFACT = "reference/reference.parquet"
 
@@ -32,7 +32,9 @@ def by_alias(reg: Registry, alias: str) -> VersionInfo | None:
     """The version an alias points to, or None when the model or alias does not exist yet."""
     try:
         return _info(reg, reg.client.get_model_version_by_alias(reg.model_name, alias))
-    except MlflowException:
+    except MlflowException as exc:
+        if not absent(exc):
+            raise
         return None
 
 
@@ -44,7 +46,9 @@ def aliases(reg: Registry) -> dict[str, int]:
     """All aliases (read from the model: `search_model_versions` leaves them out)."""
     try:
         model = reg.client.get_registered_model(reg.model_name)
-    except MlflowException:
+    except MlflowException as exc:
+        if not absent(exc):
+            raise
         return {}
     return {alias: int(version) for alias, version in (model.aliases or {}).items()}
 
@@ -52,7 +56,9 @@ def aliases(reg: Registry) -> dict[str, int]:
 def all_versions(reg: Registry) -> list[VersionInfo]:
     try:
         found = reg.client.search_model_versions(f"name='{reg.model_name}'")
-    except MlflowException:
+    except MlflowException as exc:
+        if not absent(exc):
+            raise
         return []
     return sorted((VersionInfo(int(v.version), v.run_id, dict(v.tags or {})) for v in found),
                   key=lambda v: v.version)

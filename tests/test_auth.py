@@ -1,0 +1,104 @@
+"""Authentication in `greenlight up`: each server refuses an unauthenticated call and accepts
+an authenticated one, and greenlight's own clients get the credentials.
+
+The servers are started through flows.stack with the environment `greenlight up` reads
+(`PREFECT_SERVER_API_AUTH_STRING`, `MLFLOW_AUTH_ADMIN_PASSWORD`); the secrets are made up
+per test, never stored.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+
+import httpx
+import pytest
+from mlflow.exceptions import MlflowException
+
+from flows import stack
+from flows.up import client_auth
+from registry.store import Registry
+from tests.servers import STARTUP_TIMEOUT, fresh_database
+
+
+def test_up_gives_its_clients_the_servers_credentials():
+    environ = {"PREFECT_SERVER_API_AUTH_STRING": "ops:p1", "MLFLOW_AUTH_ADMIN_PASSWORD": "p2",
+               "MLFLOW_TRACKING_USERNAME": "alice"}
+    on = client_auth(environ)
+    assert environ["PREFECT_API_AUTH_STRING"] == "ops:p1"
+    assert (environ["MLFLOW_TRACKING_USERNAME"], environ["MLFLOW_TRACKING_PASSWORD"]) == (
+        "alice", "p2")  # what the user set wins
+    assert len(on) == 2
+    assert client_auth({}) == []
+
+
+@pytest.mark.slow
+def test_prefect_server_refuses_calls_without_the_auth_string(tmp_path):
+    secret = f"greenlight:{secrets.token_urlsafe(16)}"
+    port = stack.free_port()
+    with fresh_database("auth") as database_url:
+        proc = stack.start_prefect_server(tmp_path, port, database_url=database_url,
+                                          env={"PREFECT_SERVER_API_AUTH_STRING": secret})
+        try:
+            api = f"http://127.0.0.1:{port}/api"
+            stack.wait_healthy(f"{api}/health", STARTUP_TIMEOUT, proc)  # probes stay open
+            anonymous = httpx.post(f"{api}/flow_runs/filter", json={})
+            wrong = httpx.post(f"{api}/flow_runs/filter", json={}, auth=("greenlight", "no"))
+            user, password = secret.split(":", 1)
+            right = httpx.post(f"{api}/flow_runs/filter", json={}, auth=(user, password))
+        finally:
+            stack.stop([proc])
+    assert anonymous.status_code == 401 and wrong.status_code == 401
+    assert right.status_code == 200 and right.json() == []
+
+
+@pytest.mark.slow
+def test_mlflow_server_with_basic_auth_refuses_anonymous_calls(tmp_path, monkeypatch):
+    password = secrets.token_urlsafe(16)
+    monkeypatch.setenv("MLFLOW_AUTH_ADMIN_USERNAME", "admin")
+    monkeypatch.setenv("MLFLOW_AUTH_ADMIN_PASSWORD", password)
+    for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        monkeypatch.delenv(key, raising=False)
+    port = stack.free_port()
+    url = f"http://127.0.0.1:{port}"
+    search = f"{url}/api/2.0/mlflow/experiments/search?max_results=1"
+    with fresh_database("auth") as database_url:
+        proc = stack.start_mlflow_server(tmp_path, port, database_url=database_url, auth=True)
+        try:
+            stack.wait_healthy(f"{url}/health", STARTUP_TIMEOUT, proc)
+            anonymous = httpx.get(search)
+            right = httpx.get(search, auth=("admin", password))
+            with pytest.raises(MlflowException, match="401|Unauthorized|credentials"):
+                Registry(url, "m-auth", tmp_path).experiment_id("refused")
+            given = dict(os.environ)
+            client_auth(given)  # as `greenlight up` does for the flows it serves
+            for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+                monkeypatch.setenv(key, given[key])
+            created = Registry(url, "m-auth", tmp_path).experiment_id("accepted")
+        finally:
+            stack.stop([proc])
+    assert anonymous.status_code == 401
+    assert right.status_code == 200
+    assert created
+    assert password not in (tmp_path / "mlflow-auth.ini").read_text()
+
+
+def test_the_production_env_example_names_real_settings_and_holds_no_secret():
+    from pathlib import Path
+
+    import typer
+
+    from flows import cli
+
+    text = (Path(__file__).resolve().parents[1] / "deployments" / "production.env.example"
+            ).read_text()
+    settings = dict(line.lstrip("# ").split("=", 1) for line in text.splitlines()
+                    if "=" in line and line.lstrip("# ").split("=", 1)[0].isupper())
+    secret = [k for k in settings if any(w in k for w in ("PASSWORD", "AUTH_STRING", "SECRET"))]
+    assert secret and all(settings[k] == "" for k in secret), settings  # filled in elsewhere
+    assert all(":" not in settings[k].split("@")[0].split("//")[-1]
+               for k in settings if k.endswith("DATABASE_URL"))  # no password in a URL
+    up = {p.envvar for p in typer.main.get_command(cli.app).commands["up"].params
+          if p.envvar}
+    assert {"GREENLIGHT_PREFECT_DATABASE_URL", "GREENLIGHT_MLFLOW_DATABASE_URL"} <= up
+    assert up <= set(settings) | {"GREENLIGHT_HOME"}

@@ -1,0 +1,170 @@
+"""Outages: a server that goes down costs a retry or a clear failure, never a batch or a bad
+promotion.
+
+MLflow: a real server (flows.stack, on the test backend) goes down while a cycle waits just
+before register, then before promote (the test-only hold in tasks/faults.py). Each time the
+step retries with backoff, `greenlight run` fails in one line with exit code 3, and the
+champion stays; once the server is back, running again ends as an uninterrupted run would.
+Prefect: `greenlight run` and `approve` against a closed port say so in one line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from flows import stack
+from flows.cycle import cycle, registry_for
+from registry import promote, versions
+from tasks import manifest, sources
+from tasks.faults import HOLD_ENV, HOLD_FILE_ENV
+from tasks.home import Home
+from tasks.spec import load_spec
+from tests.servers import STARTUP_TIMEOUT, fresh_database
+
+REPO = Path(__file__).resolve().parents[1]
+OLD = 1_700_000_000  # landed files' mtime: long settled, so the scan does not wait
+RUN = [sys.executable, "-m", "flows.cli", "run", "--dataset", "synthetic"]
+
+
+class MlflowStack:
+    """One MLflow server that a test can stop and start again on the same port and store."""
+
+    def __init__(self, home: Path, database_url: str | None) -> None:
+        self.home, self.database_url, self.port = home, database_url, stack.free_port()
+        self.proc: stack.Server | None = None
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.proc = stack.start_mlflow_server(self.home, self.port, self.database_url)
+        stack.wait_healthy(f"{self.url}/health", STARTUP_TIMEOUT, self.proc)
+
+    def stop(self) -> None:
+        stack.stop([self.proc])
+        self.proc = None
+
+
+@pytest.fixture
+def mlflow_stack(tmp_path) -> Iterator[MlflowStack]:
+    with fresh_database("outage") as database_url:
+        server = MlflowStack(tmp_path / "mlflow-server", database_url)
+        server.start()
+        try:
+            yield server
+        finally:
+            if server.proc is not None:
+                server.stop()
+
+
+def _land(home: Home, index: int) -> None:
+    os.utime(sources.write_batch(sources.synthetic_batch(index), home.landing), (OLD, OLD))
+
+
+def _run(root: Path, mlflow_url: str, log: Path, hold_at: str | None = None
+         ) -> subprocess.Popen:
+    """`greenlight run` in its own process, as cron or a person would start it."""
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env.update({"GREENLIGHT_HOME": str(root), "PREFECT_HOME": str(root / "prefect"),
+                "MLFLOW_TRACKING_URI": mlflow_url, "PREFECT_LOGGING_LEVEL": "INFO"})
+    if hold_at:
+        env.update({HOLD_ENV: hold_at, HOLD_FILE_ENV: str(root / f"hold-{hold_at}")})
+    out = log.open("w")
+    return subprocess.Popen(RUN, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def _outage_at(step: str, root: Path, server: MlflowStack, log: Path) -> dict:
+    """Run a cycle, stop MLflow the moment it reaches `step`, and see how it ends."""
+    proc = _run(root, server.url, log, hold_at=step)
+    hold = root / f"hold-{step}"
+    deadline = time.monotonic() + 600
+    while not hold.exists():
+        assert proc.poll() is None, f"the cycle ended before {step}:\n{log.read_text()[-3000:]}"
+        assert time.monotonic() < deadline, f"the cycle never reached {step}"
+        time.sleep(0.2)
+    server.stop()
+    hold.unlink()
+    released = time.monotonic()
+    code = proc.wait(timeout=900)
+    output = log.read_text(errors="replace")
+    return {"code": code, "output": output, "seconds": time.monotonic() - released,
+            "retries": re.findall(r"Retry (\d)/(\d) will start", output)}
+
+
+def _assert_clear_failure(result: dict, url: str) -> None:
+    output = result["output"]
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    assert result["code"] == 3, output[-3000:]
+    assert errors == [errors[0]] and f"MLflow server at {url} is unreachable" in errors[0]
+    assert "champion did not move" in errors[0], errors
+    assert "Traceback" not in output.split(errors[0])[-1]  # nothing raw after the verdict
+    assert result["retries"] == [("1", "2"), ("2", "2")], output[-3000:]  # backoff, then up
+
+
+@pytest.mark.slow
+def test_mlflow_down_at_register_then_promote_fails_clearly_and_loses_nothing(
+        mlflow_stack, tmp_path, monkeypatch):
+    root = tmp_path / "gl"
+    home = Home.from_env(root).ensure()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_stack.url)
+    week = sources.SYNTHETIC_CHANGE_POINTS["covariate"]
+    for i in range(week):  # champion v1 from the stable weeks, one cycle a week
+        _land(home, i)
+        cycle(dataset="synthetic", home=str(root))
+    reg = registry_for(home, load_spec("synthetic"))
+    assert versions.aliases(reg) == {"champion": 1}
+    _land(home, week)  # the new market: retrain, register v2, promote it
+
+    down = _outage_at("register", root, mlflow_stack, tmp_path / "register.log")
+    _assert_clear_failure(down, mlflow_stack.url)
+    mlflow_stack.start()
+    assert versions.aliases(reg) == {"champion": 1}
+    assert [v.version for v in versions.all_versions(reg)] == [1]
+    print(f"register outage: exit {down['code']} after {down['seconds']:.1f} s, "
+          f"retries {down['retries']}")
+
+    down = _outage_at("promote", root, mlflow_stack, tmp_path / "promote.log")
+    _assert_clear_failure(down, mlflow_stack.url)
+    mlflow_stack.start()
+    assert versions.aliases(reg) == {"champion": 1}  # registered, never promoted
+    assert [v.version for v in versions.all_versions(reg)] == [1, 2]
+    print(f"promote outage: exit {down['code']} after {down['seconds']:.1f} s, "
+          f"retries {down['retries']}")
+
+    again = _run(root, mlflow_stack.url, tmp_path / "again.log")
+    assert again.wait(timeout=900) == 0, (tmp_path / "again.log").read_text()[-3000:]
+    assert versions.aliases(reg) == {"champion": 2, "previous": 1}
+    assert [v.version for v in versions.all_versions(reg)] == [1, 2]  # no duplicate
+    assert [(r["from"], r["to"]) for r in promote.records(reg)] == [(None, 1), (1, 2)]
+    batches = manifest.load(home.manifest).values()
+    assert sorted(b["file"] for b in batches) == [f"2026-W{i + 2:02d}.csv"
+                                                  for i in range(week + 1)]
+    assert list(home.landing.iterdir()) == []  # every landed file was filed
+
+
+def _unreachable_prefect(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
+    closed = stack.free_port()
+    env = {**os.environ, "GREENLIGHT_HOME": str(tmp_path / "gl"),
+           "PREFECT_API_URL": f"http://127.0.0.1:{closed}/api"}
+    return subprocess.run([sys.executable, "-m", "flows.cli", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("args", [
+    ["run", "--dataset", "synthetic"],
+    ["approve", "6b2f0c1e-0000-4000-8000-000000000000", "--approve"],
+], ids=["run", "approve"])
+def test_an_unreachable_prefect_server_is_one_clear_line(args, tmp_path):
+    done = _unreachable_prefect(args, tmp_path)
+    assert done.returncode == 3, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stdout + done.stderr, done.stderr
+    assert re.match(r"error: Prefect server at http://127\.0\.0\.1:\d+/api is unreachable "
+                    r"\(Connection refused\)", lines[0]), lines
