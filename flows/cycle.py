@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pandas as pd
@@ -186,17 +187,23 @@ def _acknowledged(champion: versions.VersionInfo | None) -> frozenset[str]:
     return frozenset(filter(None, (champion.tags.get(ACK_TAG, "") if champion else "").split(",")))
 
 
-def _links(reg: Registry, version: int, monitor_runs: dict[str, str], home: Home) -> dict:
-    """Where a person checks the version and its drift reports (UI links with a server)."""
+def _links(reg: Registry, version: int | None, monitor_runs: dict[str, str],
+           home: Home) -> dict:
+    """Where a person checks the version, its drift reports and the dashboard: UI links
+    with servers (`greenlight up` sets GREENLIGHT_EVIDENTLY_URL), else local paths."""
     uri = reg.tracking_uri.rstrip("/")
+    dashboard = {"Evidently dashboard": os.environ.get("GREENLIGHT_EVIDENTLY_URL")
+                 or f"uv run evidently ui --workspace {home.evidently}"}
     if not uri.startswith("http"):
         return {"MLflow store (open with `mlflow ui`)": uri,
-                **{f"drift report {b}": str(home.reports / b / "drift.html") for b in monitor_runs}}
+                **{f"drift report {b}": str(home.reports / b / "drift.html")
+                   for b in monitor_runs}, **dashboard}
     experiment = reg.experiment_id(f"{reg.model_name}-monitoring")
-    return {f"MLflow model version v{version}": f"{uri}/#/models/{reg.model_name}/versions/"
-                                               f"{version}",
+    model = ({f"MLflow model version v{version}":
+              f"{uri}/#/models/{reg.model_name}/versions/{version}"} if version else {})
+    return {**model,
             **{f"drift report {b}": f"{uri}/#/experiments/{experiment}/runs/{run}/artifacts"
-               for b, run in monitor_runs.items()}}
+               for b, run in monitor_runs.items()}, **dashboard}
 
 
 def _ask_and_promote(reg: Registry, version: int, description: str, timeout_s: int,
@@ -417,6 +424,8 @@ def cycle(dataset: str = "synthetic", policy: Policy = "auto",
                                         [r.to_dict() for r in results], outcome, steps.timings,
                                         reg.tracking_uri, steps=steps.rows(),
                                         alarms=[a.to_dict() for a in raised],
-                                        late=[r.to_dict() for r in late]),
+                                        late=[r.to_dict() for r in late],
+                                        links=_links(reg, outcome.get("registered_version"),
+                                                     monitor_runs, state)),
         description="What this cycle saw and decided")
     return summary

@@ -165,6 +165,8 @@ def up(home: Path, *, prefect_port: int = 4200, mlflow_port: int = 5000,
             stack.wait_healthy(evidently_url + stack.EVIDENTLY_HEALTH, HEALTH_TIMEOUT, procs[2])
         os.environ.update({"PREFECT_API_URL": f"{prefect_url}/api",
                            "MLFLOW_TRACKING_URI": mlflow_url, "GREENLIGHT_HOME": str(home)})
+        if evidently_url:  # the flows it serves link their artifacts to the dashboard
+            os.environ["GREENLIGHT_EVIDENTLY_URL"] = evidently_url
         auth = client_auth(os.environ)
         for line in _banner(home, prefect_url, mlflow_url, dataset, evidently_url):
             console.print(line, soft_wrap=True, highlight=False)

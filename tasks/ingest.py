@@ -47,12 +47,10 @@ class LandedFile:
         return self.sha256[:16]
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+def sha256(path: Path) -> str:
+    """The batch id's source: the bytes, streamed, so a large file never sits in memory."""
     with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def _is_candidate(path: Path) -> bool:
@@ -109,7 +107,7 @@ def scan(landing: Path, settle_seconds: float | None = None) -> Scan:
         if seen != before[path]:
             out.busy.append(path.name)
             continue
-        digest = _sha256(path)
+        digest = sha256(path)
         if _fingerprint(path) != seen:
             out.busy.append(path.name)
             continue

@@ -59,7 +59,8 @@ def cycle_markdown(dataset: str, decision: str, reasons: list[str], batches: lis
                    outcome: dict[str, Any], timings: dict[str, float], tracking_uri: str, *,
                    steps: list[dict[str, Any]] | None = None,
                    alarms: list[dict[str, Any]] | None = None,
-                   late: list[dict[str, Any]] | None = None) -> str:
+                   late: list[dict[str, Any]] | None = None,
+                   links: dict[str, str] | None = None) -> str:
     """The cycle's story for the Prefect UI: what came in, what drifted, what was decided."""
     lines = [f"# greenlight cycle on `{dataset}`: **{decision}**", ""]
     lines += [f"- {r}" for r in reasons] or ["- every batch within thresholds"]
@@ -91,6 +92,8 @@ def cycle_markdown(dataset: str, decision: str, reasons: list[str], batches: lis
               markdown_table(step_rows, ["name", "seconds", "rows_in", "rows_out"]),
               f"MLflow store: `{tracking_uri}` (runs in the `-monitoring`, `-pipeline` and "
               "`-training` experiments; drift reports are artifacts of the monitoring runs)"]
+    if links:
+        lines += ["", "## Links", "", *link_lines(links)]
     return "\n".join(lines)
 
 
@@ -100,6 +103,12 @@ def _worst(shares: dict[str, float] | None) -> str:
         return ""
     col, value = max(shares.items(), key=lambda kv: kv[1] or 0)
     return f"{col} {value:.1%}" if value else "0"
+
+
+def link_lines(links: dict[str, str]) -> list[str]:
+    """A UI link where a server gives one; else the local path, to copy into a shell."""
+    return [f"- [{name}]({url})" if url.startswith("http") else f"- {name}: `{url}`"
+            for name, url in links.items()]
 
 
 def approval_markdown(model: str, version: int, verdict: str, gate_reason: str,
@@ -114,8 +123,7 @@ def approval_markdown(model: str, version: int, verdict: str, gate_reason: str,
              markdown_table(drift, ["batch_id", "drift_share", "drifted_features",
                                     "label_score", "decay"]),
              "### Links", ""]
-    lines += [f"- [{name}]({url})" if url.startswith("http") else f"- {name}: `{url}`"
-              for name, url in links.items()]
+    lines += link_lines(links)
     lines += ["", "Approve promotes blue-green (the current champion stays as `@previous`). "
               "Reject tags the version rejected; the champion does not move."]
     return "\n".join(lines)

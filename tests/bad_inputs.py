@@ -9,7 +9,6 @@ stream; tests write it into a landing dir with `write_corpus`.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import os
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tasks.ingest import sha256
 from tasks.sources import synthetic_batch
 
 ROWS = 300  # small bad files keep the corpus cycle fast; size is not what they test
@@ -205,12 +205,6 @@ CASES: list[Case] = [
 ]
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def write_case(case: Case, landing: Path) -> Path:
