@@ -87,9 +87,12 @@ def run(
     policy: Annotated[str, typer.Option(
         help="monitor | shadow | manual | partial | auto")] = "auto",
     force: Annotated[bool, typer.Option("--force", help="Retrain even without drift.")] = False,
+    harvest_served: Annotated[bool, typer.Option(
+        "--harvest/--no-harvest", help="First land served predictions whose labels have "
+                                       "arrived (see `greenlight harvest`).")] = True,
     home: HomeOpt = None,
 ) -> None:
-    """Run one cycle over what is in landing/."""
+    """Run one cycle over what is in landing/ (after harvesting labelled served predictions)."""
     _environment(home)
     from flows.params import approval_needs_server
 
@@ -105,7 +108,8 @@ def run(
     from tasks.home import Home
 
     try:
-        summary = cycle(dataset=dataset, policy=policy, force_retrain=force)
+        summary = cycle(dataset=dataset, policy=policy, force_retrain=force,
+                        harvest_served=harvest_served)
     except ValueError as exc:
         _fail(str(exc))
     except Exception as exc:
@@ -304,9 +308,16 @@ def canary(
         help="Guard: canary p99 latency at most this x champion's (+20 ms).")] = 2.0,
     min_predictions: Annotated[int, typer.Option(
         help="Predictions of each variant needed to judge a step.")] = 20,
+    promote: Annotated[bool, typer.Option(
+        "--promote/--no-promote", help="At 100% with the guards held, promote @challenger "
+                                       "to @champion and set the canary back to 0%.")] = True,
+    by: Annotated[str | None, typer.Option(help="Who; defaults to the OS user.")] = None,
     home: HomeOpt = None,
 ) -> None:
-    """Ramp the share of requests @challenger serves while the guards hold; else back to 0%."""
+    """Ramp the share of requests @challenger serves while the guards hold; else back to 0%.
+
+    A ramp that holds at 100% completes the rollout: @challenger becomes @champion
+    (blue-green, recorded as a `canary` promotion with the guards' figures)."""
     root = _environment(home)
     from serving.canary import Guards, set_fraction
     from serving.canary import ramp as do_ramp
@@ -323,10 +334,35 @@ def canary(
         return
     guards = Guards(max_error_rate=max_error_rate, max_ks=max_ks, latency_factor=latency_factor,
                     min_predictions=min_predictions)
-    state = do_ramp(root, steps, _seconds(every), guards, say=console.print)
+    reg = _registry(dataset)[1] if promote else None
+    state = do_ramp(root, steps, _seconds(every), guards, reg=reg, by=by, say=console.print)
     console.print(f"canary at {state['fraction']:.0%}: {state['reason']}")
-    if state["fraction"] == 0.0:
+    if state["fraction"] == 0.0 and not state.get("promoted"):
         raise typer.Exit(1)
+
+
+@app.command()
+def harvest(
+    dataset: DatasetOpt = "synthetic",
+    home: HomeOpt = None,
+) -> None:
+    """Land served predictions whose labels have arrived as a training batch in landing/.
+
+    Labels go in $GREENLIGHT_HOME/labels/ keyed by `prediction_id` (the service's
+    `<request_id>-<index>`). Harvesting again with nothing new lands nothing."""
+    _environment(home)
+    from tasks.harvest import harvest as do_harvest
+
+    root, reg = _registry(dataset)
+    from tasks.spec import load_spec
+
+    result = do_harvest(root, load_spec(dataset), reg.model_name)
+    if result.path is None:
+        console.print(f"nothing new to harvest ({result.waiting} served records wait for "
+                      f"labels, {result.already} already harvested)")
+        return
+    console.print(f"landed {result.path} ({result.rows} rows; {result.waiting} served records "
+                  f"wait for labels, {result.already} already harvested)")
 
 
 def main() -> None:

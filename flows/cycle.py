@@ -18,7 +18,19 @@ from registry import promote as promotion
 from registry import register as registration
 from registry import versions
 from registry.store import Registry
-from tasks import alarms, dashboards, ingest, labels, lake, manifest, recipe, reports, train
+from tasks import (
+    alarms,
+    dashboards,
+    harvest,
+    ingest,
+    labels,
+    lake,
+    manifest,
+    predictions,
+    recipe,
+    reports,
+    train,
+)
 from tasks.decide import Decision, decide, route
 from tasks.drift import StatTests
 from tasks.faults import crash_point, hold_point
@@ -42,6 +54,8 @@ train_t = task(train.train_challenger, name="train")
 gate_t = task(gate, name="gate")
 register_t = task(registration.register, name="register", retries=2, retry_delay_seconds=2)
 promote_t = task(promotion.promote, name="promote", retries=2, retry_delay_seconds=2)
+harvest_t = task(harvest.harvest, name="harvest")
+served_t = task(predictions.served_metrics, name="served predictions")
 
 
 def registry_for(home: Home, spec: DatasetSpec) -> Registry:
@@ -117,6 +131,29 @@ def _monitor(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ve
                   tags={"file": batch["file"], "champion_version": str(champion.version)})
         results.append(result)
     return results, runs
+
+
+def _served(home: Home, reg: Registry, spec: DatasetSpec,
+            champion: versions.VersionInfo | None) -> list[predictions.ServedStats]:
+    """Output metrics of what the service answered since the last cycle, per version and
+    variant, logged as one `served-…` run in the monitoring experiment."""
+    since, until = predictions.last_monitored(home), predictions.now()
+    log = predictions.read(home, since, until)
+    log = log[log["model"] == reg.model_name]
+    stats = served_t(log, spec) if not log.empty else []
+    if stats:
+        reports.log_run(
+            reg.tracking_uri, reg.experiment_id(f"{reg.model_name}-monitoring"),
+            f"served-{until:%Y%m%dT%H%M%S}",
+            metrics={"served.count": len(log),
+                     **{k: v for s in stats for k, v in s.run_metrics().items()}},
+            tags={"greenlight.served": "true",
+                  "greenlight.predictions_since": since.isoformat() if since else "",
+                  "greenlight.predictions_until": until.isoformat(),
+                  "greenlight.champion_version": str(champion.version) if champion else "none",
+                  "greenlight.served_versions": ",".join(sorted({s.name for s in stats}))})
+    predictions.mark_monitored(home, until)
+    return stats
 
 
 def _intake_rows(before: dict[str, dict], after: dict[str, dict]) -> tuple[int, int]:
@@ -352,11 +389,14 @@ def _retrain(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ve
 def cycle(dataset: str = "synthetic", policy: Policy = "auto",
           thresholds: Thresholds = Thresholds(), training: Training = Training(),
           force_retrain: bool = False, approval_timeout_seconds: int = 86_400,
-          home: str | None = None) -> dict[str, Any]:
-    """Ingest what landed, validate, monitor against the champion, decide, retrain, promote.
+          home: str | None = None, harvest_served: bool = True) -> dict[str, Any]:
+    """Harvest, ingest what landed, validate, monitor against the champion, decide, retrain,
+    promote.
 
-    With policy manual or partial the run may pause for approval in the Prefect UI; an
-    unanswered request times out after `approval_timeout_seconds` and counts as a rejection."""
+    With `harvest_served`, served predictions whose labels have landed first become a batch
+    in landing (tasks/harvest.py), so the loop trains on what the service saw. With policy
+    manual or partial the run may pause for approval in the Prefect UI; an unanswered
+    request times out after `approval_timeout_seconds` and counts as a rejection."""
     logger = get_run_logger()
     refusal = approval_needs_server(policy, PREFECT_API_URL.value())
     if refusal:
@@ -366,6 +406,7 @@ def cycle(dataset: str = "synthetic", policy: Policy = "auto",
     steps = Steps()
     before = manifest.load(state.manifest)
     with steps.step("ingest+validate") as step, ingest.intake_lock(state):
+        harvested = harvest_t(state, spec, reg.model_name) if harvest_served else None
         quarantined = _intake(state, spec)
         step.rows_in, step.rows_out = _intake_rows(before, manifest.load(state.manifest))
     pending = manifest.pending(state.manifest)
@@ -373,9 +414,13 @@ def cycle(dataset: str = "synthetic", policy: Policy = "auto",
     with steps.step("late labels") as step:
         late = _late_labels(state, reg, spec, champion) if champion else []
         step.rows_out = sum(r.labelled_rows for r in late)
-    if not pending and not force_retrain and not late:
+    with steps.step("served") as step:
+        served = _served(state, reg, spec, champion)
+        step.rows_in = sum(s.count for s in served)
+    if not pending and not force_retrain and not late and not served:
         logger.info("nothing new in %s", state.landing)
-        return {"batches": [], "quarantined": quarantined, "timings": steps.timings}
+        return {"batches": [], "quarantined": quarantined, "timings": steps.timings,
+                "harvested": harvested.to_dict() if harvested else None}
     with steps.step("monitor", rows_in=sum(b["rows"] for b in pending)):
         results, monitor_runs = (_monitor(state, reg, spec, champion, pending, thresholds)
                                  if champion else ([], {}))
@@ -388,6 +433,7 @@ def cycle(dataset: str = "synthetic", policy: Policy = "auto",
         max_missing_share=thresholds.max_missing_share,
         max_out_of_range=thresholds.max_out_of_range,
         max_failed_predictions=thresholds.max_failed_predictions)]
+    raised += alarms.check_served(served, max_failed_predictions=thresholds.max_failed_predictions)
     retraining = decision.retrain and policy != "monitor"
     # A forced run with nothing new (e.g. started by a drift event) retrains on the newest batch.
     train_on = pending or _newest_accepted(state)
@@ -417,7 +463,9 @@ def cycle(dataset: str = "synthetic", policy: Policy = "auto",
     summary = {"batches": [b["id"] for b in pending], "decision": decision.action,
                "reasons": decision.reasons, **outcome, "quarantined": quarantined,
                "timings": steps.timings, "alarms": [a.to_dict() for a in raised],
-               "events": events, "late_labels": [r.batch_id for r in late]}
+               "events": events, "late_labels": [r.batch_id for r in late],
+               "served": [s.to_dict() for s in served],
+               "harvested": harvested.to_dict() if harvested else None}
     create_markdown_artifact(
         key=f"greenlight-cycle-{spec.name.replace('_', '-')}",
         markdown=reports.cycle_markdown(spec.name, decision.action, decision.reasons,
@@ -426,6 +474,7 @@ def cycle(dataset: str = "synthetic", policy: Policy = "auto",
                                         alarms=[a.to_dict() for a in raised],
                                         late=[r.to_dict() for r in late],
                                         links=_links(reg, outcome.get("registered_version"),
-                                                     monitor_runs, state)),
+                                                     monitor_runs, state),
+                                        served=[s.to_dict() for s in served]),
         description="What this cycle saw and decided")
     return summary

@@ -85,14 +85,16 @@ def _move(reg: Registry, *, action: str, to: int, previous: int | None, reason: 
 
 def promote(reg: Registry, version: int, *, reason: str, by: str | None = None,
             metrics: dict[str, float] | None = None, batches: list[str] | None = None,
-            expected_from: int | None = None) -> dict[str, Any]:
+            expected_from: int | None = None, action: str = "promote") -> dict[str, Any]:
     """Make `version` the champion and keep the old champion as `previous` for rollback.
 
     `expected_from` is the champion the gate compared against: if another cycle moved the
     champion since, this promotion is refused rather than silently overwriting it.
+    `action` names the path in the record: `promote` (a cycle, an approval) or `canary`
+    (a canary ramp that reached 100%).
     """
     current = aliases(reg).get(CHAMPION)
-    return _move(reg, action="promote", to=version,
+    return _move(reg, action=action, to=version,
                  previous=current if current not in (None, version) else None,
                  reason=reason, by=by, metrics=metrics, batches=batches,
                  expected_from=expected_from, check_expected=True)
@@ -114,6 +116,18 @@ def set_alias(reg: Registry, alias: str, version: int) -> None:
         raise PromotionError(f"{alias} moves only through promote() or rollback()")
     with FileLock(str(reg.lock_path), timeout=LOCK_TIMEOUT_S):
         reg.client.set_registered_model_alias(reg.model_name, alias, str(version))
+
+
+def clear_alias(reg: Registry, alias: str, version: int) -> bool:
+    """Drop a non-champion alias if it still points at `version` (a challenger that has
+    just become champion); an alias moved meanwhile is left alone. True if dropped."""
+    if alias in (CHAMPION, PREVIOUS):
+        raise PromotionError(f"{alias} moves only through promote() or rollback()")
+    with FileLock(str(reg.lock_path), timeout=LOCK_TIMEOUT_S):
+        if aliases(reg).get(alias) != version:
+            return False
+        reg.client.delete_registered_model_alias(reg.model_name, alias)
+        return True
 
 
 def record_decision(reg: Registry, version: int, *, outcome: str, by: str | None,

@@ -56,7 +56,8 @@ def create_app(reg: Registry, home: Path, *, poll_seconds: float = 5.0, shadow: 
               outputs: list[dict[str, Any]] | None, latency_ms: float, error: str | None = None
               ) -> list[dict[str, Any]]:
         at = _now()
-        return [{"request_id": request_id, "index": i, "at": at, "model": reg.model_name,
+        return [{"request_id": request_id, "index": i, "prediction_id": f"{request_id}-{i}",
+                 "at": at, "model": reg.model_name,
                  "version": served.version, "variant": variant, "input": row,
                  "output": None if outputs is None else outputs[i],
                  "needs_review": bool(outputs and outputs[i]["needs_review"]),
@@ -152,7 +153,9 @@ def create_app(reg: Registry, home: Path, *, poll_seconds: float = 5.0, shadow: 
             metrics.predictions.labels(variant, str(out["needs_review"]).lower()).inc()
         return JSONResponse(
             {"request_id": request_id, "model": reg.model_name, "version": served.version,
-             "variant": variant, "predictions": outputs},
+             "variant": variant,
+             "predictions": [{"prediction_id": f"{request_id}-{i}", **out}
+                             for i, out in enumerate(outputs)]},
             headers={"x-request-id": request_id})
 
     @app.get("/health")

@@ -18,7 +18,12 @@ from typing import Any
 
 import numpy as np
 
+from registry.promote import PromotionError, clear_alias, promote
+from registry.store import Registry
+from registry.versions import aliases
 from serving import plog
+
+CHAMPION, CHALLENGER = "champion", "challenger"
 
 
 def _dir(home: Path) -> Path:
@@ -34,13 +39,13 @@ def read_state(home: Path) -> dict[str, Any]:
         return {"fraction": 0.0}
 
 
-def set_fraction(home: Path, fraction: float, reason: str) -> dict[str, Any]:
+def set_fraction(home: Path, fraction: float, reason: str, **extra: Any) -> dict[str, Any]:
     """Write the new share atomically (rename) and append it to the canary history."""
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"canary fraction {fraction}: must be between 0 and 1")
     _dir(home).mkdir(parents=True, exist_ok=True)
     state = {"fraction": fraction, "reason": reason,
-             "at": datetime.now(UTC).isoformat(timespec="milliseconds")}
+             "at": datetime.now(UTC).isoformat(timespec="milliseconds"), **extra}
     tmp = _dir(home) / "canary.json.tmp"
     tmp.write_text(json.dumps(state), encoding="utf-8")
     os.replace(tmp, _dir(home) / "canary.json")
@@ -82,40 +87,71 @@ def _ks(a: list[float], b: list[float]) -> float:
     return float(np.max(np.abs(cdf_a - cdf_b)))
 
 
-def check(records: list[dict[str, Any]], guards: Guards) -> tuple[str, str]:
-    """('ok' | 'wait' | 'trip', why) from the prediction-log lines of one canary step."""
+def figures(canary: list[dict[str, Any]], champ: list[dict[str, Any]]) -> dict[str, float]:
+    """The numbers the guards judge: counts, canary error rate, p99 latencies, output KS."""
+    out: dict[str, float] = {"canary_predictions": len(canary),
+                             "champion_predictions": len(champ)}
+    if canary:
+        out["canary_errors"] = sum(1 for r in canary if r.get("error"))
+        out["canary_error_rate"] = out["canary_errors"] / len(canary)
+        out["canary_p99_ms"] = float(np.percentile([r["latency_ms"] for r in canary], 99))
+    if champ:
+        out["champion_p99_ms"] = float(np.percentile([r["latency_ms"] for r in champ], 99))
+    a = [v for v in map(_output, canary) if v is not None]
+    b = [v for v in map(_output, champ) if v is not None]
+    if a and b:
+        out["ks"] = _ks(a, b)
+    return out
+
+
+def check(records: list[dict[str, Any]], guards: Guards,
+          baseline: list[dict[str, Any]] | None = None) -> tuple[str, str]:
+    """('ok' | 'wait' | 'trip', why) from the prediction-log lines of one canary step.
+
+    `baseline`: champion lines to compare with instead of the step's own (at 100% the
+    champion answers nobody, so the ramp compares with its earlier steps)."""
     canary = [r for r in records if r.get("variant") == "canary"]
-    champ = [r for r in records if r.get("variant") == "champion"]
+    champ = [r for r in (records if baseline is None else baseline)
+             if r.get("variant") == "champion"]
+    f = figures(canary, champ)
     if len(canary) < guards.min_predictions or len(champ) < guards.min_predictions:
         return "wait", (f"{len(canary)} canary / {len(champ)} champion predictions: need "
                         f"{guards.min_predictions} of each")
-    errors = sum(1 for r in canary if r.get("error"))
-    if errors / len(canary) > guards.max_error_rate:
-        return "trip", f"canary error rate {errors / len(canary):.1%} > {guards.max_error_rate:.1%}"
-    lat_c = float(np.percentile([r["latency_ms"] for r in canary], 99))
-    lat_b = float(np.percentile([r["latency_ms"] for r in champ], 99))
+    rate, lat_c, lat_b = f["canary_error_rate"], f["canary_p99_ms"], f["champion_p99_ms"]
+    if rate > guards.max_error_rate:
+        return "trip", f"canary error rate {rate:.1%} > {guards.max_error_rate:.1%}"
     if lat_c > guards.latency_factor * lat_b + guards.latency_slack_ms:
         return "trip", (f"canary p99 latency {lat_c:.1f} ms > {guards.latency_factor} x "
                         f"champion {lat_b:.1f} ms + {guards.latency_slack_ms} ms")
-    a = [v for v in map(_output, canary) if v is not None]
-    b = [v for v in map(_output, champ) if v is not None]
-    if a and b and (ks := _ks(a, b)) > guards.max_ks:
-        return "trip", f"canary output distribution differs from champion's: KS {ks:.2f} > " \
-                       f"{guards.max_ks}"
-    return "ok", (f"{len(canary)} canary predictions, {errors} errors, p99 {lat_c:.1f} ms "
-                  f"(champion {lat_b:.1f} ms)")
+    if f.get("ks", 0.0) > guards.max_ks:
+        return "trip", f"canary output distribution differs from champion's: KS " \
+                       f"{f['ks']:.2f} > {guards.max_ks}"
+    return "ok", (f"{len(canary)} canary predictions, {int(f['canary_errors'])} errors, p99 "
+                  f"{lat_c:.1f} ms (champion {lat_b:.1f} ms)")
 
 
 def ramp(home: Path, steps: list[float], every_s: float, guards: Guards = Guards(), *,
-         max_waits: int = 3, sleep: Callable[[float], None] = time.sleep,
+         reg: Registry | None = None, by: str | None = None, max_waits: int = 3,
+         sleep: Callable[[float], None] = time.sleep,
          say: Callable[[str], None] = print) -> dict[str, Any]:
-    """Step the canary share up while the guards hold; on a trip set 0% and record why."""
+    """Step the canary share up while the guards hold; on a trip set 0% and record why.
+
+    A ramp that holds at 100% with `reg` given completes the rollout: the challenger is
+    promoted blue-green (see `complete`) and the share goes back to 0%."""
+    began = aliases(reg) if reg is not None else {}
+    first_at: str | None = None
+    held: list[dict[str, Any]] = []
     for fraction in steps:
         state = set_fraction(home, fraction, f"ramp step {fraction:.0%}")
+        first_at = first_at or state["at"]
         say(f"canary at {fraction:.0%}")
         for _ in range(max_waits + 1):
             sleep(every_s)
-            verdict, why = check(list(plog.read(home, since=state["at"])), guards)
+            step = list(plog.read(home, since=state["at"]))
+            # The champion's lines since the ramp began: at 100% it answers nobody.
+            baseline = [r for r in plog.read(home, since=first_at)
+                        if r.get("variant") == "champion"]
+            verdict, why = check(step, guards, baseline)
             say(f"  {verdict}: {why}")
             if verdict != "wait":
                 break
@@ -124,4 +160,32 @@ def ramp(home: Path, steps: list[float], every_s: float, guards: Guards = Guards
                                    f"({why})"
         if verdict == "trip":
             return set_fraction(home, 0.0, f"rolled back at {fraction:.0%}: {why}")
+        held.append({"fraction": fraction, **figures(
+            [r for r in step if r.get("variant") == "canary"], baseline)})
+    if steps[-1] == 1.0 and reg is not None:
+        return complete(home, reg, began, held, by=by)
     return set_fraction(home, steps[-1], f"ramp complete at {steps[-1]:.0%}: guards held")
+
+
+def complete(home: Path, reg: Registry, began: dict[str, int], held: list[dict[str, Any]],
+             *, by: str | None = None) -> dict[str, Any]:
+    """The rollout's last move: promote the challenger the ramp judged, under the registry's
+    lock with a `canary` promotion record carrying every step's guard figures, drop its
+    @challenger alias, then set 0%. If either alias moved during the ramp, the figures
+    judged another pairing: nothing is promoted and the share goes back to 0%."""
+    version, champion, now = began.get(CHALLENGER), began.get(CHAMPION), aliases(reg)
+    if version is None or now.get(CHALLENGER) != version or now.get(CHAMPION) != champion:
+        return set_fraction(home, 0.0, f"held at 100%, not promoted: aliases moved during the "
+                                       f"ramp ({began} -> {now})")
+    metrics = {f"canary.{h['fraction'] * 100:g}pct.{k}": float(v)
+               for h in held for k, v in h.items() if k != "fraction"}
+    steps = ",".join(f"{h['fraction'] * 100:g}" for h in held)
+    try:
+        promote(reg, version, reason=f"canary ramp {steps}% held its guards", by=by,
+                metrics=metrics, expected_from=champion, action="canary")
+    except PromotionError as exc:
+        return set_fraction(home, 0.0, f"held at 100%, not promoted: {exc}")
+    clear_alias(reg, CHALLENGER, version)
+    return set_fraction(home, 0.0, f"ramp complete: v{version} promoted to @champion "
+                                   f"(@previous v{champion}); canary back to 0%",
+                        promoted=version)

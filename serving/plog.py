@@ -1,8 +1,19 @@
 """The prediction log: append-only JSON lines under GREENLIGHT_HOME/predictions/.
 
-One line per scored record (request id, time, model version, variant, input, output,
-latency), one file per UTC day. Monitoring reads it for output metrics; joined with late
-labels it becomes training data, and the canary guards read it too.
+The format, for every reader (the canary guards here; monitoring and harvest read it with
+pandas in tasks/predictions.py, which may not import serving/): one file per UTC day,
+`YYYY-MM-DD.jsonl`, one JSON object per scored record with
+
+- `request_id` (hex), `index` (the record's place in the request), `prediction_id`
+  (`<request_id>-<index>`: the key the record's label is joined on when it lands);
+- `at`: ISO 8601 UTC with milliseconds, when it was scored; all lines of a request share it;
+- `model`, `version` (int), `variant`: `champion`, `canary` (answered by @challenger) or
+  `shadow` (@challenger, silent);
+- `input`: the validated record; `output`: `prediction`, `score` and `confidence`
+  (classification) or `prediction` (regression), and `needs_review`; null if it failed;
+- `needs_review` (bool), `latency_ms` (the request's), `error` (null, or why it failed).
+
+A request's lines go out in one write; a line torn by a crash is skipped by readers.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tasks.monitor import MonitorResult
+    from tasks.predictions import ServedStats
 
 DRIFT_EVENT = "greenlight.drift.detected"
 DECAY_EVENT = "greenlight.model.decayed"
@@ -85,6 +86,17 @@ def check(r: MonitorResult, *, drift_share: float, max_decay: float,
         out.append(Alarm("failed_predictions", b, r.failed_predictions, max_failed_predictions,
                          f"{b}: {r.failed_predictions:.1%} of predictions failed"))
     return out
+
+
+def check_served(stats: list[ServedStats], *, max_failed_predictions: float | None
+                 ) -> list[Alarm]:
+    """Failed served predictions, per version and variant (a failing canary or shadow is
+    named as such); the same threshold and event as a batch's failed predictions."""
+    return [Alarm("failed_predictions", f"served {s.name}", s.failed_share,
+                  max_failed_predictions, f"served {s.name}: {s.failed_share:.1%} of "
+                  f"{s.count} predictions failed")
+            for s in stats if _over(s.failed_share, max_failed_predictions)
+            and s.failed_share > 0]
 
 
 def resource(dataset: str, policy: str) -> dict[str, str]:

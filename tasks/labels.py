@@ -4,6 +4,10 @@ Features arrive with the batch, but the outcome is often known days later. Label
 their own files (CSV or parquet, any number of rows, any batch), and are joined to the lake's
 rows by the spec's `label_key` (default: the time column). So batch t's decay is computed
 once its labels land, possibly with batch t+k, and re-computed as more of them arrive.
+
+Outcomes of served predictions land in the same feed keyed by `prediction_id` instead (the
+`<request_id>-<index>` the service answered with); `tasks/harvest.py` joins those. Each
+join reads the files that carry its key and passes over the others without a warning.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import pandas as pd
 from tasks.home import Home
 from tasks.model import GreenlightModel
 from tasks.monitor import MonitorResult, score_decay
+from tasks.predictions import PREDICTION_ID
 from tasks.spec import DatasetSpec
 
 log = logging.getLogger("greenlight.labels")
@@ -38,31 +43,40 @@ def key_column(spec: DatasetSpec) -> str:
     return spec.label_key or spec.time_column
 
 
-def read_file(path: Path, spec: DatasetSpec) -> pd.DataFrame:
-    """One labels file as (key, target); a bad file is one line naming it and the problem."""
-    key = key_column(spec)
+def read_file(path: Path, spec: DatasetSpec, key: str | None = None) -> pd.DataFrame | None:
+    """One labels file as (key, target); None when it is keyed by the other known key
+    (batch rows vs served predictions). A bad file is one line naming it and the problem."""
+    key = key or key_column(spec)
     try:
         frame = (pd.read_parquet(path) if path.name.endswith(".parquet")
                  else pd.read_csv(path))
     except Exception as exc:  # pandas raises many types for unreadable input
         raise ValueError(f"{path}: cannot be read: {exc}".splitlines()[0]) from None
     missing = [c for c in (key, spec.target) if c not in frame.columns]
+    other = {key_column(spec), PREDICTION_ID} - {key}
+    if missing == [key] and other & set(frame.columns):
+        return None  # labels for the other join
     if missing:
         raise ValueError(f"{path}: labels file lacks column(s) {', '.join(missing)}")
     return frame[[key, spec.target]]
 
 
-def read_all(home: Home, spec: DatasetSpec) -> pd.DataFrame:
-    """Every readable labels file; a later file's label for the same key wins (corrections)."""
+def read_all(home: Home, spec: DatasetSpec, key: str | None = None) -> pd.DataFrame:
+    """Every readable labels file keyed by `key` (default: the spec's); a later file's label
+    for the same key wins (corrections)."""
+    key = key or key_column(spec)
     frames = []
     for path in _files(home):
         try:
-            frames.append(read_file(path, spec))
+            frame = read_file(path, spec, key)
         except ValueError as exc:
             log.warning("%s (skipped)", exc)
+            continue
+        if frame is not None:
+            frames.append(frame)
     if not frames:
-        return pd.DataFrame(columns=[key_column(spec), spec.target])
-    return pd.concat(frames, ignore_index=True).drop_duplicates(key_column(spec), keep="last")
+        return pd.DataFrame(columns=[key, spec.target])
+    return pd.concat(frames, ignore_index=True).drop_duplicates(key, keep="last")
 
 
 def _align(keys: pd.Series, like: pd.Series) -> pd.Series:
@@ -74,12 +88,14 @@ def _align(keys: pd.Series, like: pd.Series) -> pd.Series:
     return keys.astype(str)
 
 
-def attach(batch: pd.DataFrame, home: Home, spec: DatasetSpec) -> pd.DataFrame:
-    """The batch with missing targets filled from the labels feed (present labels kept)."""
-    if not available(home) or batch.empty:
+def attach(batch: pd.DataFrame, home: Home, spec: DatasetSpec, key: str | None = None
+           ) -> pd.DataFrame:
+    """The batch with missing targets filled from the labels feed (present labels kept),
+    joined on `key` (default: the spec's `label_key`, else its time column)."""
+    key = key or key_column(spec)
+    if not available(home) or batch.empty or key not in batch:
         return batch
-    key = key_column(spec)
-    feed = read_all(home, spec)
+    feed = read_all(home, spec, key)
     if feed.empty:
         return batch
     lookup = pd.Series(feed[spec.target].to_numpy(), index=_align(feed[key], batch[key]))

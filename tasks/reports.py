@@ -60,7 +60,8 @@ def cycle_markdown(dataset: str, decision: str, reasons: list[str], batches: lis
                    steps: list[dict[str, Any]] | None = None,
                    alarms: list[dict[str, Any]] | None = None,
                    late: list[dict[str, Any]] | None = None,
-                   links: dict[str, str] | None = None) -> str:
+                   links: dict[str, str] | None = None,
+                   served: list[dict[str, Any]] | None = None) -> str:
     """The cycle's story for the Prefect UI: what came in, what drifted, what was decided."""
     lines = [f"# greenlight cycle on `{dataset}`: **{decision}**", ""]
     lines += [f"- {r}" for r in reasons] or ["- every batch within thresholds"]
@@ -74,6 +75,11 @@ def cycle_markdown(dataset: str, decision: str, reasons: list[str], batches: lis
             "worst_out_of_range": _worst(b.get("out_of_range_share"))} for b in batches], [
             "batch_id", "rows", "labelled_rows", "worst_missing", "worst_out_of_range",
             "failed_predictions", "score_mean", "positive_share"])]
+    if served:
+        lines += ["## Served predictions since the last cycle", "", markdown_table(
+            [{**s, "p05..p95": _spread(s.get("score_quantiles"))} for s in served], [
+                "version", "variant", "count", "failed_share", "score_mean", "p05..p95",
+                "positive_share", "needs_review_share", "latency_p50_ms", "latency_p99_ms"])]
     if alarms:
         lines += ["## Alarms (Prefect events)", "", markdown_table(alarms, [
             "event", "kind", "batch_id", "value", "threshold", "features"])]
@@ -103,6 +109,12 @@ def _worst(shares: dict[str, float] | None) -> str:
         return ""
     col, value = max(shares.items(), key=lambda kv: kv[1] or 0)
     return f"{col} {value:.1%}" if value else "0"
+
+
+def _spread(quantiles: dict[str, float] | None) -> str:
+    """`p05 / p50 / p95` of a score distribution, for one cell."""
+    q = quantiles or {}
+    return " / ".join(f"{q[k]:.3f}" for k in ("p05", "p50", "p95") if k in q)
 
 
 def link_lines(links: dict[str, str]) -> list[str]:

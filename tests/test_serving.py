@@ -185,7 +185,9 @@ def test_prediction_log_and_review_flag(home_reg):
     assert len(logged) == 40 and {r["request_id"] for r in logged} == {body["request_id"]}
     first = logged[0]
     assert (first["version"], first["variant"], first["model"]) == (2, "champion", reg.model_name)
-    assert first["input"] == records(n=1)[0] and first["output"] == preds[0]
+    assert first["input"] == records(n=1)[0]
+    assert {**first["output"], "prediction_id": first["prediction_id"]} == preds[0]
+    assert preds[3]["prediction_id"] == f"{body['request_id']}-3" == logged[3]["prediction_id"]
     assert first["latency_ms"] > 0 and first["at"].endswith("+00:00")
 
 
@@ -294,15 +296,20 @@ def test_canary_share_is_within_tolerance_and_sticky(home_reg):
     assert all(again[i] == seen[i][0] for i in again)  # same key, same variant
 
 
-def _ramp_with_traffic(url: str, state: Path, steps: list[float], guards: canary.Guards):
+def _traffic(url: str):
     rows = records(n=300)
 
     def traffic(_seconds: float) -> None:  # instead of waiting: send a step's worth of load
+        time.sleep(0.3)  # the service picks the new share up at its next poll
         with httpx.Client() as http:
             for i, row in enumerate(rows):
                 http.post(f"{url}/predict", json=row, headers={"x-request-key": f"k{i}"})
 
-    return canary.ramp(state, steps, 0, guards, sleep=traffic, say=lambda _: None)
+    return traffic
+
+
+def _ramp_with_traffic(url: str, state: Path, steps: list[float], guards: canary.Guards):
+    return canary.ramp(state, steps, 0, guards, sleep=_traffic(url), say=lambda _: None)
 
 
 def test_canary_ramp_completes_when_guards_hold_and_rolls_back_when_one_trips(home_reg):
@@ -322,6 +329,31 @@ def test_canary_ramp_completes_when_guards_hold_and_rolls_back_when_one_trips(ho
                             ).json()["variant"] for i, r in enumerate(records(n=50))}
     assert after == {"champion"}
     assert [h["fraction"] for h in canary.history(state)] == [0.25, 0.5, 0.5, 0.25, 0.0]
+
+
+def test_a_canary_ramp_that_holds_at_100_percent_promotes_the_challenger(home_reg):
+    from registry.promote import records as promotions
+    from tasks.model import GreenlightModel
+
+    state, reg = home_reg
+    twin = register_failing(reg, like=2, kind=GreenlightModel)  # a copy of v2 that works
+    set_alias(reg, "challenger", twin)
+    with running(create_app(reg, state, poll_seconds=0.1)) as url:
+        done = canary.ramp(state, [0.5, 1.0], 0, canary.Guards(max_ks=0.15), reg=reg,
+                           by="tester", sleep=_traffic(url), say=lambda _: None)
+        assert done["promoted"] == twin and done["fraction"] == 0.0
+        assert versions.aliases(reg) == {"champion": twin, "previous": 2}
+        _wait(url, lambda m: m["serving"]["champion"]["version"] == twin
+              and m["canary_fraction"] == 0.0 and "challenger" not in m["serving"])
+        r = httpx.post(f"{url}/predict", json=records(n=1)[0]).json()
+        assert (r["variant"], r["version"]) == ("champion", twin)
+    record = promotions(reg)[-1]
+    assert (record["action"], record["from"], record["to"], record["by"]) == (
+        "canary", 2, twin, "tester")
+    assert record["metrics"]["canary.100pct.canary_predictions"] == 300
+    assert record["metrics"]["canary.100pct.canary_error_rate"] == 0.0
+    assert record["metrics"]["canary.50pct.ks"] <= 0.15
+    assert [h["fraction"] for h in canary.history(state)] == [0.5, 1.0, 0.0]
 
 
 def test_a_failing_canary_never_fails_a_caller_and_the_error_guard_rolls_it_back(home_reg):
