@@ -358,8 +358,9 @@ def harvest(
 
     result = do_harvest(root, load_spec(dataset), reg.model_name)
     if result.path is None:
-        console.print(f"nothing new to harvest ({result.waiting} served records wait for "
-                      f"labels, {result.already} already harvested)")
+        waiting = "no new labels" if result.waiting is None else \
+            f"{result.waiting} served records wait for labels"
+        console.print(f"nothing new to harvest ({waiting}, {result.already} already harvested)")
         return
     console.print(f"landed {result.path} ({result.rows} rows; {result.waiting} served records "
                   f"wait for labels, {result.already} already harvested)")

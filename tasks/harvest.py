@@ -38,7 +38,7 @@ class Harvest:
 
     path: Path | None
     rows: int
-    waiting: int  # served records with no label yet
+    waiting: int | None  # served records with no label yet (None: not read, no new label)
     already: int  # labelled records an earlier harvest took
 
     def to_dict(self) -> dict[str, Any]:
@@ -85,6 +85,15 @@ def served_rows(home: Home, spec: DatasetSpec, model: str) -> pd.DataFrame:
     return rows.reset_index(drop=True)
 
 
+def _new_labels(home: Home, spec: DatasetSpec, taken: set[str]) -> bool:
+    """Whether any label may pick a record no harvest took yet. Keyed by prediction id,
+    that is known from the labels feed alone; a join on an input column needs the log."""
+    if spec.label_key and spec.label_key in spec.features:
+        return True
+    keys = labels.read_all(home, spec, key=predictions.PREDICTION_ID)[predictions.PREDICTION_ID]
+    return not set(keys.astype(str)) <= taken
+
+
 def _target(values: pd.Series) -> pd.Series:
     """Whole-number labels stay integers (a CSV must say 1, not 1.0, for the suite's set)."""
     numeric = pd.to_numeric(values, errors="coerce")
@@ -112,9 +121,11 @@ def harvest(home: Home, spec: DatasetSpec, model: str) -> Harvest:
     _dir(home).mkdir(parents=True, exist_ok=True)
     home.landing.mkdir(parents=True, exist_ok=True)
     with FileLock(str(_dir(home) / ".lock"), timeout=600):
+        taken = harvested_ids(home)
+        if not _new_labels(home, spec, taken):  # the common case: skip reading the log
+            return Harvest(None, 0, None, len(taken))
         rows = served_rows(home, spec, model)
         labelled = rows[rows[spec.target].notna()]
-        taken = harvested_ids(home)
         fresh = labelled[~labelled[predictions.PREDICTION_ID].isin(taken)]
         waiting, already = len(rows) - len(labelled), len(labelled) - len(fresh)
         if fresh.empty:
