@@ -45,8 +45,10 @@ class Thresholds(BaseModel):
                     "ranges or value sets of the dataset's GX suite.")
     max_failed_predictions: float | None = Field(
         0.0, ge=0, le=1,
-        description="Alarm when more than this share of the champion's predictions are null "
-                    "or not finite (0: any failure).")
+        description="Alarm when more than this share of the champion's predictions on a "
+                    "batch, or of a served version's predictions in any variant (the "
+                    "prediction log since the last cycle), failed: an error, null or not "
+                    "finite (0: any failure).")
     num_method: str | None = Field(
         None, description="Evidently stat test for numerical features (ks, wasserstein, psi, "
                           "anderson, ...); null lets Evidently choose by size.")

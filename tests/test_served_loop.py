@@ -222,3 +222,18 @@ def test_a_failing_served_version_raises_the_predictions_failed_event(served_hom
     by_name = {f"v{s['version']}.{s['variant']}": s for s in summary["served"]}
     assert by_name["v1.champion"]["failed_share"] == 0.0
     assert by_name["v1.champion"]["count"] == 60
+    markdown = _latest_cycle_artifact()  # what the Prefect UI shows for that run
+    assert "## Served predictions since the last cycle" in markdown
+    assert f"| {broken} | canary | " in markdown and f"served v{broken}.canary" in markdown
+
+
+def _latest_cycle_artifact() -> str:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["greenlight-cycle-synthetic"])),
+            sort=ArtifactSort.CREATED_DESC, limit=1)
+    return found[0].data
