@@ -137,7 +137,7 @@ def _served(home: Home, reg: Registry, spec: DatasetSpec,
             champion: versions.VersionInfo | None) -> list[predictions.ServedStats]:
     """Output metrics of what the service answered since the last cycle, per version and
     variant, logged as one `served-…` run in the monitoring experiment."""
-    since, until = predictions.last_monitored(home), predictions.now()
+    since, until = predictions.last_monitored(home), predictions.window_end()
     log = predictions.read(home, since, until)
     log = log[log["model"] == reg.model_name]
     stats = served_t(log, spec) if not log.empty else []

@@ -16,7 +16,7 @@ import json
 import math
 import os
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -156,5 +156,11 @@ def mark_monitored(home: Home, until: datetime) -> None:
     os.replace(tmp, path)
 
 
-def now() -> datetime:
-    return datetime.now(UTC)
+# A line's `at` is taken just before it is appended: lines of the last second may still be
+# on their way to the file, so a cycle reads up to a second ago and the next one goes on.
+SETTLE_SECONDS = 1.0
+
+
+def window_end() -> datetime:
+    """Where this cycle stops reading the log (see SETTLE_SECONDS)."""
+    return datetime.now(UTC) - timedelta(seconds=SETTLE_SECONDS)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 
 import httpx
@@ -154,6 +155,7 @@ def test_served_predictions_are_monitored_then_harvested_into_the_next_batch(ser
         with httpx.Client() as http:
             answers = [http.post(f"{url}/predict", json=row).json() for row in truth[:120]]
             answers.append(http.post(f"{url}/predict", json=truth[120:]).json())
+    time.sleep(predictions.SETTLE_SECONDS)  # a cycle reads the log up to a second ago
     ids = [p["prediction_id"] for a in answers for p in a["predictions"]]
     assert len(ids) == 150 == len(set(ids))
     labelled = list(range(0, 150, 3)) + list(range(121, 150, 3))  # some of the batch request
@@ -212,6 +214,7 @@ def test_a_failing_served_version_raises_the_predictions_failed_event(served_hom
                 "x-request-key": f"k{i}"}).json()["variant"] for i, row in
                 enumerate(records(n=60))]
         assert set(variants) == {"champion"}  # every caller got the champion's answer
+        time.sleep(predictions.SETTLE_SECONDS)  # a cycle reads the log up to a second ago
         summary = cycle(dataset="synthetic", policy="monitor", home=str(home.root))
     finally:
         canary.set_fraction(home.root, 0.0, "test over")
