@@ -405,10 +405,13 @@ def cycle(dataset: str = "synthetic", policy: Policy = "auto",
     reg = registry_for(state, spec)
     steps = Steps()
     before = manifest.load(state.manifest)
-    with steps.step("ingest+validate") as step, ingest.intake_lock(state):
-        harvested = harvest_t(state, spec, reg.model_name) if harvest_served else None
-        quarantined = _intake(state, spec)
-        step.rows_in, step.rows_out = _intake_rows(before, manifest.load(state.manifest))
+    with ingest.intake_lock(state):
+        with steps.step("harvest") as step:
+            harvested = harvest_t(state, spec, reg.model_name) if harvest_served else None
+            step.rows_out = harvested.rows if harvested else 0
+        with steps.step("ingest+validate") as step:
+            quarantined = _intake(state, spec)
+            step.rows_in, step.rows_out = _intake_rows(before, manifest.load(state.manifest))
     pending = manifest.pending(state.manifest)
     champion = _judged_against(reg, pending)
     with steps.step("late labels") as step:
