@@ -58,9 +58,12 @@ def test_monitor_drift_event_starts_the_retrain_deployment(prefect_server, tmp_p
                     deployment = client.read_deployment_by_name(f"{FLOW_NAME}/{retrain.name}")
                 except Exception:  # not registered yet
                     time.sleep(1)
-            automations = client.read_resource_related_automations(
-                f"prefect.deployment.{deployment.id}")
-            assert automations, "the trigger was not registered as an automation"
+            # serve creates the deployment, then its trigger's automation: wait for both
+            while not client.read_resource_related_automations(
+                    f"prefect.deployment.{deployment.id}"):
+                assert time.monotonic() < deadline, \
+                    f"the trigger was not registered as an automation:\n{_tail(log)}"
+                time.sleep(1)
 
             # the server is shared with other tests' cycles: count this test's events only
             since = datetime.now(UTC).isoformat()
