@@ -19,6 +19,7 @@ A request's lines go out in one write; a line torn by a crash is skipped by read
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -37,8 +38,12 @@ class PredictionLog:
     def append(self, lines: list[dict[str, Any]]) -> None:
         text = "".join(json.dumps(line, default=str) + "\n" for line in lines)
         path = self.dir / f"{datetime.now(UTC):%Y-%m-%d}.jsonl"
-        with self._lock, path.open("a", encoding="utf-8") as fh:
-            fh.write(text)
+        with self._lock, path.open("a+b") as fh:
+            # After a line torn by a crash, start a new line: glued to the torn one, this
+            # request's first line would be unreadable too (as the manifest does).
+            torn = fh.seek(0, os.SEEK_END) > 0 and fh.seek(-1, os.SEEK_END) >= 0 \
+                and fh.read(1) != b"\n"
+            fh.write((("\n" if torn else "") + text).encode())
 
 
 def read(root: Path, since: str | None = None) -> Iterator[dict[str, Any]]:

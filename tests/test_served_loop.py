@@ -56,7 +56,7 @@ def test_served_metrics_per_version_and_variant_skip_a_torn_line(tmp_path):
                 _line("b", score=0.6)])
     log.append([_line("c", variant="shadow", version=2, score=0.4)])
     with (log.dir / "2026-11-30.jsonl").open("a") as fh:
-        fh.write('{"request_id": "torn", "ind\n')  # a crash mid-write
+        fh.write('{"request_id": "torn", "ind')  # a crash mid-write: no line end
     log.append([_line("d", score=0.1, at="2026-11-30T02:00:00.000+00:00")])
 
     stats = {s.name: s for s in predictions.served_metrics(predictions.read(home), SPEC)}
