@@ -139,3 +139,42 @@ def test_dask_training_matches_the_single_process_gate_metrics(client):
     assert g_dask.verdict == g_one.verdict == "bootstrap"
     for name, value in g_one.challenger_metrics.items():
         assert abs(g_dask.challenger_metrics[name] - value) <= GATE_TOLERANCE, name
+
+
+def _task_names(state) -> list[str]:
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    run_id = state.state_details.flow_run_id
+    with get_client(sync_client=True) as api:
+        runs = api.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])))
+    return [r.name.rsplit("-", 1)[0] for r in runs]
+
+
+@pytest.mark.slow
+def test_a_cycle_runs_its_heavy_steps_on_dask_through_prefect(home):
+    """Threshold 1000 rows: validation, monitoring and training of 3000-row batches go to a
+    LocalCluster the cycle starts itself, as Prefect task runs; the result is registered
+    and promoted like any other, and a malformed batch is still quarantined."""
+    from flows.cycle import cycle, registry_for
+    from flows.params import Scale
+    from registry import versions
+
+    scale = Scale(dask_min_rows=1000, partition_rows=1000)
+    reg = registry_for(home, SPEC)
+    sources.write_batch(sources.synthetic_batch(0), home.landing)
+    first = cycle(dataset="synthetic", home=str(home.root), scale=scale, return_state=True)
+    assert first.result()["decision"] == "bootstrap"
+    champion = versions.by_alias(reg, "champion")
+    assert reg.client.get_run(champion.run_id).data.params["engine"] == "lightgbm.dask"
+    assert _task_names(first).count("validate-partition") == 3
+
+    for index in (sources.SYNTHETIC_CHANGE_POINTS["covariate"], sources.SYNTHETIC_MALFORMED):
+        sources.write_batch(sources.synthetic_batch(index), home.landing)
+    second = cycle(dataset="synthetic", home=str(home.root), scale=scale, return_state=True)
+    summary = second.result()
+    assert summary["decision"] == "retrain", summary["reasons"]
+    assert len(summary["quarantined"]) == 1 and "price" in summary["quarantined"][0]
+    names = _task_names(second)
+    assert names.count("validate-partition") == 6 and names.count("profile-partition") == 3
+    assert versions.by_alias(reg, "champion") is not None  # the champion is still there
