@@ -178,3 +178,19 @@ def test_a_cycle_runs_its_heavy_steps_on_dask_through_prefect(home):
     names = _task_names(second)
     assert names.count("validate-partition") == 6 and names.count("profile-partition") == 3
     assert versions.by_alias(reg, "champion") is not None  # the champion is still there
+
+
+def test_the_scale_out_deployment_is_valid_for_the_flow():
+    """deployments/scale-out.yaml's parameters pass the cycle's own validation."""
+    from pathlib import Path
+
+    import yaml
+
+    from flows.cycle import cycle
+
+    doc = yaml.safe_load((Path(__file__).parents[1] / "deployments" / "scale-out.yaml")
+                         .read_text())
+    for deployment in doc["deployments"]:
+        assert deployment["entrypoint"] == "flows/cycle.py:cycle"
+        params = cycle.validate_parameters(deployment["parameters"])
+        assert params["scale"].dask_min_rows == 2_000_000
