@@ -27,9 +27,11 @@ def engine(scale: Scale) -> distributed.DaskEngine:
     """The cycle's Dask engine. A LocalCluster's workers report their task runs to this
     run's Prefect API, even the temporary one of embedded mode (else each worker would
     start a server of its own)."""
-    api_url = str(get_client(sync_client=True).api_url or "")
+    def worker_env() -> dict[str, str]:
+        api_url = str(get_client(sync_client=True).api_url or "")
+        return {"PREFECT_API_URL": api_url} if api_url else {}
     return distributed.DaskEngine(scale.dask_min_rows, scale.dask_address, scale.partition_rows,
-                                  worker_env={"PREFECT_API_URL": api_url} if api_url else {})
+                                  worker_env=worker_env)
 
 
 def _on_dask(engine: distributed.DaskEngine) -> distributed.Mapper:
