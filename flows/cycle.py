@@ -75,9 +75,9 @@ def _intake(home: Home, spec: DatasetSpec, engine: DaskEngine) -> list[str]:
         if error:
             reason = reject_t(home, landed, error)
         else:
-            validate = scaled.validate if engine.wants(len(frame)) else _validate_here
-            checked = validate(engine, frame, suite, source=landed.path.name,
-                               time_column=spec.time_column)
+            where = {"source": landed.path.name, "time_column": spec.time_column}
+            checked = (scaled.validate(engine, frame, suite, **where)
+                       if engine.wants(len(frame)) else validate_t(frame, suite, **where))
             crash_point("validate")
             if checked.success:
                 accept_t(home, landed, frame, spec)
@@ -89,11 +89,6 @@ def _intake(home: Home, spec: DatasetSpec, engine: DaskEngine) -> list[str]:
         logger.warning("quarantined %s", reason)
         quarantined.append(reason)
     return quarantined
-
-
-def _validate_here(engine: DaskEngine, frame: pd.DataFrame, suite: dict, *, source: str,
-                   time_column: str | None) -> Any:
-    return validate_t(frame, suite, source=source, time_column=time_column)
 
 
 def _monitor(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.VersionInfo,
@@ -349,6 +344,7 @@ def _retrain(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ve
     elif route_to == "challenger":
         promotion.set_alias(reg, "challenger", version)
     elif route_to == "ask":
+        params["engine"].close()  # no idle LocalCluster while a person takes hours to answer
         rows = [{"metric": k, "champion": champ_metrics.get(k), "challenger": v}
                 for k, v in ch_metrics.items()]
         description = reports.approval_markdown(
