@@ -69,7 +69,7 @@ class DaskEngine:
 
             workers = max(1, os.cpu_count() or 1)
             self._cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
-                                         processes=True, dashboard_address=None,
+                                         processes=True, dashboard_address=":0",
                                          env=self.worker_env() if self.worker_env else {})
         return self._cluster.scheduler_address
 
