@@ -90,11 +90,18 @@ def run(
     harvest_served: Annotated[bool, typer.Option(
         "--harvest/--no-harvest", help="First land served predictions whose labels have "
                                        "arrived (see `greenlight harvest`).")] = True,
+    dask_min_rows: Annotated[int | None, typer.Option(
+        envvar="GREENLIGHT_DASK_MIN_ROWS", min=1,
+        help="Run a step on Dask when its input has at least this many rows "
+             "[default: 20,000,000].")] = None,
+    dask_address: Annotated[str | None, typer.Option(
+        envvar="GREENLIGHT_DASK_ADDRESS",
+        help="Dask scheduler; unset: a LocalCluster when a step needs one.")] = None,
     home: HomeOpt = None,
 ) -> None:
     """Run one cycle over what is in landing/ (after harvesting labelled served predictions)."""
     _environment(home)
-    from flows.params import approval_needs_server
+    from flows.params import Scale, approval_needs_server
 
     refusal = approval_needs_server(policy, os.environ.get("PREFECT_API_URL"))
     if refusal:
@@ -108,7 +115,9 @@ def run(
     from tasks.home import Home
 
     try:
-        summary = cycle(dataset=dataset, policy=policy, force_retrain=force,
+        scale = Scale(**{k: v for k, v in {"dask_min_rows": dask_min_rows,
+                                           "dask_address": dask_address}.items() if v})
+        summary = cycle(dataset=dataset, policy=policy, force_retrain=force, scale=scale,
                         harvest_served=harvest_served)
     except ValueError as exc:
         _fail(str(exc))

@@ -12,8 +12,9 @@ from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from prefect.settings import PREFECT_API_URL
 
+from flows import scaled
 from flows.locks import promotion_lock
-from flows.params import Approval, Policy, Thresholds, Training, approval_needs_server
+from flows.params import Approval, Policy, Scale, Thresholds, Training, approval_needs_server
 from registry import promote as promotion
 from registry import register as registration
 from registry import versions
@@ -32,6 +33,7 @@ from tasks import (
     train,
 )
 from tasks.decide import Decision, decide, route
+from tasks.distributed import DaskEngine
 from tasks.drift import StatTests
 from tasks.faults import crash_point, hold_point
 from tasks.gate import gate
@@ -62,7 +64,7 @@ def registry_for(home: Home, spec: DatasetSpec) -> Registry:
     return Registry(home.tracking_uri, f"greenlight-{spec.name}", home.root)
 
 
-def _intake(home: Home, spec: DatasetSpec) -> list[str]:
+def _intake(home: Home, spec: DatasetSpec, engine: DaskEngine) -> list[str]:
     """Every landed file becomes an accepted batch or a quarantined one; none is lost.
 
     Returns the one-line reasons of what was quarantined; each is also logged, so the user
@@ -87,8 +89,9 @@ def _intake(home: Home, spec: DatasetSpec) -> list[str]:
         if error:
             reason = reject_t(home, landed, error)
         else:
-            checked = validate_t(frame, suite, source=landed.path.name,
-                                 time_column=spec.time_column)
+            where = {"source": landed.path.name, "time_column": spec.time_column}
+            checked = (scaled.validate(engine, frame, suite, **where)
+                       if engine.wants(len(frame)) else validate_t(frame, suite, **where))
             crash_point("validate")
             if checked.success:
                 accept_t(home, landed, frame, spec)
@@ -103,7 +106,7 @@ def _intake(home: Home, spec: DatasetSpec) -> list[str]:
 
 
 def _monitor(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.VersionInfo,
-             pending: list[dict], thresholds: Thresholds
+             pending: list[dict], thresholds: Thresholds, engine: DaskEngine
              ) -> tuple[list[MonitorResult], dict[str, str]]:
     model = versions.load_model(reg, champion.version)
     reference = versions.load_reference(reg, champion)
@@ -119,8 +122,12 @@ def _monitor(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ve
     results, runs = [], {}
     for batch in pending:
         frame = labels.attach(lake.read_batches(home.lake, [batch["id"]]), home, spec)
-        result = monitor_t(batch["id"], frame, reference, model, registered, spec,
-                           home.reports / batch["id"], limits=limits, ranges=ranges)
+        # On Dask, the partitions give the input metrics and a sample of the whole batch.
+        rows, inputs = (scaled.profile(engine, frame, spec, ranges) if engine.wants(len(frame))
+                        else (frame, None))
+        result = monitor_t(batch["id"], rows, reference, model, registered, spec,
+                           home.reports / batch["id"], limits=limits, ranges=ranges,
+                           inputs=inputs)
         runs[batch["id"]] = reports.log_run(
             reg.tracking_uri, experiment, f"monitor-{batch['file']}",
             metrics=result.run_metrics(spec.primary_metric),
@@ -306,7 +313,8 @@ def _retrain(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ve
                              half_life_days=choice.best.half_life_days,
                              window_days=choice.best.window_days,
                              reference_rows=training.reference_rows,
-                             batch_column=lake.BATCH_COLUMN)
+                             batch_column=lake.BATCH_COLUMN,
+                             fitter=scaled.fitter(params["engine"], len(history)))
         step.rows_out = len(challenger.split.train)
     crash_point("train")
     with steps.step("gate", rows_in=len(challenger.split.gate)):
@@ -373,6 +381,7 @@ def _retrain(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ve
     elif route_to == "challenger":
         promotion.set_alias(reg, "challenger", version)
     elif route_to == "ask":
+        params["engine"].close()  # no idle LocalCluster while a person takes hours to answer
         rows = [{"metric": k, "champion": champ_metrics.get(k), "challenger": v}
                 for k, v in ch_metrics.items()]
         description = reports.approval_markdown(
@@ -389,14 +398,24 @@ def _retrain(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ve
 def cycle(dataset: str = "synthetic", policy: Policy = "auto",
           thresholds: Thresholds = Thresholds(), training: Training = Training(),
           force_retrain: bool = False, approval_timeout_seconds: int = 86_400,
-          home: str | None = None, harvest_served: bool = True) -> dict[str, Any]:
+          home: str | None = None, harvest_served: bool = True,
+          scale: Scale = Scale()) -> dict[str, Any]:
     """Harvest, ingest what landed, validate, monitor against the champion, decide, retrain,
     promote.
 
     With `harvest_served`, served predictions whose labels have landed first become a batch
     in landing (tasks/harvest.py), so the loop trains on what the service saw. With policy
     manual or partial the run may pause for approval in the Prefect UI; an unanswered
-    request times out after `approval_timeout_seconds` and counts as a rejection."""
+    request times out after `approval_timeout_seconds` and counts as a rejection.
+    Steps whose input reaches `scale.dask_min_rows` rows run on Dask (flows/scaled.py)."""
+    with scaled.engine(scale) as engine:
+        return _cycle(dataset, policy, thresholds, training, force_retrain,
+                      approval_timeout_seconds, home, harvest_served, engine)
+
+
+def _cycle(dataset: str, policy: Policy, thresholds: Thresholds, training: Training,
+           force_retrain: bool, approval_timeout_seconds: int, home: str | None,
+           harvest_served: bool, engine: DaskEngine) -> dict[str, Any]:
     logger = get_run_logger()
     refusal = approval_needs_server(policy, PREFECT_API_URL.value())
     if refusal:
@@ -410,7 +429,7 @@ def cycle(dataset: str = "synthetic", policy: Policy = "auto",
             harvested = harvest_t(state, spec, reg.model_name) if harvest_served else None
             step.rows_out = harvested.rows if harvested else 0
         with steps.step("ingest+validate") as step:
-            quarantined = _intake(state, spec)
+            quarantined = _intake(state, spec, engine)
             step.rows_in, step.rows_out = _intake_rows(before, manifest.load(state.manifest))
     pending = manifest.pending(state.manifest)
     champion = _judged_against(reg, pending)
@@ -425,8 +444,8 @@ def cycle(dataset: str = "synthetic", policy: Policy = "auto",
         return {"batches": [], "quarantined": quarantined, "timings": steps.timings,
                 "harvested": harvested.to_dict() if harvested else None}
     with steps.step("monitor", rows_in=sum(b["rows"] for b in pending)):
-        results, monitor_runs = (_monitor(state, reg, spec, champion, pending, thresholds)
-                                 if champion else ([], {}))
+        results, monitor_runs = (_monitor(state, reg, spec, champion, pending, thresholds,
+                                          engine) if champion else ([], {}))
     crash_point("monitor")
     decision = decide(results + late, has_champion=champion is not None,
                       drift_share=thresholds.drift_share, max_decay=thresholds.max_decay,
@@ -443,7 +462,7 @@ def cycle(dataset: str = "synthetic", policy: Policy = "auto",
     outcome: dict[str, Any] = {}
     if retraining and train_on:
         params = {"policy": policy, "training": training,
-                  "approval_timeout_seconds": approval_timeout_seconds}
+                  "approval_timeout_seconds": approval_timeout_seconds, "engine": engine}
         outcome = _retrain(state, reg, spec, champion, train_on, decision, results, monitor_runs,
                            params, steps)
     events = alarms.emit(raised, dataset=spec.name, policy=policy, model=reg.model_name,

@@ -84,6 +84,25 @@ class Training(BaseModel):
                                    "the newest training batch) are logged as drift reference.")
 
 
+class Scale(BaseModel):
+    """When the heavy steps (validation, monitoring, training) leave this process for Dask.
+
+    Each step goes by its own input: the landed file for validation, the batch for
+    monitoring, the labelled history for training. Below the threshold nothing of Dask runs."""
+
+    dask_min_rows: int = Field(
+        20_000_000, ge=1,
+        description="A step whose input has at least this many rows runs on Dask. The "
+                    "default keeps the single-process path for what one 2-core machine "
+                    "handles (benchmarks/growth.py); lower it when a cluster is there.")
+    dask_address: str | None = Field(
+        None, description="Dask scheduler, e.g. tcp://dask-scheduler:8786; null reads "
+                          "GREENLIGHT_DASK_ADDRESS, else a LocalCluster (one worker per core) "
+                          "is started when a step first needs it and closed after the cycle.")
+    partition_rows: int = Field(
+        1_000_000, ge=1, description="Rows per partition for validation and monitoring.")
+
+
 class Approval(RunInput):
     """The form a person fills in the Prefect UI to promote a challenger, or not.
 

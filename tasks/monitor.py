@@ -27,7 +27,7 @@ from tasks.drift import (
 )
 from tasks.evaluate import evaluate, relative_gain
 from tasks.model import GreenlightModel
-from tasks.quality import Ranges, input_metrics, output_metrics
+from tasks.quality import InputMetrics, Ranges, input_metrics, output_metrics
 from tasks.spec import DatasetSpec
 
 PREDICTION = "prediction"
@@ -120,14 +120,17 @@ def monitor_batch(batch_id: str, batch: pd.DataFrame, reference: pd.DataFrame,
                   champion: GreenlightModel, registered_metric: float, spec: DatasetSpec,
                   out_dir: Path, label_threshold: float | None = None,
                   limits: Limits | None = None, ranges: Ranges | None = None,
-                  max_rows: int = MAX_ROWS) -> MonitorResult:
+                  max_rows: int = MAX_ROWS, inputs: InputMetrics | None = None
+                  ) -> MonitorResult:
     """Drift, adversarial validation, input/output metrics and decay for one batch, with the
     Evidently report and a JSON of everything written to `out_dir`.
 
     A batch (or reference) above `max_rows` rows is scored and measured on a seeded sample
     of that many rows (`sample_rows`): the verdicts agree with every row's (see
     benchmarks/monitoring_speed.py) at a fifth of the time. `rows` still counts the whole
-    batch, and the input metrics (missing, out of range) read every row: they are cheap."""
+    batch, and the input metrics (missing, out of range) read every row: they are cheap.
+    On Dask, `batch` is the sample drawn from every partition and `inputs` the partitions'
+    combined input metrics (tasks/distributed.py); `rows` is then `inputs.rows`."""
     limits = limits or Limits(label_drift=label_threshold)
     scored, reference = sample_rows(batch, max_rows), sample_rows(reference, max_rows)
     scores = champion.score(scored)
@@ -139,14 +142,14 @@ def monitor_batch(batch_id: str, batch: pd.DataFrame, reference: pd.DataFrame,
                           max_rows=max_rows)
     paths = save_report(drift, out_dir)
     adv = domain_classifier(reference, scored, spec)
-    inputs = input_metrics(batch, spec, ranges or Ranges())
+    inputs = inputs or input_metrics(batch, spec, ranges or Ranges())
     outputs = output_metrics(scores, spec)
     metric, decay, labelled = score_decay(champion, scored, spec, registered_metric)
     classify = spec.task == "classification"
     default_cut = CLASSIFICATION_LABEL_THRESHOLD if classify else None
     adv_drifted = bool(adv.auc >= limits.adversarial_auc)
     result = MonitorResult(
-        batch_id=batch_id, rows=len(batch), drift_share=float(drift.drift_share),
+        batch_id=batch_id, rows=inputs.rows, drift_share=float(drift.drift_share),
         drifted_features=list(drift.drifted_features), label_score=drift.label_score,
         label_drifted=bool(drift.label_drifted),
         prediction_score=None if drift.prediction_score is None else float(drift.prediction_score),

@@ -7,7 +7,9 @@ only rows older than it, and weights decay with age so the model follows the pre
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
@@ -59,12 +61,24 @@ def binary_target(frame: pd.DataFrame, spec: DatasetSpec) -> np.ndarray:
     return (y.astype(str) == str(spec.positive_class)).to_numpy(dtype=int)
 
 
+# (task, params, X, y, sample weights, categorical features) -> fitted sklearn-API estimator
+Fitter = Callable[[str, dict, pd.DataFrame, np.ndarray, np.ndarray, Any], Any]
+
+
+def local_fit(task: str, params: dict, X: pd.DataFrame, y: np.ndarray, weights: np.ndarray,
+              categorical: Any) -> Any:
+    """LightGBM in this process: the default below the Dask threshold."""
+    cls = lgb.LGBMClassifier if task == "classification" else lgb.LGBMRegressor
+    return cls(**params).fit(X, y, sample_weight=weights, categorical_feature=categorical)
+
+
 def fit(train: pd.DataFrame, spec: DatasetSpec, half_life_days: float | None,
-        params: dict | None = None) -> GreenlightModel:
+        params: dict | None = None, fitter: Fitter | None = None) -> GreenlightModel:
     """Fit LightGBM on the training rows; categories are fixed from the training data.
 
     `params` overrides LGBM_PARAMS: the recipe backtest fits many small models, and
-    benchmarks match a baseline's settings."""
+    benchmarks match a baseline's settings. `fitter` runs the fit elsewhere (Dask, see
+    tasks/distributed.py) on exactly the same encoded rows, labels and weights."""
     params = {**LGBM_PARAMS, **(params or {})}
     categories = {c: sorted(train[c].dropna().unique().tolist()) for c in spec.categorical_features}
     weights = recency_weights(train[spec.time_column], half_life_days)
@@ -74,15 +88,13 @@ def fit(train: pd.DataFrame, spec: DatasetSpec, half_life_days: float | None,
         negative = next((v for v in values if str(v) != str(spec.positive_class)), "other")
         positive = next((v for v in values if str(v) == str(spec.positive_class)),
                         spec.positive_class)
-        estimator, labels = lgb.LGBMClassifier(**params), [negative, positive]
+        labels = [negative, positive]
     else:
         y = train[spec.target].to_numpy(dtype=float)
-        estimator, labels = lgb.LGBMRegressor(**params), None
+        labels = None
     model = GreenlightModel(None, spec, categories, labels)
-    X = model.encode(train)
-    estimator.fit(X, y, sample_weight=weights,
-                  categorical_feature=list(categories) or "auto")
-    model.estimator = estimator
+    model.estimator = (fitter or local_fit)(spec.task, params, model.encode(train), y, weights,
+                                            list(categories) or "auto")
     return model
 
 
@@ -111,19 +123,21 @@ class Challenger:
 
 def train_challenger(history: pd.DataFrame, spec: DatasetSpec, *, gate_rows: int,
                      half_life_days: float | None, window_days: float | None,
-                     reference_rows: int, batch_column: str) -> Challenger:
+                     reference_rows: int, batch_column: str,
+                     fitter: Fitter | None = None) -> Challenger:
     """Split off the gate window, fit on the older rows, and keep the reference sample.
 
     `batch_set` hashes the batches and recipe, so the same data never registers twice."""
     split = split_gate_window(history, spec, gate_rows, window_days)
-    model = fit(split.train, spec, half_life_days)
+    model = fit(split.train, spec, half_life_days, fitter=fitter)
     batches = sorted(history[batch_column].unique().tolist())
     params = {"half_life_days": half_life_days, "window_days": window_days,
               "train_rows": len(split.train), "gate_rows": len(split.gate),
               "train_start": str(split.train[spec.time_column].min()),
               "train_end": str(split.train[spec.time_column].max()),
               "gate_start": str(split.gate[spec.time_column].min()),
-              "gate_end": str(split.gate[spec.time_column].max()), **LGBM_PARAMS}
+              "gate_end": str(split.gate[spec.time_column].max()), **LGBM_PARAMS,
+              "engine": getattr(fitter, "engine", "lightgbm")}
     # Batch ids are content hashes, so this hashes the data; the batch set adds the recipe.
     data_hash = hashlib.sha256(",".join(batches).encode()).hexdigest()[:16]
     recipe = f"{data_hash}|{half_life_days}|{window_days}|{gate_rows}"

@@ -247,6 +247,15 @@ def not_in_future(time_column: str, now: pd.Timestamp | None = None) -> dict:
                      "notes": "added at validation time: no row may be stamped after now"}}
 
 
+def with_time_checks(suite: dict, time_column: str | None) -> dict:
+    """The suite plus the checks bound to now (`not_in_future`), fixed once: partitions of
+    one batch validated apart must be judged against the same "now"."""
+    if time_column is None:
+        return suite
+    return {**suite, "expectations": [*suite.get("expectations", []),
+                                      not_in_future(time_column)]}
+
+
 def validate_frame(frame: pd.DataFrame, suite: dict, *, source: str,
                    time_column: str | None = None) -> ValidationOutcome:
     """Validate a frame; expectation errors (e.g. a missing column) become failures, not raises.
@@ -255,9 +264,7 @@ def validate_frame(frame: pd.DataFrame, suite: dict, *, source: str,
     A broken suite is our bug, not the batch's, so it raises ValueError instead of failing
     the batch (quarantining good data for a typo in a suite would be worse).
     """
-    if time_column is not None:
-        suite = {**suite, "expectations": [*suite.get("expectations", []),
-                                           not_in_future(time_column)]}
+    suite = with_time_checks(suite, time_column)
     name = suite.get("name") or "suite"
     with _LOCK, _quiet():
         context, batch_definition = _gx()

@@ -1,0 +1,66 @@
+"""The heavy steps on Dask, through prefect-dask's task runner: every partition is a Prefect
+task run of the cycle, executed on a Dask worker. How a batch is split and how partition
+results combine into the batch's verdicts is in tasks/distributed.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+from prefect import get_client, task
+
+from flows.params import Scale
+from tasks import distributed
+from tasks.quality import InputMetrics, Ranges
+from tasks.spec import DatasetSpec
+from tasks.validate import ValidationOutcome
+
+_TASKS = {distributed.validate_partition: task(distributed.validate_partition,
+                                               name="validate-partition"),
+          distributed.profile_partition: task(distributed.profile_partition,
+                                              name="profile-partition")}
+
+
+def engine(scale: Scale) -> distributed.DaskEngine:
+    """The cycle's Dask engine. A LocalCluster's workers report their task runs to this
+    run's Prefect API, even the temporary one of embedded mode (else each worker would
+    start a server of its own)."""
+    def worker_env() -> dict[str, str]:
+        api_url = str(get_client(sync_client=True).api_url or "")
+        return {"PREFECT_API_URL": api_url} if api_url else {}
+    return distributed.DaskEngine(scale.dask_min_rows, scale.dask_address, scale.partition_rows,
+                                  worker_env=worker_env)
+
+
+def _on_dask(engine: distributed.DaskEngine) -> distributed.Mapper:
+    """Each call as a Prefect task run on the cluster, through prefect-dask's task runner."""
+    from prefect_dask import DaskTaskRunner  # imports distributed: only when a step needs it
+
+    def run(fn: Callable[..., Any], calls: list[dict]) -> list:
+        with DaskTaskRunner(address=engine.scheduler()) as runner:
+            futures = [runner.submit(_TASKS[fn], call) for call in calls]
+            return [future.result() for future in futures]
+    return run
+
+
+def validate(engine: distributed.DaskEngine, frame: pd.DataFrame, suite: dict, *, source: str,
+             time_column: str | None) -> ValidationOutcome:
+    """GX per partition, combined into the batch's outcome."""
+    return distributed.validate_partitions(frame, suite, source=source, time_column=time_column,
+                                           partition_rows=engine.partition_rows,
+                                           run=_on_dask(engine))
+
+
+def profile(engine: distributed.DaskEngine, frame: pd.DataFrame, spec: DatasetSpec,
+            ranges: Ranges) -> tuple[pd.DataFrame, InputMetrics]:
+    """The batch's sample and input metrics, from its partitions (monitor runs on them)."""
+    return distributed.profile_partitions(frame, spec, ranges,
+                                          partition_rows=engine.partition_rows,
+                                          run=_on_dask(engine))
+
+
+def fitter(engine: distributed.DaskEngine, rows: int) -> distributed.DaskFitter | None:
+    """lightgbm.dask on the cluster for a training set of `rows` rows, or None (in process)."""
+    return distributed.DaskFitter(engine.scheduler()) if engine.wants(rows) else None
