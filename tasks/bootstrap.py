@@ -10,6 +10,12 @@ losses move together. Resampling single rows then treats n correlated rows as n
 independent ones and makes the interval too narrow. Circular moving blocks keep that
 dependence inside each block (and, unlike plain moving blocks, give every row the same
 chance of being drawn).
+
+Why super-blocks on big windows: the row-index matrix holds n_resamples x n entries, 2.4 GB
+at 300k rows. Above MAX_ROWS rows the window is cut into at most SUPER_BLOCKS contiguous
+blocks (never shorter than the chosen block length) and whole blocks are resampled: the
+non-overlapping block bootstrap (Carlstein 1986), which keeps the dependence inside each
+block too, at a cost of one pass over the rows plus n_resamples x SUPER_BLOCKS.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from tasks.evaluate import relative_gain
 from tasks.spec import DatasetSpec
 
 SUPPORTED = ("accuracy", "mae", "rmse")
+MAX_ROWS = 50_000
+SUPER_BLOCKS = 10_000
 
 
 def row_losses(metric: str, y: np.ndarray, scores: np.ndarray) -> np.ndarray:
@@ -80,6 +88,27 @@ def _gains(new: np.ndarray, old: np.ndarray, higher_is_better: bool) -> np.ndarr
     return np.asarray(flat, dtype=float).reshape(new.shape)
 
 
+def _groups(groups: pd.Series | None, n: int) -> tuple[np.ndarray, list]:
+    """Integer group codes per row (missing = its own group) and the group values."""
+    if groups is None:
+        return np.zeros(n, dtype=int), [None]
+    codes, uniques = pd.factorize(groups, sort=True)
+    values = list(uniques) + (["<missing>"] if (codes < 0).any() else [])
+    return np.where(codes < 0, len(uniques), codes), values
+
+
+def _summarize(values: list, rows: np.ndarray, champion: tuple, challenger: tuple,
+               spec: DatasetSpec, level: float) -> dict:
+    (cp, cp_draws), (ch, ch_draws) = champion, challenger
+    hib = spec.higher_is_better
+    gain_draws = _gains(ch_draws, cp_draws, hib)
+    tail = (1 - level) / 2 * 100
+    with np.errstate(invalid="ignore"):
+        low, high = np.nanpercentile(gain_draws, [tail, 100 - tail], axis=0)
+    return {"values": values, "rows": rows, "champion": cp, "challenger": ch,
+            "gain": _gains(ch, cp, hib), "ci_low": low, "ci_high": high}
+
+
 def paired_draws(y: np.ndarray, champion: np.ndarray, challenger: np.ndarray,
                  spec: DatasetSpec, idx: np.ndarray, level: float = 0.95,
                  groups: pd.Series | None = None) -> dict:
@@ -88,12 +117,7 @@ def paired_draws(y: np.ndarray, champion: np.ndarray, challenger: np.ndarray,
     One group (all rows) when `groups` is None; else one per value, so slices reuse the
     same resamples as the overall verdict."""
     metric = spec.primary_metric
-    if groups is None:
-        codes, values = np.zeros(len(y), dtype=int), [None]
-    else:
-        codes, uniques = pd.factorize(groups, sort=True)
-        values = list(uniques) + (["<missing>"] if (codes < 0).any() else [])
-        codes = np.where(codes < 0, len(uniques), codes)
+    codes, values = _groups(groups, len(y))
     k, b = len(values), idx.shape[0]
     flat = (codes[idx] + k * np.arange(b)[:, None]).ravel()
     counts = np.bincount(flat, minlength=b * k).reshape(b, k)
@@ -106,14 +130,50 @@ def paired_draws(y: np.ndarray, champion: np.ndarray, challenger: np.ndarray,
             point = np.bincount(codes, weights=q, minlength=k) / rows
             return _finish(metric, point), _finish(metric, sums / counts)
 
-    (cp, cp_draws), (ch, ch_draws) = draws(champion), draws(challenger)
-    hib = spec.higher_is_better
-    gain_draws = _gains(ch_draws, cp_draws, hib)
-    tail = (1 - level) / 2 * 100
-    with np.errstate(invalid="ignore"):
-        low, high = np.nanpercentile(gain_draws, [tail, 100 - tail], axis=0)
-    return {"values": values, "rows": rows, "champion": cp, "challenger": ch,
-            "gain": _gains(ch, cp, hib), "ci_low": low, "ci_high": high}
+    return _summarize(values, rows, draws(champion), draws(challenger), spec, level)
+
+
+def super_block_rows(n: int, block_rows: int) -> int:
+    """Rows per super-block of an n-row window (module docstring)."""
+    return max(int(block_rows), -(-n // SUPER_BLOCKS))
+
+
+def super_block_draws(y: np.ndarray, champion: np.ndarray, challenger: np.ndarray,
+                      spec: DatasetSpec, block_rows: int, n_resamples: int, seed: int,
+                      level: float = 0.95, groups: pd.Series | None = None) -> dict:
+    """`paired_draws` for big windows: whole super-blocks resampled, each draw's metric the
+    ratio of its loss sum to its row count per group. Seeded, so slices (another call with
+    `groups`) reuse the overall verdict's resamples."""
+    metric, n = spec.primary_metric, len(y)
+    codes, values = _groups(groups, n)
+    k, size = len(values), super_block_rows(n, block_rows)
+    cell = (np.arange(n) // size) * k + codes
+    m = -(-n // size)
+    picks = np.random.default_rng(seed).integers(0, m, size=(n_resamples, m))
+    times = np.bincount((picks + m * np.arange(n_resamples)[:, None]).ravel(),
+                        minlength=n_resamples * m).reshape(n_resamples, m).astype(float)
+    counts = times @ np.bincount(cell, minlength=m * k).reshape(m, k)
+    rows = np.bincount(codes, minlength=k)
+
+    def draws(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        q = row_losses(metric, y, scores)
+        sums = times @ np.bincount(cell, weights=q, minlength=m * k).reshape(m, k)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            point = np.bincount(codes, weights=q, minlength=k) / rows
+            return _finish(metric, point), _finish(metric, sums / counts)
+
+    return _summarize(values, rows, draws(champion), draws(challenger), spec, level)
+
+
+def draws_for(y: np.ndarray, champion: np.ndarray, challenger: np.ndarray, spec: DatasetSpec,
+              block_rows: int, n_resamples: int, seed: int, level: float = 0.95,
+              groups: pd.Series | None = None) -> dict:
+    """Row (block) resamples up to MAX_ROWS rows, super-blocks above; same seed, same draws."""
+    if len(y) > MAX_ROWS:
+        return super_block_draws(y, champion, challenger, spec, block_rows, n_resamples, seed,
+                                 level, groups)
+    idx = resample_index(len(y), block_rows, n_resamples, seed)
+    return paired_draws(y, champion, challenger, spec, idx, level, groups)
 
 
 @dataclass(frozen=True)
@@ -143,8 +203,9 @@ def paired_bootstrap(y: np.ndarray, champion: np.ndarray, challenger: np.ndarray
         diff = row_losses(metric, y, challenger) - row_losses(metric, y, champion)
         block_rows = auto_block_rows(diff)
     block_rows = max(1, int(block_rows))
-    idx = resample_index(len(y), block_rows, n_resamples, seed)
-    out = paired_draws(y, champion, challenger, spec, idx, level)
+    out = draws_for(y, champion, challenger, spec, block_rows, n_resamples, seed, level)
+    if len(y) > MAX_ROWS:
+        block_rows = super_block_rows(len(y), block_rows)
     return Bootstrap(float(out["champion"][0]), float(out["challenger"][0]),
                      float(out["gain"][0]), float(out["ci_low"][0]), float(out["ci_high"][0]),
                      len(y), n_resamples, block_rows)

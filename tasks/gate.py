@@ -32,11 +32,12 @@ import numpy as np
 import pandas as pd
 
 from tasks.bootstrap import (
+    MAX_ROWS,
     auto_block_rows,
+    draws_for,
     paired_bootstrap,
-    paired_draws,
-    resample_index,
     row_losses,
+    super_block_rows,
 )
 from tasks.evaluate import evaluate, relative_gain
 from tasks.spec import DatasetSpec
@@ -197,13 +198,13 @@ def gate(challenger: Scorer, champion: Scorer | None, window: pd.DataFrame,
     y = _truth(rows, spec)
     block = (auto_block_rows(row_losses(name, y, scores) - row_losses(name, y, old))
              if block_rows is None else max(1, int(block_rows)))
-    idx = resample_index(n, block, n_resamples, seed)
-    overall = paired_draws(y, old, scores, spec, idx, LEVEL)
+    overall = draws_for(y, old, scores, spec, block, n_resamples, seed, LEVEL)
     slices: list[dict] = []
     if slice_feature is not None:
-        slices = _slices(slice_feature,
-                         paired_draws(y, old, scores, spec, idx, LEVEL, rows[slice_feature]),
+        slices = _slices(slice_feature, draws_for(y, old, scores, spec, block, n_resamples, seed,
+                                                  LEVEL, rows[slice_feature]),
                          min_slice_rows, max_slice_drop)
+    block = super_block_rows(n, block) if n > MAX_ROWS else block
     cp_metrics = evaluate(_Fixed(old), rows, spec)
     gain = relative_gain(ch_metrics[name], cp_metrics[name], spec.higher_is_better)
     lo, hi = overall["ci_low"][0], overall["ci_high"][0]

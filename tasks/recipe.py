@@ -19,6 +19,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from tasks.evaluate import evaluate
@@ -27,6 +28,9 @@ from tasks.spec import DatasetSpec
 from tasks.train import fit, split_gate_window
 
 BACKTEST_PARAMS = {"n_estimators": 50, "learning_rate": 0.2, "n_jobs": 1}
+# Above this many rows the backtest runs on a seeded uniform sample of them (`_thin`): it
+# ranks recipes, and 30 fits on millions of rows cost minutes (benchmarks/growth.py).
+MAX_BACKTEST_ROWS = 100_000
 MIN_TRAIN_ROWS = 50  # below this a candidate's fold is not scored (NaN)
 
 
@@ -99,16 +103,33 @@ def _fold_bounds(rows: int, folds: int, fold_rows: int) -> list[tuple[int, int]]
             for i in range(folds)]
 
 
+def _thin(data: pd.DataFrame, bounds: list[tuple[int, int]], max_rows: int, seed: int
+          ) -> tuple[pd.DataFrame, list[tuple[int, int]]]:
+    """A seeded uniform sample of at most `max_rows` rows, in time order, with the fold
+    bounds mapped onto it; smaller data unchanged.
+
+    One sampling rate for every row, so each candidate keeps the same share of the rows
+    its window or half-life gives it, and every fold the same share of its window: the
+    recipes are compared as on the whole data, at a fixed cost however big it grows."""
+    if len(data) <= max_rows:
+        return data, bounds
+    keep = np.sort(np.random.default_rng(seed).choice(len(data), max_rows, replace=False))
+    mapped = [(int(np.searchsorted(keep, a)), int(np.searchsorted(keep, b))) for a, b in bounds]
+    return data.iloc[keep].reset_index(drop=True), mapped
+
+
 def choose_recipe(train: pd.DataFrame, spec: DatasetSpec, *,
                   candidates: tuple[Recipe, ...] = CANDIDATES, folds: int = 3,
                   fold_rows: int | None = None, seed: int = 0, params: dict | None = None,
-                  before: pd.Timestamp | None = None) -> RecipeChoice:
+                  before: pd.Timestamp | None = None,
+                  max_rows: int = MAX_BACKTEST_ROWS) -> RecipeChoice:
     """Backtest each candidate on the newest `folds` windows of `train` and pick the best.
 
     `fold_rows` None uses len(train) // (2 * folds), so the backtest spans the newer half;
     pass the size of a batch to make each fold one deployment period. `before` drops rows
     at or after it, for callers holding the whole history. With too little data for the
-    folds, the spec's default recipe is returned."""
+    folds, the spec's default recipe is returned. Above `max_rows` rows the folds are fitted
+    and scored on a seeded sample (`_thin`); `folds` still records each window's full rows."""
     start = time.perf_counter()
     tcol, metric = spec.time_column, spec.primary_metric
     data = train[train[spec.target].notna()]
@@ -126,10 +147,12 @@ def choose_recipe(train: pd.DataFrame, spec: DatasetSpec, *,
     fold_info = [{"fold": i + 1, "start": str(data[tcol].iloc[a]),
                   "end": str(data[tcol].iloc[b - 1]), "train_end": str(data[tcol].iloc[a - 1]),
                   "rows": b - a} for i, (a, b) in enumerate(bounds)]
+    total = len(data)
+    data, bounds = _thin(data, bounds, max_rows, seed)
     for recipe in candidates:
         row = []
-        for _, end in bounds:
-            split = split_gate_window(data.iloc[:end], spec, fold_rows, recipe.window_days)
+        for start, end in bounds:
+            split = split_gate_window(data.iloc[:end], spec, end - start, recipe.window_days)
             if len(split.train) < MIN_TRAIN_ROWS:
                 row.append(math.nan)
                 continue
@@ -145,8 +168,10 @@ def choose_recipe(train: pd.DataFrame, spec: DatasetSpec, *,
     ranked = sorted((r for r in candidates if not math.isnan(_mean(scores[r]))),
                     key=lambda r: (sign * _mean(scores[r]), r.memory_days), reverse=True)
     best = ranked[0] if ranked else default
+    sampled = f", on a seeded sample of {len(data)} of {total} rows" if len(data) < total else ""
     reason = (f"{best.name}: best mean {metric} {_mean(scores[best]):.4f} over {folds} folds "
-              f"of {fold_rows} rows" if ranked else "spec default: no candidate could be scored")
+              f"of {fold_rows} rows{sampled}" if ranked
+              else "spec default: no candidate could be scored")
     return RecipeChoice(best, table, metric, fold_info, reason, time.perf_counter() - start)
 
 

@@ -93,3 +93,17 @@ def test_fit_recipe_refits_on_every_row_the_recipe_keeps(monkeypatch):
     assert seen["rows"]["ts"].min() > newest - pd.Timedelta(days=30)
     fit_recipe(rows, SPEC, Recipe())
     assert len(seen["rows"]) == len(rows) and seen["half_life"] is None
+
+
+def test_a_big_history_is_backtested_on_a_seeded_sample_with_the_same_choice():
+    """Above max_rows the folds are fitted on a uniform sample (one rate for every row), so
+    the backtest's cost stops growing with the history; the choice is the one the whole
+    history gives, the folds still describe the whole windows, and the reason says so."""
+    data = stream(flip_day=310)
+    whole = choose_recipe(data, SPEC, fold_rows=20 * PER_DAY, params=FAST)
+    sampled = choose_recipe(data, SPEC, fold_rows=20 * PER_DAY, params=FAST, max_rows=1000)
+    again = choose_recipe(data, SPEC, fold_rows=20 * PER_DAY, params=FAST, max_rows=1000)
+    assert sampled.best.memory_days < 50 and whole.best.memory_days < 50
+    assert [f["rows"] for f in sampled.folds] == [f["rows"] for f in whole.folds]
+    assert "seeded sample of 1000 of 1600 rows" in sampled.reason
+    assert sampled.table.equals(again.table)  # seeded: the same rows every time
