@@ -52,6 +52,10 @@ SETUP = {"elec2": {"warmup": 6, "params": {"n_estimators": 200, "learning_rate":
 FIXED = {"expanding": Recipe(), "half-life 60d": Recipe(60)}
 FLOW = {"drift_share": 0.3, "max_decay": 0.05, "gate_fraction": 0.3, "min_delta": 0.005,
         "reference_rows": 1000}
+TRACE = False
+# The automatic policy: (label, Training.prefer_newer, Training.refit); the flow's default last.
+AUTO = (("auto, gain only", False, False), ("auto, gain only + refit", False, True),
+        ("auto, no refit", True, False), ("auto", True, True))
 
 
 class Replay:
@@ -67,6 +71,7 @@ class Replay:
         self.cache: dict = {}
         self.seconds: Counter = Counter()
         self.calls: Counter = Counter()
+        self.trace: dict = {}
 
     def _once(self, key: tuple, make):
         if key not in self.cache:
@@ -128,35 +133,49 @@ def fixed_strategies(r: Replay) -> dict[str, list[float]]:
     return out
 
 
-def auto_policy(r: Replay, out_dir: Path, refit: bool) -> tuple[list[float], Counter]:
-    """Monitor, decide, retrain with a backtested recipe, gate, promote: month by month."""
+def auto_policy(r: Replay, out_dir: Path, label: str, newer_rule: bool, refit: bool
+                ) -> tuple[list[float], Counter]:
+    """Monitor, decide, retrain with a backtested recipe, gate, promote: month by month.
+
+    `newer_rule` is Training.prefer_newer (a challenger on newer rows only has to not lose),
+    `refit` is Training.refit (the promoted model is refitted with the gate window)."""
     log: Counter = Counter()
     scores: list[float] = []
-    champion = registered = reference = None
+    champion = registered = reference = seen_until = born = None
     for i in range(r.warmup - 1, len(r.frames)):
+        row: dict = {"month": r.batches[i].label}
         if champion is not None:
             scores.append(r.score(champion, i))
+            row.update(score=scores[-1], age=i - born)
             seen = r.timed("monitor", monitor_batch, r.batches[i].label, r.frames[i],
-                           reference, champion, registered, r.spec, out_dir / f"{refit}-{i}")
-            if not decide([seen], has_champion=True, drift_share=FLOW["drift_share"],
-                          max_decay=FLOW["max_decay"]).retrain:
+                           reference, champion, registered, r.spec, out_dir / f"{label}-{i}")
+            decision = decide([seen], has_champion=True, drift_share=FLOW["drift_share"],
+                              max_decay=FLOW["max_decay"])
+            row["decide"] = ",".join(sorted(decision.kinds)) or "-"
+            r.trace.setdefault(label, []).append(row)
+            if not decision.retrain:
                 continue
             log["retrains"] += 1
         recipe, model, split = r.challenger(i)
         log[f"recipe {recipe.name}"] += 1
+        newer = (newer_rule and seen_until is not None
+                 and split.train[r.spec.time_column].max() > seen_until)
         result = r.timed("gate", gate, model, champion, split.gate, r.spec,
-                         min_delta=FLOW["min_delta"], slice_feature=r.slice)
+                         min_delta=FLOW["min_delta"], slice_feature=r.slice, newer=newer)
         log[result.verdict] += 1
+        row.update(recipe=recipe.name, verdict=result.verdict, gain=result.gain,
+                   ci_low=result.ci_low, champ_ci_low=result.champion_ci_low)
         if not result.passed:
             continue
         log["promotions"] += champion is not None
-        promoted = model
+        promoted, learned = model, split.train
         if refit:  # the refitted model must pass the same sanity checks as the gated one
             full = r.refit(i, recipe)
             if not sanity_checks(full, champion, full.score(split.gate), r.spec):
-                promoted = full
-        champion, registered = promoted, result.challenger
-        reference = reference_sample(split.train, r.spec, BATCH, FLOW["reference_rows"])
+                promoted, learned = full, r.history(i)
+        champion, registered, born = promoted, result.challenger, i
+        seen_until = learned[r.spec.time_column].max()
+        reference = reference_sample(learned, r.spec, BATCH, FLOW["reference_rows"])
     return scores, log
 
 
@@ -196,9 +215,24 @@ def run(name: str, data_dir: Path | None, params: dict) -> pd.DataFrame:
     r.calls["fixed strategies"] = 0
     logs = {}
     with tempfile.TemporaryDirectory(prefix="greenlight-bench-") as tmp:
-        for label, refit in (("auto", False), ("auto + refit", True)):
-            scores[label], logs[label] = auto_policy(r, Path(tmp), refit)
+        for label, newer_rule, refit in AUTO:
+            scores[label], logs[label] = auto_policy(r, Path(tmp), label, newer_rule, refit)
+    if TRACE:
+        print_trace(r, scores)
     return report(r, scores, logs)
+
+
+def print_trace(r: Replay, scores: dict[str, list[float]]) -> None:
+    """Month by month: where the automatic policy loses to the fixed strategies, and why
+    (did decide retrain, the gate's verdict and interval, how old the champion was)."""
+    months = [b.label for b in r.batches[r.warmup:]]
+    fixed = pd.DataFrame({k: v for k, v in scores.items() if not k.startswith("auto")},
+                         index=months)
+    for label, rows in r.trace.items():
+        t = pd.DataFrame(rows).set_index("month").reindex(months)
+        t = pd.concat([fixed.round(3), t], axis=1)
+        print(f"\n{r.spec.name} trace, {label}:")
+        print(t.to_string(float_format=lambda v: f"{v:.3f}"))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -211,7 +245,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--learning-rate", type=float, default=None)
     parser.add_argument("--gate-fraction", type=float, default=FLOW["gate_fraction"],
                         help="share of the month held out as the gate window")
+    parser.add_argument("--trace", action="store_true",
+                        help="print every month: scores, decide, gate verdict, champion age")
     args = parser.parse_args(argv)
+    global TRACE
+    TRACE = args.trace
     params = {k: v for k, v in (("n_estimators", args.trees),
                                 ("learning_rate", args.learning_rate)) if v is not None}
     FLOW["gate_fraction"] = args.gate_fraction

@@ -123,7 +123,8 @@ def train_challenger(history: pd.DataFrame, spec: DatasetSpec, *, gate_rows: int
               "train_start": str(split.train[spec.time_column].min()),
               "train_end": str(split.train[spec.time_column].max()),
               "gate_start": str(split.gate[spec.time_column].min()),
-              "gate_end": str(split.gate[spec.time_column].max()), **LGBM_PARAMS}
+              "gate_end": str(split.gate[spec.time_column].max()), "refit": False,
+              "trained_until": str(split.train[spec.time_column].max()), **LGBM_PARAMS}
     # Batch ids are content hashes, so this hashes the data; the batch set adds the recipe.
     data_hash = hashlib.sha256(",".join(batches).encode()).hexdigest()[:16]
     recipe = f"{data_hash}|{half_life_days}|{window_days}|{gate_rows}"
