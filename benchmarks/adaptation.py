@@ -197,6 +197,13 @@ def report(r: Replay, scores: dict[str, list[float]], logs: dict[str, Counter]
     print(out.round(digits).to_string())
     print(f"best fixed: {best} {fixed[best]:.{digits + 1}f}; " + "; ".join(
         f"{k} {out['all'][k]:.{digits + 1}f}" for k in logs))
+    sign = 1 if spec.higher_is_better else -1
+    for name in logs:  # "matches": is the automatic policy worse than the best, beyond noise?
+        diff = table.loc[name] - table.loc[best]
+        mean, half = diff.mean(), 1.96 * diff.std(ddof=1) / len(diff) ** 0.5
+        print(f"{name} - {best}: {mean:+.{digits + 1}f} a month (95% CI of the paired "
+              f"monthly difference {mean - half:+.{digits + 1}f}..{mean + half:+.{digits + 1}f}"
+              f"); better in {int((sign * diff > 0).sum())} of {len(diff)} months")
     for name, log in logs.items():
         counts = {k: v for k, v in log.items() if not k.startswith("recipe ")}
         recipes = {k[7:]: v for k, v in log.items() if k.startswith("recipe ")}
