@@ -8,16 +8,23 @@ mean monthly primary metric of:
   every month on the data before it, and scored on it;
 - backtest, no gate: refitted before every month with the recipe choose_recipe picks on
   the data before it (what recipe selection alone is worth);
-- auto: the flow. Each month the champion is scored on the month (the number that
-  counts); then monitor_batch + decide (drift share 0.3, max decay 0.05); on "retrain" the
-  gate window is the newest 30% of the month, choose_before_gate backtests on the rows
-  before it in three gate-sized folds (as the flow does), the challenger is fitted with
-  that recipe, and tasks.gate judges it against the champion. Only "clear" promotes;
-  "marginal" counts as not promoted;
-- auto + refit: the same, but a challenger that passes is refitted with its recipe on
-  every row, gate window included, before it is promoted.
+- auto: the flow with its defaults. Each month the champion is scored on the month (the
+  number that counts); then monitor_batch + decide (drift share 0.3, max decay 0.05); on
+  "retrain" the gate window is the newest 30% of the month, choose_before_gate backtests on
+  the rows before it in three gate-sized folds (as the flow does), the challenger is fitted
+  with that recipe, and tasks.gate judges it against the champion. A challenger on newer
+  rows than the champion passes unless the champion is proven better (verdict "refresh",
+  Training.prefer_newer); a passing challenger is refitted with its recipe on every row,
+  gate window included, before it is promoted (Training.refit);
+- auto, gain only / gain only + refit / no refit: the same with prefer_newer off (every
+  challenger must prove its gain; "marginal" is not promoted), refit on, or refit off: what
+  each part is worth.
 
-    uv run python benchmarks/adaptation.py [--datasets elec2,bike_sharing]
+Months where the flow would not act (no retrain, a failed gate) keep the champion, so it
+ages: --trace prints, month by month, every strategy's score, decide's triggers, the gate's
+verdict and interval, and the champion's age in months.
+
+    uv run python benchmarks/adaptation.py [--datasets elec2,bike_sharing] [--trace]
 """
 
 from __future__ import annotations
