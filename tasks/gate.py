@@ -27,7 +27,7 @@ Why the burden of proof flips for a newer challenger: under drift, keeping the c
 not the neutral choice, since it ages by a batch every time it is kept. A gate window of a
 few hundred autocorrelated rows rarely proves a real gain of a few percent (the interval is
 often +-7%), so a gate that always asked the challenger for proof kept stale champions: on
-Elec2 it rejected 16 of 25 monthly retrains and lost 3 points of accuracy to plain monthly
+Elec2 it rejected 16 of 26 monthly retrains and lost 3 points of accuracy to plain monthly
 refits (benchmarks/adaptation.py). The same evidence is asked of whichever model is on older
 data, so an equal pair of models on the same data is still not promoted.
 
