@@ -8,16 +8,23 @@ mean monthly primary metric of:
   every month on the data before it, and scored on it;
 - backtest, no gate: refitted before every month with the recipe choose_recipe picks on
   the data before it (what recipe selection alone is worth);
-- auto: the flow. Each month the champion is scored on the month (the number that
-  counts); then monitor_batch + decide (drift share 0.3, max decay 0.05); on "retrain" the
-  gate window is the newest 30% of the month, choose_before_gate backtests on the rows
-  before it in three gate-sized folds (as the flow does), the challenger is fitted with
-  that recipe, and tasks.gate judges it against the champion. Only "clear" promotes;
-  "marginal" counts as not promoted;
-- auto + refit: the same, but a challenger that passes is refitted with its recipe on
-  every row, gate window included, before it is promoted.
+- auto: the flow with its defaults. Each month the champion is scored on the month (the
+  number that counts); then monitor_batch + decide (drift share 0.3, max decay 0.05); on
+  "retrain" the gate window is the newest 30% of the month, choose_before_gate backtests on
+  the rows before it in three gate-sized folds (as the flow does), the challenger is fitted
+  with that recipe, and tasks.gate judges it against the champion. A challenger on newer
+  rows than the champion passes unless the champion is proven better (verdict "refresh",
+  Training.prefer_newer); a passing challenger is refitted with its recipe on every row,
+  gate window included, before it is promoted (Training.refit);
+- auto, gain only / gain only + refit / no refit: the same with prefer_newer off (every
+  challenger must prove its gain; "marginal" is not promoted), refit on, or refit off: what
+  each part is worth.
 
-    uv run python benchmarks/adaptation.py [--datasets elec2,bike_sharing]
+Months where the flow would not act (no retrain, a failed gate) keep the champion, so it
+ages: --trace prints, month by month, every strategy's score, decide's triggers, the gate's
+verdict and interval, and the champion's age in months.
+
+    uv run python benchmarks/adaptation.py [--datasets elec2,bike_sharing] [--trace]
 """
 
 from __future__ import annotations
@@ -52,6 +59,10 @@ SETUP = {"elec2": {"warmup": 6, "params": {"n_estimators": 200, "learning_rate":
 FIXED = {"expanding": Recipe(), "half-life 60d": Recipe(60)}
 FLOW = {"drift_share": 0.3, "max_decay": 0.05, "gate_fraction": 0.3, "min_delta": 0.005,
         "reference_rows": 1000}
+TRACE = False
+# The automatic policy: (label, Training.prefer_newer, Training.refit); the flow's default last.
+AUTO = (("auto, gain only", False, False), ("auto, gain only + refit", False, True),
+        ("auto, no refit", True, False), ("auto", True, True))
 
 
 class Replay:
@@ -67,6 +78,7 @@ class Replay:
         self.cache: dict = {}
         self.seconds: Counter = Counter()
         self.calls: Counter = Counter()
+        self.trace: dict = {}
 
     def _once(self, key: tuple, make):
         if key not in self.cache:
@@ -128,35 +140,49 @@ def fixed_strategies(r: Replay) -> dict[str, list[float]]:
     return out
 
 
-def auto_policy(r: Replay, out_dir: Path, refit: bool) -> tuple[list[float], Counter]:
-    """Monitor, decide, retrain with a backtested recipe, gate, promote: month by month."""
+def auto_policy(r: Replay, out_dir: Path, label: str, newer_rule: bool, refit: bool
+                ) -> tuple[list[float], Counter]:
+    """Monitor, decide, retrain with a backtested recipe, gate, promote: month by month.
+
+    `newer_rule` is Training.prefer_newer (a challenger on newer rows only has to not lose),
+    `refit` is Training.refit (the promoted model is refitted with the gate window)."""
     log: Counter = Counter()
     scores: list[float] = []
-    champion = registered = reference = None
+    champion = registered = reference = seen_until = born = None
     for i in range(r.warmup - 1, len(r.frames)):
+        row: dict = {"month": r.batches[i].label}
         if champion is not None:
             scores.append(r.score(champion, i))
+            row.update(score=scores[-1], age=i - born)
             seen = r.timed("monitor", monitor_batch, r.batches[i].label, r.frames[i],
-                           reference, champion, registered, r.spec, out_dir / f"{refit}-{i}")
-            if not decide([seen], has_champion=True, drift_share=FLOW["drift_share"],
-                          max_decay=FLOW["max_decay"]).retrain:
+                           reference, champion, registered, r.spec, out_dir / f"{label}-{i}")
+            decision = decide([seen], has_champion=True, drift_share=FLOW["drift_share"],
+                              max_decay=FLOW["max_decay"])
+            row["decide"] = ",".join(sorted(decision.kinds)) or "-"
+            r.trace.setdefault(label, []).append(row)
+            if not decision.retrain:
                 continue
             log["retrains"] += 1
         recipe, model, split = r.challenger(i)
         log[f"recipe {recipe.name}"] += 1
+        newer = (newer_rule and seen_until is not None
+                 and split.train[r.spec.time_column].max() > seen_until)
         result = r.timed("gate", gate, model, champion, split.gate, r.spec,
-                         min_delta=FLOW["min_delta"], slice_feature=r.slice)
+                         min_delta=FLOW["min_delta"], slice_feature=r.slice, newer=newer)
         log[result.verdict] += 1
+        row.update(recipe=recipe.name, verdict=result.verdict, gain=result.gain,
+                   ci_low=result.ci_low, champ_ci_low=result.champion_ci_low)
         if not result.passed:
             continue
         log["promotions"] += champion is not None
-        promoted = model
+        promoted, learned = model, split.train
         if refit:  # the refitted model must pass the same sanity checks as the gated one
             full = r.refit(i, recipe)
             if not sanity_checks(full, champion, full.score(split.gate), r.spec):
-                promoted = full
-        champion, registered = promoted, result.challenger
-        reference = reference_sample(split.train, r.spec, BATCH, FLOW["reference_rows"])
+                promoted, learned = full, r.history(i)
+        champion, registered, born = promoted, result.challenger, i
+        seen_until = learned[r.spec.time_column].max()
+        reference = reference_sample(learned, r.spec, BATCH, FLOW["reference_rows"])
     return scores, log
 
 
@@ -178,6 +204,13 @@ def report(r: Replay, scores: dict[str, list[float]], logs: dict[str, Counter]
     print(out.round(digits).to_string())
     print(f"best fixed: {best} {fixed[best]:.{digits + 1}f}; " + "; ".join(
         f"{k} {out['all'][k]:.{digits + 1}f}" for k in logs))
+    sign = 1 if spec.higher_is_better else -1
+    for name in logs:  # "matches": is the automatic policy worse than the best, beyond noise?
+        diff = table.loc[name] - table.loc[best]
+        mean, half = diff.mean(), 1.96 * diff.std(ddof=1) / len(diff) ** 0.5
+        print(f"{name} - {best}: {mean:+.{digits + 1}f} a month (95% CI of the paired "
+              f"monthly difference {mean - half:+.{digits + 1}f}..{mean + half:+.{digits + 1}f}"
+              f"); better in {int((sign * diff > 0).sum())} of {len(diff)} months")
     for name, log in logs.items():
         counts = {k: v for k, v in log.items() if not k.startswith("recipe ")}
         recipes = {k[7:]: v for k, v in log.items() if k.startswith("recipe ")}
@@ -196,9 +229,24 @@ def run(name: str, data_dir: Path | None, params: dict) -> pd.DataFrame:
     r.calls["fixed strategies"] = 0
     logs = {}
     with tempfile.TemporaryDirectory(prefix="greenlight-bench-") as tmp:
-        for label, refit in (("auto", False), ("auto + refit", True)):
-            scores[label], logs[label] = auto_policy(r, Path(tmp), refit)
+        for label, newer_rule, refit in AUTO:
+            scores[label], logs[label] = auto_policy(r, Path(tmp), label, newer_rule, refit)
+    if TRACE:
+        print_trace(r, scores)
     return report(r, scores, logs)
+
+
+def print_trace(r: Replay, scores: dict[str, list[float]]) -> None:
+    """Month by month: where the automatic policy loses to the fixed strategies, and why
+    (did decide retrain, the gate's verdict and interval, how old the champion was)."""
+    months = [b.label for b in r.batches[r.warmup:]]
+    fixed = pd.DataFrame({k: v for k, v in scores.items() if not k.startswith("auto")},
+                         index=months)
+    for label, rows in r.trace.items():
+        t = pd.DataFrame(rows).set_index("month").reindex(months)
+        t = pd.concat([fixed.round(3), t], axis=1)
+        print(f"\n{r.spec.name} trace, {label}:")
+        print(t.to_string(float_format=lambda v: f"{v:.3f}"))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -211,7 +259,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--learning-rate", type=float, default=None)
     parser.add_argument("--gate-fraction", type=float, default=FLOW["gate_fraction"],
                         help="share of the month held out as the gate window")
+    parser.add_argument("--trace", action="store_true",
+                        help="print every month: scores, decide, gate verdict, champion age")
     args = parser.parse_args(argv)
+    global TRACE
+    TRACE = args.trace
     params = {k: v for k, v in (("n_estimators", args.trees),
                                 ("learning_rate", args.learning_rate)) if v is not None}
     FLOW["gate_fraction"] = args.gate_fraction

@@ -53,6 +53,7 @@ monitor_t = task(monitor_batch, name="monitor")
 publish_t = task(dashboards.publish_batch, name="publish")
 recipe_t = task(recipe.choose_before_gate, name="recipe")
 train_t = task(train.train_challenger, name="train")
+refit_t = task(recipe.refit_challenger, name="refit")
 gate_t = task(gate, name="gate")
 register_t = task(registration.register, name="register", retries=2, retry_delay_seconds=2)
 promote_t = task(promotion.promote, name="promote", retries=2, retry_delay_seconds=2)
@@ -297,6 +298,13 @@ def _recipe(history: pd.DataFrame, spec: DatasetSpec, training: Training, gate_r
     return choice
 
 
+def _newer(reg: Registry, champion: versions.VersionInfo | None,
+           challenger: train.Challenger) -> bool:
+    """Did the challenger learn from rows newer than any the champion saw?"""
+    seen = versions.trained_until(reg, champion) if champion else None
+    return seen is not None and pd.Timestamp(challenger.params["train_end"]) > seen
+
+
 def _retrain(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.VersionInfo | None,
              pending: list[dict], decision: Decision, results: list[MonitorResult],
              monitor_runs: dict[str, str], params: dict[str, Any],
@@ -320,7 +328,8 @@ def _retrain(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ve
     with steps.step("gate", rows_in=len(challenger.split.gate)):
         champion_model = versions.load_model(reg, champion.version) if champion else None
         result = gate_t(challenger.model, champion_model, challenger.split.gate, spec,
-                        min_delta=training.min_delta, slice_feature=spec.slice_feature)
+                        min_delta=training.min_delta, slice_feature=spec.slice_feature,
+                        newer=training.prefer_newer and _newer(reg, champion, challenger))
     create_table_artifact(key=f"greenlight-gate-{spec.name.replace('_', '-')}",
                           table=result.to_rows(), description=result.reason)
     route_to = route(params["policy"], result.verdict)
@@ -351,6 +360,16 @@ def _retrain(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ve
         reports.log_run(reg.tracking_uri, experiment, f"rejected-{challenger.batch_set[:8]}",
                         metrics=metrics, tags=tags, params=challenger.params)
         return out
+    if training.refit:
+        with steps.step("refit", rows_in=len(history)) as step:
+            challenger, problems = refit_t(challenger, history, spec, choice.best, champion_model,
+                                           reference_rows=training.reference_rows,
+                                           batch_column=lake.BATCH_COLUMN)
+            step.rows_out = challenger.params.get("refit_rows", 0)
+        if problems:
+            get_run_logger().warning("refit failed its sanity checks (%s): registering the "
+                                     "gated model", "; ".join(problems))
+    tags[versions.TRAINED_UNTIL_TAG] = challenger.params["trained_until"]
     hold_point("register")
     with steps.step("register"):
         sample = challenger.model.example(challenger.split.gate.head(5))

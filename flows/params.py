@@ -78,7 +78,15 @@ class Training(BaseModel):
         0.3, gt=0, lt=1,
         description="Share of the newest batch held out as the gate window (newest rows).")
     min_delta: float = Field(
-        0.005, description="The challenger must beat the champion by this relative margin.")
+        0.005, description="The challenger must beat the champion by this relative margin "
+                           "(lower bound of the gate's 95% interval); negative: a tolerance.")
+    prefer_newer: bool = Field(
+        True, description="A challenger that learned from newer rows than the champion is "
+                          "promoted unless the champion is proven better by the same margin "
+                          "(gate verdict refresh). Off: every challenger must prove its gain.")
+    refit: bool = Field(
+        True, description="After the gate, refit the chosen recipe on every labelled row, "
+                          "gate window included, and register that model (same sanity checks).")
     reference_rows: int = Field(
         1000, gt=100, description="At least this many of the newest training rows (normally "
                                    "the newest training batch) are logged as drift reference.")

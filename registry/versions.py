@@ -13,6 +13,7 @@ from mlflow.exceptions import MlflowException
 from registry.store import Registry, absent, fluent
 
 REFERENCE_ARTIFACT = "reference/reference.parquet"
+TRAINED_UNTIL_TAG = "greenlight.trained_until"
 
 
 @dataclass(frozen=True)
@@ -88,3 +89,12 @@ def load_reference(reg: Registry, info: VersionInfo) -> pd.DataFrame:
     with tempfile.TemporaryDirectory() as tmp:
         path = reg.client.download_artifacts(info.run_id, REFERENCE_ARTIFACT, tmp)
         return pd.read_parquet(Path(path))
+
+
+def trained_until(reg: Registry, info: VersionInfo) -> pd.Timestamp | None:
+    """The newest row the version learned from: its tag, or for versions registered before
+    the tag existed, the end of its training window in the run's params."""
+    value = info.tags.get(TRAINED_UNTIL_TAG)
+    if value is None and info.run_id:
+        value = reg.client.get_run(info.run_id).data.params.get("train_end")
+    return pd.Timestamp(value) if value else None

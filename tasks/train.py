@@ -140,7 +140,8 @@ def train_challenger(history: pd.DataFrame, spec: DatasetSpec, *, gate_rows: int
               "train_start": str(split.train[spec.time_column].min()),
               "train_end": str(split.train[spec.time_column].max()),
               "gate_start": str(split.gate[spec.time_column].min()),
-              "gate_end": str(split.gate[spec.time_column].max()), **LGBM_PARAMS,
+              "gate_end": str(split.gate[spec.time_column].max()), "refit": False,
+              "trained_until": str(split.train[spec.time_column].max()), **LGBM_PARAMS,
               "engine": getattr(fitter, "engine", "lightgbm")}
     # Batch ids are content hashes, so this hashes the data; the batch set adds the recipe.
     data_hash = hashlib.sha256(",".join(batches).encode()).hexdigest()[:16]

@@ -27,6 +27,8 @@ def test_each_threshold_triggers_with_its_reason():
     ("manual", "clear", "ask"), ("manual", "marginal", "none"),
     ("shadow", "clear", "challenger"), ("monitor", "clear", "none"),
     ("manual", "bootstrap", "promote"), ("auto", "insufficient", "none"),
+    ("auto", "refresh", "promote"), ("partial", "refresh", "ask"), ("manual", "refresh", "none"),
+    ("shadow", "refresh", "none"),
 ])
 def test_route(policy, verdict, expected):
     assert route(policy, verdict) == expected

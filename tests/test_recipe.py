@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.recipe import CANDIDATES, Recipe, choose_recipe, fit_recipe
+from tasks.recipe import CANDIDATES, Recipe, choose_recipe, fit_recipe, refit_challenger
 from tasks.spec import DatasetSpec, TrainingDefaults
+from tasks.train import train_challenger
 
 SPEC = DatasetSpec(name="t", time_column="ts", target="y", task="classification",
                    features=["x1", "x2", "x3"], primary_metric="accuracy", positive_class=1)
@@ -107,3 +108,27 @@ def test_a_big_history_is_backtested_on_a_seeded_sample_with_the_same_choice():
     assert [f["rows"] for f in sampled.folds] == [f["rows"] for f in whole.folds]
     assert "seeded sample of 1000 of 1600 rows" in sampled.reason
     assert sampled.table.equals(again.table)  # seeded: the same rows every time
+
+
+def test_refit_challenger_learns_the_gate_window_too_and_says_so():
+    rows = stream(days=120, seed=5).assign(batch=lambda d: d.ts.dt.strftime("%Y-%m"))
+    gated = train_challenger(rows, SPEC, gate_rows=40 * PER_DAY, half_life_days=None,
+                             window_days=60, reference_rows=200, batch_column="batch")
+    full, problems = refit_challenger(gated, rows, SPEC, Recipe(None, 60), gated.model,
+                                      reference_rows=200, batch_column="batch")
+    assert not problems and full.model is not gated.model
+    assert gated.params["trained_until"] < str(gated.split.gate["ts"].min())
+    assert full.params["trained_until"] == str(rows["ts"].max()) and full.params["refit"]
+    assert full.params["refit_rows"] == 60 * PER_DAY  # the recipe's window, gate included
+    assert full.reference["ts"].max() == rows["ts"].max()  # drift is judged against now
+    assert full.batch_set == gated.batch_set  # same data and recipe: registers once
+
+
+def test_a_refit_that_fails_its_sanity_checks_keeps_the_gated_model():
+    rows = stream(days=120, seed=5).assign(batch="b")
+    gated = train_challenger(rows, SPEC, gate_rows=40 * PER_DAY, half_life_days=None,
+                             window_days=None, reference_rows=200, batch_column="batch")
+    flat = rows.assign(y=1)  # a refit that can only say one thing
+    kept, problems = refit_challenger(gated, flat, SPEC, Recipe(), gated.model,
+                                      reference_rows=200, batch_column="batch")
+    assert kept is gated and any("constant" in p for p in problems)
