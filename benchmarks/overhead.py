@@ -90,17 +90,19 @@ def without_prefect() -> Iterator[None]:
     from prefect import Task
 
     import flows.cycle as fc
+    import flows.retrain as fr
     from tasks import alarms
 
-    tasks = {name: value.fn for name, value in vars(fc).items() if isinstance(value, Task)}
     logger = logging.getLogger("greenlight.plain")
     with contextlib.ExitStack() as stack:
-        for name, fn in tasks.items():
-            stack.enter_context(mock.patch.object(fc, name, fn))
-        stack.enter_context(mock.patch.object(fc, "get_run_logger", lambda: logger))
-        for name in ("create_markdown_artifact", "create_table_artifact"):
-            stack.enter_context(mock.patch.object(fc, name, lambda **_: None))
-        stack.enter_context(mock.patch.object(fc, "promotion_lock",
+        for module in (fc, fr):
+            for name, value in vars(module).items():
+                if isinstance(value, Task):
+                    stack.enter_context(mock.patch.object(module, name, value.fn))
+            stack.enter_context(mock.patch.object(module, "get_run_logger", lambda: logger))
+        stack.enter_context(mock.patch.object(fc, "create_markdown_artifact", lambda **_: None))
+        stack.enter_context(mock.patch.object(fr, "create_table_artifact", lambda **_: None))
+        stack.enter_context(mock.patch.object(fr, "promotion_lock",
                                               lambda _name: contextlib.nullcontext()))
         stack.enter_context(mock.patch.object(
             alarms, "emit", lambda raised, **_: sorted({a.event for a in raised})))

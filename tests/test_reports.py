@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from flows.cycle import _links, registry_for
+from flows.cycle import registry_for
+from flows.retrain import links as _links
 from registry.store import Registry
 from tasks.reports import cycle_markdown
 from tasks.spec import load_spec
