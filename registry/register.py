@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,16 @@ def register(reg: Registry, *, python_model: Any, input_example: pd.DataFrame,
                                  experiment=experiment, artifacts=artifacts)
 
 
-def _log_and_register(reg: Registry, *, python_model: Any, input_example: pd.DataFrame,
+def _log_and_register(reg: Registry, **kwargs: Any) -> VersionInfo:
+    """MLflow hints, on every registration, that integer columns cannot hold missing values.
+    The inputs are doubles by design (GreenlightModel.example); the only integer column is
+    the predicted class label in the output, which is never missing: the hint is noise."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+        return _log_and_register_quietly(reg, **kwargs)
+
+
+def _log_and_register_quietly(reg: Registry, *, python_model: Any, input_example: pd.DataFrame,
                       output_example: pd.DataFrame, reference: pd.DataFrame, batch_set: str,
                       params: dict[str, Any], metrics: dict[str, float], tags: dict[str, str],
                       experiment: str, artifacts: dict[str, Path] | None) -> VersionInfo:
