@@ -12,13 +12,16 @@ mean monthly primary metric of:
   number that counts); then monitor_batch + decide (drift share 0.3, max decay 0.05); on
   "retrain" the gate window is the newest 30% of the month, choose_before_gate backtests on
   the rows before it in three gate-sized folds (as the flow does), the challenger is fitted
-  with that recipe, and tasks.gate judges it against the champion. A challenger on newer
-  rows than the champion passes unless the champion is proven better (verdict "refresh",
-  Training.prefer_newer); a passing challenger is refitted with its recipe on every row,
-  gate window included, before it is promoted (Training.refit);
-- auto, gain only / gain only + refit / no refit: the same with prefer_newer off (every
-  challenger must prove its gain; "marginal" is not promoted), refit on, or refit off: what
-  each part is worth.
+  with that recipe, and tasks.gate judges it against the champion. As decide retrained on
+  drift, a challenger on newer rows than the champion passes unless the champion is proven
+  better (verdict "refresh", Training.refresh_on, tasks.decide.champion_stale);
+  a passing challenger is refitted with its recipe on every row, gate window included,
+  before it is promoted (Training.refit);
+- auto, gain only / gain only + refit: the same with refresh_on "never" (every challenger
+  must prove its gain; "marginal" is not promoted), refit off or on; auto, no refit: the
+  defaults with refit off. What each part is worth;
+- auto, refresh on decay: refresh_on "decay", where only a champion that decayed by
+  max_decay loses the benefit of the doubt (an equal newer model is promoted only then).
 
 Months where the flow would not act (no retrain, a failed gate) keep the champion, so it
 ages: --trace prints, month by month, every strategy's score, decide's triggers, the gate's
@@ -40,7 +43,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tasks.decide import decide  # noqa: E402
+from tasks.decide import champion_stale, decide  # noqa: E402
 from tasks.evaluate import evaluate  # noqa: E402
 from tasks.gate import gate, sanity_checks  # noqa: E402
 from tasks.model import GreenlightModel  # noqa: E402
@@ -60,9 +63,10 @@ FIXED = {"expanding": Recipe(), "half-life 60d": Recipe(60)}
 FLOW = {"drift_share": 0.3, "max_decay": 0.05, "gate_fraction": 0.3, "min_delta": 0.005,
         "reference_rows": 1000}
 TRACE = False
-# The automatic policy: (label, Training.prefer_newer, Training.refit); the flow's default last.
-AUTO = (("auto, gain only", False, False), ("auto, gain only + refit", False, True),
-        ("auto, no refit", True, False), ("auto", True, True))
+# The automatic policy: (label, Training.refresh_on, Training.refit); the flow's default last.
+AUTO = (("auto, gain only", "never", False), ("auto, gain only + refit", "never", True),
+        ("auto, refresh on decay", "decay", True), ("auto, no refit", "drift", False),
+        ("auto", "drift", True))
 
 
 class Replay:
@@ -140,12 +144,12 @@ def fixed_strategies(r: Replay) -> dict[str, list[float]]:
     return out
 
 
-def auto_policy(r: Replay, out_dir: Path, label: str, newer_rule: bool, refit: bool
+def auto_policy(r: Replay, out_dir: Path, label: str, refresh_on: str, refit: bool
                 ) -> tuple[list[float], Counter]:
     """Monitor, decide, retrain with a backtested recipe, gate, promote: month by month.
 
-    `newer_rule` is Training.prefer_newer (a challenger on newer rows only has to not lose),
-    `refit` is Training.refit (the promoted model is refitted with the gate window)."""
+    `refresh_on` is Training.refresh_on (when a challenger on newer rows only has to not
+    lose), `refit` is Training.refit (the promoted model is refitted with the gate window)."""
     log: Counter = Counter()
     scores: list[float] = []
     champion = registered = reference = seen_until = born = None
@@ -165,10 +169,10 @@ def auto_policy(r: Replay, out_dir: Path, label: str, newer_rule: bool, refit: b
             log["retrains"] += 1
         recipe, model, split = r.challenger(i)
         log[f"recipe {recipe.name}"] += 1
-        newer = (newer_rule and seen_until is not None
-                 and split.train[r.spec.time_column].max() > seen_until)
+        newer = seen_until is not None and split.train[r.spec.time_column].max() > seen_until
+        stale = newer and champion_stale(decision, refresh_on=refresh_on, newer=newer)
         result = r.timed("gate", gate, model, champion, split.gate, r.spec,
-                         min_delta=FLOW["min_delta"], slice_feature=r.slice, newer=newer)
+                         min_delta=FLOW["min_delta"], slice_feature=r.slice, stale=stale)
         log[result.verdict] += 1
         row.update(recipe=recipe.name, verdict=result.verdict, gain=result.gain,
                    ci_low=result.ci_low, champ_ci_low=result.champion_ci_low)
@@ -229,8 +233,8 @@ def run(name: str, data_dir: Path | None, params: dict) -> pd.DataFrame:
     r.calls["fixed strategies"] = 0
     logs = {}
     with tempfile.TemporaryDirectory(prefix="greenlight-bench-") as tmp:
-        for label, newer_rule, refit in AUTO:
-            scores[label], logs[label] = auto_policy(r, Path(tmp), label, newer_rule, refit)
+        for label, refresh_on, refit in AUTO:
+            scores[label], logs[label] = auto_policy(r, Path(tmp), label, refresh_on, refit)
     if TRACE:
         print_trace(r, scores)
     return report(r, scores, logs)

@@ -12,9 +12,14 @@ ingest, validate, monitor, recipe, train, gate, register and promote all run eve
 - plain: the same flow body (`cycle.fn`) with every task replaced by its function
   (`.fn`), Prefect's logger by a standard one, artifacts and events by no-ops, and the
   promotion lock by the file lock alone (as embedded).
-The two alternate, after one discarded run of each; the ratio is of the medians. Then a
-fresh process runs the same cycle embedded (no server) twice: the first run's extra time
-is Prefect's cold start (the temporary server), reported apart.
+The two alternate, after one discarded run of each; the ratio is of the medians. A third
+kind, `flow, no heartbeat`, is the flow with Prefect's flow-run heartbeat off (the setting
+set to None in code: its environment variable cannot say None). Prefect 3.8 and 3.9 join
+the heartbeat thread when a run ends, and that thread sleeps in 1 s steps
+(`prefect/flow_engine.py`, `_send_heartbeats`), so a run pays up to a second for it; this
+kind shows what the rest of Prefect costs. Then a fresh process runs the same cycle
+embedded (no server) twice: the first run's extra time is Prefect's cold start (the
+temporary server), reported apart.
 
     uv run python benchmarks/overhead.py [--repeats 5] [--warmup 26]
 """
@@ -109,16 +114,31 @@ def without_prefect() -> Iterator[None]:
         yield
 
 
-def run_cycle(root: Path, plain: bool) -> tuple[float, dict]:
+KINDS = ("plain", "flow", "flow, no heartbeat")
+
+
+@contextlib.contextmanager
+def no_heartbeat() -> Iterator[None]:
+    """Prefect's flow-run heartbeat off, for this process."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        yield
+
+
+def run_cycle(root: Path, kind: str) -> tuple[float, dict]:
     from flows.cycle import cycle
 
     kwargs = dict(dataset=DATASET, home=str(root), force_retrain=True, training=training())
     start = time.perf_counter()
-    if plain:
+    if kind == "plain":
         with without_prefect():
             summary = cycle.fn(**kwargs)
-    else:
+    elif kind == "flow":
         summary = cycle(**kwargs)
+    else:
+        with no_heartbeat():
+            summary = cycle(**kwargs)
     seconds = time.perf_counter() - start
     if "promoted_version" not in summary:
         raise SystemExit(f"cycle did not promote ({summary.get('verdict')}): not comparable")
@@ -135,7 +155,7 @@ def embedded(snapshot: Path, root: Path, warmup: int) -> dict:
     out = {"imports": imports}
     for label in ("cold", "warm"):
         restore(snapshot, root, week)
-        out[label] = run_cycle(root, plain=False)[0]
+        out[label] = run_cycle(root, "flow")[0]
     return out
 
 
@@ -195,8 +215,8 @@ def main() -> None:
     first, week = batches(args.warmup)
     print(f"overhead: Elec2, champion from {len(first)} weeks, timed cycle on week {week.label} "
           f"({len(week.frame)} rows); load {os.getloadavg()[0]:.2f}", flush=True)
-    times: dict[str, list[float]] = {"plain": [], "flow": []}
-    steps: dict[str, list[dict]] = {"plain": [], "flow": []}
+    times: dict[str, list[float]] = {kind: [] for kind in KINDS}
+    steps: dict[str, list[dict]] = {kind: [] for kind in KINDS}
     try:
         with prefect_server(work) as startup:
             print(f"Prefect server up in {startup:.1f} s", flush=True)
@@ -210,15 +230,17 @@ def main() -> None:
                 raise SystemExit(f"no champion from the warm-up weeks: {made.get('gate')}")
             shutil.copytree(root, snapshot)
             for i in range(args.repeats + 1):
-                for kind in ("plain", "flow"):
+                for kind in KINDS:
                     restore(snapshot, root, week)
-                    seconds, summary = run_cycle(root, plain=kind == "plain")
+                    seconds, summary = run_cycle(root, kind)
                     if i:  # the first of each warms caches and clients: discarded
                         times[kind].append(seconds)
                         steps[kind].append(summary["timings"])
-                    print(f"  {kind:<5} run {i}: {seconds:.2f} s"
+                    print(f"  {kind:<18} run {i}: {seconds:.2f} s"
                           f"{'' if i else ' (discarded)'}", flush=True)
             empty = empty_flow_seconds()
+            with no_heartbeat():
+                empty_quiet = empty_flow_seconds()
         child = subprocess.run(
             [sys.executable, __file__, "--embedded", str(snapshot), str(root),
              "--warmup", str(args.warmup)], capture_output=True, text=True, check=True,
@@ -226,16 +248,20 @@ def main() -> None:
         cold = json.loads(child.stdout.strip().splitlines()[-1])
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    plain, flow = statistics.median(times["plain"]), statistics.median(times["flow"])
+    plain, flow, quiet = (statistics.median(times[kind]) for kind in KINDS)
     print("\nper step, median s (plain | flow): " + ", ".join(
         f"{s} {statistics.median(t[s] for t in steps['plain']):.2f} | "
         f"{statistics.median(t[s] for t in steps['flow']):.2f}"
         for s in steps["flow"][0] if s in steps["plain"][0]))
     print(f"plain calls  median {plain:.2f} s  ({', '.join(f'{t:.2f}' for t in times['plain'])})")
     print(f"flow+server  median {flow:.2f} s  ({', '.join(f'{t:.2f}' for t in times['flow'])})")
+    print(f"flow+server, no heartbeat  median {quiet:.2f} s  "
+          f"({', '.join(f'{t:.2f}' for t in times['flow, no heartbeat'])})")
     print(f"overhead ratio flow/plain: {flow / plain:.2f}x (goal <= 1.3x); overhead "
           f"{flow - plain:.2f} s, of which an empty flow run costs {empty:.2f} s; "
           f"load {os.getloadavg()[0]:.2f}")
+    print(f"with Prefect's heartbeat off: {quiet / plain:.2f}x; an empty flow run costs "
+          f"{empty_quiet:.2f} s")
     print(f"embedded (no server), fresh process: imports {cold['imports']:.1f} s, first cycle "
           f"{cold['cold']:.2f} s, second {cold['warm']:.2f} s: cold start "
           f"{cold['cold'] - cold['warm']:.1f} s")

@@ -80,10 +80,12 @@ class Training(BaseModel):
     min_delta: float = Field(
         0.005, description="The challenger must beat the champion by this relative margin "
                            "(lower bound of the gate's 95% interval); negative: a tolerance.")
-    prefer_newer: bool = Field(
-        True, description="A challenger that learned from newer rows than the champion is "
-                          "promoted unless the champion is proven better by the same margin "
-                          "(gate verdict refresh). Off: every challenger must prove its gain.")
+    refresh_on: Literal["drift", "decay", "never"] = Field(
+        "drift", description="When a challenger that learned from newer rows is promoted "
+                             "unless the champion is proven better by the same margin (gate "
+                             "verdict refresh): on any drift or decay that retrained (not a "
+                             "forced retrain), only once monitoring saw the champion decay "
+                             "(max_decay), or never (every challenger must prove its gain).")
     refit: bool = Field(
         True, description="After the gate, refit the chosen recipe on every labelled row, "
                           "gate window included, and register that model (same sanity checks).")

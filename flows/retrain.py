@@ -21,7 +21,7 @@ from registry import register as registration
 from registry import versions
 from registry.store import Registry
 from tasks import labels, lake, manifest, recipe, reports, train
-from tasks.decide import Decision, route
+from tasks.decide import Decision, champion_stale, route
 from tasks.faults import crash_point, hold_point
 from tasks.gate import gate
 from tasks.home import Home
@@ -143,7 +143,8 @@ def retrain(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ver
         champion_model = versions.load_model(reg, champion.version) if champion else None
         result = gate_t(challenger.model, champion_model, challenger.split.gate, spec,
                         min_delta=training.min_delta, slice_feature=spec.slice_feature,
-                        newer=training.prefer_newer and _newer(reg, champion, challenger))
+                        stale=champion_stale(decision, refresh_on=training.refresh_on,
+                                             newer=_newer(reg, champion, challenger)))
     create_table_artifact(key=f"greenlight-gate-{spec.name.replace('_', '-')}",
                           table=result.to_rows(), description=result.reason)
     route_to = route(params["policy"], result.verdict)

@@ -44,6 +44,28 @@ def decide(results: list[MonitorResult], *, has_champion: bool, drift_share: flo
                     frozenset(k for k, _ in live))
 
 
+REFRESH_ON = ("drift", "decay", "never")  # Training.refresh_on, the default first
+
+
+def champion_stale(decision: Decision, *, refresh_on: str, newer: bool) -> bool:
+    """Must the champion prove itself against this challenger (gate verdict refresh)?
+
+    Only against a challenger that learned from newer rows, and only on the evidence
+    `refresh_on` names. "drift" (the default): monitoring saw the world move (any retrain
+    trigger but a forced one). A champion kept under drift ages by a batch every time, and a
+    gate window rarely proves a gain of a few percent, so waiting for proof kept stale
+    champions (benchmarks/adaptation.py). A retrain with no drift behind it (forced,
+    scheduled) still asks the challenger for proof. "decay": only once the champion's
+    metric on a batch fell more than max_decay below the one it was registered with, so an
+    equal challenger stays out while the champion scores as registered. "never": every
+    challenger proves its gain."""
+    if refresh_on not in REFRESH_ON:
+        raise ValueError(f"refresh_on must be one of {REFRESH_ON}, not {refresh_on!r}")
+    evidence = {"never": frozenset(), "decay": frozenset({"decay"}),
+                "drift": alarms.RETRAIN_KINDS}[refresh_on]
+    return newer and bool(decision.kinds & evidence)
+
+
 def route(policy: str, verdict: str) -> str:
     """What happens to a challenger, given the policy and the gate's verdict.
 

@@ -16,20 +16,23 @@ Verdicts, checked in this order:
   Passes.
 - marginal: the point gain > min_delta but the lower bound <= min_delta, no slice
   degraded. Not a pass: `auto` keeps the champion, `partial` asks a person.
-- refresh (only with `newer=True`: the challenger learned from rows newer than any the
-  champion saw): not clear, and the champion is not proven better either, i.e. the lower
-  bound of the champion's gain over the challenger (the same test, roles swapped) is not
-  above |min_delta| (a negative min_delta is a tolerance for the challenger, and the
-  champion must prove the same margin). A pass: `auto` promotes, `partial` asks. A
-  champion that is proven better fails the challenger.
+- refresh (only with `stale=True`: monitoring saw drift or decay behind this retrain, as
+  Training.refresh_on asks, and the challenger learned from rows newer than any the
+  champion saw; tasks.decide.champion_stale): not
+  clear, and the champion is not proven better either, i.e. the lower bound of the
+  champion's gain over the challenger (the same test, roles swapped) is not above
+  |min_delta| (a negative min_delta is a tolerance for the challenger, and the champion
+  must prove the same margin). A pass: `auto` promotes, `partial` asks. A champion that is
+  proven better fails the challenger.
 
-Why the burden of proof flips for a newer challenger: under drift, keeping the champion is
-not the neutral choice, since it ages by a batch every time it is kept. A gate window of a
-few hundred autocorrelated rows rarely proves a real gain of a few percent (the interval is
-often +-7%), so a gate that always asked the challenger for proof kept stale champions: on
-Elec2 it rejected 16 of 26 monthly retrains and lost 3 points of accuracy to plain monthly
-refits (benchmarks/adaptation.py). The same evidence is asked of whichever model is on older
-data, so an equal pair of models on the same data is still not promoted.
+Why the burden of proof flips for a stale champion: once monitoring has seen the data move
+(or the champion decay), keeping the champion is not the neutral choice, since it ages by
+a batch every time it is kept. A gate window of a few hundred autocorrelated rows rarely
+proves a real gain of a few percent (the interval is often +-7%), so a gate that always
+asked the challenger for proof kept stale champions: on Elec2 it rejected 16 of 26 monthly
+retrains and lost 3 points of accuracy to plain monthly refits (benchmarks/adaptation.py).
+Without that evidence (a forced retrain, or stale=False) the champion keeps the benefit of
+the doubt: an equally good challenger is not promoted.
 
 A slice (one value of `slice_feature` with at least `min_slice_rows` rows) degrades when its
 point gain is below -max_slice_drop AND its 95% interval lies wholly below zero: small
@@ -85,8 +88,8 @@ class GateResult:
     n_resamples: int
     block_rows: int
     reason: str
-    newer: bool = False  # the challenger learned from newer rows than the champion
-    champion_ci_low: float | None = None  # lower bound of the champion's gain, when newer
+    stale: bool = False  # drift or decay seen, and the challenger learned from newer rows
+    champion_ci_low: float | None = None  # lower bound of the champion's gain, when stale
     slices: list[dict] = field(default_factory=list)
     sanity: list[str] = field(default_factory=list)
     challenger_metrics: dict[str, float] = field(default_factory=dict)
@@ -186,12 +189,13 @@ def gate(challenger: Scorer, champion: Scorer | None, window: pd.DataFrame,
          spec: DatasetSpec, *, min_delta: float, min_rows: int = 200,
          slice_feature: str | None = None, max_slice_drop: float = 0.05,
          min_slice_rows: int = 50, n_resamples: int = 1000, seed: int = 0,
-         block_rows: int | None = None, newer: bool = False) -> GateResult:
+         block_rows: int | None = None, stale: bool = False) -> GateResult:
     """Judge the challenger against the champion on the same held-out recent window.
 
-    `block_rows` None picks the block length from the window (tasks.bootstrap). `newer`
-    says the challenger learned from rows newer than any the champion saw: then the
-    champion must prove its gain to stay (module docstring)."""
+    `block_rows` None picks the block length from the window (tasks.bootstrap). `stale`
+    says monitoring saw evidence against the champion and the challenger learned from rows
+    newer than any the champion saw: then the champion must prove its gain to stay
+    (module docstring)."""
     name = spec.primary_metric
     if slice_feature is not None and slice_feature not in window.columns:
         raise ValueError(f"slice feature {slice_feature!r} is not a column of the gate window")
@@ -203,7 +207,7 @@ def gate(challenger: Scorer, champion: Scorer | None, window: pd.DataFrame,
     sanity = sanity_checks(challenger, champion, scores, spec)
     base = dict(metric=name, min_delta=min_delta, challenger=ch_metrics.get(name, math.nan),
                 champion=None, gain=None, ci_low=None, ci_high=None, n_rows=n, n_resamples=0,
-                block_rows=0, sanity=sanity, challenger_metrics=ch_metrics, newer=newer)
+                block_rows=0, sanity=sanity, challenger_metrics=ch_metrics, stale=stale)
     if n < min_rows:
         return GateResult("insufficient", False, reason=f"not enough evidence: {n} labelled "
                           f"rows < {min_rows}", **base)
@@ -238,13 +242,14 @@ def gate(challenger: Scorer, champion: Scorer | None, window: pd.DataFrame,
                                 f"{worst['gain']:+.2%} (bound -{max_slice_drop:.0%}); ")
     elif lo > min_delta:
         verdict, why = "clear", ""
-    elif newer:
+    elif stale:
         back = draws_for(y, scores, old, spec, block, n_resamples, seed, LEVEL)["ci_low"][0]
         base["champion_ci_low"] = back
         verdict, why = (("fail", f"the champion is proven better (its gain's lower bound "
                                  f"{back:+.2%}); ") if back > abs(min_delta) else
-                        ("refresh", f"newer data, and the champion is not proven better (its "
-                                    f"gain's lower bound {back:+.2%}); "))
+                        ("refresh", f"stale champion: the challenger learned from newer rows "
+                                    f"and the champion is not proven better (its gain's lower "
+                                    f"bound {back:+.2%}); "))
     elif gain > min_delta:
         verdict, why = "marginal", "lower bound not above min_delta; "
     else:

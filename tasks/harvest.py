@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ import pandas as pd
 from filelock import FileLock
 
 from tasks import labels, manifest, predictions
+from tasks.atomic import replacing
 from tasks.home import Home
 from tasks.spec import DatasetSpec
 
@@ -107,13 +107,9 @@ def _csv_bytes(frame: pd.DataFrame) -> bytes:
 
 
 def _write(path: Path, data: bytes) -> None:
-    """Hidden temp name, then rename: a scan of landing never sees half a file."""
-    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
-    try:
+    """A scan of landing never sees half a harvested file."""
+    with replacing(path) as tmp:
         tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def harvest(home: Home, spec: DatasetSpec, model: str) -> Harvest:

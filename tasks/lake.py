@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
+
+from tasks.atomic import replacing
 
 BATCH_COLUMN = "_batch_id"
 
@@ -17,10 +18,8 @@ def partition_path(lake: Path, batch_id: str) -> Path:
 def write_partition(lake: Path, batch_id: str, frame: pd.DataFrame) -> Path:
     """Write via a temp name and rename, so a reader never sees half a partition."""
     path = partition_path(lake, batch_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".parquet.tmp")
-    frame.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        frame.to_parquet(tmp, index=False)
     return path
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tasks.atomic import replacing
 from tasks.home import Home
 from tasks.quality import output_metrics
 from tasks.spec import DatasetSpec
@@ -149,11 +149,8 @@ def last_monitored(home: Home) -> datetime | None:
 
 def mark_monitored(home: Home, until: datetime) -> None:
     """Written after the window's run is logged: a crash before re-reports it, never skips."""
-    path = _mark(home)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"until": until.isoformat()}))
-    os.replace(tmp, path)
+    with replacing(_mark(home)) as tmp:
+        tmp.write_text(json.dumps({"until": until.isoformat()}))
 
 
 # A line's `at` is taken just before it is appended: lines of the last second may still be

@@ -8,13 +8,13 @@ a cycle may scan `landing/` at any moment.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from tasks.atomic import replacing
 from tasks.spec import DatasetSpec, load_spec
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,8 +25,9 @@ FORMATS = ("csv", "parquet")
 
 # --- synthetic stream: a price-offer conversion model --------------------------------------
 # Batch indices where the world changes (0-based; one batch = one ISO week from 2026-01-05):
-# covariate: market "west" appears (60% of traffic), richer and younger, converting less;
-# prior: list prices rise x1.5 (inflation), so the conversion rate falls from ~0.38 to ~0.20;
+# covariate: market "west" appears (60% of traffic), richer and younger, converting much less
+# (the rate falls from ~0.38 to ~0.29: a model that never saw west decays ~9%);
+# prior: list prices rise x1.5 (inflation), so the conversion rate falls from ~0.29 to ~0.16;
 # concept: price sensitivity moves by age (under-40s stop caring, 40+ x4); features fixed.
 SYNTHETIC_CHANGE_POINTS = {"covariate": 5, "prior": 10, "concept": 15}
 # Batch 8 arrives corrupted: 5% of `converted` empty and 2% of `price` negative, which breaks
@@ -44,7 +45,7 @@ INCOME_EFFECT = 2.5
 ELASTICITY = 2.0
 PIVOT_PRICE = 230.0  # ~ the mean effective price after inflation: the concept change pivots
 CONCEPT_ELASTICITY = {"under_40": 0.0, "40_plus": 8.0}  # here, so the label rate barely moves
-MARKET_EFFECT = {"north": 0.0, "south": -0.3, "west": -1.5}
+MARKET_EFFECT = {"north": 0.0, "south": -0.3, "west": -2.5}
 CHANNEL_EFFECT = {"web": 0.0, "app": 0.4, "branch": -0.5}
 MARKETS, CHANNELS = tuple(MARKET_EFFECT), tuple(CHANNEL_EFFECT)
 
@@ -179,15 +180,10 @@ def write_batch(batch: Batch, landing: Path, fmt: str = "csv") -> Path:
     """Write to a hidden temp name, then rename: a scan never sees a half-written file."""
     if fmt not in FORMATS:
         raise ValueError(f"format {fmt!r}: use csv or parquet")
-    landing.mkdir(parents=True, exist_ok=True)
     dest = landing / f"{batch.label}.{fmt}"
-    tmp = landing / f".{dest.name}.{os.getpid()}.tmp"
-    try:
+    with replacing(dest) as tmp:
         if fmt == "csv":
             batch.frame.to_csv(tmp, index=False, date_format="%Y-%m-%dT%H:%M:%S")
         else:
             batch.frame.to_parquet(tmp, index=False)
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
     return dest

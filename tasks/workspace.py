@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from tasks.atomic import replacing
 from tasks.spec import DatasetSpec
 
 if TYPE_CHECKING:
@@ -166,9 +167,8 @@ def record_batch(root: Path, spec: DatasetSpec, batch_id: str, batch: pd.DataFra
         except FileNotFoundError:
             pass
     index[key] = str(ws.add_run(project.id, snapshot).id)
-    partial = index_path.with_name(f".{INDEX}.tmp")
-    partial.write_text(json.dumps(index, indent=1))
-    partial.replace(index_path)  # atomic: a crash never leaves a torn index
+    with replacing(index_path) as partial:  # a crash never leaves a torn index
+        partial.write_text(json.dumps(index, indent=1))
     return index[key]
 
 

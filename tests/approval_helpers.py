@@ -21,7 +21,7 @@ import sys
 from flows.cycle import cycle
 from flows.params import Training
 print(cycle(dataset="synthetic", policy=sys.argv[1], force_retrain=sys.argv[2] == "force",
-            training=Training(min_delta=float(sys.argv[3]), prefer_newer=sys.argv[5] == "1"),
+            training=Training(min_delta=float(sys.argv[3]), refresh_on=sys.argv[5]),
             approval_timeout_seconds=int(sys.argv[4])))
 """
 
@@ -37,11 +37,11 @@ def land(home: Path, index: int) -> None:
 
 def start_cycle(api_url: str, home: Path, policy: str, *, force: bool = True,
                 min_delta: float = -1.0, timeout_s: int = 600,
-                prefer_newer: bool = True) -> subprocess.Popen:
+                refresh_on: str = "decay") -> subprocess.Popen:
     """A cycle in its own process, as a worker would run it. min_delta -1 makes any
     challenger pass the gate, so the run reaches the approval step."""
     args = [sys.executable, "-c", CYCLE, policy, "force" if force else "", str(min_delta),
-            str(timeout_s), "1" if prefer_newer else "0"]
+            str(timeout_s), refresh_on]
     return subprocess.Popen(args, env=env_for(api_url, home), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
 

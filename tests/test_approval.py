@@ -126,11 +126,11 @@ def partial_home(prefect_server, tmp_path_factory):
 
 
 def test_partial_asks_a_person_when_the_gate_is_marginal(prefect_server, partial_home):
-    """With prefer_newer off, an unproven gain is marginal (on, it would be a refresh, which
-    `partial` asks about too: tests/test_decide.py)."""
+    """With refresh_on "never", an unproven gain is marginal (on a stale champion it could be
+    a refresh, which `partial` asks about too: tests/test_decide.py)."""
     api = prefect_server.api_url
     land(partial_home, 3)
-    proc = start_cycle(api, partial_home, "partial", min_delta=0.0, prefer_newer=False)
+    proc = start_cycle(api, partial_home, "partial", min_delta=0.0, refresh_on="never")
     run_id = wait_paused(api, proc)
     reg = registry(partial_home)
     newest = versions.all_versions(reg)[-1]

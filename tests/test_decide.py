@@ -2,7 +2,7 @@
 
 import pytest
 
-from tasks.decide import decide, route
+from tasks.decide import champion_stale, decide, route
 from tasks.monitor import MonitorResult
 
 
@@ -41,3 +41,22 @@ def test_acknowledged_drift_does_not_retrain_again_but_decay_does():
     assert again.action == "no action" and "known" in again.reasons[0]
     assert decide([_result(label=True, drift=0.5)], acknowledged=known, **kw).kinds == {"data"}
     assert decide([_result(label=True, decay=0.1)], acknowledged=known, **kw).kinds == {"decay"}
+
+
+def test_drift_or_decay_flips_the_burden_of_proof_but_a_forced_retrain_does_not():
+    """By default any drift or decay behind the retrain flips the gate's burden of proof
+    against a newer challenger; a forced retrain does not. "decay" needs decay, "never"
+    never flips it."""
+    kw = dict(has_champion=True, drift_share=0.3, max_decay=0.05)
+    drifted, decayed = decide([_result(drift=0.5)], **kw), decide([_result(decay=0.1)], **kw)
+    forced = decide([_result()], force=True, **kw)
+    assert not champion_stale(drifted, refresh_on="decay", newer=True)
+    assert champion_stale(decayed, refresh_on="decay", newer=True)
+    assert not champion_stale(decayed, refresh_on="decay", newer=False)
+    assert not champion_stale(decayed, refresh_on="never", newer=True)
+    assert champion_stale(drifted, refresh_on="drift", newer=True)
+    assert not champion_stale(forced, refresh_on="drift", newer=True)
+    assert champion_stale(decayed, refresh_on="drift", newer=True)
+    assert not champion_stale(drifted, refresh_on="drift", newer=False)
+    with pytest.raises(ValueError, match="refresh_on"):
+        champion_stale(decayed, refresh_on="always", newer=True)

@@ -49,26 +49,26 @@ def test_equal_models_are_not_promoted_in_95_percent_of_seeds():
     assert "marginal" in verdicts and "fail" in verdicts  # the point estimate alone would pass
 
 
-def test_a_newer_challenger_replaces_an_equal_champion_but_not_a_better_one():
-    """On newer data the champion carries the burden of proof: equal models refresh (the
-    gate cannot tell them apart, and the champion is a batch older), a champion that is
-    clearly better keeps its place, and equal models on the same data are still not
-    promoted (the test above)."""
+def test_a_newer_challenger_replaces_an_equal_stale_champion_but_not_a_better_one():
+    """Once the champion decayed, it carries the burden of proof against a challenger on
+    newer data: equal models refresh (the gate cannot tell them apart, and the champion is
+    failing), a champion that is clearly better keeps its place. A champion that has not
+    decayed is not stale, and equal models are not promoted (the test above)."""
     verdicts = [gate(Fixed("new"), Fixed("old"), window(seed=s), SPEC, min_delta=0.005,
-                     seed=s, newer=True) for s in range(50)]
+                     seed=s, stale=True) for s in range(50)]
     assert sum(v.verdict == "refresh" for v in verdicts) >= 45
     assert all(v.passed for v in verdicts if v.verdict == "refresh")
     assert all(v.champion_ci_low <= 0.005 for v in verdicts if v.verdict == "refresh")
     worse = gate(Fixed("new"), Fixed("old"), window(p_old=0.9), SPEC, min_delta=0.005,
-                 newer=True)
+                 stale=True)
     assert worse.verdict == "fail" and not worse.passed and worse.champion_ci_low > 0.005
     assert "champion is proven better" in worse.reason
     better = gate(Fixed("new"), Fixed("old"), window(p_new=0.9), SPEC, min_delta=0.005,
-                  newer=True)
+                  stale=True)
     assert better.verdict == "clear"  # a proven gain is still called what it is
     slice_bad = gate(Fixed("new"), Fixed("old"), window(n=1500, p_new=0.95,
                                                         slice_p_new={"b": 0.7}),
-                     SPEC, min_delta=0.005, slice_feature="c", newer=True)
+                     SPEC, min_delta=0.005, slice_feature="c", stale=True)
     assert slice_bad.verdict == "fail"  # the slice guard holds for a refresh too
 
 

@@ -20,7 +20,7 @@ from flows.cycle import cycle, registry_for
 from flows.demo import run_demo
 from flows.status import status
 from registry import versions
-from tasks import sources
+from tasks import manifest, sources
 from tasks.home import Home
 from tasks.spec import load_spec
 
@@ -58,10 +58,11 @@ def test_each_change_point_retrains_and_stable_batches_do_not(run):
         assert batch["challenger_metric"] > batch["gate_champion_metric"]
     # The concept flip is large: the gain is proven, whatever the data's age.
     assert batches[points["concept"]]["gate"].startswith("clear")
-    # A prior shift with an unchanged concept: retrain on the new prices. The challenger
-    # learned from newer rows, so it replaces the champion unless the champion is proven
-    # better; a failed challenger leaves the champion in place.
+    # A prior shift with an unchanged concept: retrain on the new prices. The label drifted
+    # and the challenger learned from newer rows, so it replaces the champion unless the
+    # champion is proven better; a failed challenger leaves the champion in place.
     prior = batches[points["prior"]]
+    assert "label drift" in " ".join(manifest.load(home.manifest)[prior["id"]]["reasons"])
     assert prior["gate"].split(":")[0] in ("clear", "refresh", "fail")
     assert (prior["promoted_version"] is None) == prior["gate"].startswith("fail")
 

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from tasks import sources
+from tasks.drift import CLASSIFICATION_LABEL_THRESHOLD
 from tasks.sources import SYNTHETIC_CHANGE_POINTS as CP
 from tasks.sources import SYNTHETIC_MALFORMED
 from tasks.spec import load_spec, suite_path
@@ -138,9 +139,9 @@ def test_prior_shift_prices_rise_and_the_label_rate_falls(stream):
     before, after = stream[CP["covariate"]: cp], stream[cp: CP["concept"]]
     price = [b.frame["price"].mean() for b in (stream[cp - 1], stream[cp])]
     assert 1.3 < price[1] / price[0] < 1.7
-    assert 0.3 < _rate(before) < 0.45 and 0.15 < _rate(after) < 0.25
+    assert 0.25 < _rate(before) < 0.35 and 0.12 < _rate(after) < 0.2
     rates = [b.frame["converted"].mean() for b in (stream[cp - 1], stream[cp])]
-    assert _psi(*rates) > 0.1, rates
+    assert _psi(*rates) > 1.5 * CLASSIFICATION_LABEL_THRESHOLD, rates  # well past the flow's cut
 
 
 def test_concept_drift_changes_p_y_given_x_only(stream):
@@ -155,7 +156,7 @@ def test_concept_drift_changes_p_y_given_x_only(stream):
     assert _psi(old["converted"].mean(), new["converted"].mean()) < 0.05  # label barely moves
     model = _fit(stream[cp - 5: cp - 1])  # batches 10..13: after the prior shift
     before, after = _accuracy(model, old), _accuracy(model, new)
-    assert after < 0.95 * before, (before, after)
+    assert after < 0.96 * before, (before, after)
 
 
 def test_stable_stretches_do_not_drift(stream):
