@@ -170,6 +170,7 @@ def auto_policy(r: Replay, out_dir: Path, label: str, refresh_on: str, refit: bo
         recipe, model, split = r.challenger(i)
         log[f"recipe {recipe.name}"] += 1
         newer = seen_until is not None and split.train[r.spec.time_column].max() > seen_until
+        # `newer and` first: before the first champion there is no decision to read
         stale = newer and champion_stale(decision, refresh_on=refresh_on, newer=newer)
         result = r.timed("gate", gate, model, champion, split.gate, r.spec,
                          min_delta=FLOW["min_delta"], slice_feature=r.slice, stale=stale)

@@ -24,7 +24,7 @@ import pandas as pd
 from tasks.spec import DatasetSpec
 
 # Label drift default for classification. PSI is the usual label-prior measure, but on a
-# binary label a 0.29 -> 0.16 prior shift gives PSI ~0.1, so the textbook 0.1 cut catches
+# binary label a 0.35 -> 0.20 prior shift gives PSI ~0.115, so the textbook 0.1 cut catches
 # it only ~80% of the time on 3000-row batches. 0.05 (~10 points off a 0.35 prior) flags it
 # reliably and is still ~10x the no-drift noise at 3000 rows. Regression keeps Evidently's
 # default (normed Wasserstein >= 0.1, or KS p < 0.05 under 1000 reference rows).

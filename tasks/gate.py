@@ -18,12 +18,11 @@ Verdicts, checked in this order:
   degraded. Not a pass: `auto` keeps the champion, `partial` asks a person.
 - refresh (only with `stale=True`: monitoring saw drift or decay behind this retrain, as
   Training.refresh_on asks, and the challenger learned from rows newer than any the
-  champion saw; tasks.decide.champion_stale): not
-  clear, and the champion is not proven better either, i.e. the lower bound of the
-  champion's gain over the challenger (the same test, roles swapped) is not above
-  |min_delta| (a negative min_delta is a tolerance for the challenger, and the champion
-  must prove the same margin). A pass: `auto` promotes, `partial` asks. A champion that is
-  proven better fails the challenger.
+  champion saw; tasks.decide.champion_stale): not clear, and the champion is not proven
+  better either, i.e. the lower bound of the champion's gain over the challenger (the same
+  test, roles swapped) is not above |min_delta| (a negative min_delta is a tolerance for
+  the challenger, and the champion must prove the same margin). A pass: `auto` promotes,
+  `partial` asks. A champion that is proven better fails the challenger.
 
 Why the burden of proof flips for a stale champion: once monitoring has seen the data move
 (or the champion decay), keeping the champion is not the neutral choice, since it ages by

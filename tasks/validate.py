@@ -119,25 +119,32 @@ def read_suite(path: Path) -> dict:
 
 @contextmanager
 def _quiet() -> Iterator[None]:
-    """GX logs and warns per call (e.g. about ephemeral stores); what matters is in the outcome."""
-    logger = logging.getLogger("great_expectations")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
+    """GX logs and warns per call (e.g. about ephemeral stores); what matters is in the outcome.
+
+    Some GX modules set their own logger to INFO, so every GX logger that exists is muted,
+    not only the package's."""
+    names = ["great_expectations", *(n for n in list(logging.root.manager.loggerDict)
+                                     if n.startswith("great_expectations."))]
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             yield
     finally:
-        logger.setLevel(level)
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 @cache
 def _gx() -> tuple[Any, Any]:
     """One ephemeral context and batch definition per process: setup is not free."""
-    with _quiet():
+    with _quiet():  # the import creates GX's loggers; the second _quiet mutes them all
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
-
+    with _quiet():
         context = gx.get_context(mode="ephemeral")
         context.variables.progress_bars = ProgressBarsConfig(globally=False)
         asset = context.data_sources.add_pandas("greenlight").add_dataframe_asset("batch")
