@@ -126,12 +126,16 @@ def run(
         if idle:
             console.print(idle, highlight=False)
             return
+    from flows.embedded import start_early
+
+    server_ready = start_early()  # Prefect's temporary server starts while the cycle imports
     from flows.cycle import cycle
     from flows.params import Scale
 
     try:
         scale = Scale(**{k: v for k, v in {"dask_min_rows": dask_min_rows,
                                            "dask_address": dask_address}.items() if v})
+        server_ready()
         summary = cycle(dataset=dataset, policy=policy, force_retrain=force, scale=scale,
                         harvest_served=harvest_served)
     except ValueError as exc:
