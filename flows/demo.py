@@ -42,6 +42,9 @@ def run_demo(root: Path, *, dataset: str, data: Path | None, freq: str, warmup: 
     load_spec(dataset)  # fail fast, before moving anything, on an unknown dataset
     batches = batches_for(dataset, data, freq, seed)[:limit]
     _fresh_home(root, console)
+    from flows.embedded import start_early
+
+    server_ready = start_early()  # Prefect's temporary server starts while the cycle imports
     from flows.cycle import cycle, registry_for
     from flows.status import status
     from flows.views import batch_table, print_quarantine
@@ -55,7 +58,8 @@ def run_demo(root: Path, *, dataset: str, data: Path | None, freq: str, warmup: 
                   f"{len(groups)} cycles; state in {home.root}")
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console) as progress:
-        bar = progress.add_task("starting Prefect (first run ~10 s)", total=len(groups))
+        bar = progress.add_task("starting Prefect", total=len(groups))
+        server_ready()
         for group in groups:
             for batch in group:
                 sources.write_batch(batch, home.landing)

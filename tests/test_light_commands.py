@@ -31,3 +31,16 @@ def test_an_unknown_dataset_is_one_line_for_status(home):
     assert done.returncode == 2
     assert done.stderr.strip().startswith("error: ") and len(done.stderr.strip().splitlines()) == 1
     assert "no such dataset spec" in done.stderr
+
+
+def test_the_flow_run_heartbeat_is_off_unless_a_frequency_is_set(monkeypatch):
+    """Nothing reads heartbeats unless a zombie-run automation is set up; then its
+    frequency, set by the user, wins."""
+    from prefect.settings import get_current_settings
+
+    import flows.cycle  # noqa: F401 (importing the flow turns it off)
+    from flows import heartbeat
+
+    assert get_current_settings().flows.heartbeat_frequency is None
+    monkeypatch.setenv(heartbeat.SETTING_ENV, "60")
+    assert heartbeat.off_unless_asked() is False
