@@ -25,7 +25,6 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from tasks.evaluate import relative_gain
 from tasks.spec import DatasetSpec
 
 SUPPORTED = ("accuracy", "mae", "rmse")

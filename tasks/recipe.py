@@ -9,7 +9,8 @@ recipe is never chosen on the rows that then judge the challenger.
 
 The backtest fits many models, so it uses BACKTEST_PARAMS: 50 trees at learning rate 0.2
 (the same total shrinkage as 200 at 0.05) on one thread, about 15x cheaper per fit. It
-ranks recipes; the challenger itself is then fitted with the full settings.
+ranks recipes; the challenger itself is then fitted with the full settings. The fits are
+shared where they coincide and run two at a time (`_backtest`), which changes no score.
 """
 
 from __future__ import annotations
@@ -151,6 +152,9 @@ def _thin(data: pd.DataFrame, bounds: list[tuple[int, int]], max_rows: int, seed
     return data.iloc[keep].reset_index(drop=True), mapped
 
 
+Group = tuple[int, int]  # (fold, rows before it that a candidate trains on)
+
+
 def _backtest(data: pd.DataFrame, spec: DatasetSpec, candidates: tuple[Recipe, ...],
               bounds: list[tuple[int, int]], settings: dict) -> dict[Recipe, list[float]]:
     """Each candidate's primary metric per fold: fitted on the rows before the fold (within
@@ -161,8 +165,20 @@ def _backtest(data: pd.DataFrame, spec: DatasetSpec, candidates: tuple[Recipe, .
     trains exactly the model without one. The fits of different row sets run on
     BACKTEST_WORKERS threads (LightGBM releases the GIL; each fit keeps its one OpenMP
     thread, so each model is the one a serial backtest fits)."""
-    groups: dict[tuple[int, int], tuple[Split, list[float | None]]] = {}
-    where: dict[tuple[Recipe, int], tuple[int, int] | None] = {}
+    groups, where = _groups(data, spec, candidates, bounds)
+    done = _fit_groups(groups, spec, settings)
+    return {r: [math.nan if where[r, i] is None else done[where[r, i]][r.half_life_days]
+                for i in range(len(bounds))] for r in candidates}
+
+
+def _groups(data: pd.DataFrame, spec: DatasetSpec, candidates: tuple[Recipe, ...],
+            bounds: list[tuple[int, int]]
+            ) -> tuple[dict[Group, tuple[Split, list[float | None]]],
+                       dict[tuple[Recipe, int], Group | None]]:
+    """Per fold, the distinct training row sets, each with its split and the half-lives to
+    fit on it; and where each candidate's fold is (None: too few rows to score)."""
+    groups: dict[Group, tuple[Split, list[float | None]]] = {}
+    where: dict[tuple[Recipe, int], Group | None] = {}
     for i, (start, end) in enumerate(bounds):
         windows: dict[float | None, Split] = {}
         for recipe in candidates:
@@ -179,28 +195,40 @@ def _backtest(data: pd.DataFrame, spec: DatasetSpec, candidates: tuple[Recipe, .
             if recipe.half_life_days not in lives:
                 lives.append(recipe.half_life_days)
             where[recipe, i] = key
-    # A group's half-lives in chunks of at most FITS_PER_DATASET, so that the threads share
-    # the work evenly (one more binning per chunk costs a few ms).
-    jobs = [(key, tuple(lives[j:j + FITS_PER_DATASET])) for key, (_, lives) in groups.items()
-            for j in range(0, len(lives), FITS_PER_DATASET)]
-    jobs.sort(key=lambda job: -job[0][1] * len(job[1]))  # the longest first
+    return groups, where
 
-    def run(job: tuple[tuple[int, int], tuple[float | None, ...]]) -> dict[float | None, float]:
+
+def _fit_groups(groups: dict[Group, tuple[Split, list[float | None]]], spec: DatasetSpec,
+                settings: dict) -> dict[Group, dict[float | None, float]]:
+    """The primary metric of every (row set, half-life) fit, BACKTEST_WORKERS at a time.
+
+    A group's half-lives go in chunks of at most FITS_PER_DATASET, so that the threads share
+    the work evenly (one more binning per chunk costs a few ms), the biggest first."""
+    jobs = [(key, lives[j:j + FITS_PER_DATASET]) for key, (_, lives) in groups.items()
+            for j in range(0, len(lives), FITS_PER_DATASET)]
+    jobs.sort(key=lambda job: -job[0][1] * len(job[1]))
+
+    def run(job: tuple[Group, list[float | None]]) -> dict[float | None, float]:
         split = groups[job[0]][0]
-        scores = fit_scores(split.train, split.gate, spec, list(job[1]), settings)
+        scores = fit_scores(split.train, split.gate, spec, job[1], settings)
         return {h: primary_metric(s, split.gate, spec) for h, s in scores.items()}
 
-    workers = max(1, min(BACKTEST_WORKERS, len(os.sched_getaffinity(0)), len(jobs)))
+    workers = max(1, min(BACKTEST_WORKERS, _cores(), len(jobs)))
     if workers == 1:
         results = list(map(run, jobs))
     else:
         with ThreadPoolExecutor(workers, thread_name_prefix="greenlight-backtest") as pool:
             results = list(pool.map(run, jobs))
-    done: dict[tuple[int, int], dict[float | None, float]] = {}
+    done: dict[Group, dict[float | None, float]] = {}
     for (key, _), result in zip(jobs, results, strict=True):
         done.setdefault(key, {}).update(result)
-    return {r: [math.nan if where[r, i] is None else done[where[r, i]][r.half_life_days]
-                for i in range(len(bounds))] for r in candidates}
+    return done
+
+
+def _cores() -> int:
+    """Cores this process may run on (its affinity, where the OS has one)."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity else os.cpu_count() or 1
 
 
 def choose_recipe(train: pd.DataFrame, spec: DatasetSpec, *,
