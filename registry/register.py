@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 import tempfile
 import warnings
 from pathlib import Path
@@ -26,6 +27,17 @@ def _pip_requirements() -> list[str]:
 
     pkgs = ["mlflow", "lightgbm", "scikit-learn", "pandas", "numpy", "cloudpickle"]
     return [f"{p}=={version(p)}" for p in pkgs]
+
+
+def _conda_env() -> dict[str, Any]:
+    """The conda.yaml MLflow writes for `_pip_requirements()`, given whole.
+
+    Given only the pip list, MLflow builds this environment itself and looks up pip's
+    version for it; uv's venvs have no pip, so every registration warned "Failed to resolve
+    installed pip version". The same file, without the look-up (and without the warning)."""
+    return {"name": "mlflow-env", "channels": ["conda-forge"],
+            "dependencies": [f"python={platform.python_version()}", "pip",
+                             {"pip": _pip_requirements()}]}
 
 
 def register(reg: Registry, *, python_model: Any, input_example: pd.DataFrame,
@@ -72,7 +84,7 @@ def _log_and_register_quietly(reg: Registry, *, python_model: Any, input_example
                 mlflow.log_artifact(str(path), artifact_path=sub)
             info = mlflow.pyfunc.log_model(
                 name="model", python_model=python_model, signature=signature,
-                input_example=input_example, pip_requirements=_pip_requirements())
+                input_example=input_example, conda_env=_conda_env())
         _ensure_model(reg)
         # Tags are set at creation, so no version ever exists without its batch-set tag.
         created = reg.client.create_model_version(

@@ -25,7 +25,6 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from tasks.evaluate import relative_gain
 from tasks.spec import DatasetSpec
 
 SUPPORTED = ("accuracy", "mae", "rmse")
@@ -82,10 +81,16 @@ def resample_index(n: int, block_rows: int, n_resamples: int, seed: int) -> np.n
 
 
 def _gains(new: np.ndarray, old: np.ndarray, higher_is_better: bool) -> np.ndarray:
-    """relative_gain elementwise: the very function the point estimate uses."""
-    flat = [relative_gain(a, b, higher_is_better) for a, b in zip(new.ravel(), old.ravel(),
-                                                                   strict=True)]
-    return np.asarray(flat, dtype=float).reshape(new.shape)
+    """relative_gain elementwise, in numpy: the same operations on the same doubles, so each
+    draw's gain is bit for bit the one the point estimate's function gives (a Python call
+    per draw cost ~5 us x 1000 resamples x every slice)."""
+    new, old = np.asarray(new, dtype=float), np.asarray(old, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gain = (new - old) / np.abs(old)
+    gain = gain if higher_is_better else -gain
+    missing = np.isnan(new) | np.isnan(old)
+    special = np.where(missing, np.nan, np.sign(new - old))  # relative_gain's edge cases
+    return np.where(missing | (old == 0), special, gain)
 
 
 def _groups(groups: pd.Series | None, n: int) -> tuple[np.ndarray, list]:

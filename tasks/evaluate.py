@@ -13,7 +13,19 @@ from tasks.train import binary_target
 
 def evaluate(model: GreenlightModel, frame: pd.DataFrame, spec: DatasetSpec) -> dict[str, float]:
     """All the task's metrics on labelled rows; the primary one decides, the rest inform."""
-    scores = model.score(frame)
+    return metrics_of(model.score(frame), frame, spec)
+
+
+def primary_metric(scores: np.ndarray, frame: pd.DataFrame, spec: DatasetSpec) -> float:
+    """`metrics_of(...)[spec.primary_metric]` alone: the recipe backtest ranks on it, and
+    ROC AUC (a sort of every row) costs more than the accuracy it would be thrown away for."""
+    if spec.task == "classification" and spec.primary_metric == "accuracy":
+        return float(skm.accuracy_score(binary_target(frame, spec), scores >= 0.5))
+    return metrics_of(scores, frame, spec)[spec.primary_metric]
+
+
+def metrics_of(scores: np.ndarray, frame: pd.DataFrame, spec: DatasetSpec) -> dict[str, float]:
+    """All the task's metrics of these scores (positive-class probabilities, or estimates)."""
     if spec.task == "classification":
         y = binary_target(frame, spec)
         out = {"accuracy": skm.accuracy_score(y, scores >= 0.5)}

@@ -76,16 +76,9 @@ def local_fit(task: str, params: dict, X: pd.DataFrame, y: np.ndarray, weights: 
     return cls(**params).fit(X, y, sample_weight=weights, categorical_feature=categorical)
 
 
-def fit(train: pd.DataFrame, spec: DatasetSpec, half_life_days: float | None,
-        params: dict | None = None, fitter: Fitter | None = None) -> GreenlightModel:
-    """Fit LightGBM on the training rows; categories are fixed from the training data.
-
-    `params` overrides LGBM_PARAMS: the recipe backtest fits many small models, and
-    benchmarks match a baseline's settings. `fitter` runs the fit elsewhere (Dask, see
-    tasks/distributed.py) on exactly the same encoded rows, labels and weights."""
-    params = {**LGBM_PARAMS, **(params or {})}
+def _encoded(train: pd.DataFrame, spec: DatasetSpec) -> tuple[GreenlightModel, np.ndarray]:
+    """A model with its categories fixed from `train` (no estimator yet), and the labels."""
     categories = {c: sorted(train[c].dropna().unique().tolist()) for c in spec.categorical_features}
-    weights = recency_weights(train[spec.time_column], half_life_days)
     if spec.task == "classification":
         y = binary_target(train, spec)
         values = train[spec.target].dropna().unique().tolist()
@@ -96,10 +89,65 @@ def fit(train: pd.DataFrame, spec: DatasetSpec, half_life_days: float | None,
     else:
         y = train[spec.target].to_numpy(dtype=float)
         labels = None
-    model = GreenlightModel(None, spec, categories, labels)
+    return GreenlightModel(None, spec, categories, labels), y
+
+
+def fit(train: pd.DataFrame, spec: DatasetSpec, half_life_days: float | None,
+        params: dict | None = None, fitter: Fitter | None = None) -> GreenlightModel:
+    """Fit LightGBM on the training rows; categories are fixed from the training data.
+
+    `params` overrides LGBM_PARAMS: the recipe backtest fits many small models, and
+    benchmarks match a baseline's settings. `fitter` runs the fit elsewhere (Dask, see
+    tasks/distributed.py) on exactly the same encoded rows, labels and weights."""
+    params = {**LGBM_PARAMS, **(params or {})}
+    model, y = _encoded(train, spec)
+    weights = recency_weights(train[spec.time_column], half_life_days)
     model.estimator = (fitter or local_fit)(spec.task, params, model.encode(train), y, weights,
-                                            list(categories) or "auto")
+                                            list(model.categories) or "auto")
     return model
+
+
+def _booster_params(task: str, params: dict) -> dict | None:
+    """The parameters LightGBM's sklearn estimator hands to `lightgbm.train` for `params`,
+    or None if this LightGBM does not say (then `fit_scores` fits through sklearn)."""
+    cls = lgb.LGBMClassifier if task == "classification" else lgb.LGBMRegressor
+    process = getattr(cls(**params), "_process_params", None)
+    return process(stage="fit") if process is not None else None
+
+
+def fit_scores(train: pd.DataFrame, score_on: pd.DataFrame, spec: DatasetSpec,
+               half_lives: list[float | None], params: dict | None = None
+               ) -> dict[float | None, np.ndarray]:
+    """`fit(train, spec, h, params).score(score_on)` for each half-life h, bit for bit, with
+    the rows encoded and binned once.
+
+    The recipe backtest fits up to six half-lives on the same rows of a fold. LightGBM bins
+    a Dataset's features without looking at the weights, so one constructed Dataset serves
+    every fit, its weights swapped in between (weights of all ones are no weights, as the
+    sklearn estimator passes them). Labels of one class only go through `fit`: the sklearn
+    estimator relabels those."""
+    params = {**LGBM_PARAMS, **(params or {})}
+    model, y = _encoded(train, spec)
+    booster_params = _booster_params(spec.task, params)
+    if booster_params is None or (spec.task == "classification" and len(np.unique(y)) < 2):
+        return {h: fit(train, spec, h, params).score(score_on) for h in half_lives}
+    by_weights: dict[float | None, np.ndarray | None] = {}
+    for h in dict.fromkeys(half_lives):
+        w = recency_weights(train[spec.time_column], h)
+        by_weights[h] = None if np.all(w == 1) else w
+    # Unweighted fits first: a constructed Dataset's weights can be replaced, not removed.
+    order = sorted(by_weights, key=lambda h: by_weights[h] is not None)
+    X, X_score = model.encode(train), model.encode(score_on)
+    data = lgb.Dataset(X, label=y, weight=by_weights[order[0]], params=booster_params,
+                       categorical_feature=list(model.categories) or "auto")
+    out = {}
+    for i, h in enumerate(order):
+        if i:
+            data.set_weight(by_weights[h])
+        booster = lgb.train(booster_params, data, num_boost_round=params["n_estimators"],
+                            keep_training_booster=True)
+        out[h] = booster.predict(X_score, num_threads=1)
+    return {h: out[h] for h in half_lives}
 
 
 def reference_sample(train: pd.DataFrame, spec: DatasetSpec, batch_column: str,

@@ -207,3 +207,19 @@ def test_a_big_window_gets_the_same_verdicts_from_super_blocks(monkeypatch):
     assert abs(blocks.ci_low - exact.ci_low) < 2e-3
     assert abs(blocks.ci_high - exact.ci_high) < 2e-3
     assert [s["ok"] for s in blocks.slices] == [s["ok"] for s in exact.slices]
+
+
+def test_the_bootstrap_gains_are_relative_gain_draw_by_draw():
+    """The vectorised gains of the draws are `relative_gain` itself on every draw, its edge
+    cases too (a zero or missing baseline), in both metric directions."""
+    from tasks.bootstrap import _gains
+    from tasks.evaluate import relative_gain
+
+    rng = np.random.default_rng(0)
+    new, old = rng.random((200, 3)), rng.random((200, 3)) - 0.2
+    old[0, 0] = old[1, 1] = new[1, 1] = 0.0
+    new[2, 2], old[3, 0] = np.nan, np.nan
+    for higher in (True, False):
+        expected = [[relative_gain(a, b, higher) for a, b in zip(r, s, strict=True)]
+                    for r, s in zip(new, old, strict=True)]
+        assert np.array_equal(_gains(new, old, higher), np.array(expected), equal_nan=True)

@@ -132,3 +132,39 @@ def test_a_refit_that_fails_its_sanity_checks_keeps_the_gated_model():
     kept, problems = refit_challenger(gated, flat, SPEC, Recipe(), gated.model,
                                       reference_rows=200, batch_column="batch")
     assert kept is gated and any("constant" in p for p in problems)
+
+
+def test_the_backtest_scores_every_candidate_as_its_own_fit_would():
+    """Shared Datasets, one fit per distinct rows and half-life, and threads are speed only:
+    each score is the one `fit` + `evaluate` give for that candidate and fold."""
+    from tasks.evaluate import evaluate
+    from tasks.recipe import BACKTEST_PARAMS, MIN_TRAIN_ROWS, _backtest, _fold_bounds
+    from tasks.train import fit, split_gate_window
+
+    data = stream(days=200, seed=4, flip_day=150)
+    settings = {**BACKTEST_PARAMS, "random_state": 0, **FAST}
+    bounds = _fold_bounds(len(data), 3, 20 * PER_DAY)
+    candidates = (*CANDIDATES, Recipe(7, 56), Recipe(None, 1000))
+    scores = _backtest(data, SPEC, candidates, bounds, settings)
+    for recipe in candidates:
+        for (start, end), score in zip(bounds, scores[recipe], strict=True):
+            split = split_gate_window(data.iloc[:end], SPEC, end - start, recipe.window_days)
+            if len(split.train) < MIN_TRAIN_ROWS:
+                assert np.isnan(score)
+                continue
+            model = fit(split.train, SPEC, recipe.half_life_days, settings)
+            assert score == evaluate(model, split.gate, SPEC)["accuracy"], recipe
+
+
+def test_the_recipe_choice_records_the_seconds_it_took(monkeypatch):
+    """`seconds` is the whole backtest's duration (a fold's row index once overwrote it)."""
+    from types import SimpleNamespace
+
+    import tasks.recipe as recipe
+
+    clock = iter(range(0, 10_000, 100))  # the recipe module's clock only
+    monkeypatch.setattr(recipe, "time", SimpleNamespace(perf_counter=lambda: float(next(clock))))
+    choice = choose_recipe(stream(days=120, seed=6), SPEC, fold_rows=20 * PER_DAY, params=FAST)
+    assert not choice.table.empty  # the backtest ran
+    assert choice.seconds == 100.0  # one reading at the start, one at the end
+    assert choice.to_dict()["seconds"] == 100.0

@@ -77,3 +77,30 @@ def test_rollback_without_previous_is_refused(reg):
     with pytest.raises(promote.PromotionError, match="nothing to roll back"):
         promote.rollback(reg, reason="x")
     assert versions.aliases(reg) == {"champion": 1}
+
+
+def test_registration_pins_the_environment_without_a_pip_warning(reg):
+    """conda.yaml, requirements.txt and python_env.yaml pin the stack as before, and MLflow
+    no longer warns that it cannot find pip's version (uv's venvs have no pip)."""
+    import logging
+
+    import mlflow
+
+    seen: list[logging.LogRecord] = []
+    handler = logging.Handler(level=logging.WARNING)
+    handler.emit = seen.append
+    logger = logging.getLogger("mlflow.utils.environment")
+    logger.addHandler(handler)
+    try:
+        info = _model_version(reg, "pinned")
+    finally:
+        logger.removeHandler(handler)
+    assert not [r.getMessage() for r in seen if "pip" in r.getMessage()]
+    from registry.store import fluent
+
+    with fluent(reg.tracking_uri):
+        local = mlflow.artifacts.download_artifacts(f"models:/{reg.model_name}/{info.version}")
+    conda = pytest.importorskip("yaml").safe_load(open(f"{local}/conda.yaml"))
+    pins = register._pip_requirements()
+    assert conda["dependencies"][1:] == ["pip", {"pip": pins}]
+    assert open(f"{local}/requirements.txt").read().split() == pins

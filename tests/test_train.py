@@ -73,3 +73,29 @@ def test_same_batches_same_batch_set():
     assert a.reference["ts"].max() < a.split.gate["ts"].min()
     small = train_challenger(df, SPEC, **{**kw, "reference_rows": 1200})
     assert len(small.reference) == 1200  # padded back into b1 to reach the minimum
+
+
+def test_fit_scores_are_the_scores_of_separate_fits():
+    """One binned Dataset for several half-lives gives each the model `fit` gives, bit for
+    bit: unweighted first, weights swapped in between, and for a regression too."""
+    from tasks.train import fit_scores
+
+    rng = np.random.default_rng(3)
+    n = 600
+    frame = pd.DataFrame({"ts": pd.date_range("2025-01-01", periods=n, freq="6h"),
+                          "x": rng.normal(size=n), "c": rng.choice(list("abc"), n)})
+    frame["y"] = ((frame["x"] + (frame["c"] == "b") + rng.normal(0, 0.5, n)) > 0.5).astype(int)
+    frame["v"] = frame["x"] * 3 + rng.normal(size=n)
+    params = {"n_estimators": 20, "learning_rate": 0.2}
+    train, gate = frame.iloc[:450], frame.iloc[450:]
+    lives = [30, None, 7, 30]
+    for spec in (DatasetSpec(name="c", time_column="ts", target="y", task="classification",
+                             features=["x", "c"], categorical_features=["c"],
+                             primary_metric="accuracy", positive_class=1),
+                 DatasetSpec(name="r", time_column="ts", target="v", task="regression",
+                             features=["x", "c"], categorical_features=["c"],
+                             primary_metric="mae")):
+        scores = fit_scores(train, gate, spec, lives, params)
+        assert list(scores) == [30, None, 7]
+        for h in lives:
+            assert np.array_equal(scores[h], fit(train, spec, h, params).score(gate)), (spec, h)

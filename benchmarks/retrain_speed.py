@@ -1,0 +1,166 @@
+"""What a retrain costs on the demo's data: the W07 retrain of `greenlight demo`.
+
+Set-up (not timed): the demo's synthetic stream (seed 7) runs through real cycles
+(`flows.cycle.cycle`, as `greenlight demo` runs them) up to W06, so v1 is the champion
+trained on W02, then W07 is landed and the state dir is copied aside. Each repetition
+restores that copy at the same paths and runs W07's cycle, in this process: W07 drifts, the
+retrain runs (recipe backtest, train, gate, refit, register, then promote) and the cycle's
+own step timings (`tasks.pipeline.Steps`, the `step.*` metrics the demo logs in MLflow) give
+each step's seconds; the process CPU time of the retrain call is taken too, since on a
+shared machine wall time follows the load. The first repetition is discarded (warm-up of
+the retrain's code paths).
+
+    uv run python benchmarks/retrain_speed.py [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+STEPS = ("recipe", "train", "gate", "refit", "register")
+TIMED_WEEK = "2026-W07"
+SEED = 7
+QUIET = {"DO_NOT_TRACK": "true", "MLFLOW_DISABLE_TELEMETRY": "true",
+         "MLFLOW_LOGGING_LEVEL": "ERROR", "PREFECT_LOGGING_LEVEL": "WARNING",
+         "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "GIT_PYTHON_REFRESH": "quiet",
+         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180"}
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Warnings and errors only, from Prefect and MLflow, while the benchmark runs."""
+    loggers = [logging.getLogger(n) for n in ("prefect", "mlflow", "greenlight")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+def _restore(snapshot: Path, root: Path) -> None:
+    """Back to the state before W07's cycle, at the same paths (MLflow stores absolute ones).
+
+    The SQLite store is copied in place with SQLite's backup API: MLflow keeps its
+    connections open, and a replaced file would leave them on the deleted one."""
+    import sqlite3
+
+    root.mkdir(parents=True, exist_ok=True)
+    for path in root.iterdir():
+        if path.name != "mlflow.db":
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    for path in snapshot.iterdir():
+        if path.name == "mlflow.db":
+            with sqlite3.connect(path) as src, sqlite3.connect(root / path.name) as dst:
+                src.backup(dst)
+        elif path.is_dir():
+            shutil.copytree(path, root / path.name)
+        else:
+            shutil.copy2(path, root / path.name)
+
+
+def _set_up(root: Path, snapshot: Path) -> None:
+    """The demo's cycles up to the week before TIMED_WEEK, then TIMED_WEEK landed."""
+    from flows.cycle import cycle
+    from flows.demo import WARMUP, batches_for
+    from tasks import sources
+    from tasks.home import Home
+
+    home = Home.from_env(root).ensure()
+    stream = batches_for("synthetic", None, "W", SEED)
+    timed = next(i for i, b in enumerate(stream) if b.label == TIMED_WEEK)
+    first = WARMUP["synthetic"]
+    for group in [stream[:first]] + [[b] for b in stream[first:timed]]:
+        for batch in group:
+            sources.write_batch(batch, home.landing)
+        cycle(dataset="synthetic", home=str(root))
+    sources.write_batch(stream[timed], home.landing)
+    shutil.copytree(root, snapshot)
+
+
+@contextlib.contextmanager
+def _retrain_cpu(spent: list[float]) -> Iterator[None]:
+    """Appends the process CPU seconds of each `flows.retrain.retrain` call the cycle makes:
+    on a shared machine wall time follows the load, CPU time much less."""
+    import flows.cycle as fc
+
+    retrain = fc.retrain
+
+    def timed(*args: object, **kwargs: object) -> object:
+        start = time.process_time()
+        try:
+            return retrain(*args, **kwargs)
+        finally:
+            spent.append(time.process_time() - start)
+
+    fc.retrain = timed
+    try:
+        yield
+    finally:
+        fc.retrain = retrain
+
+
+def _timed_cycle(root: Path) -> dict[str, float]:
+    """W07's cycle; its retrain's step seconds and CPU, checked to be the demo's outcome."""
+    from flows.cycle import cycle
+
+    spent: list[float] = []
+    with _retrain_cpu(spent):
+        summary = cycle(dataset="synthetic", home=str(root))
+    if summary.get("verdict") != "clear" or summary.get("promoted_version") != 2:
+        raise RuntimeError(f"{TIMED_WEEK} did not retrain to a clear v2 as in the demo: "
+                           f"{summary.get('verdict')}, {summary.get('promoted_version')}")
+    timings = {s: summary["timings"].get(s, 0.0) for s in STEPS}
+    return {**timings, "total": sum(timings.values()), "cpu": sum(spent)}
+
+
+def retrain_seconds(repeats: int = 3) -> dict[str, float]:
+    """Median seconds per retrain step on the demo's W07 retrain, their total, and `cpu`:
+    the process CPU seconds of the whole retrain call (recipe to promote).
+
+    Builds the demo's state in a temporary dir (about a minute: 6 cycles), then runs
+    W07's cycle `repeats` + 1 times from the same state, the first discarded."""
+    for key, value in QUIET.items():
+        os.environ.setdefault(key, value)
+    with tempfile.TemporaryDirectory(prefix="greenlight-retrain-") as tmp, _quiet():
+        work = Path(tmp)
+        os.environ.setdefault("PREFECT_HOME", str(work / "prefect"))
+        root, snapshot = work / "home", work / "snapshot"
+        _set_up(root, snapshot)
+        runs = []
+        for _ in range(repeats + 1):
+            _restore(snapshot, root)
+            runs.append(_timed_cycle(root))
+        runs = runs[1:]
+    return {k: round(statistics.median(r[k] for r in runs), 3) for k in (*STEPS, "total", "cpu")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    load = os.getloadavg()[0]
+    result = retrain_seconds(args.repeats)
+    print(f"retrain of the demo's {TIMED_WEEK}, median of {args.repeats} (seconds; load "
+          f"{load:.1f} -> {os.getloadavg()[0]:.1f}):")
+    labels = {"total": "total (wall, the five steps)", "cpu": "CPU of the retrain call"}
+    for key, value in result.items():
+        print(f"  {labels.get(key, key):>28} {value:7.3f}")
+
+if __name__ == "__main__":
+    main()
