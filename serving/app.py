@@ -46,6 +46,14 @@ def parse_json(raw: bytes) -> Any:
                               f"than {sys.get_int_max_str_digits()} digits") from None
 
 
+def is_json(content_type: str | None) -> bool:
+    """application/json or application/<something>+json, with or without a charset: a
+    text/plain body (or one with no type) may be anything, and is not read as records."""
+    kind = (content_type or "").split(";", 1)[0].strip().lower()
+    return kind == "application/json" or (kind.startswith("application/")
+                                         and kind.endswith("+json"))
+
+
 def create_app(reg: Registry, home: Path, *, poll_seconds: float = 5.0, shadow: bool = False,
                review_below: float = 0.6, max_body_bytes: int = MAX_BODY_BYTES,
                max_records: int = MAX_RECORDS) -> FastAPI:
@@ -116,6 +124,9 @@ def create_app(reg: Registry, home: Path, *, poll_seconds: float = 5.0, shadow: 
         return JSONResponse({"error": message}, status_code=status)
 
     async def read_body(request: Request) -> bytes:
+        if not is_json(request.headers.get("content-type")):
+            raise BadRequest(415, f"content type {request.headers.get('content-type')!r}: "
+                                  "send the records as application/json")
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > max_body_bytes:
             raise BadRequest(413, f"body of {declared} bytes: the limit is {max_body_bytes}")
