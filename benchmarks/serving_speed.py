@@ -1,16 +1,20 @@
 """Serving speed: single-row latency, throughput against `mlflow models serve` on the same
-model, and a load run with three alias switches (failed requests must be 0).
+model (single-row and 100-row requests), a load run with three alias switches (failed
+requests must be 0), and optionally `greenlight serve`'s start-up time.
 
-It builds its own state dir with the real loop (two cycles on the synthetic stream: v1, then
-v2 as champion), unless `--home` points at one that has a champion and a previous.
+It builds its own state dir (v1, then v2 as champion, trained, registered and promoted by the
+loop's own code, with no Prefect: a busy machine made Prefect's temporary server miss its
+start limit), unless `--home` points at one that has a champion and a previous.
 
     uv run python benchmarks/serving_speed.py                         # the figures in the note
     uv run python benchmarks/serving_speed.py --seconds 5 --concurrency 4
+    uv run python benchmarks/serving_speed.py --startup 3             # + start-up, 3 launches
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -29,11 +33,12 @@ from registry.promote import promote, rollback
 from registry.versions import aliases
 from serving.app import create_app
 from tests.approval_helpers import registry
-from tests.serving_helpers import records, two_versions
+from tests.serving_helpers import records, two_versions_direct
 
 ENV = {"DO_NOT_TRACK": "true", "MLFLOW_DISABLE_TELEMETRY": "true",
        "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "MLFLOW_LOGGING_LEVEL": "ERROR",
-       "GIT_PYTHON_REFRESH": "quiet"}
+       "GIT_PYTHON_REFRESH": "quiet", "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120"}
+BATCH = 100  # rows per request in the batch throughput run
 
 
 def pct(values: list[float]) -> str:
@@ -58,9 +63,30 @@ def start(args: list[str], env: dict[str, str], health: str, log: Path) -> subpr
     raise RuntimeError(f"{health} never answered; see {log}")
 
 
+def group_cpu_seconds(pgid: int) -> float:
+    """CPU seconds (user + system) used so far by the live processes of a process group: a
+    server's own cost per request, which the other loads on a shared machine barely move
+    (its throughput moves with them)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # fields after the command: state, ppid, pgrp, ...
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def load(url: str, body: Callable[[int], Any], seconds: float, concurrency: int,
-         during: Callable[[], None] | None = None) -> dict[str, Any]:
-    """`concurrency` clients posting single rows for `seconds`; counts and latencies."""
+         during: Callable[[], None] | None = None, pgid: int | None = None) -> dict[str, Any]:
+    """`concurrency` clients posting `body(i)` for `seconds`; counts and latencies.
+
+    The bodies are encoded once, before the clock starts (a cycle of 64): the clients share
+    the 2 cores with the servers, and JSON-encoding 100 rows per request in the load
+    generator would charge both servers for work that is not theirs."""
+    encoded = [json.dumps(body(i)).encode() for i in range(64)]
+    headers = {"content-type": "application/json"}
     stop, lock = threading.Event(), threading.Lock()
     lat: list[float] = []
     fails: list[str] = []
@@ -71,7 +97,7 @@ def load(url: str, body: Callable[[int], Any], seconds: float, concurrency: int,
             while not stop.is_set():
                 t = time.perf_counter()
                 try:
-                    r = http.post(url, json=body(i))
+                    r = http.post(url, content=encoded[i % len(encoded)], headers=headers)
                     ok, why = r.status_code == 200, f"HTTP {r.status_code}"
                 except httpx.HTTPError as exc:
                     ok, why = False, repr(exc)
@@ -80,6 +106,7 @@ def load(url: str, body: Callable[[int], Any], seconds: float, concurrency: int,
                 i += concurrency
 
     threads = [threading.Thread(target=client, args=(w,)) for w in range(concurrency)]
+    cpu0 = group_cpu_seconds(pgid) if pgid else 0.0
     t0 = time.perf_counter()
     for t in threads:
         t.start()
@@ -90,8 +117,9 @@ def load(url: str, body: Callable[[int], Any], seconds: float, concurrency: int,
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - t0
+    cpu = group_cpu_seconds(pgid) - cpu0 if pgid else float("nan")
     return {"ok": len(lat), "failed": len(fails), "rps": len(lat) / elapsed, "lat": lat,
-            "why": sorted(set(fails))[:3]}
+            "why": sorted(set(fails))[:3], "cpu_ms": cpu * 1000 / max(len(lat), 1)}
 
 
 def latency(home: Path, rows: list[dict[str, Any]], n: int) -> None:
@@ -115,18 +143,84 @@ def latency(home: Path, rows: list[dict[str, Any]], n: int) -> None:
     print(f"single row, in-process (FastAPI TestClient):           {pct(inproc)}")
 
 
+def serve_startup_seconds(home: Path, repeats: int = 3) -> float:
+    """Median seconds from launching `uv run greenlight serve --home HOME --port P` until
+    /health answers 200 (`home` must hold a champion): what a restart costs a service."""
+    times = []
+    for _ in range(repeats):
+        port = stack.free_port()
+        with tempfile.NamedTemporaryFile(suffix=".log", delete=False) as log:
+            t = time.perf_counter()
+            proc = start(["uv", "run", "greenlight", "serve", "--home", str(home), "--port",
+                          str(port), "--poll-seconds", "3600"], {},
+                         f"http://127.0.0.1:{port}/health", Path(log.name))
+            times.append(time.perf_counter() - t)
+        os.killpg(proc.pid, 15)
+        proc.wait(30)
+        Path(log.name).unlink()
+    return float(np.median(times))
+
+
+def mlflow_floor_seconds(home: Path, repeats: int = 3) -> float:
+    """F_mlflow: median seconds of a `python -c` that imports mlflow and reads @champion."""
+    reg = registry(home)
+    code = (f"import mlflow; c = mlflow.MlflowClient(tracking_uri={reg.tracking_uri!r}); "
+            f"print(c.get_model_version_by_alias({reg.model_name!r}, 'champion').version)")
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], env={**os.environ, **ENV}, check=True,
+                       capture_output=True)
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+def compare(gl: tuple[str, int], ml: tuple[str, int], rows: list[dict[str, Any]], size: int,
+            seconds: float, concurrency: int, rounds: int) -> None:
+    """Throughput of both services on requests of `size` rows: `rounds` A/B pairs of
+    `seconds` each, alternated so a load change on the shared machine hits both; the ratio
+    is the median of the pairs' ratios."""
+    def chunk(i: int) -> Any:
+        start = (i * size) % (len(rows) - size + 1)
+        return rows[start] if size == 1 else rows[start:start + size]
+
+    pairs = [(load(gl[0], chunk, seconds, concurrency, pgid=gl[1]),
+              load(ml[0], lambda i: {"dataframe_records": [chunk(i)] if size == 1 else chunk(i)},
+                   seconds, concurrency, pgid=ml[1])) for _ in range(rounds)]
+    kind = "single-row" if size == 1 else f"{size}-row"
+    print(f"throughput, {kind} requests, one worker process each ({rounds} alternated pairs "
+          f"of {seconds:g} s):")
+    for name, side in (("greenlight serve", 0), ("mlflow models serve", 1)):
+        runs = [pair[side] for pair in pairs]
+        rps = [r["rps"] for r in runs]
+        lat = [x for r in runs for x in r["lat"]]
+        print(f"  {name:20s} {np.median(rps):7.1f} req/s  {np.median(rps) * size:8.0f} rows/s"
+              f"  {pct(lat)}  CPU {np.median([r['cpu_ms'] for r in runs]):.2f} ms/req"
+              f"  failed {sum(r['failed'] for r in runs)}"
+              f"  (runs: {', '.join(f'{x:.0f}' for x in rps)})")
+    ratios = [ours["rps"] / max(theirs["rps"], 1e-9) for ours, theirs in pairs]
+    cpu = [theirs["cpu_ms"] / max(ours["cpu_ms"], 1e-9) for ours, theirs in pairs]
+    print(f"  ratio {np.median(ratios):.2f}x (median; pairs: "
+          f"{', '.join(f'{x:.2f}' for x in ratios)}); server CPU per request: "
+          f"mlflow / greenlight {np.median(cpu):.2f}x\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--home", type=Path, help="State dir with @champion and @previous.")
-    ap.add_argument("--seconds", type=float, default=10.0, help="Length of each load run.")
+    ap.add_argument("--seconds", type=float, default=5.0, help="Length of each load run.")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="Alternated greenlight/mlflow pairs per request size.")
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--latency-requests", type=int, default=500)
+    ap.add_argument("--startup", type=int, default=0, metavar="N",
+                    help="Also time N launches of `greenlight serve` against F_mlflow.")
     opts = ap.parse_args()
     os.environ.update(ENV)
     home = opts.home or Path(tempfile.mkdtemp(prefix="gl-bench-serving-")) / "gl"
     if not opts.home:
-        print(f"building two versions with the real loop in {home} ...", flush=True)
-        two_versions(home)
+        print(f"building two versions in {home} ...", flush=True)
+        two_versions_direct(home)
     reg = registry(home)
     champion = aliases(reg)["champion"]
     rows = records(n=500)
@@ -154,23 +248,18 @@ def main() -> None:
                    {"MLFLOW_TRACKING_URI": reg.tracking_uri},
                    f"http://127.0.0.1:{ml_port}/ping", logs / "mlflow.log")
         try:
-            ours = load(f"http://127.0.0.1:{gl_port}/predict", lambda i: rows[i % len(rows)],
-                        opts.seconds, opts.concurrency)
-            theirs = load(f"http://127.0.0.1:{ml_port}/invocations",
-                          lambda i: {"dataframe_records": [rows[i % len(rows)]]},
-                          opts.seconds, opts.concurrency)
+            for size in (1, BATCH):
+                compare((f"http://127.0.0.1:{gl_port}/predict", gl.pid),
+                        (f"http://127.0.0.1:{ml_port}/invocations", ml.pid), rows, size,
+                        opts.seconds, opts.concurrency, opts.rounds)
         finally:
             os.killpg(ml.pid, 15)
             ml.wait(30)
-        print("throughput, single-row requests, one worker process each:")
-        for name, r in (("greenlight serve", ours), ("mlflow models serve", theirs)):
-            print(f"  {name:20s} {r['rps']:7.1f} req/s  {pct(r['lat'])}  failed {r['failed']}")
-        print(f"  ratio {ours['rps'] / max(theirs['rps'], 1e-9):.2f}x\n")
 
-        path = [aliases(reg)["champion"]]
+        path, switch_seconds = [aliases(reg)["champion"]], 2 * opts.seconds
 
         def switches() -> None:
-            gap = opts.seconds / 4
+            gap = switch_seconds / 4
             for move in ("rollback", "promote", "rollback"):
                 time.sleep(gap)
                 if move == "rollback":
@@ -181,7 +270,7 @@ def main() -> None:
                 path.append(aliases(reg)["champion"])
 
         run = load(f"http://127.0.0.1:{gl_port}/predict", lambda i: rows[i % len(rows)],
-                   opts.seconds, opts.concurrency, during=switches)
+                   switch_seconds, opts.concurrency, during=switches)
         served = httpx.get(f"http://127.0.0.1:{gl_port}/model").json()["serving"]["champion"]
         print(f"load with 3 alias switches ({' -> '.join(f'v{v}' for v in path)}): "
               f"{run['ok']} ok, "
@@ -189,6 +278,11 @@ def main() -> None:
     finally:
         os.killpg(gl.pid, 15)
         gl.wait(30)
+    if opts.startup:
+        boot, floor = serve_startup_seconds(home, opts.startup), mlflow_floor_seconds(
+            home, opts.startup)
+        print(f"\n`greenlight serve` start-up until /health is 200: {boot:.1f} s (median of "
+              f"{opts.startup}); F_mlflow {floor:.1f} s; ratio {boot / floor:.2f}x (goal <= 1.2x)")
 
 
 if __name__ == "__main__":

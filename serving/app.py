@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 import uuid
 from contextlib import asynccontextmanager
@@ -14,6 +15,7 @@ from typing import Any
 from fastapi import BackgroundTasks, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic_core import to_json
 from starlette.concurrency import run_in_threadpool
 
 from registry.store import Registry
@@ -29,6 +31,27 @@ MAX_RECORDS = 1000
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def parse_json(raw: bytes) -> Any:
+    """The request body as JSON, or a BadRequest (400) that says in one line why not."""
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadRequest(400, f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest(400, "body is nested too deeply to be a record") from None
+    except ValueError:  # Python refuses to read an integer of more than 4,300 digits
+        raise BadRequest(400, "body is not valid JSON for this service: a number of more "
+                              f"than {sys.get_int_max_str_digits()} digits") from None
+
+
+def is_json(content_type: str | None) -> bool:
+    """application/json or application/<something>+json, with or without a charset: a
+    text/plain body (or one with no type) may be anything, and is not read as records."""
+    kind = (content_type or "").split(";", 1)[0].strip().lower()
+    return kind == "application/json" or (kind.startswith("application/")
+                                         and kind.endswith("+json"))
 
 
 def create_app(reg: Registry, home: Path, *, poll_seconds: float = 5.0, shadow: bool = False,
@@ -101,6 +124,9 @@ def create_app(reg: Registry, home: Path, *, poll_seconds: float = 5.0, shadow: 
         return JSONResponse({"error": message}, status_code=status)
 
     async def read_body(request: Request) -> bytes:
+        if not is_json(request.headers.get("content-type")):
+            raise BadRequest(415, f"content type {request.headers.get('content-type')!r}: "
+                                  "send the records as application/json")
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > max_body_bytes:
             raise BadRequest(413, f"body of {declared} bytes: the limit is {max_body_bytes}")
@@ -123,12 +149,7 @@ def create_app(reg: Registry, home: Path, *, poll_seconds: float = 5.0, shadow: 
         request_id = uuid.uuid4().hex
         try:
             raw = await read_body(request)
-            try:
-                payload = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise BadRequest(400, f"body is not valid JSON: {exc}") from None
-            except RecursionError:
-                raise BadRequest(400, "body is nested too deeply to be a record") from None
+            payload = parse_json(raw)
             variant, served = router.pick(live, request.headers.get("x-request-key")
                                           or request_id)
             rows = parse_records(payload, served.records, max_records)
@@ -149,14 +170,17 @@ def create_app(reg: Registry, home: Path, *, poll_seconds: float = 5.0, shadow: 
             background.add_task(shadow_score, request_id, live.challenger, rows)
         metrics.latency.labels(variant).observe(ms / 1000)
         metrics.requests.labels(variant, "200").inc()
-        for out in outputs:
-            metrics.predictions.labels(variant, str(out["needs_review"]).lower()).inc()
-        return JSONResponse(
-            {"request_id": request_id, "model": reg.model_name, "version": served.version,
-             "variant": variant,
-             "predictions": [{"prediction_id": f"{request_id}-{i}", **out}
-                             for i, out in enumerate(outputs)]},
-            headers={"x-request-id": request_id})
+        review = sum(1 for out in outputs if out["needs_review"])
+        for flag, count in (("true", review), ("false", len(outputs) - review)):
+            if count:  # one increment per request and flag, not one per record
+                metrics.predictions.labels(variant, flag).inc(count)
+        return Response(  # what JSONResponse writes (compact, UTF-8), ~5x faster
+            to_json({"request_id": request_id, "model": reg.model_name,
+                     "version": served.version, "variant": variant,
+                     "predictions": [{"prediction_id": f"{request_id}-{i}", **out}
+                                     for i, out in enumerate(outputs)]},
+                    inf_nan_mode="null"),
+            media_type="application/json", headers={"x-request-id": request_id})
 
     @app.get("/health")
     def health() -> Any:

@@ -13,7 +13,10 @@ pandas in tasks/predictions.py, which may not import serving/): one file per UTC
   (classification) or `prediction` (regression), and `needs_review`; null if it failed;
 - `needs_review` (bool), `latency_ms` (the request's), `error` (null, or why it failed).
 
-A request's lines go out in one write; a line torn by a crash is skipped by readers.
+A request's lines go out in one write; a line torn by a crash is skipped by readers. Lines
+are standard JSON (a NaN or an infinity is written as null) and ASCII: a non-ASCII
+character is escaped, so no line separator other than \\n (U+2028, U+0085...) ever sits
+inside a line for `str.splitlines` to cut.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic_core import to_json
+
 
 class PredictionLog:
     """Thread-safe appender: each request's lines go out in one write, flushed to the OS."""
@@ -36,14 +41,23 @@ class PredictionLog:
         self._lock = threading.Lock()
 
     def append(self, lines: list[dict[str, Any]]) -> None:
-        text = "".join(json.dumps(line, default=str) + "\n" for line in lines)
+        text = b"".join(encode(line) + b"\n" for line in lines)
         path = self.dir / f"{datetime.now(UTC):%Y-%m-%d}.jsonl"
         with self._lock, path.open("a+b") as fh:
             # After a line torn by a crash, start a new line: glued to the torn one, this
             # request's first line would be unreadable too (as the manifest does).
             torn = fh.seek(0, os.SEEK_END) > 0 and fh.seek(-1, os.SEEK_END) >= 0 \
                 and fh.read(1) != b"\n"
-            fh.write((("\n" if torn else "") + text).encode())
+            fh.write((b"\n" if torn else b"") + text)
+
+
+def encode(line: dict[str, Any]) -> bytes:
+    """One line of the log. pydantic-core's encoder is ~8x faster than `json.dumps` (4 ms
+    for a 100-record request on this machine, most of a request's own cost); `str` for
+    anything that is not JSON, as before. The rare line with a non-ASCII character is
+    re-encoded by `json.dumps`, which escapes it."""
+    text = to_json(line, fallback=str, inf_nan_mode="null")
+    return text if text.isascii() else json.dumps(json.loads(text)).encode()
 
 
 def read(root: Path, since: str | None = None) -> Iterator[dict[str, Any]]:

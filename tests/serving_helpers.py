@@ -10,17 +10,23 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import uvicorn
 
 from flows import stack
 from flows.cycle import cycle
 from flows.params import Training
+from registry.promote import promote
 from registry.register import register
 from registry.store import Registry
 from registry.versions import load_model
 from tasks import sources
+from tasks.home import Home
+from tasks.lake import BATCH_COLUMN
 from tasks.model import GreenlightModel
-from tests.approval_helpers import land
+from tasks.spec import load_spec
+from tasks.train import train_challenger
+from tests.approval_helpers import land, registry
 
 
 def two_versions(home: Path) -> None:
@@ -32,6 +38,30 @@ def two_versions(home: Path) -> None:
     land(home, 15)
     cycle(dataset="synthetic", policy="auto", force_retrain=True,
           training=Training(min_delta=-1.0), home=str(home))
+
+
+def two_versions_direct(home: Path) -> None:
+    """The same registry state as `two_versions` (v1 on batch 0, v2 on batches 0 and 15 is
+    champion, @previous v1) from the same training, registration and promotion code, but
+    without a cycle: no Prefect, so a benchmark that needs only a champion does not wait on
+    Prefect's temporary server (it misses its start limit on a busy machine)."""
+    Home(home).ensure()
+    spec, training, reg = load_spec("synthetic"), Training(), registry(home)
+    stream = sources.synthetic_stream(seed=7)
+    champion = None
+    for batches in ([0], [0, 15]):
+        history = pd.concat([stream[i].frame.assign(**{BATCH_COLUMN: stream[i].label})
+                             for i in batches], ignore_index=True)
+        ch = train_challenger(history, spec, gate_rows=int(training.gate_fraction * 3000),
+                              half_life_days=None, window_days=None,
+                              reference_rows=training.reference_rows, batch_column=BATCH_COLUMN)
+        sample = ch.model.example(ch.split.gate.head(5))
+        version = register(reg, python_model=ch.model, input_example=sample,
+                           output_example=ch.model.predict(None, sample), reference=ch.reference,
+                           batch_set=ch.batch_set, params=ch.params, metrics={}, tags={},
+                           experiment=f"{reg.model_name}-training").version
+        promote(reg, version, reason="benchmark state", expected_from=champion)
+        champion = version
 
 
 def records(index: int = 15, n: int = 500) -> list[dict[str, Any]]:

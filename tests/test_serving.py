@@ -401,3 +401,85 @@ def test_canary_error_guard_trips():
     assert canary.check(recs[:60], canary.Guards())[0] == "wait"
     assert canary.check([r for r in recs if not r.get("error")], canary.Guards())[0] == "ok"
     assert json.dumps(canary.read_state(Path("/nonexistent"))) == '{"fraction": 0.0}'
+
+
+def _refusals(url: str) -> dict[str, float]:
+    """greenlight_requests_total of refused requests (variant none), by status."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{url}/metrics").text
+    return {s.labels["status"]: s.value for f in text_string_to_metric_families(text)
+            if f.name == "greenlight_requests" for s in f.samples
+            if s.name == "greenlight_requests_total" and s.labels["variant"] == "none"}
+
+
+def _post_raw(url: str, cases: dict[str, tuple[bytes, dict[str, str], int, str]]) -> None:
+    """Each case answers its 4xx with one short line, and is counted in the metrics."""
+    before = _refusals(url)
+    with httpx.Client(base_url=url) as http:
+        for name, (content, headers, status, message) in cases.items():
+            r = http.post("/predict", content=content, headers=headers)
+            assert r.status_code == status, (name, r.status_code, r.text[:300])
+            error = r.json()["error"]
+            assert message in error and "\n" not in error and len(error) < 300, (name, error)
+    after = _refusals(url)
+    for status in {str(c[2]) for c in cases.values()}:
+        expected = sum(1 for c in cases.values() if str(c[2]) == status)
+        assert after.get(status, 0) - before.get(status, 0) == expected, (status, after)
+
+
+JSON = {"content-type": "application/json"}
+
+
+def _with_income(token: str) -> bytes:
+    """A valid record whose income is the raw JSON token (what a client may really send)."""
+    return json.dumps({**records(n=1)[0], "income": 0}).replace(
+        '"income": 0', f'"income": {token}').encode()
+
+
+def test_huge_integers_get_a_counted_4xx_not_a_500(home_reg):
+    state, reg = home_reg
+    with running(create_app(reg, state, poll_seconds=60)) as url:
+        _post_raw(url, {
+            "400-digit integer": (_with_income("9" * 400), JSON, 422, "does not fit a double"),
+            "5,000-digit integer": (_with_income("9" * 5000), JSON, 400, "digits"),
+            "400-digit negative in a list": (b"[" + _with_income("-" + "9" * 400) + b"]", JSON,
+                                             422, "does not fit a double")})
+        ok = httpx.post(f"{url}/predict", content=_with_income("1" + "0" * 300), headers=JSON)
+        assert ok.status_code == 200  # 1e300 fits a double: served, as before
+    assert len(list(plog.read(state))) == 1
+
+
+def test_nan_and_infinity_are_refused_and_the_log_stays_standard_json(home_reg):
+    state, reg = home_reg
+    with running(create_app(reg, state, poll_seconds=60)) as url:
+        _post_raw(url, {token: (_with_income(token), JSON, 422, "not a finite number")
+                        for token in ("NaN", "Infinity", "-Infinity")}
+                  | {"1e999 (overflows to infinity)": (_with_income("1e999"), JSON, 422,
+                                                       "not a finite number")})
+        ok = httpx.post(f"{url}/predict", json=records(n=20))
+        assert ok.status_code == 200
+
+    def strict(token: str) -> None:
+        raise AssertionError(f"non-standard JSON in the prediction log: {token}")
+
+    lines = [line for path in (state / "predictions").glob("*.jsonl")
+             for line in path.read_text(encoding="utf-8").splitlines()]
+    assert len(lines) == 20  # refused requests are never scored nor logged
+    assert all(json.loads(line, parse_constant=strict) for line in lines)
+
+
+def test_a_body_that_is_not_declared_json_gets_a_counted_415(home_reg):
+    state, reg = home_reg
+    body = json.dumps(records(n=1)[0]).encode()
+    with running(create_app(reg, state, poll_seconds=60)) as url:
+        _post_raw(url, {"text/plain": (body, {"content-type": "text/plain"}, 415,
+                                       "application/json"),
+                        "no content type": (body, {}, 415, "application/json"),
+                        "form": (b"market=north", {"content-type":
+                                                   "application/x-www-form-urlencoded"},
+                                 415, "application/json")})
+        for kind in ("application/json; charset=utf-8", "application/vnd.api+json"):
+            assert httpx.post(f"{url}/predict", content=body,
+                              headers={"content-type": kind}).status_code == 200, kind
+    assert len(list(plog.read(state))) == 2
