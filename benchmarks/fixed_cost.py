@@ -159,13 +159,14 @@ def in_process(timer: Timer, repeats: int, skip: set[str]) -> None:
         keep(fn(repeats=repeats))
 
 
-def serve_figure(tree: Path, home: Path, timer: Timer, repeats: int) -> None:
+def serve_figure(home: Path, timer: Timer, repeats: int) -> None:
+    """`greenlight serve` of this checkout until /health answers (benchmarks/serving_speed.py)."""
     try:
         from benchmarks.serving_speed import serve_startup_seconds
     except (ImportError, AttributeError):
         print("  (benchmarks.serving_speed.serve_startup_seconds not available: serve skipped)")
         return
-    timer.add("serve start-up", serve_startup_seconds(home, repeats=repeats, tree=tree))
+    timer.add("serve start-up", serve_startup_seconds(home, repeats=repeats))
 
 
 def row(timer: Timer, name: str, floor: str | None, goal: float | None,
@@ -220,7 +221,7 @@ def main() -> None:
         if "registry" not in skip:
             registry_figures(args.tree.resolve(), home, work, timer, args.repeats)
         if "serve" not in skip:
-            serve_figure(args.tree.resolve(), home, timer, args.repeats)
+            serve_figure(home, timer, args.repeats)
         in_process(timer, args.repeats, skip)
     report(timer)
 
