@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from tasks import plots, workspace
-from tasks.drift import CLASSIFICATION_LABEL_THRESHOLD
+from tasks.drift import CLASSIFICATION_LABEL_THRESHOLD, collector_paused
 from tasks.spec import DatasetSpec
 
 log = logging.getLogger("greenlight.dashboards")
@@ -28,6 +28,14 @@ def publish_batch(evidently_root: Path, tracking_uri: str, experiment_id: str, r
 
     Returns what was written (`snapshot`, `plot`) and, for each part that failed, an
     `error:<part>` entry with a one-line reason."""
+    with collector_paused():  # the figures are cyclic garbage: freed in one pass at the end
+        return _publish(evidently_root, tracking_uri, experiment_id, run_id, spec, batch_id,
+                        batch, result, thresholds, tags)
+
+
+def _publish(evidently_root: Path, tracking_uri: str, experiment_id: str, run_id: str,
+             spec: DatasetSpec, batch_id: str, batch: pd.DataFrame, result: Mapping[str, Any],
+             thresholds: Mapping[str, Any], tags: Mapping[str, str] | None) -> dict[str, str]:
     out: dict[str, str] = {}
     try:
         out["snapshot"] = workspace.record_monitoring(evidently_root, spec, batch_id, batch,

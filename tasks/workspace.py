@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 INDEX = "greenlight-batches.json"  # batch id -> snapshot id, so a re-run replaces, not adds
 EV = "evidently:metric_v2:"
+# Evidently's local layout: <root>/<project id>/metadata.json and .../snapshots/<id>.json
+PROJECT_FILE, SNAPSHOTS = "metadata.json", "snapshots"
 
 
 def project_name(spec: DatasetSpec) -> str:
@@ -116,23 +118,45 @@ def _summary(batch: pd.DataFrame, spec: DatasetSpec, values: Mapping[str, float 
     return Report(metrics).run(current_data=Dataset.from_pandas(frame, data_definition=definition))
 
 
-def _merge(drift: Snapshot | None, summary: Snapshot, *, name: str, timestamp: datetime,
-           tags: list[str], metadata: dict[str, str]) -> Snapshot:
-    """One snapshot per batch: the summary's metrics and widgets first, then the drift report."""
-    from evidently.core.report import Snapshot
+def _snapshot_json(drift: dict[str, Any] | None, summary: Snapshot, *, name: str,
+                   timestamp: datetime, tags: list[str], metadata: dict[str, str]) -> str:
+    """One snapshot per batch, as the JSON Evidently's `add_run` writes: the summary's metrics
+    and widgets first, then the drift report's (`drift` is `snapshot.json`, parsed).
 
-    model = summary.to_snapshot_model()
+    Merged as plain dicts: the drift report is already serialized, and pydantic's `.dict()`
+    of a model holding its widgets cost more than the rest of the write. `json.dumps` takes
+    the C encoder, where Evidently's `json.dump` to a file takes the pure-Python one; the
+    text is the same (tests/test_workspace.py compares it with `add_run`'s)."""
+    from evidently.legacy.utils import NumpyEncoder
+
+    model = summary.to_snapshot_model().dict()
     if drift is not None:
-        other = drift.to_snapshot_model()
-        model = model.copy(update={
-            "report": type(model.report)(items=[*model.report.items, *other.report.items]),
-            "metric_results": {**model.metric_results, **other.metric_results},
-            "top_level_metrics": [*model.top_level_metrics, *other.top_level_metrics],
-            "widgets": [*model.widgets, *other.widgets],
-            "tests_widgets": [*other.tests_widgets]})
-    model = model.copy(update={"name": name, "timestamp": timestamp, "tags": tags,
-                               "metadata": metadata})
-    return Snapshot.load_model(model)
+        model["metric_results"] = {**model["metric_results"], **drift["metric_results"]}
+        model["top_level_metrics"] = [*model["top_level_metrics"], *drift["top_level_metrics"]]
+        model["widgets"] = [*model["widgets"], *drift["widgets"]]
+        model["tests_widgets"] = list(drift["tests_widgets"])
+    model.update(name=name, timestamp=timestamp, tags=tags, metadata=metadata)
+    return json.dumps(model, cls=NumpyEncoder)
+
+
+def _find_project(root: Path, name: str) -> str | None:
+    """The id of the project called `name`, from the projects' metadata files alone.
+
+    Evidently's `Workspace` parses every snapshot of every project when it opens, so opening
+    one per batch cost O(batches) and grew to seconds over a stream; a write needs only the
+    project's id."""
+    for meta in sorted(Path(root).glob(f"*/{PROJECT_FILE}")):
+        try:
+            if json.loads(meta.read_text()).get("name") == name:
+                return meta.parent.name
+        except (OSError, ValueError):
+            continue  # a half-written project file of another writer: not ours
+    return None
+
+
+def _snapshot_path(root: Path, project_id: str, snapshot_id: str) -> Path:
+    """Where Evidently's local storage keeps a project's snapshot (LocalState's layout)."""
+    return Path(root) / project_id / SNAPSHOTS / f"{snapshot_id}.json"
 
 
 def batch_time(batch: pd.DataFrame, spec: DatasetSpec) -> datetime:
@@ -148,25 +172,28 @@ def batch_time(batch: pd.DataFrame, spec: DatasetSpec) -> datetime:
 def record_batch(root: Path, spec: DatasetSpec, batch_id: str, batch: pd.DataFrame,
                  values: Mapping[str, float | None], *, drift_snapshot: Path | None = None,
                  tags: Mapping[str, str] | None = None) -> str:
-    """Add (or replace, on a re-run) the batch's snapshot; returns its snapshot id."""
-    from evidently.core.report import Snapshot
+    """Add (or replace, on a re-run) the batch's snapshot; returns its snapshot id.
+
+    The file is written in place, as Evidently writes it: the UI's watcher reloads a snapshot
+    on its create and modify events, and ignores a rename into place."""
+    from evidently.legacy.core import new_id
 
     root = Path(root)
-    ws, project = open_project(root, spec)
+    project_id = _find_project(root, project_name(spec)) or str(open_project(root, spec)[1].id)
     has_drift = drift_snapshot is not None and Path(drift_snapshot).exists()
-    drift = Snapshot.load(str(drift_snapshot)) if has_drift else None
-    snapshot = _merge(drift, _summary(batch, spec, values), name=batch_id,
-                      timestamp=batch_time(batch, spec), tags=[spec.name],
-                      metadata={"batch_id": batch_id, **(tags or {})})
+    drift = json.loads(Path(drift_snapshot).read_text()) if has_drift else None
+    payload = _snapshot_json(drift, _summary(batch, spec, values), name=batch_id,
+                             timestamp=batch_time(batch, spec), tags=[spec.name],
+                             metadata={"batch_id": batch_id, **(tags or {})})
     index_path = root / INDEX
     index = json.loads(index_path.read_text()) if index_path.exists() else {}
-    key = f"{project.id}/{batch_id}"
+    key = f"{project_id}/{batch_id}"
     if key in index:
-        try:
-            ws.delete_run(project.id, index[key])
-        except FileNotFoundError:
-            pass
-    index[key] = str(ws.add_run(project.id, snapshot).id)
+        _snapshot_path(root, project_id, index[key]).unlink(missing_ok=True)
+    index[key] = str(new_id())
+    path = _snapshot_path(root, project_id, index[key])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(payload, encoding="utf-8")
     with replacing(index_path) as partial:  # a crash never leaves a torn index
         partial.write_text(json.dumps(index, indent=1))
     return index[key]

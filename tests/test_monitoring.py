@@ -171,3 +171,37 @@ def test_steps_record_duration_and_rows_per_step():
     metrics = steps.mlflow_metrics()
     assert metrics["step.ingest.rows_out"] == 100 and "step.train.seconds" in metrics
     assert set(steps.timings) == {"ingest", "train"}
+
+
+@pytest.mark.parametrize("index", [1, *SYNTHETIC_CHANGE_POINTS.values()])
+def test_monitor_batch_gives_the_verdicts_of_its_parts(tmp_path, index):
+    """The monitor step reuses the batch's scores for decay and runs with the cyclic
+    collector paused: its verdicts must be those of each measure computed on its own, on
+    every change point (the champion is fitted on the stable start of the stream)."""
+    from tasks import train
+    from tasks.evaluate import evaluate, relative_gain
+    from tasks.monitor import Limits, monitor_batch
+
+    history = pd.concat([synthetic_batch(i).frame for i in range(4)], ignore_index=True)
+    champion = train.fit(history, SYNTHETIC, None)
+    reference, batch = history.tail(1000), synthetic_batch(index).frame
+    batch.loc[batch.index[::3], SYNTHETIC.target] = np.nan  # a third of the labels still out
+    limits = Limits()
+    result = monitor_batch("b", batch, reference, champion, 0.77, SYNTHETIC, tmp_path,
+                           limits=limits, ranges=load_ranges(suite_path("synthetic")))
+
+    drift = measure_drift(reference[SYNTHETIC.columns].assign(prediction=champion.score(
+        reference)), batch[SYNTHETIC.columns].assign(prediction=champion.score(batch)),
+        SYNTHETIC, prediction_column="prediction")
+    assert (result.drift_share, result.drifted_features) == (drift.drift_share,
+                                                             drift.drifted_features)
+    assert (result.label_score, result.label_drifted) == (drift.label_score, drift.label_drifted)
+    assert (result.prediction_score, result.prediction_drifted) == (drift.prediction_score,
+                                                                    drift.prediction_drifted)
+    adv = domain_classifier(reference, batch, SYNTHETIC)
+    assert result.adversarial_auc == adv.auc
+    assert result.adversarial_drifted == (adv.auc >= limits.adversarial_auc)
+    labelled = batch[batch[SYNTHETIC.target].notna()]
+    metric = evaluate(champion, labelled, SYNTHETIC)["accuracy"]
+    assert (result.champion_metric, result.labelled_rows) == (metric, len(labelled))
+    assert result.decay == -relative_gain(metric, 0.77, True)

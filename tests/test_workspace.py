@@ -57,3 +57,35 @@ def test_the_dashboard_is_written_once_and_edits_are_kept(tmp_path):
     project.dashboard.delete_panel(panels[-1].title, "General")  # a person removes one
     _record(root, tmp_path, 2, 0.0)
     assert len(ws.get_dashboard(project.id).panels) == len(panels) - 1
+
+
+def test_the_snapshot_file_is_what_evidently_add_run_writes(tmp_path):
+    """record_batch writes the merged snapshot itself (no Workspace load, C JSON encoder):
+    the file must be the one Evidently's own merge + add_run would write, widget ids aside
+    (the summary report draws fresh ones on every run)."""
+    import re
+
+    from evidently.core.report import Snapshot
+
+    reference = sources.synthetic_batch(0, rows=1500).frame
+    batch = sources.synthetic_batch(5, rows=1500).frame
+    paths = save_report(measure_drift(reference, batch, SPEC), tmp_path / "r")
+    values = {"drift_share": 0.43, "decay": 0.01, "max_decay": 0.05}
+    ours = workspace.record_batch(tmp_path / "ours", SPEC, "b5", batch, values,
+                                  drift_snapshot=paths["snapshot"], tags={"file": "b5.csv"})
+    ws, project = workspace.open_project(tmp_path / "evidently", SPEC)
+    model = workspace._summary(batch, SPEC, values).to_snapshot_model()
+    drift = Snapshot.load(str(paths["snapshot"])).to_snapshot_model()
+    model = model.copy(update={
+        "metric_results": {**model.metric_results, **drift.metric_results},
+        "top_level_metrics": [*model.top_level_metrics, *drift.top_level_metrics],
+        "widgets": [*model.widgets, *drift.widgets], "tests_widgets": drift.tests_widgets,
+        "name": "b5", "timestamp": workspace.batch_time(batch, SPEC), "tags": [SPEC.name],
+        "metadata": {"batch_id": "b5", "file": "b5.csv"}})
+    theirs = ws.add_run(project.id, Snapshot.load_model(model)).id
+    [ours_file] = (tmp_path / "ours").glob(f"*/snapshots/{ours}.json")
+    [their_file] = (tmp_path / "evidently").glob(f"*/snapshots/{theirs}.json")
+    uuid = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+    assert uuid.sub("id", ours_file.read_text()) == uuid.sub("id", their_file.read_text())
+    [found] = Workspace(str(tmp_path / "ours")).search_project("greenlight-synthetic")
+    assert {str(r) for r in Workspace(str(tmp_path / "ours")).list_runs(found.id)} == {ours}
