@@ -129,8 +129,12 @@ def run(
     from flows.embedded import start_early
 
     server_ready = start_early()  # Prefect's temporary server starts while the cycle imports
+    import gc
+
     from flows.cycle import cycle
     from flows.params import Scale
+
+    gc.freeze()  # the imported stack is never garbage: full collections need not walk it
 
     try:
         scale = Scale(**{k: v for k, v in {"dask_min_rows": dask_min_rows,

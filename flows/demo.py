@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import shutil
 import time
 from datetime import datetime
@@ -46,6 +47,8 @@ def run_demo(root: Path, *, dataset: str, data: Path | None, freq: str, warmup: 
 
     server_ready = start_early()  # Prefect's temporary server starts while the cycle imports
     from flows.cycle import cycle, registry_for
+
+    gc.freeze()  # the imported stack is never garbage: full collections need not walk it
     from flows.status import status
     from flows.views import batch_table, print_quarantine
     from tasks.home import Home
