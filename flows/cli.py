@@ -50,12 +50,18 @@ UNREACHABLE_EXIT = 3  # a server is down: retry later, unlike bad input (2)
 
 
 def _registry(dataset: str):
-    from flows.cycle import registry_for
+    """The state dir and the dataset's registry: MLflow only, never the cycle's libraries."""
     from tasks.home import Home
     from tasks.spec import load_spec
 
     home = Home.from_env()
-    return home, registry_for(home, load_spec(dataset))
+    try:
+        spec = load_spec(dataset)  # an unknown dataset is one line, before MLflow loads
+    except ValueError as exc:
+        _fail(str(exc))
+    from registry.store import for_dataset
+
+    return home, for_dataset(spec.name, home.root, home.tracking_uri)
 
 
 @app.command()
@@ -101,7 +107,7 @@ def run(
 ) -> None:
     """Run one cycle over what is in landing/ (after harvesting labelled served predictions)."""
     _environment(home)
-    from flows.params import Scale, approval_needs_server
+    from flows.policies import approval_needs_server
 
     refusal = approval_needs_server(policy, os.environ.get("PREFECT_API_URL"))
     if refusal:
@@ -111,8 +117,17 @@ def run(
     down = prefect_unreachable(os.environ.get("PREFECT_API_URL"))
     if down:
         _fail(down, UNREACHABLE_EXIT)
-    from flows.cycle import cycle
     from tasks.home import Home
+
+    if not force:  # answered from file names alone, before anything heavy is imported
+        from tasks.idle import nothing_new
+
+        idle = nothing_new(Home.from_env(), dataset)
+        if idle:
+            console.print(idle, highlight=False)
+            return
+    from flows.cycle import cycle
+    from flows.params import Scale
 
     try:
         scale = Scale(**{k: v for k, v in {"dask_min_rows": dask_min_rows,
@@ -163,10 +178,11 @@ def status(
 ) -> None:
     """Champion, previous, versions and the recent batches with their decisions."""
     _environment(home)
+    found = _registry(dataset)
     from flows.status import status as collect
     from flows.views import print_status
 
-    state = collect(*_registry(dataset))
+    state = collect(*found)
     if as_json:
         sys.stdout.write(json.dumps(state, indent=2, default=str) + "\n")
     else:

@@ -8,7 +8,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.settings import PREFECT_API_URL
 
-from flows import scaled
+from flows import heartbeat, scaled
 from flows.params import Policy, Scale, Thresholds, Training, approval_needs_server
 from flows.retrain import (
     BASELINE_TAG,
@@ -20,11 +20,12 @@ from flows.retrain import (
 )
 from registry import promote as promotion
 from registry import versions
-from registry.store import Registry
+from registry.store import Registry, for_dataset
 from tasks import (
     alarms,
     dashboards,
     harvest,
+    idle,
     ingest,
     labels,
     lake,
@@ -52,10 +53,11 @@ monitor_t = task(monitor_batch, name="monitor")
 publish_t = task(dashboards.publish_batch, name="publish")
 harvest_t = task(harvest.harvest, name="harvest")
 served_t = task(predictions.served_metrics, name="served predictions")
+heartbeat.off_unless_asked()
 
 
 def registry_for(home: Home, spec: DatasetSpec) -> Registry:
-    return Registry(home.tracking_uri, f"greenlight-{spec.name}", home.root)
+    return for_dataset(spec.name, home.root, home.tracking_uri)
 
 
 def _intake(home: Home, spec: DatasetSpec, engine: DaskEngine) -> list[str]:
@@ -245,6 +247,7 @@ def _cycle(dataset: str, policy: Policy, thresholds: Thresholds, training: Train
     reg = registry_for(state, spec)
     steps = Steps()
     before = manifest.load(state.manifest)
+    labels_seen = idle.labels_fingerprint(state)  # before any step reads the feed
     with ingest.intake_lock(state):
         with steps.step("harvest") as step:
             harvested = harvest_t(state, spec, reg.model_name) if harvest_served else None
@@ -262,6 +265,7 @@ def _cycle(dataset: str, policy: Policy, thresholds: Thresholds, training: Train
         step.rows_in = sum(s.count for s in served)
     if not pending and not force_retrain and not late and not served:
         logger.info("nothing new in %s", state.landing)
+        idle.remember_labels(state, labels_seen)
         return {"batches": [], "quarantined": quarantined, "timings": steps.timings,
                 "harvested": harvested.to_dict() if harvested else None}
     with steps.step("monitor", rows_in=sum(b["rows"] for b in pending)):
@@ -320,4 +324,5 @@ def _cycle(dataset: str, policy: Policy, thresholds: Thresholds, training: Train
                                                      monitor_runs, state),
                                         served=[s.to_dict() for s in served]),
         description="What this cycle saw and decided")
+    idle.remember_labels(state, labels_seen)
     return summary

@@ -1,7 +1,7 @@
 """A server that is down gets one clear line, not a traceback or a hang.
 
-Both checks are for the CLI: Prefect is asked before a command needs it (a health check
-takes a second), MLflow failures are recognised after the cycle's own retries gave up.
+Both checks are for the CLI: Prefect is asked before a command needs it (one plain HTTP
+request), MLflow failures are recognised after the cycle's own retries gave up.
 """
 
 from __future__ import annotations
@@ -23,12 +23,18 @@ def prefect_unreachable(api_url: str | None) -> str | None:
     """Why the Prefect server at `api_url` cannot be used now, or None when it answers."""
     if not api_url:
         return None
-    from prefect.client.orchestration import get_client
+    import urllib.error
+    import urllib.request
 
-    with get_client(sync_client=True) as client:
-        failure = client.api_healthcheck()
-    if failure is None:
+    # Plain HTTP, not Prefect's client: the question needs no Prefect import. Any answer,
+    # even 401 from a server behind auth, means it is up.
+    try:
+        urllib.request.urlopen(f"{api_url.rstrip('/')}/health", timeout=10).close()
         return None
+    except urllib.error.HTTPError:
+        return None
+    except (urllib.error.URLError, OSError) as exc:
+        failure = getattr(exc, "reason", exc)
     return (f"Prefect server at {api_url} is unreachable ({_cause(str(failure))}): start it "
             "(greenlight up) or unset PREFECT_API_URL to run embedded")
 

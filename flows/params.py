@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from prefect.input import RunInput
 from pydantic import BaseModel, Field
 
-Policy = Literal["monitor", "shadow", "manual", "partial", "auto"]
+from flows.policies import Policy, approval_needs_server  # noqa: F401 (the flow's names)
 
 
 class Thresholds(BaseModel):
@@ -113,21 +112,10 @@ class Scale(BaseModel):
         1_000_000, ge=1, description="Rows per partition for validation and monitoring.")
 
 
-class Approval(RunInput):
-    """The form a person fills in the Prefect UI to promote a challenger, or not.
+def __getattr__(name: str) -> object:
+    """`Approval` (the approval form) imports Prefect: loaded only when a flow asks for it."""
+    if name == "Approval":
+        from flows.approval import Approval
 
-    `approve` and `approver` have no default: an empty submit is refused and the run keeps
-    waiting, rather than a default deciding for nobody."""
-
-    approve: bool = Field(description="Promote this challenger to @champion?")
-    reason: str = Field("", max_length=1000, description="Why; kept with the version and in "
-                                                         "the promotion record.")
-    approver: str = Field(min_length=1, max_length=200, description="Your name.")
-
-
-def approval_needs_server(policy: str, api_url: str | None) -> str | None:
-    """Why this policy cannot run here, or None: approval needs a Prefect UI to answer in."""
-    if policy in ("manual", "partial") and not api_url:
-        return (f"policy {policy} asks for approval in the Prefect UI, which needs a Prefect "
-                "server: run `greenlight up` or set PREFECT_API_URL")
-    return None
+        return Approval
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -79,6 +79,16 @@ class Registry:
         return self.client.create_experiment(name, artifact_location=location)
 
 
+def model_name(dataset: str) -> str:
+    """The registered model of a dataset: one name, so every command finds the same one."""
+    return f"greenlight-{dataset}"
+
+
+def for_dataset(dataset: str, state_dir: Path, tracking_uri: str) -> Registry:
+    """The registry of a dataset's model, with its lock and log in the state dir."""
+    return Registry(tracking_uri, model_name(dataset), state_dir)
+
+
 @contextmanager
 def fluent(tracking_uri: str) -> Iterator[None]:
     """Point MLflow's fluent API at one store, then put things back.

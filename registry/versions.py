@@ -5,12 +5,14 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from mlflow.exceptions import MlflowException
 
 from registry.store import Registry, absent, fluent
+
+if TYPE_CHECKING:  # pandas loads only where a reference is read: `status` never pays for it
+    import pandas as pd
 
 REFERENCE_ARTIFACT = "reference/reference.parquet"
 TRAINED_UNTIL_TAG = "greenlight.trained_until"
@@ -86,6 +88,8 @@ def load_model(reg: Registry, version: int) -> Any:
 
 def load_reference(reg: Registry, info: VersionInfo) -> pd.DataFrame:
     """The drift reference logged with a version: the data it takes as normal."""
+    import pandas as pd
+
     with tempfile.TemporaryDirectory() as tmp:
         path = reg.client.download_artifacts(info.run_id, REFERENCE_ARTIFACT, tmp)
         return pd.read_parquet(Path(path))
@@ -94,6 +98,8 @@ def load_reference(reg: Registry, info: VersionInfo) -> pd.DataFrame:
 def trained_until(reg: Registry, info: VersionInfo) -> pd.Timestamp | None:
     """The newest row the version learned from: its tag, or for versions registered before
     the tag existed, the end of its training window in the run's params."""
+    import pandas as pd
+
     value = info.tags.get(TRAINED_UNTIL_TAG)
     if value is None and info.run_id:
         value = reg.client.get_run(info.run_id).data.params.get("train_end")

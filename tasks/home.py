@@ -10,6 +10,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+# The dataset specs and Great Expectations suites shipped with greenlight (one folder each).
+EXPECTATIONS_DIR = Path(__file__).resolve().parents[1] / "expectations"
+
 
 @dataclass(frozen=True)
 class Home:

@@ -21,9 +21,9 @@ from filelock import FileLock
 
 from tasks import lake, manifest
 from tasks.home import Home
+from tasks.idle import is_candidate
 from tasks.spec import DatasetSpec
 
-SUFFIXES = (".csv", ".csv.gz", ".parquet")
 # A batch is read whole (GX validates whole frames), so a bigger one is refused rather than
 # allowed to exhaust memory. 256 MiB of CSV is about 3.5M rows of the synthetic stream.
 MAX_BYTES_ENV, DEFAULT_MAX_BYTES = "GREENLIGHT_MAX_BATCH_BYTES", 256 << 20
@@ -51,12 +51,6 @@ def sha256(path: Path) -> str:
     """The batch id's source: the bytes, streamed, so a large file never sits in memory."""
     with path.open("rb") as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()
-
-
-def _is_candidate(path: Path) -> bool:
-    """Skip hidden and temporary names, which writers use while a file is still being written."""
-    name = path.name
-    return path.is_file() and not name.startswith((".", "~")) and name.endswith(SUFFIXES)
 
 
 @dataclass(frozen=True)
@@ -93,7 +87,7 @@ def scan(landing: Path, settle_seconds: float | None = None) -> Scan:
     """
     settle = _env_number(SETTLE_ENV, DEFAULT_SETTLE_SECONDS) if settle_seconds is None \
         else settle_seconds
-    paths = sorted((p for p in landing.glob("*") if _is_candidate(p)), key=lambda p: p.name)
+    paths = sorted((p for p in landing.glob("*") if is_candidate(p)), key=lambda p: p.name)
     before = {p: _fingerprint(p) for p in paths}
     ages = [time.time() - fp[1] / 1e9 for fp in before.values() if fp is not None]
     youngest = min(ages, default=settle)

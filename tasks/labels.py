@@ -19,20 +19,19 @@ from typing import Any
 import pandas as pd
 
 from tasks.home import Home
+from tasks.idle import is_candidate
 from tasks.model import GreenlightModel
 from tasks.monitor import MonitorResult, score_decay
 from tasks.predictions import PREDICTION_ID
 from tasks.spec import DatasetSpec
 
 log = logging.getLogger("greenlight.labels")
-SUFFIXES = (".csv", ".csv.gz", ".parquet")
 
 
 def _files(home: Home) -> list[Path]:
     if not home.labels.is_dir():
         return []
-    return sorted(p for p in home.labels.iterdir() if p.is_file() and not p.name.startswith(".")
-                  and p.name.endswith(SUFFIXES))
+    return sorted(p for p in home.labels.iterdir() if is_candidate(p))
 
 
 def available(home: Home) -> bool:

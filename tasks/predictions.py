@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tasks.atomic import replacing
 from tasks.home import Home
+from tasks.idle import last_monitored, mark_monitored  # noqa: F401 (the cycle's names)
 from tasks.quality import output_metrics
 from tasks.spec import DatasetSpec
 
@@ -133,24 +133,6 @@ def served_metrics(log: pd.DataFrame, spec: DatasetSpec) -> list[ServedStats]:
             float(latency.quantile(0.5)) if len(latency) else None,
             float(latency.quantile(0.99)) if len(latency) else None))
     return out
-
-
-def _mark(home: Home) -> Path:
-    return home.root / "monitoring" / "predictions.json"
-
-
-def last_monitored(home: Home) -> datetime | None:
-    """Where the previous cycle stopped reading the log (None: it never did)."""
-    try:
-        return datetime.fromisoformat(json.loads(_mark(home).read_text())["until"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def mark_monitored(home: Home, until: datetime) -> None:
-    """Written after the window's run is logged: a crash before re-reports it, never skips."""
-    with replacing(_mark(home)) as tmp:
-        tmp.write_text(json.dumps({"until": until.isoformat()}))
 
 
 # A line's `at` is taken just before it is appended: lines of the last second may still be

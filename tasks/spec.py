@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-EXPECTATIONS_DIR = Path(__file__).resolve().parents[1] / "expectations"
+from tasks.home import EXPECTATIONS_DIR
 
 
 class TrainingDefaults(BaseModel):
