@@ -1,4 +1,10 @@
-"""Test set-up: every test gets its own state dir; Prefect runs embedded under a temp home."""
+"""Test set-up: every test gets its own state dir; one Prefect server serves the whole run.
+
+The expensive states are built once per run by the real loop (session fixtures) and copied
+per test (tests/state_helpers.py): a migrated empty MLflow store, a bootstrapped champion
+(v1 from synthetic week 0), and two versions (v2, retrained after the concept change at
+week 15, is champion and v1 is @previous).
+"""
 
 from __future__ import annotations
 
@@ -32,9 +38,86 @@ def shared_file(*parts: str) -> Path:
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_prefect_server(prefect_server):
+    """Every flow run of the test run, in this process or in a child that inherits the
+    environment, goes to one real Prefect server started once (tests/servers.py), instead
+    of each process starting Prefect's temporary server. Tests that mean to run embedded
+    (a cron-style `greenlight run`, a kill -9) drop `PREFECT_API_URL` from their child's
+    environment, as they always did."""
+    return prefect_server
+
+
+@pytest.fixture(scope="session")
+def migrated_mlflow(tmp_path_factory) -> Path:
+    """An empty MLflow SQLite store, migrated once; copy it with `fresh_mlflow`."""
+    from tests.state_helpers import migrated_store
+
+    return migrated_store(tmp_path_factory.mktemp("mlflow-migrated"))
+
+
 @pytest.fixture
-def home(tmp_path, monkeypatch):
+def fresh_mlflow(migrated_mlflow):
+    """`fresh_mlflow(directory)`: a new, migrated SQLite store there; returns its URI."""
+    from tests.state_helpers import fresh_store
+
+    return lambda directory: fresh_store(migrated_mlflow, Path(directory))
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch, migrated_mlflow):
     from tasks.home import Home
+    from tests.state_helpers import fresh_store
 
     monkeypatch.setenv("GREENLIGHT_HOME", str(tmp_path / "gl"))
-    return Home.from_env().ensure()
+    state = Home.from_env().ensure()
+    fresh_store(migrated_mlflow, state.root)
+    return state
+
+
+@pytest.fixture(scope="session")
+def champion_state(tmp_path_factory, migrated_mlflow) -> Path:
+    """A state dir with a bootstrapped champion: the real cycle on synthetic week 0 (v1,
+    with its reference), on the session's Prefect server. Never modified: copy it."""
+    from registry import versions
+    from tests.approval_helpers import registry
+    from tests.serving_helpers import bootstrap_champion
+    from tests.state_helpers import fresh_store
+
+    root = tmp_path_factory.mktemp("champion") / "gl"
+    fresh_store(migrated_mlflow, root)
+    assert bootstrap_champion(root)["decision"] == "bootstrap"
+    assert versions.aliases(registry(root)) == {"champion": 1}
+    return root
+
+
+@pytest.fixture(scope="session")
+def two_versions_state(tmp_path_factory, champion_state) -> Path:
+    """`tests.serving_helpers.two_versions`, its second cycle on a copy of the champion:
+    week 15 (the concept change) retrained with min_delta -1, so v2 is champion and v1
+    @previous."""
+    from registry import versions
+    from tests.approval_helpers import registry
+    from tests.serving_helpers import retrain_after_concept_change
+    from tests.state_helpers import copy_state
+
+    root = copy_state(champion_state, tmp_path_factory.mktemp("two-versions") / "gl")
+    retrain_after_concept_change(root)
+    assert versions.aliases(registry(root)) == {"champion": 2, "previous": 1}
+    return root
+
+
+@pytest.fixture
+def champion_home(champion_state, tmp_path) -> Path:
+    """This test's own copy of the bootstrapped champion's state dir."""
+    from tests.state_helpers import copy_state
+
+    return copy_state(champion_state, tmp_path / "gl")
+
+
+@pytest.fixture
+def two_versions_home(two_versions_state, tmp_path) -> Path:
+    """This test's own copy of the two-versions state dir."""
+    from tests.state_helpers import copy_state
+
+    return copy_state(two_versions_state, tmp_path / "gl")

@@ -29,15 +29,26 @@ from tasks.train import train_challenger
 from tests.approval_helpers import land, registry
 
 
+def bootstrap_champion(home: Path) -> dict:
+    """The real cycle on synthetic batch 0: v1, the bootstrap champion."""
+    land(home, 0)
+    return cycle(dataset="synthetic", policy="auto", home=str(home))
+
+
+def retrain_after_concept_change(home: Path) -> dict:
+    """A forced retrain on batch 15 (after the concept change) with min_delta -1: v2, which
+    becomes champion, so @previous is v1."""
+    land(home, 15)
+    return cycle(dataset="synthetic", policy="auto", force_retrain=True,
+                 training=Training(min_delta=-1.0), home=str(home))
+
+
 def two_versions(home: Path) -> None:
     """Run the real cycle twice on the seeded synthetic stream: v1 is the bootstrap champion
     (batch 0), v2 a retrain after the concept change (batch 15) that becomes champion, so
-    @previous is v1."""
-    land(home, 0)
-    cycle(dataset="synthetic", policy="auto", home=str(home))
-    land(home, 15)
-    cycle(dataset="synthetic", policy="auto", force_retrain=True,
-          training=Training(min_delta=-1.0), home=str(home))
+    @previous is v1. The tests get copies of it built once per run (tests/conftest.py)."""
+    bootstrap_champion(home)
+    retrain_after_concept_change(home)
 
 
 def two_versions_direct(home: Path) -> None:

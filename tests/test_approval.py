@@ -21,17 +21,16 @@ from tests.approval_helpers import (
     start_cycle,
     wait_paused,
 )
+from tests.state_helpers import copy_state
 
-pytestmark = pytest.mark.slow
+E2E = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def home(prefect_server, tmp_path_factory):
-    """A state dir with a champion (v1), bootstrapped by a real cycle on the server."""
-    root = tmp_path_factory.mktemp("approval") / "gl"
-    land(root, 0)
-    proc = start_cycle(prefect_server.api_url, root, "auto", force=False)
-    assert proc.wait(timeout=300) == 0, proc.stdout.read()
+def home(prefect_server, champion_state, tmp_path_factory):
+    """A state dir with a champion (v1), bootstrapped by a real cycle on the server: the
+    module's own copy of the one built once for the run (tests/conftest.py)."""
+    root = copy_state(champion_state, tmp_path_factory.mktemp("approval") / "gl")
     assert versions.aliases(registry(root)) == {"champion": 1}
     return root
 
@@ -42,6 +41,7 @@ def _approve_cli(api_url, home, run_id, *flags):
                           timeout=120)
 
 
+@E2E
 def test_approve_from_the_cli_promotes_and_records_the_approver(prefect_server, home):
     api = prefect_server.api_url
     land(home, 1)
@@ -63,6 +63,7 @@ def test_approve_from_the_cli_promotes_and_records_the_approver(prefect_server, 
     assert run_state(api, run_id) == "COMPLETED"
 
 
+@E2E
 def test_reject_tags_the_version_and_leaves_the_champion(prefect_server, home):
     api = prefect_server.api_url
     land(home, 2)
@@ -79,6 +80,7 @@ def test_reject_tags_the_version_and_leaves_the_champion(prefect_server, home):
     assert newest.tags["greenlight.approval_reason"] == "too risky"
 
 
+@E2E
 def test_timeout_is_a_recorded_rejection_and_a_clean_end(prefect_server, home):
     api = prefect_server.api_url
     land(home, 3)
@@ -91,6 +93,7 @@ def test_timeout_is_a_recorded_rejection_and_a_clean_end(prefect_server, home):
     assert promote.records(reg)[-1]["action"] == "timed out"
 
 
+@E2E
 def test_invalid_input_is_refused_and_the_run_keeps_waiting(prefect_server, home):
     api = prefect_server.api_url
     land(home, 4)
@@ -114,17 +117,15 @@ def test_manual_needs_a_server(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def partial_home(prefect_server, tmp_path_factory):
-    """Its own champion (v1 on batch 0), so the gate numbers below do not depend on the
-    other tests. The stream is seeded, so the gate's numbers on batches 3 and 5 are fixed;
-    they are small and unproven, hence the min_delta values used."""
-    root = tmp_path_factory.mktemp("partial") / "gl"
-    land(root, 0)
-    proc = start_cycle(prefect_server.api_url, root, "auto", force=False)
-    assert proc.wait(timeout=300) == 0, proc.stdout.read()
-    return root
+def partial_home(prefect_server, champion_state, tmp_path_factory):
+    """Its own champion (v1 on batch 0, a copy of the one built once for the run), so the
+    gate numbers below do not depend on the other tests. The stream is seeded, so the
+    gate's numbers on batches 3 and 5 are fixed; they are small and unproven, hence the
+    min_delta values used."""
+    return copy_state(champion_state, tmp_path_factory.mktemp("partial") / "gl")
 
 
+@E2E
 def test_partial_asks_a_person_when_the_gate_is_marginal(prefect_server, partial_home):
     """With refresh_on "never", an unproven gain is marginal (on a stale champion it could be
     a refresh, which `partial` asks about too: tests/test_decide.py)."""
@@ -141,6 +142,7 @@ def test_partial_asks_a_person_when_the_gate_is_marginal(prefect_server, partial
     assert versions.aliases(reg) == {"champion": 1}
 
 
+@E2E
 def test_partial_promotes_by_itself_when_the_gate_is_clear(prefect_server, partial_home):
     api = prefect_server.api_url
     land(partial_home, 5)

@@ -32,7 +32,7 @@ def test_up_gives_its_clients_the_servers_credentials():
     assert client_auth({}) == []
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_prefect_server_refuses_calls_without_the_auth_string(tmp_path):
     secret = f"greenlight:{secrets.token_urlsafe(16)}"
     port = stack.free_port()
@@ -52,7 +52,7 @@ def test_prefect_server_refuses_calls_without_the_auth_string(tmp_path):
     assert right.status_code == 200 and right.json() == []
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_mlflow_server_with_basic_auth_refuses_anonymous_calls(tmp_path, monkeypatch):
     password = secrets.token_urlsafe(16)
     monkeypatch.setenv("MLFLOW_AUTH_ADMIN_USERNAME", "admin")

@@ -23,8 +23,9 @@ from tasks import ingest, lake, manifest, sources
 from tasks.home import Home
 from tasks.spec import load_spec
 from tests import bad_inputs
+from tests.state_helpers import copy_state
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[1]
 # Runs a command and reports the peak RSS of its process tree's largest member.
 PEAK_RSS = ("import resource, subprocess, sys; code = subprocess.run(sys.argv[1:]).returncode; "
@@ -71,12 +72,11 @@ def greenlight_run(root: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def corpus_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("bad-input") / "gl"
+def corpus_run(tmp_path_factory, champion_state):
+    # the champion bootstrapped on batch 0, built once for the run (tests/conftest.py)
+    root = copy_state(champion_state, tmp_path_factory.mktemp("bad-input") / "gl")
     home = Home.from_env(root).ensure()
     reg = registry_for(home, load_spec("synthetic"))
-    sources.write_batch(sources.synthetic_batch(0), home.landing)
-    cycle(dataset="synthetic", home=str(root))  # bootstrap the champion
     champion = versions.aliases(reg)["champion"]
     hashes = bad_inputs.write_corpus(home.landing)
     good = _old(sources.write_batch(sources.synthetic_batch(GOOD), home.landing))

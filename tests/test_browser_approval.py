@@ -11,7 +11,7 @@ import pytest
 from registry import promote, versions
 from tests.approval_helpers import land, registry, start_cycle, wait_paused
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.e2e
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -26,6 +26,7 @@ from tasks import lake, manifest, sources
 from tasks.faults import CRASH_ENV, STEPS
 from tasks.home import Home
 from tasks.spec import load_spec
+from tests.state_helpers import copy_state
 
 REPO = Path(__file__).resolve().parents[1]
 OLD = 1_700_000_000  # landed files' mtime: long settled, so the scan does not wait
@@ -54,12 +55,13 @@ def end_state(root: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory) -> Path:
-    """Champion v1 from week 0, weeks 1-4 seen; the new-market week waiting in landing."""
-    root = tmp_path_factory.mktemp("crash") / "base"
+def base(tmp_path_factory, champion_state) -> Path:
+    """Champion v1 from week 0 (a copy of the one built once for the run), weeks 1-4 seen;
+    the new-market week waiting in landing."""
+    root = copy_state(champion_state, tmp_path_factory.mktemp("crash") / "base")
     home = Home.from_env(root).ensure()
     week = sources.SYNTHETIC_CHANGE_POINTS["covariate"]
-    for i in range(week):
+    for i in range(1, week):
         os.utime(sources.write_batch(sources.synthetic_batch(i), home.landing), (OLD, OLD))
         cycle(dataset="synthetic", home=str(root))
     os.utime(sources.write_batch(sources.synthetic_batch(week), home.landing), (OLD, OLD))
@@ -95,7 +97,7 @@ def crashed_run(root: Path, step: str) -> int:
     return code
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 @pytest.mark.parametrize("step", STEPS)
 def test_sigkill_at_each_step_then_rerun_ends_as_an_uninterrupted_run(
         step, base, uninterrupted, tmp_path):
@@ -118,7 +120,7 @@ def test_sigkill_at_each_step_then_rerun_ends_as_an_uninterrupted_run(
     assert len(week) == 3000
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_two_cycles_at_once_promote_exactly_once(base, uninterrupted, tmp_path):
     """Two `greenlight run` on the same state dir and the same new week, started together:
     one intake files the week, one version is registered, one promotion is recorded."""
@@ -140,12 +142,13 @@ def test_two_cycles_at_once_promote_exactly_once(base, uninterrupted, tmp_path):
     assert [r[0] for r in state["promotions"]].count("promote") == 2  # bootstrap + one
 
 
-def test_a_promotion_whose_holder_died_before_recording_is_recorded_on_rerun(tmp_path):
+def test_a_promotion_whose_holder_died_before_recording_is_recorded_on_rerun(tmp_path,
+                                                                            fresh_mlflow):
     """Aliases moved, no record (killed in between): promoting again records the move once,
     from the champion kept as @previous, instead of refusing or moving anything twice."""
     from tests.test_registry import _model_version
 
-    reg = Registry(f"sqlite:///{tmp_path}/mlflow.db", "m-crash", tmp_path)
+    reg = Registry(fresh_mlflow(tmp_path), "m-crash", tmp_path)
     for name in ("a", "b"):
         _model_version(reg, name)
     promote.promote(reg, 1, reason="bootstrap")

@@ -29,6 +29,11 @@ SPEC = load_spec("synthetic")
 GATE_TOLERANCE = 0.01  # absolute on accuracy and ROC AUC; relative on MAE and RMSE
 
 
+def _e2e(index: int):
+    """One change point in the end-to-end tier: the fast tier keeps one batch per check."""
+    return pytest.param(index, marks=pytest.mark.e2e)
+
+
 def _within_tolerance(name: str, single: float, dask: float) -> bool:
     bound = GATE_TOLERANCE * (abs(single) if name in ("mae", "rmse") else 1.0)
     return abs(dask - single) <= bound
@@ -99,9 +104,9 @@ def _monitor_both(client, champion, index, tmp_path, max_rows):
 VERDICTS = ("drifted_features", "label_drifted", "prediction_drifted", "adversarial_drifted")
 
 
-@pytest.mark.parametrize("index", [1, sources.SYNTHETIC_CHANGE_POINTS["covariate"],
-                                   sources.SYNTHETIC_CHANGE_POINTS["prior"],
-                                   sources.SYNTHETIC_MALFORMED])
+@pytest.mark.parametrize("index", [1, _e2e(sources.SYNTHETIC_CHANGE_POINTS["covariate"]),
+                                   _e2e(sources.SYNTHETIC_CHANGE_POINTS["prior"]),
+                                   _e2e(sources.SYNTHETIC_MALFORMED)])
 def test_drift_verdicts_and_input_metrics_agree(client, champion, tmp_path, index):
     one, dask = _monitor_both(client, champion, index, tmp_path, max_rows=100_000)
     assert {k: getattr(dask, k) for k in VERDICTS} == {k: getattr(one, k) for k in VERDICTS}
@@ -113,7 +118,7 @@ def test_drift_verdicts_and_input_metrics_agree(client, champion, tmp_path, inde
     assert dask.champion_metric == pytest.approx(one.champion_metric)
 
 
-@pytest.mark.parametrize("index", [1, sources.SYNTHETIC_CHANGE_POINTS["prior"],
+@pytest.mark.parametrize("index", [_e2e(1), _e2e(sources.SYNTHETIC_CHANGE_POINTS["prior"]),
                                    sources.SYNTHETIC_CHANGE_POINTS["concept"]])
 def test_a_sampled_batch_reaches_the_same_verdicts(client, champion, tmp_path, index):
     """Above max_rows each partition gives its share of the sample: other rows than the
@@ -179,7 +184,7 @@ def _task_names(state) -> list[str]:
     return [r.name.rsplit("-", 1)[0] for r in runs]
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_cycle_runs_its_heavy_steps_on_dask_through_prefect(home):
     """Threshold 1000 rows: validation, monitoring and training of 3000-row batches go to a
     LocalCluster the cycle starts itself, as Prefect task runs; the result is registered

@@ -98,7 +98,7 @@ def test_prefect_yaml_matches_the_definitions():
     assert "prefect.deployments.steps.set_working_directory" in step
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_cron_schedule_creates_and_completes_a_cycle(prefect_server, mlflow_server, tmp_path):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
@@ -147,7 +147,7 @@ def test_cron_schedule_creates_and_completes_a_cycle(prefect_server, mlflow_serv
     assert champion is not None, "the scheduled cycle did not bootstrap a champion"
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_up_serves_the_deployments_and_stops_without_orphans(tmp_path):
     home = tmp_path / "gl"
     prefect_port, mlflow_port = stack.free_port(), stack.free_port()

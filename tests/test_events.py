@@ -16,7 +16,7 @@ from flows import stack
 from flows.deployments import DEPLOYMENTS, FLOW_NAME
 from tests.test_deployments import _child_env, _spawn, _tail
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.e2e
 TRIGGER_TIMEOUT = 180.0
 
 

@@ -15,7 +15,7 @@ from tasks.home import Home
 from tasks.sources import SYNTHETIC_CHANGE_POINTS, synthetic_batch, write_batch
 from tasks.spec import load_spec
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.e2e
 CONCEPT = SYNTHETIC_CHANGE_POINTS["concept"]
 
 

@@ -15,7 +15,7 @@ from tasks.home import Home
 from tasks.spec import load_spec
 from tests.conftest import shared_file
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.e2e
 
 
 def _replay(tmp_path, dataset: str, data, limit: int, warmup: int):

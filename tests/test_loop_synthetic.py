@@ -24,8 +24,6 @@ from tasks import manifest, sources
 from tasks.home import Home
 from tasks.spec import load_spec
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
@@ -46,6 +44,7 @@ def _expected(index: int) -> str:
     return "retrain" if index in sources.SYNTHETIC_CHANGE_POINTS.values() else "no action"
 
 
+@pytest.mark.e2e
 def test_each_change_point_retrains_and_stable_batches_do_not(run):
     home, reg, _ = run
     batches = status(home, reg)["batches"]
@@ -67,6 +66,7 @@ def test_each_change_point_retrains_and_stable_batches_do_not(run):
     assert (prior["promoted_version"] is None) == prior["gate"].startswith("fail")
 
 
+@pytest.mark.e2e
 def test_malformed_batch_is_quarantined_with_its_raw_bytes(run, tmp_path):
     home, reg, _ = run
     bad = status(home, reg)["batches"][sources.SYNTHETIC_MALFORMED]
@@ -81,6 +81,7 @@ def test_malformed_batch_is_quarantined_with_its_raw_bytes(run, tmp_path):
     assert not (home.lake / f"batch_id={bad['id']}").exists()  # never trained on
 
 
+@pytest.mark.e2e
 def test_versions_carry_lineage_and_the_reference(run):
     home, reg, _ = run
     state = status(home, reg)
@@ -111,6 +112,7 @@ def test_versions_carry_lineage_and_the_reference(run):
     assert all("drift_share" in r.data.metrics for r in runs)
 
 
+@pytest.mark.e2e
 def test_reports_are_written_and_the_demo_says_where(run):
     home, reg, output = run
     accepted = [b for b in status(home, reg)["batches"] if b["decision"] == "no action"]
@@ -119,6 +121,7 @@ def test_reports_are_written_and_the_demo_says_where(run):
     assert "quarantined" in output and "retrain" in output
 
 
+@pytest.mark.e2e
 def test_running_again_or_relanding_registers_nothing(run):
     home, reg, _ = run
     before = [v.version for v in versions.all_versions(reg)]
@@ -130,8 +133,16 @@ def test_running_again_or_relanding_registers_nothing(run):
     assert (home.archive / archived.parent.name / "again.csv").exists()  # kept, not deleted
 
 
-def test_status_json_and_rollback_from_the_cli(run, monkeypatch):
-    home, reg, _ = run
+@pytest.fixture
+def two_versions(two_versions_home):
+    """A copy of the two versions built once for the run (tests/conftest.py), shaped like
+    `run`: the CLI needs a champion, a previous and batches, not the whole replay."""
+    home = Home.from_env(two_versions_home)
+    return home, registry_for(home, load_spec("synthetic")), ""
+
+
+def test_status_json_and_rollback_from_the_cli(two_versions, monkeypatch):
+    home, reg, _ = two_versions
     monkeypatch.setenv("GREENLIGHT_HOME", str(home.root))
     cli = CliRunner()
     state = json.loads(cli.invoke(app, ["status", "--json"]).stdout)

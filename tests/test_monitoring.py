@@ -29,14 +29,14 @@ def stream():
     return replay(n_batches=40, seed=7)
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_every_change_is_detected_within_one_batch(stream):
     delays = stream.delays()
     assert set(delays) == set(SYNTHETIC_CHANGE_POINTS)
     assert all(d is not None and d <= 1 for d in delays.values()), delays
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_no_alarm_on_stable_batches(stream):
     stable = stream.stable()
     assert len(stable) >= 20
@@ -45,7 +45,7 @@ def test_no_alarm_on_stable_batches(stream):
     assert not [a for i in stable for a in stream.alarms[i]]
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_each_change_is_caught_by_the_measure_made_for_it(stream):
     kinds = {k: set(stream.retrain_kinds(c)) for k, c in SYNTHETIC_CHANGE_POINTS.items()}
     assert {"data", "adversarial"} <= kinds["covariate"]
@@ -53,7 +53,7 @@ def test_each_change_is_caught_by_the_measure_made_for_it(stream):
     assert kinds["concept"] == {"decay"}  # features unchanged: only the labels tell
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_adversarial_report_names_the_shifted_feature(stream):
     covariate = stream.results[SYNTHETIC_CHANGE_POINTS["covariate"]]
     assert covariate.adversarial_features[0] == "market"

@@ -108,7 +108,7 @@ def _assert_clear_failure(result: dict, url: str) -> None:
     assert result["retries"] == [("1", "2"), ("2", "2")], output[-3000:]  # backoff, then up
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_mlflow_down_at_register_then_promote_fails_clearly_and_loses_nothing(
         mlflow_stack, tmp_path, monkeypatch):
     root = tmp_path / "gl"

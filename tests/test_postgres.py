@@ -43,7 +43,7 @@ def test_driver_is_chosen_per_server():
     assert stack.with_driver("sqlite:///x.db", "asyncpg") == "sqlite:///x.db"
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_cycle_on_postgres_keeps_its_state_in_postgres(tmp_path):
     why = postgres_unavailable()
     if why:
@@ -77,7 +77,7 @@ def test_a_cycle_on_postgres_keeps_its_state_in_postgres(tmp_path):
     assert not list((tmp_path / "p").rglob("*.db"))
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_up_runs_on_postgres_behind_auth(tmp_path):
     """`greenlight up` configured only by the environment of deployments/production.env.example:
     both servers on PostgreSQL, anonymous API calls refused, the deployments served."""

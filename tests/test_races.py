@@ -108,6 +108,7 @@ def _check_one_winner(reg: Registry, outs: list[dict], champion_before: int) -> 
     return won
 
 
+@pytest.mark.e2e
 def test_two_promotions_at_once_embedded_file_lock(tmp_path):
     reg = _registry(tmp_path, "m-race-file", 5)
     champion, rounds = 1, [(2, 3), (4, 5)]
@@ -119,6 +120,7 @@ def test_two_promotions_at_once_embedded_file_lock(tmp_path):
     assert all(m[0] == p[1] for m, p in zip(moves[1:], moves, strict=False))  # a chain
 
 
+@pytest.mark.e2e
 def test_the_file_lock_does_not_leak_when_its_holder_is_killed(tmp_path):
     reg = _registry(tmp_path, "m-race-kill", 2)
     proc = _child(f"holder_killed_while_locked({str(reg.lock_path)!r}, '', '')",
@@ -131,7 +133,7 @@ def test_the_file_lock_does_not_leak_when_its_holder_is_killed(tmp_path):
     assert versions.aliases(reg)["champion"] == 2
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_two_promotions_at_once_against_a_prefect_server(prefect_server, tmp_path):
     """The global concurrency limit alone keeps the two slow moves apart (the file lock is
     held only inside `promote`, after each contender has already waited its turn)."""
@@ -149,7 +151,7 @@ def test_two_promotions_at_once_against_a_prefect_server(prefect_server, tmp_pat
     assert (limit.limit, limit.active_slots) == (1, 0)
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_killed_holder_of_the_server_lock_blocks_only_until_its_lease_expires(
         prefect_server, tmp_path):
     from flows.locks import LEASE_SECONDS, promotion_lock

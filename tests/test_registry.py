@@ -14,9 +14,14 @@ SPEC = DatasetSpec(name="t", time_column="ts", target="y", task="classification"
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    """One SQLite store for the module: creating one costs ~6 s of migrations."""
-    return tmp_path_factory.mktemp("mlflow")
+def store(tmp_path_factory, migrated_mlflow):
+    """One SQLite store for the module, a copy of the run's migrated one (tests/conftest.py):
+    creating one costs seconds of migrations."""
+    from tests.state_helpers import fresh_store
+
+    root = tmp_path_factory.mktemp("mlflow")
+    fresh_store(migrated_mlflow, root)
+    return root
 
 
 @pytest.fixture

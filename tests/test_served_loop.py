@@ -23,7 +23,7 @@ from serving.plog import PredictionLog
 from tasks import alarms, harvest, lake, manifest, predictions, reports, sources
 from tasks.home import Home
 from tasks.spec import load_spec
-from tests.approval_helpers import land, registry
+from tests.approval_helpers import registry
 from tests.serving_helpers import FailingOnRealRows, records, register_failing, running
 
 SPEC = load_spec("synthetic")
@@ -131,17 +131,14 @@ def test_harvest_lands_labelled_records_once_and_never_touches_the_log(tmp_path,
 # --- the loop on real components -----------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def served_home(tmp_path_factory) -> Path:
-    """A real champion (v1, bootstrapped from batch 0 by the real cycle)."""
-    home = tmp_path_factory.mktemp("served") / "gl"
-    land(home, 0)
-    cycle(dataset="synthetic", policy="auto", home=str(home))
-    assert versions.aliases(registry(home)) == {"champion": 1}
-    return home
+@pytest.fixture
+def served_home(champion_home) -> Path:
+    """A real champion (v1, bootstrapped from batch 0 by the real cycle): this test's own
+    copy of the state built once for the run (tests/conftest.py)."""
+    assert versions.aliases(registry(champion_home)) == {"champion": 1}
+    return champion_home
 
 
-@pytest.mark.slow
 def test_served_predictions_are_monitored_then_harvested_into_the_next_batch(served_home,
                                                                              monkeypatch):
     from typer.testing import CliRunner
@@ -201,7 +198,6 @@ def test_served_predictions_are_monitored_then_harvested_into_the_next_batch(ser
     assert quiet["batches"] == [] and quiet["harvested"]["file"] is None
 
 
-@pytest.mark.slow
 def test_a_failing_served_version_raises_the_predictions_failed_event(served_home):
     home, reg = Home(served_home), registry(served_home)
     broken = register_failing(reg, like=1, kind=FailingOnRealRows)

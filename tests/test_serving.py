@@ -22,30 +22,23 @@ from tests.serving_helpers import (
     records,
     register_failing,
     running,
-    two_versions,
 )
 
-pytestmark = pytest.mark.slow
 
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory) -> tuple[Path, Registry]:
-    home = tmp_path_factory.mktemp("serving") / "gl"
-    two_versions(home)
-    reg = registry(home)
+@pytest.fixture
+def built(two_versions_home) -> tuple[Path, Registry]:
+    """This test's own copy of the two versions the real loop built once for the run
+    (tests/conftest.py: v2 @champion, v1 @previous)."""
+    reg = registry(two_versions_home)
     assert versions.aliases(reg) == {"champion": 2, "previous": 1}
-    return home, reg
+    return two_versions_home, reg
 
 
 @pytest.fixture
 def home_reg(built, tmp_path):
-    """The module's registry, with this test's own prediction log and canary state and the
-    champion put back to v2 with no challenger."""
-    home, reg = built
-    for alias, version in (("champion", 2), ("previous", 1)):  # a test may have moved them
-        reg.client.set_registered_model_alias(reg.model_name, alias, str(version))
-    if "challenger" in versions.aliases(reg):
-        reg.client.delete_registered_model_alias(reg.model_name, "challenger")
+    """The test's registry, with this test's own prediction log and canary state, the
+    champion at v2 and no challenger."""
+    _, reg = built
     return tmp_path / "serve", reg
 
 
@@ -59,6 +52,7 @@ def _wait(url: str, check, timeout: float = 60.0) -> dict:
     raise AssertionError(f"service never reached the state: {body}")
 
 
+@pytest.mark.e2e
 def test_hot_swap_under_load_fails_no_request(home_reg):
     state, reg = home_reg
     rows = records(n=50)
@@ -191,6 +185,7 @@ def test_prediction_log_and_review_flag(home_reg):
     assert first["latency_ms"] > 0 and first["at"].endswith("+00:00")
 
 
+@pytest.mark.e2e
 def test_greenlight_serve_follows_a_cli_rollback(home_reg, monkeypatch):
     """The command a user runs: a real process on a free port, and `greenlight rollback`."""
     import os
@@ -312,6 +307,7 @@ def _ramp_with_traffic(url: str, state: Path, steps: list[float], guards: canary
     return canary.ramp(state, steps, 0, guards, sleep=_traffic(url), say=lambda _: None)
 
 
+@pytest.mark.e2e
 def test_canary_ramp_completes_when_guards_hold_and_rolls_back_when_one_trips(home_reg):
     state, reg = home_reg
     set_alias(reg, "challenger", 2)  # the champion itself as canary: outputs agree
@@ -331,6 +327,7 @@ def test_canary_ramp_completes_when_guards_hold_and_rolls_back_when_one_trips(ho
     assert [h["fraction"] for h in canary.history(state)] == [0.25, 0.5, 0.5, 0.25, 0.0]
 
 
+@pytest.mark.e2e
 def test_a_canary_ramp_that_holds_at_100_percent_promotes_the_challenger(home_reg):
     from registry.promote import records as promotions
     from tasks.model import GreenlightModel
@@ -356,6 +353,7 @@ def test_a_canary_ramp_that_holds_at_100_percent_promotes_the_challenger(home_re
     assert [h["fraction"] for h in canary.history(state)] == [0.5, 1.0, 0.0]
 
 
+@pytest.mark.e2e
 def test_a_failing_canary_never_fails_a_caller_and_the_error_guard_rolls_it_back(home_reg):
     state, reg = home_reg
     set_alias(reg, "challenger", register_failing(reg, like=2, kind=FailingOnRealRows))
