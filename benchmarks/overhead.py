@@ -65,14 +65,12 @@ def training():
     return Training(min_delta=-1.0, gate_fraction=0.6)
 
 
-def restore(snapshot: Path, root: Path, week: object) -> None:
-    """Back to the champion's state, at the same paths (the MLflow store holds absolute ones).
+def restore_state(snapshot: Path, root: Path) -> None:
+    """Back to a saved state, at the same paths (the MLflow store holds absolute ones).
 
     The SQLite store is copied in place with SQLite's backup API: MLflow keeps its
     connections open, and a replaced file would leave them on the deleted one."""
     import sqlite3
-
-    from tasks import sources
 
     root.mkdir(parents=True, exist_ok=True)
     for path in root.iterdir():
@@ -86,6 +84,13 @@ def restore(snapshot: Path, root: Path, week: object) -> None:
             shutil.copytree(path, root / path.name)
         else:
             shutil.copy2(path, root / path.name)
+
+
+def restore(snapshot: Path, root: Path, week: object) -> None:
+    """Back to the champion's state, with the timed week landed."""
+    from tasks import sources
+
+    restore_state(snapshot, root)
     sources.write_batch(week, root / "landing")
 
 

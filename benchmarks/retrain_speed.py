@@ -54,24 +54,10 @@ def _quiet() -> Iterator[None]:
 
 
 def _restore(snapshot: Path, root: Path) -> None:
-    """Back to the state before W07's cycle, at the same paths (MLflow stores absolute ones).
+    """Back to the state before W07's cycle (benchmarks/overhead.py `restore_state`)."""
+    from benchmarks.overhead import restore_state
 
-    The SQLite store is copied in place with SQLite's backup API: MLflow keeps its
-    connections open, and a replaced file would leave them on the deleted one."""
-    import sqlite3
-
-    root.mkdir(parents=True, exist_ok=True)
-    for path in root.iterdir():
-        if path.name != "mlflow.db":
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
-    for path in snapshot.iterdir():
-        if path.name == "mlflow.db":
-            with sqlite3.connect(path) as src, sqlite3.connect(root / path.name) as dst:
-                src.backup(dst)
-        elif path.is_dir():
-            shutil.copytree(path, root / path.name)
-        else:
-            shutil.copy2(path, root / path.name)
+    restore_state(snapshot, root)
 
 
 def _set_up(root: Path, snapshot: Path) -> None:
