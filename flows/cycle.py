@@ -265,7 +265,7 @@ def _cycle(dataset: str, policy: Policy, thresholds: Thresholds, training: Train
         step.rows_in = sum(s.count for s in served)
     if not pending and not force_retrain and not late and not served:
         logger.info("nothing new in %s", state.landing)
-        idle.remember_labels(state, labels_seen)
+        idle.remember_labels(state, spec.name, labels_seen)
         return {"batches": [], "quarantined": quarantined, "timings": steps.timings,
                 "harvested": harvested.to_dict() if harvested else None}
     with steps.step("monitor", rows_in=sum(b["rows"] for b in pending)):
@@ -324,5 +324,5 @@ def _cycle(dataset: str, policy: Policy, thresholds: Thresholds, training: Train
                                                      monitor_runs, state),
                                         served=[s.to_dict() for s in served]),
         description="What this cycle saw and decided")
-    idle.remember_labels(state, labels_seen)
+    idle.remember_labels(state, spec.name, labels_seen)
     return summary

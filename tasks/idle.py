@@ -62,23 +62,24 @@ def labels_fingerprint(home: Home) -> Fingerprint:
     return out
 
 
-def _seen(home: Home) -> Path:
-    return home.root / "monitoring" / "labels-seen.json"
+def _seen(home: Home, dataset: str) -> Path:
+    """Per dataset: datasets sharing a state dir share its labels feed, not their cycles."""
+    return home.root / "monitoring" / f"labels-seen-{dataset}.json"
 
 
-def remember_labels(home: Home, fingerprint: Fingerprint) -> None:
-    """Record the labels feed a whole cycle started from (taken before it read the feed,
-    so a file landing during the cycle still counts as new for the next one)."""
-    with replacing(_seen(home)) as tmp:
+def remember_labels(home: Home, dataset: str, fingerprint: Fingerprint) -> None:
+    """Record the labels feed a whole cycle of `dataset` started from (taken before it read
+    the feed, so a file landing during the cycle still counts as new for the next one)."""
+    with replacing(_seen(home, dataset)) as tmp:
         tmp.write_text(json.dumps(fingerprint))
 
 
-def _labels_unchanged(home: Home) -> bool:
+def _labels_unchanged(home: Home, dataset: str) -> bool:
     current = labels_fingerprint(home)
     if not current:
         return True
     try:
-        return json.loads(_seen(home).read_text()) == current
+        return json.loads(_seen(home, dataset).read_text()) == current
     except (OSError, ValueError):
         return False
 
@@ -102,7 +103,7 @@ def nothing_new(home: Home, dataset: str) -> str | None:
         return None
     if manifest.pending(home.manifest):
         return None
-    if _predictions_since(home, last_monitored(home)) or not _labels_unchanged(home):
+    if _predictions_since(home, last_monitored(home)) or not _labels_unchanged(home, dataset):
         return None
     return f"{dataset}: nothing new in {home.landing} (no landed file, no new labels, " \
            "no served predictions since the last cycle)"

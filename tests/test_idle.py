@@ -68,11 +68,13 @@ def test_new_labels_are_work_until_a_cycle_has_seen_them(home):
     home.labels.mkdir()
     (home.labels / "labels-1.csv").write_text("t,converted\n2026-01-01,1\n")
     assert idle.nothing_new(home, "synthetic") is None  # never seen by a cycle
-    idle.remember_labels(home, idle.labels_fingerprint(home))
+    idle.remember_labels(home, "elec2", idle.labels_fingerprint(home))
+    assert idle.nothing_new(home, "synthetic") is None  # another dataset's cycle saw them
+    idle.remember_labels(home, "synthetic", idle.labels_fingerprint(home))
     assert idle.nothing_new(home, "synthetic")
     (home.labels / "labels-2.csv").write_text("t,converted\n2026-01-02,0\n")
     assert idle.nothing_new(home, "synthetic") is None
-    idle.remember_labels(home, idle.labels_fingerprint(home))
+    idle.remember_labels(home, "synthetic", idle.labels_fingerprint(home))
     (home.labels / "labels-2.csv").write_text("t,converted\n2026-01-02,1\n")  # a correction
     os.utime(home.labels / "labels-2.csv", ns=(time.time_ns() + 10**9,) * 2)
     assert idle.nothing_new(home, "synthetic") is None
@@ -86,4 +88,18 @@ def test_predictions_served_after_the_last_cycle_are_work(home):
     idle.mark_monitored(home, datetime.now(UTC) + timedelta(seconds=5))
     assert idle.nothing_new(home, "synthetic")
     idle.mark_monitored(home, datetime.now(UTC) - timedelta(minutes=5))
+    assert idle.nothing_new(home, "synthetic") is None
+
+
+def test_a_whole_cycle_records_the_labels_it_started_from(home):
+    """The real flow: after a cycle has looked at the labels feed, an unchanged feed is no
+    work; a file landing afterwards is."""
+    from flows.cycle import cycle
+
+    home.labels.mkdir()
+    (home.labels / "labels-1.csv").write_text("t,converted\n2026-01-01,1\n")
+    assert idle.nothing_new(home, "synthetic") is None
+    cycle(dataset="synthetic", home=str(home.root))
+    assert idle.nothing_new(home, "synthetic")
+    (home.labels / "labels-2.csv").write_text("t,converted\n2026-01-02,0\n")
     assert idle.nothing_new(home, "synthetic") is None
