@@ -110,12 +110,3 @@ class Scale(BaseModel):
                           "is started when a step first needs it and closed after the cycle.")
     partition_rows: int = Field(
         1_000_000, ge=1, description="Rows per partition for validation and monitoring.")
-
-
-def __getattr__(name: str) -> object:
-    """`Approval` (the approval form) imports Prefect: loaded only when a flow asks for it."""
-    if name == "Approval":
-        from flows.approval import Approval
-
-        return Approval
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

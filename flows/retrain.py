@@ -14,8 +14,9 @@ from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 
 from flows import scaled
+from flows.approval import Approval
 from flows.locks import promotion_lock
-from flows.params import Approval, Training
+from flows.params import Training
 from registry import promote as promotion
 from registry import register as registration
 from registry import versions
