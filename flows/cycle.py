@@ -113,7 +113,8 @@ def _monitor(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ve
                     prediction_drift=thresholds.prediction_drift,
                     adversarial_auc=thresholds.adversarial_auc,
                     tests=StatTests(thresholds.num_method, thresholds.cat_method,
-                                    thresholds.per_column_method, thresholds.column_threshold))
+                                    thresholds.per_column_method, thresholds.column_threshold),
+                    drift_share=thresholds.drift_share, min_rows=thresholds.min_rows)
     ranges = load_ranges(suite_path(spec.name))
     results, runs = [], {}
     for batch in pending:
@@ -123,7 +124,7 @@ def _monitor(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ve
                         else (frame, None))
         result = monitor_t(batch["id"], rows, reference, model, registered, spec,
                            home.reports / batch["id"], limits=limits, ranges=ranges,
-                           inputs=inputs)
+                           inputs=inputs, source=batch.get("file"))
         runs[batch["id"]] = reports.log_run(
             reg.tracking_uri, experiment, f"monitor-{batch['file']}",
             metrics=result.run_metrics(spec.primary_metric),
