@@ -81,3 +81,31 @@ def test_a_released_batch_is_taken_and_the_gate_still_needs_both_classes(champio
     assert out["verdict"] == "insufficient" and "not enough evidence" in out["gate"]["reason"]
     assert "0 negative" in out["gate"]["reason"]
     assert "promoted_version" not in out and _champion(champion_home) == 1
+
+
+def test_training_and_the_gate_window_skip_a_held_batch(champion_home):
+    """The held batch is the newest (week 2, all 1). A forced retrain after a normal week 1
+    lands trains on weeks 0 and 1 only, and its gate window is week 1's newest rows: with
+    the held batch in, the window would have been all one class."""
+    import hashlib
+
+    from flows.params import Training
+
+    held_file = _land_constant(champion_home, 1, index=2)
+    assert cycle(dataset="synthetic", policy="auto", home=str(champion_home))["held"]
+    write_batch(synthetic_batch(1), Home(champion_home).landing)
+    out = cycle(dataset="synthetic", policy="auto", force_retrain=True,
+                training=Training(min_delta=-1.0), home=str(champion_home))
+
+    batches = manifest.load(Home(champion_home).manifest)
+    held = next(b for b in batches.values() if b.get("file") == held_file)
+    assert held["status"] == manifest.HELD and held["id"] not in out["batches"]
+    trained = sorted(b["id"] for b in batches.values() if b["status"] == "accepted")
+    assert held["id"] not in trained and len(trained) == 2
+    version = versions.by_version(registry_for(Home(champion_home), SPEC),
+                                  out["registered_version"])
+    assert version.tags["greenlight.data_hash"] == hashlib.sha256(
+        ",".join(trained).encode()).hexdigest()[:16]
+    assert out["verdict"] != "insufficient" and out["gate"]["n_rows"] == 900
+    week2_start = synthetic_batch(2).frame["timestamp"].min()
+    assert (version.tags.get("greenlight.trained_until") or "") < str(week2_start)
