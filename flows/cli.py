@@ -399,6 +399,32 @@ def harvest(
                   f"wait for labels, {result.already} already harvested)")
 
 
+@app.command()
+def release(
+    batch: Annotated[str, typer.Argument(help="Id (or a unique prefix) of the held batch.")],
+    by: Annotated[str, typer.Option("--by", help="Who lets it through (recorded).")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (recorded).")],
+    home: HomeOpt = None,
+) -> None:
+    """Let a held batch through: a batch whose labels looked implausible (one class, or a
+    share outside the suite's bound) was kept from training and gating; the next cycle
+    monitors, trains and gates on it. Recorded in the manifest: who, when, why."""
+    _environment(home)
+    from tasks import manifest
+    from tasks.home import Home
+
+    if not by.strip() or not reason.strip():
+        _fail("release needs --by NAME and --reason TEXT: both go into the record")
+    try:
+        record = manifest.release(Home.from_env().manifest, batch, by=by.strip(),
+                                  reason=reason.strip())
+    except ValueError as exc:
+        _fail(str(exc))
+    console.print(f"released batch {record['id']} ({record.get('file')}) by {by.strip()}: "
+                  f"the next cycle trains and gates on it (it was held: "
+                  f"{record.get('held_reason')})", highlight=False)
+
+
 def main() -> None:
     """Console entry point: a failure is one readable line; the traceback goes to a log file."""
     try:

@@ -42,7 +42,7 @@ from tasks.monitor import Limits, MonitorResult, monitor_batch
 from tasks.pipeline import Steps
 from tasks.quality import load_ranges
 from tasks.spec import DatasetSpec, load_spec, suite_path
-from tasks.validate import read_suite, validate_frame
+from tasks.validate import read_suite, split_label_checks, validate_frame
 
 scan_t = task(ingest.scan, name="ingest")
 read_t = task(ingest.try_read, name="read")
@@ -53,6 +53,7 @@ monitor_t = task(monitor_batch, name="monitor")
 publish_t = task(dashboards.publish_batch, name="publish")
 harvest_t = task(harvest.harvest, name="harvest")
 served_t = task(predictions.served_metrics, name="served predictions")
+labels_t = task(labels.implausible, name="label check")
 heartbeat.off_unless_asked()
 
 
@@ -66,7 +67,7 @@ def _intake(home: Home, spec: DatasetSpec, engine: DaskEngine) -> list[str]:
     Returns the one-line reasons of what was quarantined; each is also logged, so the user
     sees it on the console. A file still being written stays in landing for the next cycle."""
     logger = get_run_logger()
-    suite = read_suite(suite_path(spec.name))
+    suite, _ = split_label_checks(read_suite(suite_path(spec.name)), spec.target)
     known = manifest.load(home.manifest)
     found = scan_t(home.landing)
     crash_point("ingest")
@@ -101,6 +102,30 @@ def _intake(home: Home, spec: DatasetSpec, engine: DaskEngine) -> list[str]:
     return quarantined
 
 
+def _hold(home: Home, spec: DatasetSpec, min_rows: int) -> list[str]:
+    """Hold every pending batch whose labels are implausible (tasks/labels.py) from training
+    and gating; returns the one-line reasons, each also logged. A batch a person released
+    is not held again. Pending, not just landed: a crash between accept and hold is
+    caught by the re-run."""
+    logger = get_run_logger()
+    _, label_suite = split_label_checks(read_suite(suite_path(spec.name)), spec.target)
+    held = []
+    for batch in manifest.pending(home.manifest):
+        if batch.get("released_by"):
+            continue
+        frame = labels.attach(lake.read_batches(home.lake, [batch["id"]]), home, spec)
+        reason = labels_t(frame, spec, label_suite, min_rows=min_rows,
+                          source=batch.get("file") or batch["id"])
+        if reason is None:
+            continue
+        manifest.hold(home.manifest, batch["id"], reason)
+        line = (f"held batch {batch['id']}: {reason}; to train on it anyway: greenlight "
+                f"release {batch['id'][:12]} --by NAME --reason TEXT")
+        logger.warning(line)
+        held.append(line)
+    return held
+
+
 def _monitor(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.VersionInfo,
              pending: list[dict], thresholds: Thresholds, engine: DaskEngine
              ) -> tuple[list[MonitorResult], dict[str, str]]:
@@ -113,7 +138,8 @@ def _monitor(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ve
                     prediction_drift=thresholds.prediction_drift,
                     adversarial_auc=thresholds.adversarial_auc,
                     tests=StatTests(thresholds.num_method, thresholds.cat_method,
-                                    thresholds.per_column_method, thresholds.column_threshold))
+                                    thresholds.per_column_method, thresholds.column_threshold),
+                    drift_share=thresholds.drift_share, min_rows=thresholds.min_rows)
     ranges = load_ranges(suite_path(spec.name))
     results, runs = [], {}
     for batch in pending:
@@ -123,7 +149,7 @@ def _monitor(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ve
                         else (frame, None))
         result = monitor_t(batch["id"], rows, reference, model, registered, spec,
                            home.reports / batch["id"], limits=limits, ranges=ranges,
-                           inputs=inputs)
+                           inputs=inputs, source=batch.get("file"))
         runs[batch["id"]] = reports.log_run(
             reg.tracking_uri, experiment, f"monitor-{batch['file']}",
             metrics=result.run_metrics(spec.primary_metric),
@@ -255,6 +281,8 @@ def _cycle(dataset: str, policy: Policy, thresholds: Thresholds, training: Train
         with steps.step("ingest+validate") as step:
             quarantined = _intake(state, spec, engine)
             step.rows_in, step.rows_out = _intake_rows(before, manifest.load(state.manifest))
+        with steps.step("label check"):
+            held = _hold(state, spec, thresholds.min_rows)
     pending = manifest.pending(state.manifest)
     champion = _judged_against(reg, pending)
     with steps.step("late labels") as step:
@@ -266,7 +294,8 @@ def _cycle(dataset: str, policy: Policy, thresholds: Thresholds, training: Train
     if not pending and not force_retrain and not late and not served:
         logger.info("nothing new in %s", state.landing)
         idle.remember_labels(state, spec.name, labels_seen)
-        return {"batches": [], "quarantined": quarantined, "timings": steps.timings,
+        return {"batches": [], "quarantined": quarantined, "held": held,
+                "timings": steps.timings,
                 "harvested": harvested.to_dict() if harvested else None}
     with steps.step("monitor", rows_in=sum(b["rows"] for b in pending)):
         results, monitor_runs = (_monitor(state, reg, spec, champion, pending, thresholds,
@@ -309,6 +338,7 @@ def _cycle(dataset: str, policy: Policy, thresholds: Thresholds, training: Train
                           "greenlight.events": ",".join(events)})
     summary = {"batches": [b["id"] for b in pending], "decision": decision.action,
                "reasons": decision.reasons, **outcome, "quarantined": quarantined,
+               "held": held,
                "timings": steps.timings, "alarms": [a.to_dict() for a in raised],
                "events": events, "late_labels": [r.batch_id for r in late],
                "served": [s.to_dict() for s in served],
@@ -322,7 +352,7 @@ def _cycle(dataset: str, policy: Policy, thresholds: Thresholds, training: Train
                                         late=[r.to_dict() for r in late],
                                         links=links(reg, outcome.get("registered_version"),
                                                      monitor_runs, state),
-                                        served=[s.to_dict() for s in served]),
+                                        served=[s.to_dict() for s in served], held=held),
         description="What this cycle saw and decided")
     idle.remember_labels(state, spec.name, labels_seen)
     return summary

@@ -22,6 +22,11 @@ class Thresholds(BaseModel):
         None, gt=0,
         description="Label drift threshold (PSI, default 0.05, for classification; normed "
                     "Wasserstein, default 0.1, for regression); null uses those defaults.")
+    min_rows: int = Field(
+        30, ge=1,
+        description="A batch with fewer rows is not judged: its drift and decay are \"not "
+                    "enough rows\" (no retrain, no alarm), and its label share is not held "
+                    "against the suite. On a handful of rows every share is 0 or 1.")
     max_decay: float = Field(
         0.05, ge=0,
         description="Retrain when the champion's primary metric on a batch is this much worse "

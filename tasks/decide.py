@@ -26,7 +26,9 @@ def decide(results: list[MonitorResult], *, has_champion: bool, drift_share: flo
 
     `acknowledged` are drift kinds (data, label) the live champion has already answered: a
     retrain on them found no better model. The same drift against the same champion then
-    does not retrain again on every batch; decay always does, since it is the model failing."""
+    does not retrain again on every batch; decay always does, since it is the model failing.
+    A batch too small to judge (`MonitorResult.not_judged`) raises nothing; its reason is
+    kept, so the record says "not enough rows" rather than nothing, or drift."""
     if not has_champion:
         return Decision("bootstrap", ["no champion yet"], frozenset({"bootstrap"}))
     found = [(a.kind, a.reason)
@@ -38,9 +40,10 @@ def decide(results: list[MonitorResult], *, has_champion: bool, drift_share: flo
     live = [(k, why) for k, why in found if k not in acknowledged or k in ("decay", "forced")]
     known = [f"{why} [known: champion already re-validated]" for k, why in found
              if (k, why) not in live]
+    unjudged = [f"{r.batch_id}: {r.not_judged}" for r in results if r.not_judged]
     if not live:
-        return Decision("no action", known)
-    return Decision("retrain", [why for _, why in live] + known,
+        return Decision("no action", known + unjudged)
+    return Decision("retrain", [why for _, why in live] + known + unjudged,
                     frozenset(k for k, _ in live))
 
 

@@ -9,6 +9,7 @@ never crashes a run. Evidently is imported lazily: its import costs seconds.
 from __future__ import annotations
 
 import gc
+import html
 import json
 import logging
 import math
@@ -54,6 +55,7 @@ class DriftResult:
     sampled: bool = False
     reference_rows: int = 0
     current_rows: int = 0
+    title: str | None = None
     snapshot: Any = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -72,6 +74,7 @@ class DriftResult:
             "sampled": self.sampled,
             "reference_rows": self.reference_rows,
             "current_rows": self.current_rows,
+            "title": self.title,
         }
 
 
@@ -206,11 +209,17 @@ class StatTests:
 
 def _run_report(ref: pd.DataFrame, cur: pd.DataFrame, numerical: list[str],
                 categorical: list[str], features: list[str], extra: list[Any],
-                tests: StatTests | None = None) -> Any:
+                tests: StatTests | None = None, drift_share: float | None = None,
+                title: str | None = None) -> Any:
+    """The Evidently report. `drift_share` is greenlight's retrain threshold, so the
+    report's "Dataset Drift is (NOT) detected" headline says what greenlight decided
+    (Evidently's own default is 0.5); `title` names the snapshot (batch and file)."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
     kwargs = (tests or StatTests()).preset_kwargs(features)
+    if drift_share is not None:
+        kwargs["drift_share"] = drift_share
     metrics = ([DataDriftPreset(columns=features, **kwargs)] if features else []) + extra
     if not metrics:
         return None
@@ -218,6 +227,7 @@ def _run_report(ref: pd.DataFrame, cur: pd.DataFrame, numerical: list[str],
     return Report(metrics, include_tests=True).run(
         current_data=Dataset.from_pandas(cur, data_definition=definition),
         reference_data=Dataset.from_pandas(ref, data_definition=definition),
+        name=title,
     )
 
 
@@ -246,13 +256,16 @@ def measure_drift(
     tests: StatTests | None = None,
     max_rows: int = MAX_ROWS,
     seed: int = 0,
+    drift_share: float | None = None,
+    title: str | None = None,
 ) -> DriftResult:
     """Feature, label and (optional) prediction drift of `current` against `reference`.
 
     The prediction column uses the label's method with `prediction_threshold` (default
     CLASSIFICATION_PREDICTION_THRESHOLD, or the label's for regression); `tests` picks the
     feature stat tests. A missing or unlabelled target gives `label_score=None` rather than
-    an error, since labels often arrive late.
+    an error, since labels often arrive late. `drift_share` (the flow's retrain threshold)
+    and `title` go to the Evidently report, so its headline agrees with the decision.
     """
     from evidently.metrics import ValueDrift
 
@@ -281,6 +294,7 @@ def measure_drift(
             ref, cur, [c for c in numerical if c in live], [c for c in categorical if c in live],
             [c for c in spec.features if c in live],
             [ValueDrift(column=c, method=method, threshold=cuts[c]) for c in outputs], tests,
+            drift_share, title,
         )
         verdicts = {**(_verdicts(snapshot) if snapshot is not None else {}), **fixed}
 
@@ -302,8 +316,20 @@ def measure_drift(
         sampled=ref_sampled or cur_sampled,
         reference_rows=len(ref),
         current_rows=len(cur),
+        title=title,
         snapshot=snapshot,
     )
+
+
+def _titled(page: str, title: str | None) -> str:
+    """Evidently's page has no title of its own (every report reads "Report"): put the
+    batch and file in the browser tab and as a heading, so two open reports are told apart."""
+    if not title:
+        return page
+    text = html.escape(title)
+    page = page.replace("<head>", f"<head>\n    <title>{text}</title>", 1)
+    return page.replace("<body>", f"<body>\n    <h1 style=\"font-family: sans-serif; "
+                                  f"margin: 16px 24px 0\">{text}</h1>", 1)
 
 
 def save_report(result: DriftResult, out_dir: Path) -> dict[str, Path]:
@@ -316,7 +342,8 @@ def save_report(result: DriftResult, out_dir: Path) -> dict[str, Path]:
     if result.snapshot is not None:
         paths["html"], paths["json"] = out_dir / "drift.html", out_dir / "drift.json"
         with _quiet():
-            result.snapshot.save_html(str(paths["html"]))
+            paths["html"].write_text(_titled(result.snapshot.get_html_str(as_iframe=False),
+                                             result.title), encoding="utf-8")
             result.snapshot.save_json(str(paths["json"]))
             paths["snapshot"] = out_dir / "snapshot.json"
             paths["snapshot"].write_text(result.snapshot.dumps())

@@ -8,7 +8,10 @@ is `tasks.evaluate.relative_gain` of the primary metric, so `min_delta` means th
 accuracy and MAE.
 
 Verdicts, checked in this order:
-- insufficient: fewer than `min_rows` labelled rows. "Not enough evidence": never a pass.
+- insufficient: fewer than `min_rows` labelled rows, or (classification) fewer than
+  `min_class_rows` of either class. "Not enough evidence": never a pass. A window of one
+  class rewards whichever model says that class most: a batch labelled all 1 made a
+  worse challenger look +90% better (issue 21).
 - fail: a sanity check failed (non-finite or constant predictions, features or task kind
   not the serving contract), or a slice degraded (below), or the point gain <= min_delta.
 - bootstrap: no champion yet, and the sanity checks hold. Passes.
@@ -64,6 +67,10 @@ __all__ = ["GateResult", "gate", "paired_bootstrap", "sanity_checks"]  # the sta
 LEVEL = 0.95
 PASSING = ("clear", "bootstrap", "refresh")
 HIGHER = ("accuracy", "roc_auc")  # as DatasetSpec.higher_is_better, for secondary metrics
+# Rows of each class the gate window needs (classification). 30 of the rarer class keep
+# its share's standard error near 0.07 relative on a 30% class; below, a metric gain is
+# mostly which class the window happened to hold.
+MIN_CLASS_ROWS = 30
 
 
 class Scorer(Protocol):
@@ -170,6 +177,18 @@ def _truth(frame: pd.DataFrame, spec: DatasetSpec) -> np.ndarray:
     return frame[spec.target].to_numpy(dtype=float)
 
 
+def _class_shortfall(rows: pd.DataFrame, spec: DatasetSpec, min_class_rows: int) -> str | None:
+    """Why a classification window cannot judge: a class with too few rows; else None."""
+    if spec.task != "classification" or not len(rows):
+        return None
+    positive = int(binary_target(rows, spec).sum())
+    counts = {"positive": positive, "negative": len(rows) - positive}
+    if min(counts.values()) >= min_class_rows:
+        return None
+    return (f"not enough evidence: the gate window has {counts['positive']} positive and "
+            f"{counts['negative']} negative rows; each class needs {min_class_rows}")
+
+
 def _slices(feature: str, draws: dict, min_rows: int, max_drop: float) -> list[dict]:
     """Per slice value: points, interval and whether it degrades (module docstring)."""
     out = []
@@ -188,7 +207,8 @@ def gate(challenger: Scorer, champion: Scorer | None, window: pd.DataFrame,
          spec: DatasetSpec, *, min_delta: float, min_rows: int = 200,
          slice_feature: str | None = None, max_slice_drop: float = 0.05,
          min_slice_rows: int = 50, n_resamples: int = 1000, seed: int = 0,
-         block_rows: int | None = None, stale: bool = False) -> GateResult:
+         block_rows: int | None = None, stale: bool = False,
+         min_class_rows: int = MIN_CLASS_ROWS) -> GateResult:
     """Judge the challenger against the champion on the same held-out recent window.
 
     `block_rows` None picks the block length from the window (tasks.bootstrap). `stale`
@@ -210,6 +230,9 @@ def gate(challenger: Scorer, champion: Scorer | None, window: pd.DataFrame,
     if n < min_rows:
         return GateResult("insufficient", False, reason=f"not enough evidence: {n} labelled "
                           f"rows < {min_rows}", **base)
+    shortfall = _class_shortfall(rows, spec, min_class_rows)
+    if shortfall:
+        return GateResult("insufficient", False, reason=shortfall, **base)
     if sanity:
         return GateResult("fail", False, reason="fail: sanity: " + "; ".join(sanity), **base)
     if champion is None:

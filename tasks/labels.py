@@ -5,6 +5,11 @@ their own files (CSV or parquet, any number of rows, any batch), and are joined 
 rows by the spec's `label_key` (default: the time column). So batch t's decay is computed
 once its labels land, possibly with batch t+k, and re-computed as more of them arrive.
 
+A batch whose labels are implausible (one class only, a constant target, or a share outside
+the suite's label-share checks) is held from training and gating until a person releases it
+(`implausible`, `tasks.manifest.hold`): the gate judges on the newest rows, so such a batch
+would otherwise both train the challenger and be the window that judges it.
+
 Outcomes of served predictions land in the same feed keyed by `prediction_id` instead (the
 `<request_id>-<index>` the service answered with); `tasks/harvest.py` joins those. Each
 join reads the files that carry its key and passes over the others without a warning.
@@ -133,3 +138,34 @@ def late_decay(batch: dict[str, Any], frame: pd.DataFrame, champion: GreenlightM
                          list(batch.get("drifted_features") or []), batch.get("label_score"),
                          False, batch.get("prediction_score"), metric, registered, decay,
                          labelled_rows=labelled)
+
+
+def implausible(frame: pd.DataFrame, spec: DatasetSpec, label_suite: dict, *, min_rows: int,
+                source: str) -> str | None:
+    """Why the batch's labels are implausible, in one line naming `source`; None if they
+    are plausible, or if fewer than `min_rows` rows are labelled (every share of a handful
+    of rows is extreme: the gate's per-class minimum guards those).
+
+    Implausible: a classification batch of one class, a regression batch with one target
+    value, or a failure of the suite's label-share checks (`label_suite`, from
+    `tasks.validate.split_label_checks`), judged on the labelled rows."""
+    from tasks.validate import validate_frame
+
+    if spec.target not in frame:
+        return None
+    labelled = frame.loc[frame[spec.target].notna(), [spec.target]]
+    if len(labelled) < min_rows:
+        return None
+    problems = []
+    values = labelled[spec.target].unique()
+    if len(values) == 1:
+        kind = "class" if spec.task == "classification" else "target value"
+        value = values[0].item() if hasattr(values[0], "item") else values[0]  # not np.int64(1)
+        problems.append(f"all {len(labelled)} labelled rows have {kind} {value!r}")
+    if label_suite.get("expectations"):
+        checked = validate_frame(labelled, label_suite, source=source)
+        problems += [f.text for f in checked.failures]
+    if not problems:
+        return None
+    return (f"{source}: labels implausible ({'; '.join(problems)}): held from training "
+            f"and gating until released")

@@ -65,6 +65,8 @@ class MonitorResult:
     score_quantiles: dict[str, float] = field(default_factory=dict)
     positive_share: float | None = None
     labelled_rows: int = 0
+    # Why drift and decay were not judged (e.g. "not enough rows: 1 < 30"); "" when they were.
+    not_judged: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {k: _finite(v) for k, v in asdict(self).items()}
@@ -105,6 +107,8 @@ class Limits:
     prediction_drift: float | None = None
     adversarial_auc: float = 0.65
     tests: StatTests = field(default_factory=StatTests)
+    drift_share: float | None = None  # for the Evidently report's headline; None: Evidently's
+    min_rows: int = 0  # below this many rows, drift and decay are "not enough rows"
 
 
 @dataclass(frozen=True)
@@ -138,8 +142,8 @@ def monitor_batch(batch_id: str, batch: pd.DataFrame, reference: pd.DataFrame,
                   champion: GreenlightModel, registered_metric: float, spec: DatasetSpec,
                   out_dir: Path, label_threshold: float | None = None,
                   limits: Limits | None = None, ranges: Ranges | None = None,
-                  max_rows: int = MAX_ROWS, inputs: InputMetrics | None = None
-                  ) -> MonitorResult:
+                  max_rows: int = MAX_ROWS, inputs: InputMetrics | None = None,
+                  source: str | None = None) -> MonitorResult:
     """Drift, adversarial validation, input/output metrics and decay for one batch, with the
     Evidently report and a JSON of everything written to `out_dir`.
 
@@ -148,16 +152,55 @@ def monitor_batch(batch_id: str, batch: pd.DataFrame, reference: pd.DataFrame,
     benchmarks/monitoring_speed.py) at a fifth of the time. `rows` still counts the whole
     batch, and the input metrics (missing, out of range) read every row: they are cheap.
     On Dask, `batch` is the sample drawn from every partition and `inputs` the partitions'
-    combined input metrics (tasks/distributed.py); `rows` is then `inputs.rows`."""
+    combined input metrics (tasks/distributed.py); `rows` is then `inputs.rows`.
+
+    Below `limits.min_rows` rows nothing is judged (`too_few_rows`): one row's "drift
+    share" is 0 or 1 and its accuracy 0 or 1, which is noise, not evidence. `source` (the
+    landed file) goes into the report's title with the batch id."""
+    limits = limits or Limits(label_drift=label_threshold)
+    rows = inputs.rows if inputs is not None else len(batch)
+    if rows < limits.min_rows:
+        return too_few_rows(batch_id, batch, champion, registered_metric, spec, out_dir,
+                            limits, ranges, inputs)
+    title = f"greenlight drift: batch {batch_id}" + (f" ({source})" if source else "")
     with collector_paused():
         return _monitor(batch_id, batch, reference, champion, registered_metric, spec, out_dir,
-                        limits or Limits(label_drift=label_threshold), ranges, max_rows, inputs)
+                        limits, ranges, max_rows, inputs, title)
+
+
+def too_few_rows(batch_id: str, batch: pd.DataFrame, champion: GreenlightModel,
+                 registered_metric: float, spec: DatasetSpec, out_dir: Path, limits: Limits,
+                 ranges: Ranges | None, inputs: InputMetrics | None) -> MonitorResult:
+    """A batch too small to judge: input and output metrics only; drift share and decay
+    unknown (null), no drift verdict, and `not_judged` says why, so the cycle's reasons
+    say "not enough rows" rather than "drift share 1.00"."""
+    inputs = inputs or input_metrics(batch, spec, ranges or Ranges())
+    scores = champion.score(batch) if len(batch) else np.array([])
+    outputs = output_metrics(scores, spec)
+    mask = (batch[spec.target].notna() if spec.target in batch
+            else pd.Series(False, index=batch.index))
+    result = MonitorResult(
+        batch_id=batch_id, rows=inputs.rows, drift_share=float("nan"), drifted_features=[],
+        label_score=None, label_drifted=False, prediction_score=None, champion_metric=None,
+        registered_metric=registered_metric, decay=None,
+        adversarial_threshold=limits.adversarial_auc,
+        missing_share=inputs.missing_share, out_of_range_share=inputs.out_of_range_share,
+        failed_predictions=outputs.failed_share, score_mean=_finite(outputs.score_mean),
+        score_quantiles=outputs.score_quantiles, positive_share=outputs.positive_share,
+        labelled_rows=int(mask.sum()),
+        not_judged=f"not enough rows to judge drift or decay: {inputs.rows} < "
+                   f"{limits.min_rows} (Thresholds.min_rows)")
+    path = Path(out_dir) / "monitor.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result.to_dict(), indent=2, default=str))
+    result.reports = {"monitor": str(path)}
+    return result
 
 
 def _monitor(batch_id: str, batch: pd.DataFrame, reference: pd.DataFrame,
              champion: GreenlightModel, registered_metric: float, spec: DatasetSpec,
              out_dir: Path, limits: Limits, ranges: Ranges | None, max_rows: int,
-             inputs: InputMetrics | None) -> MonitorResult:
+             inputs: InputMetrics | None, title: str | None = None) -> MonitorResult:
     """`monitor_batch`'s work, with its arguments resolved."""
     scored, reference = sample_rows(batch, max_rows), sample_rows(reference, max_rows)
     scores = champion.score(scored)
@@ -166,7 +209,7 @@ def _monitor(batch_id: str, batch: pd.DataFrame, reference: pd.DataFrame,
     drift = measure_drift(ref, current, spec, label_threshold=limits.label_drift,
                           prediction_column=PREDICTION,
                           prediction_threshold=limits.prediction_drift, tests=limits.tests,
-                          max_rows=max_rows)
+                          max_rows=max_rows, drift_share=limits.drift_share, title=title)
     paths = save_report(drift, out_dir)
     adv = domain_classifier(reference, scored, spec)
     inputs = inputs or input_metrics(batch, spec, ranges or Ranges())

@@ -61,9 +61,15 @@ def cycle_markdown(dataset: str, decision: str, reasons: list[str], batches: lis
                    alarms: list[dict[str, Any]] | None = None,
                    late: list[dict[str, Any]] | None = None,
                    links: dict[str, str] | None = None,
-                   served: list[dict[str, Any]] | None = None) -> str:
-    """The cycle's story for the Prefect UI: what came in, what drifted, what was decided."""
+                   served: list[dict[str, Any]] | None = None,
+                   held: list[str] | None = None) -> str:
+    """The cycle's story for the Prefect UI: what came in, what drifted, what was decided.
+
+    `held` are the one-line reasons of batches held for implausible labels: said first,
+    since a person has to act on them (`greenlight release`)."""
     lines = [f"# greenlight cycle on `{dataset}`: **{decision}**", ""]
+    if held:
+        lines += ["## Held from training and gating", "", *[f"- {h}" for h in held], ""]
     lines += [f"- {r}" for r in reasons] or ["- every batch within thresholds"]
     lines += ["", "## Batches", "", markdown_table(batches, [
         "batch_id", "rows", "drift_share", "drifted_features", "label_score",

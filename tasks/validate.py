@@ -238,6 +238,30 @@ def _build_suite(name: str, suite: dict) -> Any:
     return built
 
 
+# Expectations on the target's distribution (its share, mean, spread, classes): a batch that
+# breaks one has plausible rows but implausible labels. It is held for a person, not
+# quarantined (tasks/labels.py): the rows may be right and the labels a bug, or the world.
+LABEL_SHARE_CHECKS = frozenset({
+    "expect_column_mean_to_be_between", "expect_column_median_to_be_between",
+    "expect_column_stdev_to_be_between", "expect_column_proportion_of_unique_values_to_be_between",
+    "expect_column_unique_value_count_to_be_between", "expect_column_distinct_values_to_equal_set",
+    "expect_column_distinct_values_to_contain_set", "expect_column_most_common_value_to_be_in_set",
+    "expect_column_kl_divergence_to_be_less_than"})
+
+
+def split_label_checks(suite: dict, target: str) -> tuple[dict, dict]:
+    """The suite without its label-share checks (validated at intake: a failure
+    quarantines) and those checks alone (a failure holds the batch; `tasks.labels`)."""
+    def on_target(e: dict) -> bool:
+        return e.get("type") in LABEL_SHARE_CHECKS and (e.get("kwargs") or {}).get(
+            "column") == target
+
+    expectations = suite.get("expectations", [])
+    return ({**suite, "expectations": [e for e in expectations if not on_target(e)]},
+            {**suite, "name": f"{suite.get('name') or 'suite'}-labels",
+             "expectations": [e for e in expectations if on_target(e)]})
+
+
 FUTURE_TOLERANCE = pd.Timedelta(days=1)  # clock skew and time zones, not next week's data
 
 

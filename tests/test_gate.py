@@ -220,3 +220,29 @@ def test_the_bootstrap_gains_are_relative_gain_draw_by_draw():
         expected = [[relative_gain(a, b, higher) for a, b in zip(r, s, strict=True)]
                     for r, s in zip(new, old, strict=True)]
         assert np.array_equal(_gains(new, old, higher), np.array(expected), equal_nan=True)
+
+
+def test_a_window_of_one_class_is_not_enough_evidence():
+    """Issue 21.1: the gate window was a batch labelled all 1, so a challenger that learned
+    to say 1 looked +90% better and was promoted. Each class needs MIN_CLASS_ROWS rows."""
+    from tasks.gate import MIN_CLASS_ROWS
+
+    one_class = window(seed=1).assign(y=1)
+    # the champion still says "unlikely"; the challenger learned to say 1
+    one_class["old"] = np.linspace(0.1, 0.4, len(one_class))
+    one_class["new"] = np.linspace(0.6, 0.95, len(one_class))
+    result = gate(Fixed("new"), Fixed("old"), one_class, SPEC, min_delta=0.005)
+    assert result.verdict == "insufficient" and not result.passed
+    assert result.reason.startswith("not enough evidence") and "0 negative" in result.reason
+    few = window(seed=1)
+    few.loc[few.index[MIN_CLASS_ROWS - 1:], "y"] = 1  # one negative short of the minimum
+    few.loc[few.index[:MIN_CLASS_ROWS - 1], "y"] = 0
+    assert gate(Fixed("new"), Fixed("old"), few, SPEC, min_delta=0.005).verdict == "insufficient"
+    enough = window(seed=1)
+    enough.loc[enough.index[MIN_CLASS_ROWS:], "y"] = 1
+    enough.loc[enough.index[:MIN_CLASS_ROWS], "y"] = 0
+    assert gate(Fixed("new"), Fixed("old"), enough, SPEC, min_delta=0.005).verdict != \
+        "insufficient"
+    # regression has no classes: judged as before
+    assert gate(Fixed("new"), Fixed("old"), one_class, REG, min_delta=0.005).verdict != \
+        "insufficient"

@@ -205,3 +205,56 @@ def test_monitor_batch_gives_the_verdicts_of_its_parts(tmp_path, index):
     metric = evaluate(champion, labelled, SYNTHETIC)["accuracy"]
     assert (result.champion_metric, result.labelled_rows) == (metric, len(labelled))
     assert result.decay == -relative_gain(metric, 0.77, True)
+
+
+def test_a_batch_below_min_rows_is_not_enough_rows_not_drift(tmp_path):
+    """Issue 21.10a: a 1-row batch gave "drift share 1.00" and a retrain. Below
+    Thresholds.min_rows drift and decay are not judged: no alarm, no retrain, and the
+    decision's reasons say "not enough rows"."""
+    from tasks import train
+    from tasks.decide import decide
+    from tasks.monitor import Limits, monitor_batch
+
+    thresholds = Thresholds()
+    assert isinstance(thresholds.min_rows, int) and thresholds.min_rows >= 30
+    history = pd.concat([synthetic_batch(i).frame for i in range(4)], ignore_index=True)
+    champion = train.fit(history, SYNTHETIC, None)
+    one_row = synthetic_batch(20).frame.head(1)
+    limits = Limits(drift_share=thresholds.drift_share, min_rows=thresholds.min_rows)
+    result = monitor_batch("tiny", one_row, history.tail(1000), champion, 0.77, SYNTHETIC,
+                           tmp_path, limits=limits, source="one-row.csv")
+    assert "not enough rows" in result.not_judged and "1 < 30" in result.not_judged
+    assert result.drifted_features == [] and result.to_dict()["drift_share"] is None
+    assert result.decay is None and not result.label_drifted
+    assert result.rows == 1 and result.labelled_rows == 1
+    assert alarms.check(result, drift_share=thresholds.drift_share,
+                        max_decay=thresholds.max_decay) == []
+    decision = decide([result], has_champion=True, drift_share=thresholds.drift_share,
+                      max_decay=thresholds.max_decay)
+    assert decision.action == "no action"
+    assert any("not enough rows" in r for r in decision.reasons)
+    # at the threshold the batch is judged as before
+    enough = synthetic_batch(20).frame.head(thresholds.min_rows)
+    judged = monitor_batch("enough", enough, history.tail(1000), champion, 0.77, SYNTHETIC,
+                           tmp_path / "enough", limits=limits, source="enough.csv")
+    assert judged.not_judged == "" and judged.decay is not None
+
+
+def test_monitor_report_uses_the_flows_drift_share_and_titles_the_batch(tmp_path):
+    """Issue 16.6 through the monitor step: the report's headline is judged with the flow's
+    drift_share and its title names the batch id and the landed file."""
+    import json as _json
+
+    from tasks import train
+    from tasks.monitor import Limits, monitor_batch
+
+    history = pd.concat([synthetic_batch(i).frame for i in range(4)], ignore_index=True)
+    champion = train.fit(history, SYNTHETIC, None)
+    batch = synthetic_batch(SYNTHETIC_CHANGE_POINTS["covariate"]).frame
+    result = monitor_batch("c0ffee", batch, history.tail(1000), champion, 0.77, SYNTHETIC,
+                           tmp_path, limits=Limits(drift_share=0.0001), source="week-05.csv")
+    page = open(result.reports["html"], encoding="utf-8").read()
+    assert "greenlight drift: batch c0ffee (week-05.csv)" in page
+    assert ("Dataset Drift is detected" in page) == (result.drift_share >= 0.0001)
+    drift_json = _json.loads(open(result.reports["json"], encoding="utf-8").read())
+    assert "0.0001" in _json.dumps(drift_json)  # the share Evidently judged with

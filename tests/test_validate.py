@@ -153,3 +153,49 @@ def test_unknown_expectation_is_refused_not_dropped() -> None:
     with pytest.raises(ValueError, match="suite typo: unknown or invalid expectation: "
                                          "expect_column_values_to_be_nul"):
         validate_frame(good_frame(), suite, source=SOURCE)
+
+
+@pytest.mark.parametrize("dataset", ["synthetic", "elec2", "bike_sharing"])
+def test_shipped_suites_bound_the_label_and_hold_rather_than_quarantine(dataset):
+    """Issue 21.1: every shipped suite carries a check on its target's distribution; the
+    cycle splits it off the intake suite (a failure holds the batch, tasks/labels.py)."""
+    from tasks.spec import load_spec, suite_path
+    from tasks.validate import LABEL_SHARE_CHECKS, split_label_checks
+
+    spec, suite = load_spec(dataset), read_suite(suite_path(dataset))
+    intake, labels = split_label_checks(suite, spec.target)
+    assert labels["expectations"], "no label-share check in the suite"
+    assert all(e["type"] in LABEL_SHARE_CHECKS and e["kwargs"]["column"] == spec.target
+               for e in labels["expectations"])
+    assert len(intake["expectations"]) + len(labels["expectations"]) == len(
+        suite["expectations"])
+
+
+@pytest.mark.parametrize("dataset", ["synthetic", "elec2", "bike_sharing"])
+def test_real_batches_pass_the_label_check_and_constant_targets_are_held(dataset):
+    """On real data (weekly batches of the shipped streams) the label check holds nothing;
+    the same rows with one target value are held with a reason naming the file. Below
+    Thresholds.min_rows labelled rows nothing is judged."""
+    from flows.params import Thresholds
+    from tasks import labels, sources
+    from tasks.spec import load_spec, suite_path
+    from tasks.validate import split_label_checks
+    from tests.conftest import shared_file
+
+    spec = load_spec(dataset)
+    _, label_suite = split_label_checks(read_suite(suite_path(dataset)), spec.target)
+    min_rows = Thresholds().min_rows
+    if dataset == "synthetic":
+        weeks = [b.frame for b in sources.synthetic_stream(seed=7)]
+    else:
+        data = sources.load_dataset(dataset, shared_file(*sources.DATA_FILES[dataset]))
+        weeks = [b.frame for b in sources.cut_batches(data, spec, "W")][:60]
+    held = [i for i, w in enumerate(weeks)
+            if labels.implausible(w, spec, label_suite, min_rows=min_rows, source="w.csv")]
+    assert held == []
+    constant = weeks[3].assign(**{spec.target: weeks[3][spec.target].iloc[0]})
+    reason = labels.implausible(constant, spec, label_suite, min_rows=min_rows,
+                                source="constant.csv")
+    assert reason and reason.startswith("constant.csv: labels implausible") and "\n" not in reason
+    assert labels.implausible(constant.head(min_rows - 1), spec, label_suite,
+                              min_rows=min_rows, source="tiny.csv") is None
