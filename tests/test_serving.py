@@ -481,3 +481,18 @@ def test_a_body_that_is_not_declared_json_gets_a_counted_415(home_reg):
             assert httpx.post(f"{url}/predict", content=body,
                               headers={"content-type": kind}).status_code == 200, kind
     assert len(list(plog.read(state))) == 2
+
+
+def test_a_wrong_type_is_said_once_per_field(home_reg):
+    """16.10d: a number field may be a float or an int, and the 422 named the field twice,
+    once per member of the union."""
+    state, reg = home_reg
+    app = create_app(reg, state, poll_seconds=60)
+    body = {**records(n=1)[0], "income": "lots", "age": "old"}
+    with running(app) as url:
+        r = httpx.post(f"{url}/predict", json=body)
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert error.count("field 'income'") == 1 and error.count("field 'age'") == 1, error
+    assert "valid number (got 'lots')" in error
+
