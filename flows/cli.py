@@ -11,6 +11,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from tasks.home import adopt_servers
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="greenlight keeps a tabular model right while its live data drifts.")
 # Wide enough for the batch table when output is piped or captured (no terminal to size it).
@@ -29,6 +31,7 @@ def _environment(home: Path | None, quiet: bool = False) -> Path:
     root = (home or Path(".greenlight")).expanduser().resolve()
     (root / "prefect").mkdir(parents=True, exist_ok=True)
     os.environ["GREENLIGHT_HOME"] = str(root)
+    adopt_servers(root)  # the servers `greenlight up` runs on this state dir, unless set
     for key, value in {"DO_NOT_TRACK": "true", "MLFLOW_DISABLE_TELEMETRY": "true",
                        "MLFLOW_LOGGING_LEVEL": "ERROR" if quiet else "WARNING",
                        "PREFECT_LOGGING_LEVEL": "WARNING" if quiet else "INFO",
@@ -271,6 +274,9 @@ def up(
         envvar="GREENLIGHT_MLFLOW_DATABASE_URL",
         help="MLflow backend store, e.g. postgresql://user@host:5432/mlflow "
              "[default: SQLite in the state dir].")] = None,
+    policy: Annotated[str, typer.Option(
+        help="The one promotion policy whose deployments are switched on: auto | manual | "
+             "monitor; the others start paused.")] = "auto",
 ) -> None:
     """Start Prefect, MLflow and the Evidently UI on loopback; serve greenlight's deployments."""
     root = _environment(home)
@@ -279,8 +285,8 @@ def up(
     try:
         run_stack(root, prefect_port=prefect_port, mlflow_port=mlflow_port, dataset=dataset,
                   console=console, evidently_port=evidently_port, prefect_db=prefect_db,
-                  mlflow_db=mlflow_db)
-    except RuntimeError as exc:  # a busy port, or a server that died: one line naming its log
+                  mlflow_db=mlflow_db, policy=policy)
+    except (RuntimeError, ValueError) as exc:  # a busy port, a dead server, a bad --policy
         _fail(str(exc))
 
 
@@ -309,7 +315,8 @@ def serve(
 
     root, reg = _registry(dataset)
     console.print(f"serving {reg.model_name} @champion on http://{host}:{port} "
-                  f"(predictions log: {root.root / 'predictions'})")
+                  f"(registry: {reg.tracking_uri}; predictions log: {root.root / 'predictions'})",
+                  highlight=False)
     uvicorn.run(create_app(reg, root.root, poll_seconds=poll_seconds, shadow=shadow,
                            review_below=review_below, max_body_bytes=max_body_bytes,
                            max_records=max_records),

@@ -25,6 +25,28 @@ from serving.schema import record_adapter
 
 log = logging.getLogger("greenlight.serving")
 CHAMPION, CHALLENGER = "champion", "challenger"
+REASON_CHARS = 300  # /health and the log carry one line, of whole sentences
+
+
+def reason(exc: BaseException, tracking_uri: str, limit: int = REASON_CHARS) -> str:
+    """Why a load or a poll failed, in one line that ends where a sentence ends.
+
+    MLflow's own messages run over several lines and sentences; cutting them at a fixed
+    width left /health mid-sentence. A version registered through an MLflow server (its
+    artifacts at `mlflow-artifacts:`) loads only through that server: say what to do."""
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    if "mlflow-artifacts" in text and not tracking_uri.startswith(("http://", "https://")):
+        return (f"{type(exc).__name__}: its artifacts are served by an MLflow server "
+                f"(mlflow-artifacts: URI) but the registry here is {tracking_uri}; start "
+                "`greenlight up` on this state dir (serve finds it) or set MLFLOW_TRACKING_URI "
+                "to that server's URL")
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    end = cut.rfind(". ")
+    if end > limit // 3:
+        return cut[:end + 1]
+    return cut[:cut.rfind(" ")].rstrip(",;:") + " (...)" if " " in cut else cut
 
 
 @dataclass(frozen=True)
@@ -107,8 +129,8 @@ class Router:
         try:
             return load(self.reg, version)
         except Exception as exc:
-            self.broken[version] = f"v{version} (@{alias}) not served: {type(exc).__name__}: " \
-                                   f"{exc}".splitlines()[0][:300]
+            self.broken[version] = f"v{version} (@{alias}) not served: " \
+                                   f"{reason(exc, self.reg.tracking_uri)}"
             log.error("%s", self.broken[version])
             problems.append(self.broken[version])
             return have if alias == CHAMPION else None
@@ -137,14 +159,14 @@ class Router:
             try:
                 self.refresh()
             except Exception as exc:  # keep serving what is loaded; say why on /health
-                self.last_error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+                self.last_error = reason(exc, self.reg.tracking_uri)
                 log.warning("registry poll failed, still serving: %s", self.last_error)
 
     def start(self) -> None:
         try:
             self.refresh()
         except Exception as exc:
-            self.last_error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+            self.last_error = reason(exc, self.reg.tracking_uri)
         self._thread = threading.Thread(target=self._poll, name="greenlight-poller", daemon=True)
         self._thread.start()
 

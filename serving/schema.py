@@ -157,6 +157,16 @@ def parse_records(payload: Any, records: Records, max_records: int) -> list[dict
     try:
         return [r.model_dump() for r in records.adapter.validate_python(rows)]
     except ValidationError as exc:
-        errors = exc.errors()
+        errors = _one_per_field(exc.errors())
         more = f" (+{len(errors) - 3} more)" if len(errors) > 3 else ""
         raise BadRequest(422, "; ".join(_describe(e) for e in errors[:3]) + more) from None
+
+
+def _one_per_field(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The first error of each (record, field). A number may be a float or an int, so
+    pydantic reports a string in a number field twice, once per member of the union, and
+    the 422 said the same thing twice."""
+    seen: dict[tuple[str, ...], dict[str, Any]] = {}
+    for error in errors:
+        seen.setdefault(tuple(str(p) for p in error["loc"][:2]), error)
+    return list(seen.values())

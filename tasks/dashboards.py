@@ -20,6 +20,15 @@ from tasks.spec import DatasetSpec
 log = logging.getLogger("greenlight.dashboards")
 
 
+def dashboard_url(evidently_url: str, evidently_root: Path, spec: DatasetSpec) -> str:
+    """The Evidently UI page of the dataset's dashboard, not the UI's home page.
+
+    The project is created (with its panels, as the first monitored batch would) when it
+    does not exist yet, so the link `greenlight up` hands out works from the first run."""
+    project_id = workspace.open_project(Path(evidently_root), spec)[1].id
+    return f"{evidently_url.rstrip('/')}/projects/{project_id}"
+
+
 def publish_batch(evidently_root: Path, tracking_uri: str, experiment_id: str, run_id: str,
                   spec: DatasetSpec, batch_id: str, batch: pd.DataFrame,
                   result: Mapping[str, Any], thresholds: Mapping[str, Any],

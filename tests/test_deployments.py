@@ -4,6 +4,7 @@ cycle on a real server, and `greenlight up` comes up and goes down without orpha
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import signal
 import subprocess
@@ -170,6 +171,18 @@ def test_up_serves_the_deployments_and_stops_without_orphans(tmp_path):
                 assert time.monotonic() < deadline, f"{d.full_name} never appeared:\n{_tail(log)}"
                 time.sleep(1)
         assert f"Evidently   {evidently_url}" in log.read_text()  # the banner says where
+        # 16.10b: the link opens the dataset's project dashboard, not the UI's home page
+        (link,) = [line.split()[1] for line in log.read_text().splitlines()
+                   if line.startswith("  Evidently   ")]
+        assert link.startswith(f"{evidently_url}/projects/"), link
+        with urllib.request.urlopen(f"{evidently_url}/api/projects/", timeout=30) as response:
+            projects = {p["id"]: p["name"] for p in json.load(response)}
+        assert projects.get(link.rsplit("/", 1)[1]) == "greenlight-synthetic", (link, projects)
+        # 16.1: other commands on this state dir find the servers from this file
+        recorded = json.loads((home / "servers.json").read_text())["settings"]
+        assert recorded["MLFLOW_TRACKING_URI"] == mlflow_url
+        assert recorded["PREFECT_API_URL"] == f"{prefect_url}/api"
+        assert recorded["GREENLIGHT_EVIDENTLY_URL"] == link
         servers = _descendants(proc.pid)
         assert len(servers) >= 3, servers  # prefect, mlflow (+ its uvicorn), evidently ui
         proc.send_signal(signal.SIGTERM)
@@ -185,3 +198,107 @@ def test_up_serves_the_deployments_and_stops_without_orphans(tmp_path):
         for pid in servers:
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_up_switches_on_one_policy_and_pauses_the_others(prefect_server, tmp_path):
+    """16.3: auto's and manual's schedules raced for the same landing/. `up --policy P`
+    registers every deployment, with only P's switched on; a restart with another policy
+    pauses the first one's. Applied as `up` applies them, on the session's real server."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterId,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    from flows.deployments import CATALOG, belongs_to, for_policy
+    from flows.up import runner_deployments
+
+    home = tmp_path / "gl"
+    with get_client(sync_client=True) as client:
+        for policy in ("auto", "manual", "monitor"):
+            for deployment in runner_deployments(for_policy(policy), dataset="synthetic",
+                                                 home=home):
+                deployment.apply()
+            on = set()
+            for d in CATALOG:
+                found = client.read_deployment_by_name(d.full_name)
+                if d.cron:
+                    (schedule,) = found.schedules
+                    if schedule.active:
+                        on.add(d.policy)
+                    assert schedule.active == belongs_to(d, policy), (policy, d.name)
+                    if not schedule.active:  # nothing of a paused policy waits to run
+                        waiting = client.read_flow_runs(
+                            deployment_filter=DeploymentFilter(id=DeploymentFilterId(
+                                any_=[found.id])),
+                            flow_run_filter=FlowRunFilter(state=FlowRunFilterState(
+                                type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))))
+                        assert not [r for r in waiting if r.auto_scheduled], (policy, d.name)
+                else:
+                    (automation,) = client.read_resource_related_automations(
+                        f"prefect.deployment.{found.id}")
+                    # under manual, a hand-started monitor run must not promote by itself
+                    assert automation.enabled == (policy != "manual"), (policy, d.name)
+            assert on == {policy}, f"--policy {policy}: schedules on for {sorted(on)}"
+
+
+def _run_cli(*args: str) -> list[str]:
+    return [sys.executable, "-c", "from flows.cli import main; main()", *args]
+
+
+@pytest.mark.e2e
+def test_ctrl_c_stops_every_server_even_when_it_killed_the_pipe_reader_too(tmp_path):
+    """16.8: `greenlight up | tee up.log`, Ctrl-C: tee dies with the same SIGINT, and the
+    writes in the stop path met a broken pipe, which orphaned all three servers."""
+    home = tmp_path / "gl"
+    ports = {name: stack.free_port() for name in ("prefect", "mlflow", "evidently")}
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    health = {"prefect": f"{urls['prefect']}/api/health", "mlflow": f"{urls['mlflow']}/health",
+              "evidently": urls["evidently"] + stack.EVIDENTLY_HEALTH}
+    log = tmp_path / "up.log"
+    up = subprocess.Popen(
+        _run_cli("up", "--home", str(home), "--prefect-port", str(ports["prefect"]),
+                 "--mlflow-port", str(ports["mlflow"]),
+                 "--evidently-port", str(ports["evidently"])),
+        cwd=REPO, env=_child_env(home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        process_group=0)  # a foreground job of its own: the group Ctrl-C signals
+    servers: set[int] = set()
+    tee = None
+    try:
+        with log.open("wb") as out:  # the `tee`, in up's group as a shell puts a pipeline
+            tee = subprocess.Popen(["cat"], stdin=up.stdout, stdout=out, process_group=up.pid)
+        up.stdout.close()  # only tee reads the pipe now
+        for url in health.values():
+            stack.wait_healthy(url, 240, up)
+        deadline = time.monotonic() + 120
+        while "Ctrl-C stops everything." not in log.read_text():  # the banner: up serves
+            assert up.poll() is None, f"up exited {up.returncode}:\n{_tail(log)}"
+            assert time.monotonic() < deadline, f"no banner:\n{_tail(log)}"
+            time.sleep(1)
+        servers = _descendants(up.pid)
+        assert len(servers) >= 3, servers
+        tee.kill()  # the reader goes first, so every later write meets a broken pipe
+        tee.wait(timeout=30)
+        os.killpg(up.pid, signal.SIGINT)  # Ctrl-C: the whole foreground group
+        up.wait(timeout=120)
+        left = sorted(pid for pid in servers if _alive(pid))
+        assert not left, f"servers left running after Ctrl-C: {left}\n{_tail(log)}"
+        assert up.returncode == 0, _tail(log)
+        assert all(_status(url) == 0 for url in health.values())
+        assert not (home / "servers.json").exists()  # a clean stop forgets the servers
+    finally:
+        if up.poll() is None:
+            stack.stop([up])
+        if tee is not None and tee.poll() is None:
+            tee.kill()
+        for pid in servers:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    text = log.read_text()
+    # 16.10e: each server is shown as it comes up, before the banner
+    for name in ("Prefect server is up", "MLflow server is up", "Evidently UI is up"):
+        assert text.index(name) < text.index("greenlight is up"), text

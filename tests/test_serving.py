@@ -481,3 +481,100 @@ def test_a_body_that_is_not_declared_json_gets_a_counted_415(home_reg):
             assert httpx.post(f"{url}/predict", content=body,
                               headers={"content-type": kind}).status_code == 200, kind
     assert len(list(plog.read(state))) == 2
+
+
+def test_a_wrong_type_is_said_once_per_field(home_reg):
+    """16.10d: a number field may be a float or an int, and the 422 named the field twice,
+    once per member of the union."""
+    state, reg = home_reg
+    app = create_app(reg, state, poll_seconds=60)
+    body = {**records(n=1)[0], "income": "lots", "age": "old"}
+    with running(app) as url:
+        r = httpx.post(f"{url}/predict", json=body)
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert error.count("field 'income'") == 1 and error.count("field 'age'") == 1, error
+    assert "valid number (got 'lots')" in error
+
+
+def test_serve_beside_up_loads_what_up_registered_with_nothing_exported(champion_home,
+                                                                         tmp_path):
+    """16.1: versions registered through `up`'s MLflow server carry `mlflow-artifacts:` URIs,
+    which load only through an http tracking URI; `greenlight serve` on the same state dir
+    answered 503 until MLFLOW_TRACKING_URI was exported. And /health said why in half a
+    sentence."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from flows import stack
+    from registry.register import register
+    from registry.versions import load_model
+    from tasks import sources
+    from tasks.home import Home
+    from tests.servers import STARTUP_TIMEOUT
+
+    port = stack.free_port()
+    mlflow_url = f"http://127.0.0.1:{port}"
+    server = stack.start_mlflow_server(champion_home, port)  # as `greenlight up` starts it
+    serve = None
+    try:
+        stack.wait_healthy(f"{mlflow_url}/health", STARTUP_TIMEOUT, server)
+        through_up = Registry(mlflow_url, "greenlight-synthetic", champion_home)
+        # a version as up's cycles register one: logged through the server, into an
+        # experiment the server created (so its artifacts are at mlflow-artifacts:)
+        good = load_model(registry(champion_home), 1)
+        example = good.example(sources.synthetic_stream(seed=7)[15].frame.head(20))
+        version = register(through_up, python_model=good, input_example=example,
+                           output_example=good.predict(None, example), reference=example,
+                           batch_set="registered-through-up", params={}, metrics={}, tags={},
+                           experiment="greenlight-synthetic-through-up").version
+        promote(through_up, version, reason="registered through up", expected_from=1)
+        with fluent(mlflow_url):
+            import mlflow
+
+            uri = mlflow.MlflowClient().get_model_version("greenlight-synthetic",
+                                                          str(version)).source
+            source = mlflow.MlflowClient().get_logged_model(uri.split("/")[-1]) \
+                .artifact_location if uri.startswith("models:/") else uri
+        assert source.startswith("mlflow-artifacts:"), source
+        Home(champion_home).record_servers({"MLFLOW_TRACKING_URI": mlflow_url},
+                                           {"MLFLOW_TRACKING_URI": f"{mlflow_url}/health"})
+
+        serve_port = stack.free_port()
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("MLFLOW_TRACKING_URI", "PREFECT_API_URL")}
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "flows.cli", "serve", "--port", str(serve_port),
+             "--home", str(champion_home)], env=env, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        url = f"http://127.0.0.1:{serve_port}"
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                health = httpx.get(f"{url}/health")
+            except httpx.HTTPError:
+                health = None
+            if health is not None and (health.status_code == 200
+                                       or health.json()["registry_error"]):
+                break
+            assert serve.poll() is None and time.monotonic() < deadline, serve.stdout.read()
+            time.sleep(0.3)
+        assert health.status_code == 200, health.text
+        assert health.json()["champion"] == version
+        assert httpx.post(f"{url}/predict", json=records(n=1)[0]).json()["version"] == version
+    finally:
+        if serve is not None:
+            os.killpg(serve.pid, signal.SIGTERM)
+            serve.wait(timeout=30)
+        stack.stop([server])
+
+    # without the server (up stopped), the reason is whole, and says what to do
+    app = create_app(registry(champion_home), tmp_path / "serve", poll_seconds=60)
+    with running(app) as url:
+        health = httpx.get(f"{url}/health")
+    assert health.status_code == 503
+    error = health.json()["registry_error"]
+    assert "greenlight up" in error and "MLFLOW_TRACKING_URI" in error, error
+    assert error.endswith(("URL", ".")), error

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import socket
 import subprocess
 import sys
@@ -11,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from flows import stack
+
+REPO = Path(__file__).resolve().parents[1]
 
 # A parent and a child that both ignore SIGTERM, like a server stuck in shutdown.
 STUBBORN = """
@@ -76,3 +80,51 @@ def _group(pgid: int) -> list[int]:
         if int(fields[2]) == pgid and fields[0] != "Z":
             found.append(int(stat.parent.name))
     return found
+
+
+def test_commands_find_the_servers_up_records_and_ignore_a_stale_record(
+        prefect_server, mlflow_server, tmp_path, monkeypatch):
+    """16.1: beside `greenlight up`, a command on the same state dir uses its servers with
+    nothing exported; explicit settings win; a record whose writer or server is gone is
+    ignored (the embedded defaults apply)."""
+    from tasks.home import Home, adopt_servers
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    home = Home(tmp_path / "gl")
+    sqlite = f"sqlite:///{home.mlflow_db}"
+    assert home.tracking_uri == sqlite and home.running_servers() == {}
+    home.record_servers({"PREFECT_API_URL": prefect_server.api_url,
+                         "MLFLOW_TRACKING_URI": mlflow_server.url},
+                        {"PREFECT_API_URL": f"{prefect_server.api_url}/health",
+                         "MLFLOW_TRACKING_URI": f"{mlflow_server.url}/health"})
+    assert home.tracking_uri == mlflow_server.url
+    env: dict[str, str] = {}
+    assert adopt_servers(home.root, env) == {"PREFECT_API_URL": prefect_server.api_url,
+                                             "MLFLOW_TRACKING_URI": mlflow_server.url}
+    mine = {"MLFLOW_TRACKING_URI": "http://elsewhere:5000"}
+    assert adopt_servers(home.root, mine) == {"PREFECT_API_URL": prefect_server.api_url}
+    assert mine["MLFLOW_TRACKING_URI"] == "http://elsewhere:5000"  # explicit wins
+
+    # the real command, in a fresh process with nothing exported: status reads up's registry
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PREFECT_API_URL", "MLFLOW_TRACKING_URI")}
+    done = subprocess.run([sys.executable, "-c", "from flows.cli import main; main()",
+                           "status", "--json", "--home", str(home.root)],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["tracking_uri"] == mlflow_server.url
+
+    record = json.loads(home.servers_file.read_text())
+    silent = f"http://127.0.0.1:{stack.free_port()}"  # a server that does not answer
+    home.servers_file.write_text(json.dumps({**record, "settings": {
+        **record["settings"], "MLFLOW_TRACKING_URI": silent}, "health": {
+        **record["health"], "MLFLOW_TRACKING_URI": f"{silent}/health"}}))
+    assert home.tracking_uri == sqlite
+    assert home.running_servers() == {"PREFECT_API_URL": prefect_server.api_url}
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # its writer is gone (a kill -9 of `up`): nothing in the record is used
+    home.servers_file.write_text(json.dumps({**record, "pid": gone.pid}))
+    assert home.running_servers() == {} and home.tracking_uri == sqlite
+    home.record_servers(record["settings"], record["health"])
+    home.forget_servers()  # a clean stop
+    assert not home.servers_file.exists()
