@@ -23,6 +23,7 @@ from tasks import lake, manifest
 from tasks.home import Home
 from tasks.idle import is_candidate
 from tasks.spec import DatasetSpec
+from tasks.validate import quote
 
 # A batch is read whole (GX validates whole frames), so a bigger one is refused rather than
 # allowed to exhaust memory. 256 MiB of CSV is about 3.5M rows of the synthetic stream.
@@ -195,7 +196,7 @@ def _parse_times(path: Path, raw: pd.Series) -> pd.Series:
         parsed = pd.to_datetime(raw, errors="coerce")
     bad = raw[parsed.isna() & raw.notna()]
     if len(bad):
-        examples = ", ".join(repr(v) for v in bad.astype(str).unique()[:3])
+        examples = ", ".join(quote(v) for v in bad.astype(str).unique()[:3])
         raise BatchReadError(f"{path.name}: {len(bad)} of {len(raw)} values in column "
                              f"{raw.name} are not timestamps, e.g. {examples}")
     return parsed
@@ -225,7 +226,7 @@ def _check_delimiter(path: Path, frame: pd.DataFrame) -> None:
     header = str(frame.columns[0])
     for sep in _DELIMITERS:
         if sep in header:
-            raise BatchReadError(f"{path.name}: one column {header[:60]!r}: looks "
+            raise BatchReadError(f"{path.name}: one column {quote(header)}: looks "
                                  f"{sep!r}-delimited, expected ','")
 
 
