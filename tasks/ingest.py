@@ -17,6 +17,7 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from filelock import FileLock
 
@@ -400,23 +401,82 @@ def tidy(frame: pd.DataFrame, spec: DatasetSpec) -> tuple[pd.DataFrame, dict[str
             {"duplicates_dropped": len(columns) - len(unique), "resorted": resorted})
 
 
+def content_hash(frame: pd.DataFrame, spec: DatasetSpec) -> str:
+    """The rows themselves, whatever bytes carried them: a hash of the spec's columns (in the
+    spec's order) with every row hashed and the row hashes sorted. `frame` is tidied (see
+    `tidy`: exact repeats dropped), as the lake keeps it.
+
+    A re-export with the columns or rows in another order, repeated rows, another format or
+    other number formatting holds the same rows and gets the same hash, so it is not trained
+    on twice. Numbers compare as float64 and times as UTC nanoseconds, because a CSV and a
+    Parquet file of the same rows read back with different dtypes."""
+    columns = {}
+    for name in spec.columns:
+        col = frame[name]
+        if pd.api.types.is_datetime64_any_dtype(col):
+            if getattr(col.dt, "tz", None) is not None:
+                col = col.dt.tz_convert("UTC").dt.tz_localize(None)
+            col = col.astype("datetime64[ns]")
+        elif pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col):
+            col = col.astype("float64")
+        else:
+            col = col.astype("string")
+        columns[name] = col.reset_index(drop=True)
+    rows = pd.util.hash_pandas_object(pd.DataFrame(columns), index=False).to_numpy()
+    digest = hashlib.sha256("\x1f".join(spec.columns).encode())
+    digest.update(np.sort(rows).tobytes())
+    return digest.hexdigest()[:32]
+
+
+def _same_rows(home: Home, content: str, rows: int, spec: DatasetSpec) -> dict | None:
+    """The accepted batch holding exactly these rows, if one is in the lake.
+
+    A batch recorded before content hashes were kept is hashed from its partition when its
+    row count matches (a duplicate has the same number of unique rows), and the hash is
+    appended to the manifest, so that is paid once per batch."""
+    for batch in manifest.load(home.manifest).values():
+        if batch.get("status") != "accepted":
+            continue
+        known = batch.get("content")
+        path = lake.partition_path(home.lake, batch["id"])
+        if known is None and batch.get("rows") == rows and path.exists():
+            known = content_hash(pd.read_parquet(path), spec)
+            manifest.append(home.manifest, batch["id"], content=known)
+        if known == content:
+            return batch
+    return None
+
+
 def accept(home: Home, landed: LandedFile, frame: pd.DataFrame, spec: DatasetSpec) -> str:
     """Lake partition first, then the manifest, then file the raw bytes: a crash in between
     leaves a file whose hash is known, which the next cycle just files away.
 
-    A file that changed in landing after it was taken is refused first and left there for
-    the next cycle: what was read is not what the file now says."""
+    Two refusals come first. A file that changed in landing after it was taken is left there
+    for the next cycle (what was read is not what the file now says). A file whose rows are
+    already in the lake under other bytes is quarantined with a line naming the batch it
+    repeats, so the same rows are never trained and gated on twice."""
     changed = _changed(landed)
     if changed:
         landed.path.unlink(missing_ok=True)  # the private copy; the original stays
         log.warning("%s: still being written; left in landing for the next cycle", changed)
         return landed.batch_id
     kept, changes = tidy(frame, spec)
+    content = content_hash(kept, spec)
+    twin = _same_rows(home, content, len(kept), spec)
+    if twin is not None:
+        reason = (f"{landed.name}: the same {len(kept):,} rows as batch {twin['id']} "
+                  f"({quote(twin.get('file'), marks=False)}), already in the lake; only the "
+                  "bytes differ (column order, row order, repeated rows or format), so it is "
+                  "not trained on twice")
+        log.warning("quarantined %s", reason)
+        reject(home, landed, reason, {"duplicate_of": twin["id"], "content": content},
+               rows=len(kept))
+        return landed.batch_id
     lake.write_partition(home.lake, landed.batch_id, kept)
     times = kept[spec.time_column]
     manifest.append(home.manifest, landed.batch_id, file=landed.name, sha256=landed.sha256,
                     bytes=landed.size, status="accepted", rows=len(kept),
-                    time_min=times.min(), time_max=times.max(),
+                    time_min=times.min(), time_max=times.max(), content=content,
                     **{k: v for k, v in changes.items() if v})
     _move(landed.path, home.archive / landed.batch_id)
     _release(landed)
