@@ -153,6 +153,7 @@ def _tidy_staging(staging: Path, names: set[str]) -> None:
         for stale in staging.iterdir():
             if stale.name not in names:
                 stale.unlink(missing_ok=True)
+        _drop_staging(staging / "-")
 
 
 def scan(landing: Path, settle_seconds: float | None = None) -> Scan:
@@ -197,9 +198,11 @@ def scan(landing: Path, settle_seconds: float | None = None) -> Scan:
             digest = _copy_hashing(path, copy)
         except FileNotFoundError:  # taken meanwhile
             copy.unlink(missing_ok=True)
+            _drop_staging(copy)
             continue
         if _fingerprint(path) != seen or copy.stat().st_size != seen[0]:
             copy.unlink(missing_ok=True)
+            _drop_staging(copy)
             out.busy.append(path.name)
             continue
         out.ready.append(LandedFile(copy, digest, seen[0], origin=path, seen=seen))
@@ -373,11 +376,20 @@ def _changed(landed: LandedFile) -> str | None:
             f"{now[0]:,} now)")
 
 
+def _drop_staging(copy: Path) -> None:
+    """Remove the staging dir once its last copy is filed: landing holds only what landed."""
+    try:
+        copy.parent.rmdir()
+    except OSError:  # other copies still wait there
+        pass
+
+
 def _release(landed: LandedFile) -> None:
     """Remove the original from landing once its exact bytes are filed (a symlink: the link
     only). One that changed meanwhile holds bytes nobody has kept, so it stays, and says so."""
     if landed.origin is None:
         return
+    _drop_staging(landed.path)
     changed = _changed(landed)
     if changed:
         log.warning("%s; the file is left in landing and the next cycle takes it as it is",
@@ -458,6 +470,7 @@ def accept(home: Home, landed: LandedFile, frame: pd.DataFrame, spec: DatasetSpe
     changed = _changed(landed)
     if changed:
         landed.path.unlink(missing_ok=True)  # the private copy; the original stays
+        _drop_staging(landed.path)
         log.warning("%s: still being written; left in landing for the next cycle", changed)
         return landed.batch_id
     kept, changes = tidy(frame, spec)

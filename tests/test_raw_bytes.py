@@ -108,6 +108,7 @@ def test_a_writer_paused_past_the_settle_time_is_left_until_it_closes_the_file(h
     assert entry["status"] == "accepted" and entry["bytes"] == len(data)
     assert (home.archive / batch / "2026-W04.csv").read_bytes() == data
     assert len(lake.read_batches(home.lake, [batch])) == 300  # the last rows too
+    assert list(home.landing.iterdir()) == []  # no copy is left behind
 
 
 def test_a_file_written_again_after_it_was_taken_is_left_and_taken_whole_later(home, caplog):
