@@ -175,10 +175,17 @@ def replay(
         batches = batches_for(dataset, data, freq, seed=7)
     except ValueError as exc:
         _fail(str(exc))
-    landing = Home.from_env().ensure().landing
     chosen = batches[start: None if count is None else start + count]
+    if not chosen:  # past the end (or --count 0): landing nothing is an error, said once
+        asked = f"--count {count}" if count is not None and count <= 0 else f"--start {start}"
+        _fail(f"{asked}: nothing to land; the {dataset} stream has {len(batches)} batches "
+              f"(indices 0 to {len(batches) - 1})")
+    landing = Home.from_env().ensure().landing
     for batch in chosen:
         console.print(f"landed {write_batch(batch, landing, fmt)}")
+    if count is not None and len(chosen) < count:
+        console.print(f"landed {len(chosen)} of the {count} batches asked for: the stream ends "
+                      f"at index {len(batches) - 1}", highlight=False)
 
 
 @app.command()

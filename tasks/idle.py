@@ -32,6 +32,14 @@ def is_candidate(path: Path) -> bool:
     return path.is_file() and not name.startswith((".", "~")) and name.endswith(SUFFIXES)
 
 
+def is_landed(path: Path) -> bool:
+    """A file in landing a cycle must deal with: a candidate, or a symlink with no file
+    behind it, which the cycle quarantines with its reason once instead of skipping it in
+    silence on every cycle."""
+    return is_candidate(path) or (path.is_symlink() and not path.name.startswith((".", "~"))
+                                  and path.name.endswith(SUFFIXES))
+
+
 def _mark(home: Home) -> Path:
     return home.root / "monitoring" / "predictions.json"
 
@@ -99,7 +107,7 @@ def nothing_new(home: Home, dataset: str) -> str | None:
     An unknown dataset is left to the whole cycle, which names the problem."""
     if not (EXPECTATIONS_DIR / dataset / "spec.json").is_file():
         return None
-    if home.landing.is_dir() and any(is_candidate(p) for p in home.landing.iterdir()):
+    if home.landing.is_dir() and any(is_landed(p) for p in home.landing.iterdir()):
         return None
     if manifest.pending(home.manifest):
         return None

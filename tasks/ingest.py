@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import logging
 import os
 import time
 import warnings
@@ -16,13 +17,15 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from filelock import FileLock
 
 from tasks import lake, manifest
 from tasks.home import Home
-from tasks.idle import is_candidate
+from tasks.idle import is_landed
 from tasks.spec import DatasetSpec
+from tasks.validate import quote
 
 # A batch is read whole (GX validates whole frames), so a bigger one is refused rather than
 # allowed to exhaust memory. 256 MiB of CSV is about 3.5M rows of the synthetic stream.
@@ -36,15 +39,32 @@ class BatchReadError(ValueError):
     """A landed file that cannot be read as a table; its message is the one-line reason."""
 
 
+# Settled files are copied here (hashing as they are copied) and read from the copy, so the
+# bytes hashed, read, validated and filed are one and the same even if the original changes.
+# Hidden, so scans and the idle check never take it for a landed file.
+STAGING_DIR = ".greenlight-intake"
+log = logging.getLogger("greenlight.ingest")
+
+
 @dataclass(frozen=True)
 class LandedFile:
+    """A landed file as a cycle took it: `path` holds the exact bytes hashed (a private copy
+    for a file copied through), `origin` the file in landing it was copied from, with its
+    size and mtime when copied (`seen`), so it is removed only while it still matches."""
+
     path: Path
     sha256: str
     size: int
+    origin: Path | None = None
+    seen: tuple[int, int] | None = None
 
     @property
     def batch_id(self) -> str:
         return self.sha256[:16]
+
+    @property
+    def name(self) -> str:
+        return (self.origin or self.path).name
 
 
 def sha256(path: Path) -> str:
@@ -76,36 +96,116 @@ def _fingerprint(path: Path) -> tuple[int, int] | None:
     return st.st_size, st.st_mtime_ns
 
 
+def _open_for_writing(paths: list[Path]) -> set[Path]:
+    """Those of `paths` that a process on this machine holds open for writing (Linux /proc).
+
+    A writer that pauses longer than the settle time looks finished by size and mtime alone;
+    its open handle says it is not. Elsewhere (no /proc) nothing is known and the settle
+    time decides alone."""
+    wanted = {os.path.realpath(p): p for p in paths}
+    proc = Path("/proc")
+    if not wanted or not (proc / "self" / "fdinfo").is_dir():
+        return set()
+    found: set[Path] = set()
+    for pid in os.listdir(proc):
+        if not pid.isdigit():
+            continue
+        try:
+            fds = os.listdir(proc / pid / "fd")
+        except OSError:  # gone meanwhile, or not ours to see
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(proc / pid / "fd" / fd)
+                if target not in wanted:
+                    continue
+                info = (proc / pid / "fdinfo" / fd).read_text()
+            except OSError:
+                continue
+            flags = next((int(line.split()[1], 8) for line in info.splitlines()
+                          if line.startswith("flags:")), 0)
+            if flags & (os.O_WRONLY | os.O_RDWR):
+                found.add(wanted[target])
+    return found
+
+
+def _copy_hashing(src: Path, dest: Path) -> str:
+    """Copy `src` (through a symlink to its bytes) to `dest`, hashing what was copied."""
+    digest = hashlib.sha256()
+    with src.open("rb") as fh, dest.open("wb") as out:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+            out.write(chunk)
+    return digest.hexdigest()
+
+
+def _refused_link(path: Path) -> LandedFile:
+    """A symlink with no regular file behind it: there are no bytes to keep, so the link
+    itself is what gets quarantined (once), and its id comes from where it points."""
+    target = os.readlink(path)
+    return LandedFile(path, hashlib.sha256(f"symlink -> {target}".encode()).hexdigest(), 0)
+
+
+def _tidy_staging(staging: Path, names: set[str]) -> None:
+    """Drop copies left by a cycle that died: each is a copy of a file still in landing (or
+    already filed), never the only one."""
+    if staging.is_dir():
+        for stale in staging.iterdir():
+            if stale.name not in names:
+                stale.unlink(missing_ok=True)
+        _drop_staging(staging / "-")
+
+
 def scan(landing: Path, settle_seconds: float | None = None) -> Scan:
     """Files waiting in landing, oldest name first (replayed batches are named in time order).
 
     A file is taken only once its size and mtime have been stable for `settle_seconds`
-    (GREENLIGHT_SETTLE_SECONDS): a file still being written is left for the next cycle
-    instead of being quarantined as truncated. Old files cost no wait; for young ones the
-    scan waits out the rest of the window once, and a file that changes while it is hashed
-    is also left. Writers that write to a hidden name and rename are never caught half-way.
+    (GREENLIGHT_SETTLE_SECONDS) and no process holds it open for writing: a file still being
+    written is left for the next cycle instead of being quarantined as truncated. Old files
+    cost no wait; for young ones the scan waits out the rest of the window once.
+
+    A settled file is copied aside while it is hashed, and the copy is what is read, filed
+    and archived: the archive holds exactly the bytes that were hashed and ingested, whatever
+    the original does later. A file that changes while it is copied is left. A symlink is
+    read through to its bytes; one with no regular file behind it is refused (read_batch
+    says why). Writers that write to a hidden name and rename are never caught half-way.
     """
     settle = _env_number(SETTLE_ENV, DEFAULT_SETTLE_SECONDS) if settle_seconds is None \
         else settle_seconds
-    paths = sorted((p for p in landing.glob("*") if is_candidate(p)), key=lambda p: p.name)
+    paths = sorted((p for p in landing.glob("*") if is_landed(p)), key=lambda p: p.name)
+    staging = landing / STAGING_DIR
+    _tidy_staging(staging, {p.name for p in paths})
+    out = Scan()
+    refused = [p for p in paths if p.is_symlink() and not p.is_file()]
+    out.ready.extend(_refused_link(p) for p in refused)
+    paths = [p for p in paths if p not in refused]
     before = {p: _fingerprint(p) for p in paths}
     ages = [time.time() - fp[1] / 1e9 for fp in before.values() if fp is not None]
     youngest = min(ages, default=settle)
     if youngest < settle:
         time.sleep(min(settle, settle - max(youngest, 0.0)))
-    out = Scan()
+    writing = _open_for_writing(paths)
     for path in paths:
         seen = _fingerprint(path)
         if seen is None:
             continue
-        if seen != before[path]:
+        if seen != before[path] or path in writing:
             out.busy.append(path.name)
             continue
-        digest = sha256(path)
-        if _fingerprint(path) != seen:
+        staging.mkdir(exist_ok=True)
+        copy = staging / path.name
+        try:
+            digest = _copy_hashing(path, copy)
+        except FileNotFoundError:  # taken meanwhile
+            copy.unlink(missing_ok=True)
+            _drop_staging(copy)
+            continue
+        if _fingerprint(path) != seen or copy.stat().st_size != seen[0]:
+            copy.unlink(missing_ok=True)
+            _drop_staging(copy)
             out.busy.append(path.name)
             continue
-        out.ready.append(LandedFile(path, digest, seen[0]))
+        out.ready.append(LandedFile(copy, digest, seen[0], origin=path, seen=seen))
     return out
 
 
@@ -164,6 +264,8 @@ def check_size(path: Path) -> None:
 
 def read_batch(path: Path, spec: DatasetSpec) -> pd.DataFrame:
     """Read a landed file; anything unreadable becomes a one-line BatchReadError."""
+    if not path.is_file():
+        raise BatchReadError(_not_a_file(path))
     if path.stat().st_size == 0:
         raise BatchReadError(f"{path.name}: empty file (0 bytes)")
     check_size(path)
@@ -187,6 +289,16 @@ def read_batch(path: Path, spec: DatasetSpec) -> pd.DataFrame:
     return frame
 
 
+def _not_a_file(path: Path) -> str:
+    """Why there are no bytes to read: a dangling symlink, or one to something not a file."""
+    if not path.is_symlink():
+        return f"{path.name}: not a regular file"
+    target = os.readlink(path)
+    what = "which does not exist" if not path.exists() else "which is not a regular file"
+    return (f"{path.name}: a symlink to {quote(target)}, {what}; no bytes to keep "
+            "(land the file itself)")
+
+
 def _parse_times(path: Path, raw: pd.Series) -> pd.Series:
     """Timestamps as datetimes; values that are there but are not dates fail the batch here,
     where the reason can say so (after parsing they would only look missing)."""
@@ -195,7 +307,7 @@ def _parse_times(path: Path, raw: pd.Series) -> pd.Series:
         parsed = pd.to_datetime(raw, errors="coerce")
     bad = raw[parsed.isna() & raw.notna()]
     if len(bad):
-        examples = ", ".join(repr(v) for v in bad.astype(str).unique()[:3])
+        examples = ", ".join(quote(v) for v in bad.astype(str).unique()[:3])
         raise BatchReadError(f"{path.name}: {len(bad)} of {len(raw)} values in column "
                              f"{raw.name} are not timestamps, e.g. {examples}")
     return parsed
@@ -225,7 +337,7 @@ def _check_delimiter(path: Path, frame: pd.DataFrame) -> None:
     header = str(frame.columns[0])
     for sep in _DELIMITERS:
         if sep in header:
-            raise BatchReadError(f"{path.name}: one column {header[:60]!r}: looks "
+            raise BatchReadError(f"{path.name}: one column {quote(header)}: looks "
                                  f"{sep!r}-delimited, expected ','")
 
 
@@ -252,6 +364,40 @@ def _move(src: Path, dest_dir: Path) -> Path:
     return dest
 
 
+def _changed(landed: LandedFile) -> str | None:
+    """Why the original in landing no longer matches the bytes taken from it, if it does not:
+    a writer that paused past the settle time and went on writing."""
+    if landed.origin is None:
+        return None
+    now = _fingerprint(landed.origin)
+    if now is None or now == landed.seen:
+        return None
+    return (f"{landed.name}: changed after it was taken ({landed.size:,} bytes then, "
+            f"{now[0]:,} now)")
+
+
+def _drop_staging(copy: Path) -> None:
+    """Remove the staging dir once its last copy is filed: landing holds only what landed."""
+    try:
+        copy.parent.rmdir()
+    except OSError:  # other copies still wait there
+        pass
+
+
+def _release(landed: LandedFile) -> None:
+    """Remove the original from landing once its exact bytes are filed (a symlink: the link
+    only). One that changed meanwhile holds bytes nobody has kept, so it stays, and says so."""
+    if landed.origin is None:
+        return
+    _drop_staging(landed.path)
+    changed = _changed(landed)
+    if changed:
+        log.warning("%s; the file is left in landing and the next cycle takes it as it is",
+                    changed)
+        return
+    landed.origin.unlink(missing_ok=True)
+
+
 def tidy(frame: pd.DataFrame, spec: DatasetSpec) -> tuple[pd.DataFrame, dict[str, int]]:
     """What the lake keeps: rows in time order, exact duplicate rows once.
 
@@ -267,35 +413,106 @@ def tidy(frame: pd.DataFrame, spec: DatasetSpec) -> tuple[pd.DataFrame, dict[str
             {"duplicates_dropped": len(columns) - len(unique), "resorted": resorted})
 
 
+def content_hash(frame: pd.DataFrame, spec: DatasetSpec) -> str:
+    """The rows themselves, whatever bytes carried them: a hash of the spec's columns (in the
+    spec's order) with every row hashed and the row hashes sorted. `frame` is tidied (see
+    `tidy`: exact repeats dropped), as the lake keeps it.
+
+    A re-export with the columns or rows in another order, repeated rows, another format or
+    other number formatting holds the same rows and gets the same hash, so it is not trained
+    on twice. Numbers compare as float64 and times as UTC nanoseconds, because a CSV and a
+    Parquet file of the same rows read back with different dtypes."""
+    columns = {}
+    for name in spec.columns:
+        col = frame[name]
+        if pd.api.types.is_datetime64_any_dtype(col):
+            if getattr(col.dt, "tz", None) is not None:
+                col = col.dt.tz_convert("UTC").dt.tz_localize(None)
+            col = col.astype("datetime64[ns]")
+        elif pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col):
+            col = col.astype("float64")
+        else:
+            col = col.astype("string")
+        columns[name] = col.reset_index(drop=True)
+    rows = pd.util.hash_pandas_object(pd.DataFrame(columns), index=False).to_numpy()
+    digest = hashlib.sha256("\x1f".join(spec.columns).encode())
+    digest.update(np.sort(rows).tobytes())
+    return digest.hexdigest()[:32]
+
+
+def _same_rows(home: Home, content: str, rows: int, spec: DatasetSpec) -> dict | None:
+    """The accepted batch holding exactly these rows, if one is in the lake.
+
+    A batch recorded before content hashes were kept is hashed from its partition when its
+    row count matches (a duplicate has the same number of unique rows), and the hash is
+    appended to the manifest, so that is paid once per batch."""
+    for batch in manifest.load(home.manifest).values():
+        if batch.get("status") != "accepted":
+            continue
+        known = batch.get("content")
+        path = lake.partition_path(home.lake, batch["id"])
+        if known is None and batch.get("rows") == rows and path.exists():
+            known = content_hash(pd.read_parquet(path), spec)
+            manifest.append(home.manifest, batch["id"], content=known)
+        if known == content:
+            return batch
+    return None
+
+
 def accept(home: Home, landed: LandedFile, frame: pd.DataFrame, spec: DatasetSpec) -> str:
-    """Lake partition first, then the manifest, then move the raw file: a crash in between
-    leaves a file whose hash is known, which the next cycle just files away."""
+    """Lake partition first, then the manifest, then file the raw bytes: a crash in between
+    leaves a file whose hash is known, which the next cycle just files away.
+
+    Two refusals come first. A file that changed in landing after it was taken is left there
+    for the next cycle (what was read is not what the file now says). A file whose rows are
+    already in the lake under other bytes is quarantined with a line naming the batch it
+    repeats, so the same rows are never trained and gated on twice."""
+    changed = _changed(landed)
+    if changed:
+        landed.path.unlink(missing_ok=True)  # the private copy; the original stays
+        _drop_staging(landed.path)
+        log.warning("%s: still being written; left in landing for the next cycle", changed)
+        return landed.batch_id
     kept, changes = tidy(frame, spec)
+    content = content_hash(kept, spec)
+    twin = _same_rows(home, content, len(kept), spec)
+    if twin is not None:
+        reason = (f"{landed.name}: the same {len(kept):,} rows as batch {twin['id']} "
+                  f"({quote(twin.get('file'), marks=False)}), already in the lake; only the "
+                  "bytes differ (column order, row order, repeated rows or format), so it is "
+                  "not trained on twice")
+        log.warning("quarantined %s", reason)
+        reject(home, landed, reason, {"duplicate_of": twin["id"], "content": content},
+               rows=len(kept))
+        return landed.batch_id
     lake.write_partition(home.lake, landed.batch_id, kept)
     times = kept[spec.time_column]
-    manifest.append(home.manifest, landed.batch_id, file=landed.path.name, sha256=landed.sha256,
+    manifest.append(home.manifest, landed.batch_id, file=landed.name, sha256=landed.sha256,
                     bytes=landed.size, status="accepted", rows=len(kept),
-                    time_min=times.min(), time_max=times.max(),
+                    time_min=times.min(), time_max=times.max(), content=content,
                     **{k: v for k, v in changes.items() if v})
     _move(landed.path, home.archive / landed.batch_id)
+    _release(landed)
     return landed.batch_id
 
 
 def reject(home: Home, landed: LandedFile, reason: str, report: dict | None = None,
            report_md: str = "", rows: int | None = None) -> str:
     """Keep the raw file in quarantine with a readable report, so a person can fix and re-land
-    it."""
+    it. The bytes kept are the ones judged; an original that changed meanwhile stays in
+    landing (see `_release`)."""
     dest_dir = home.quarantine / landed.batch_id
     dest_dir.mkdir(parents=True, exist_ok=True)
     (dest_dir / "report.json").write_text(
-        json.dumps({"file": landed.path.name, "reason": reason, **(report or {})}, indent=2,
+        json.dumps({"file": landed.name, "reason": reason, **(report or {})}, indent=2,
                    default=str))
     (dest_dir / "report.md").write_text(
-        f"# Quarantined: {landed.path.name}\n\n{reason}\n\n{report_md}\n")
-    manifest.append(home.manifest, landed.batch_id, file=landed.path.name, sha256=landed.sha256,
+        f"# Quarantined: {landed.name}\n\n{reason}\n\n{report_md}\n")
+    manifest.append(home.manifest, landed.batch_id, file=landed.name, sha256=landed.sha256,
                     bytes=landed.size, status="quarantined", reason=reason,
                     decision="quarantined", rows=rows)
     _move(landed.path, dest_dir)
+    _release(landed)
     return reason
 
 
@@ -303,3 +520,4 @@ def file_duplicate(home: Home, landed: LandedFile, status: str | None) -> None:
     """Same bytes as a known batch: a no-op, but the file is kept beside its twin."""
     root = home.quarantine if status == "quarantined" else home.archive
     _move(landed.path, root / landed.batch_id)
+    _release(landed)

@@ -21,8 +21,23 @@ from typing import Any
 import pandas as pd
 
 MAX_IN_REASON = 5  # keep the one-line reason readable in logs and alarm titles
+QUOTE_LIMIT = 40  # characters of a value a reason quotes (a garbage field can be 5,000)
 _COLUMN_KWARGS = ("column", "column_A", "column_B")
 _LOCK = threading.Lock()  # one shared GX context; Prefect may call us from several threads
+
+
+def quote(value: Any, limit: int = QUOTE_LIMIT, *, marks: bool = True) -> str:
+    """A value as a one-line reason quotes it: repr'd (or bare, for names), and cut to about
+    `limit` characters with its full length said.
+
+    Reasons go to logs, alarm titles and the console; a field of 5,000 characters of garbage
+    must not make a 5,000-character "one line". Every reason that quotes a value uses this."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= limit:
+        return repr(value) if marks else text
+    cut = " ".join(text[:limit].split())  # a cut value never breaks the line
+    shown = repr(cut) if marks else cut
+    return f"{shown}… ({len(text):,} characters)"
 
 
 @dataclass(frozen=True)
@@ -166,7 +181,7 @@ def _is_null(value: Any) -> bool:
 def _examples(result: dict) -> str:
     values = [c.get("value") for c in result.get("partial_unexpected_counts") or []]
     values = [v for v in values if not _is_null(v)][:3]
-    return f", e.g. {', '.join(map(repr, values))}" if values else ""
+    return f", e.g. {', '.join(map(quote, values))}" if values else ""
 
 
 def _problem(result: dict, raised: str | None, missing: list[str]) -> str:
@@ -181,10 +196,11 @@ def _problem(result: dict, raised: str | None, missing: list[str]) -> str:
         return f"{count} row{'' if count == 1 else 's'}{share}{_examples(result)}"
     mismatched = (result.get("details") or {}).get("mismatched")
     if isinstance(mismatched, dict):
-        parts = [f"{k}: {', '.join(map(str, v))}" for k, v in mismatched.items() if v]
+        parts = [f"{k}: {', '.join(quote(c, marks=False) for c in v)}"
+                 for k, v in mismatched.items() if v]
         return "; ".join(parts) or "columns do not match"
     if "observed_value" in result:
-        return f"observed {result['observed_value']!r}"
+        return f"observed {quote(result['observed_value'])}"
     return "failed"
 
 

@@ -108,6 +108,13 @@ def _tz_stamps() -> bytes:
     return csv(frame)
 
 
+def _long_garbage_line() -> bytes:
+    """One line of 5,000 characters of garbage in a good file (an export that spilled a blob)."""
+    lines = csv(base()).splitlines(keepends=True)
+    lines.insert(100, b"garbage-" * 625 + b"\n")
+    return b"".join(lines)
+
+
 def _shuffled() -> bytes:
     return csv(base(4, rows=3000).sample(frac=1.0, random_state=0))
 
@@ -177,6 +184,11 @@ CASES: list[Case] = [
     Case("garbage-lines-short", "garbage-short.csv",
          lambda: _insert_lines(csv(base()), b"-- exported by tool v2 --\n"),
          "6 of 306 values in column timestamp are not timestamps, e.g. '-- exported by tool"),
+    Case("garbage-line-long", "garbage-long.csv", _long_garbage_line,
+         "1 of 301 values in column timestamp are not timestamps, e.g. 'garbage-garbage-"),
+    Case("long-category-value", "long-category.csv",
+         lambda: csv(_with(market=lambda f: _some(f, "market", "east-" * 1000))),
+         "expect_column_values_to_be_in_set(market): 10 rows (3.3%), e.g. 'east-east-"),
     Case("non-utf8", "latin1.csv",
          lambda: csv(_with(market=lambda f: _some(f, "market", "m\u00fcnchen"))).replace(
              "m\u00fcnchen".encode(), "m\u00fcnchen".encode("latin-1")), "not UTF-8 text"),

@@ -15,6 +15,7 @@ import threading
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from flows.cycle import cycle, registry_for
@@ -84,6 +85,12 @@ def corpus_run(tmp_path_factory, champion_state):
              "zz-copy-of-missing-column.csv": home.landing / "missing-column.csv"}
     for name, twin in twins.items():
         (home.landing / name).write_bytes(twin.read_bytes())
+        _old(home.landing / name)
+    rows = sources.synthetic_batch(GOOD).frame  # the same rows under other bytes (21.7)
+    content_twins = {"zz-shuffled-columns-of-good.csv": rows[rows.columns[::-1]],
+                     "zz-duplicated-rows-of-good.csv": pd.concat([rows, rows.iloc[:200]])}
+    for name, frame in content_twins.items():
+        (home.landing / name).write_bytes(bad_inputs.csv(frame))
         _old(home.landing / name)
     good_id = bad_inputs.sha256(good)[:16]
     slow_data = bad_inputs.csv(sources.synthetic_batch(SLOW).frame)
@@ -186,3 +193,16 @@ def test_big_files_do_not_blow_memory(corpus_run):
     peak_mib = int(line.split()[1]) / 1024
     print(f"peak RSS of `greenlight run` over the corpus: {peak_mib:.0f} MiB")
     assert peak_mib < 1536, peak_mib
+
+
+def test_the_same_rows_under_other_bytes_are_quarantined_not_trained_twice(corpus_run):
+    home, first = corpus_run["home"], corpus_run["first"]
+    batches = {b["file"]: b for b in manifest.load(home.manifest).values()}
+    good = batches[corpus_run["good"].name]
+    for name in ("zz-shuffled-columns-of-good.csv", "zz-duplicated-rows-of-good.csv"):
+        entry = batches[name]
+        assert entry["status"] == "quarantined"
+        line = f"{name}: the same 3,000 rows as batch {good['id']} ({good['file']})"
+        assert entry["reason"].startswith(line) and line in first.stdout + first.stderr
+        assert not (home.lake / f"batch_id={entry['id']}").exists()
+        assert (home.quarantine / entry["id"] / name).exists()

@@ -31,11 +31,29 @@ def test_each_bad_input_gets_a_one_line_reason(case, tmp_path, monkeypatch):
     path = bad_inputs.write_case(case, tmp_path)
     before = bad_inputs.sha256(path)
     result = outcome(path)
-    assert case.expect in result, result
+    assert case.expect in result, result[:300]
     if case.quarantined:
         assert result.startswith(f"{case.file}: ") and "\n" not in result, result
+        assert len(result) <= 500, result[:300]  # quoted values are cut (tasks/validate.quote)
     assert bad_inputs.sha256(path) == before  # reading never touches the raw bytes
 
 
 def test_the_corpus_is_big_enough():
     assert sum(c.quarantined for c in bad_inputs.CASES) >= 25
+
+
+@pytest.mark.parametrize("name", ["garbage-line-long", "long-category-value"])
+def test_a_quoted_value_is_cut_to_about_40_characters(name, tmp_path):
+    """A 5,000-character value gave a 5,000-character "one-line" reason (issue 16.10f)."""
+    case = next(c for c in bad_inputs.CASES if c.name == name)
+    reason = outcome(bad_inputs.write_case(case, tmp_path))
+    assert "… (5,000 characters)" in reason, reason[:300]
+    assert len(reason) < 300, reason[:300]
+
+
+def test_quote_keeps_short_values_whole_and_cuts_long_ones():
+    from tasks.validate import quote
+
+    assert quote("east") == "'east'" and quote(2) == "2"
+    assert quote("x" * 41) == f"'{'x' * 40}'… (41 characters)"
+    assert "\n" not in quote("a\nb" * 30, marks=False)

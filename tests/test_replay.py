@@ -1,0 +1,33 @@
+"""`greenlight replay` lands batches into landing/, and says so when it can land none."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _replay(home: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "GREENLIGHT_HOME": str(home), "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "flows.cli", "replay", "--dataset", "synthetic",
+                           *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_a_start_past_the_end_lands_nothing_and_says_so_in_one_line(home):
+    """The synthetic stream has 20 batches: --start 20 used to exit 0 in silence (21.10c)."""
+    done = _replay(home.root, "--start", "20")
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "--start 20: nothing to land" in lines[0] and "20 batches" in lines[0], lines[0]
+    assert not any(home.landing.iterdir())
+
+
+def test_a_count_past_the_end_lands_what_there_is_and_says_how_many(home):
+    done = _replay(home.root, "--start", "18", "--count", "5")
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in home.landing.iterdir()) == ["2026-W20.csv", "2026-W21.csv"]
+    assert "landed 2 of the 5 batches asked for" in done.stdout, done.stdout
