@@ -66,9 +66,11 @@ def cycle_markdown(dataset: str, decision: str, reasons: list[str], batches: lis
     lines = [f"# greenlight cycle on `{dataset}`: **{decision}**", ""]
     lines += [f"- {r}" for r in reasons] or ["- every batch within thresholds"]
     lines += ["", "## Batches", "", markdown_table(batches, [
-        "batch_id", "rows", "drift_share", "drifted_features", "label_score",
-        "prediction_score", "adversarial_auc", "adversarial_features",
-        "champion_metric", "registered_metric", "decay"])]
+        "batch_id", "rows", "drift_share", "label_score", "prediction_score",
+        "adversarial_auc", "champion_metric", "registered_metric", "decay"])]
+    if any(b.get("feature_scores") for b in batches):
+        lines += ["## Drift per feature", "", markdown_table(feature_rows(batches), [
+            "feature", "batch_id", "method", "score", "drifted", "adversarial"])]
     if batches:
         lines += ["## Inputs and outputs", "", markdown_table([{
             **b, "worst_missing": _worst(b.get("missing_share")),
@@ -91,6 +93,10 @@ def cycle_markdown(dataset: str, decision: str, reasons: list[str], batches: lis
         lines += ["## Gate", "", f"{gate['reason']}", ""]
         if outcome.get("registered_version"):
             lines.append(f"- registered version **v{outcome['registered_version']}**")
+        if outcome.get("route_note"):
+            lines.append(f"- {outcome['route_note']}")
+        if outcome.get("approval"):
+            lines.append(f"- approval: **{approval_line(outcome)}**")
         if outcome.get("promoted_version"):
             lines.append(f"- promoted to `@champion`: **v{outcome['promoted_version']}**")
     step_rows = steps or [{"name": k, "seconds": v} for k, v in timings.items()]
@@ -101,6 +107,24 @@ def cycle_markdown(dataset: str, decision: str, reasons: list[str], batches: lis
     if links:
         lines += ["", "## Links", "", *link_lines(links)]
     return "\n".join(lines)
+
+
+def approval_line(outcome: dict[str, Any]) -> str:
+    """Who decided what, in one line: `rejected by bob: too risky`, `timed out: no answer...`."""
+    by = f" by {outcome['approval_by']}" if outcome.get("approval_by") else ""
+    why = f": {outcome['approval_reason']}" if outcome.get("approval_reason") else ""
+    return f"{outcome['approval']}{by}{why}"
+
+
+def feature_rows(batches: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per feature and batch, most drifted first: a table as narrow as the screen
+    however many features drift (a list of names in one cell is cut off in the Prefect UI)."""
+    rows = [{"feature": col, "batch_id": b["batch_id"], "score": score,
+             "method": (b.get("feature_methods") or {}).get(col, ""),
+             "drifted": "yes" if col in (b.get("drifted_features") or []) else "",
+             "adversarial": "yes" if col in (b.get("adversarial_features") or []) else ""}
+            for b in batches for col, score in (b.get("feature_scores") or {}).items()]
+    return sorted(rows, key=lambda r: (r["drifted"] != "yes", r["batch_id"], r["feature"]))
 
 
 def _worst(shares: dict[str, float] | None) -> str:
@@ -132,8 +156,10 @@ def approval_markdown(model: str, version: int, verdict: str, gate_reason: str,
              "### Champion vs challenger on the gate window",
              "", markdown_table(metrics, ["metric", "champion", "challenger"]),
              "### Drift in the batches that triggered retraining", "",
-             markdown_table(drift, ["batch_id", "drift_share", "drifted_features",
-                                    "label_score", "decay"]),
+             markdown_table(drift, ["batch_id", "rows", "drift_share", "label_score",
+                                    "decay"]),
+             "### Drift per feature", "",
+             markdown_table(feature_rows(drift), ["feature", "batch_id", "score", "drifted"]),
              "### Links", ""]
     lines += link_lines(links)
     lines += ["", "Approve promotes blue-green (the current champion stays as `@previous`). "
