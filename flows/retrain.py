@@ -152,9 +152,10 @@ def retrain(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ver
     create_table_artifact(key=f"greenlight-gate-{spec.name.replace('_', '-')}",
                           table=result.to_rows(), description=result.reason)
     route_to = route(params["policy"], result.verdict)
+    note = route_note(params["policy"], result.verdict, route_to)
+    get_run_logger().info(note)
     out: dict[str, Any] = {"gate": result.to_dict(), "verdict": result.verdict,
-                           "route": route_to,
-                           "route_note": route_note(params["policy"], result.verdict, route_to),
+                           "route": route_to, "route_note": note,
                            "challenger_metric": result.challenger,
                            "gate_champion_metric": result.champion}
     ch_metrics, champ_metrics = result.challenger_metrics, result.champion_metrics
@@ -229,6 +230,7 @@ def retrain(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ver
             [r.to_dict() for r in results], links(reg, version, monitor_runs, home))
         out.update(_ask_and_promote(reg, version, description,
                                     params["approval_timeout_seconds"], promote_kwargs))
+        get_run_logger().info("approval of v%s: %s", version, reports.approval_line(out))
         if out["approval"] == "approved":
             out["promoted_version"] = version
     return out

@@ -12,13 +12,6 @@ def _num(value: Any, fmt: str = ".3f") -> str:
     return "" if value is None else format(value, fmt)
 
 
-def approval_cell(batch: dict[str, Any]) -> str:
-    """The approval's outcome and who gave it, short enough for one cell: the reason is on
-    the version's tags and in the cycle's artifact."""
-    by = f" by {batch['approval_by']}" if batch.get("approval_by") else ""
-    return f"approval: {batch['approval']}{by}"
-
-
 def batch_table(state: dict[str, Any], title: str = "Batches") -> Table:
     """One row per batch: validation, drift, the champion on the batch, decision and gate."""
     table = Table(title=title, header_style="bold")
@@ -31,9 +24,7 @@ def batch_table(state: dict[str, Any], title: str = "Batches") -> Table:
     for b in state["batches"]:
         ok = b["status"] == "accepted"
         decision = b.get("decision") or ""
-        if ok and b.get("approval"):
-            decision += f" ({approval_cell(b)})"
-        elif ok and b.get("registered_version") and not b.get("promoted_version"):
+        if ok and b.get("registered_version") and not b.get("promoted_version"):
             decision += " (registered, not promoted)"
         elif ok and decision == "retrain" and not b.get("registered_version"):
             decision += f" (gate: {(b.get('gate') or 'none').split(':')[0]})"

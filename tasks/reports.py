@@ -116,6 +116,16 @@ def approval_line(outcome: dict[str, Any]) -> str:
     return f"{outcome['approval']}{by}{why}"
 
 
+def batch_line(batch: dict[str, Any]) -> str:
+    """One batch's drift in a sentence, which wraps where a wide table row would be cut."""
+    def num(key: str) -> str:
+        value = batch.get(key)
+        return "n/a" if value is None else f"{value:.4f}"
+
+    return (f"**batch `{batch.get('batch_id')}`**: {batch.get('rows')} rows, drift share "
+            f"{num('drift_share')}, label drift {num('label_score')}, decay {num('decay')}")
+
+
 def feature_rows(batches: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per feature and batch, most drifted first: a table as narrow as the screen
     however many features drift (a list of names in one cell is cut off in the Prefect UI)."""
@@ -155,12 +165,13 @@ def approval_markdown(model: str, version: int, verdict: str, gate_reason: str,
              f"Gate ({verdict}): {gate_reason}", "",
              "### Champion vs challenger on the gate window",
              "", markdown_table(metrics, ["metric", "champion", "challenger"]),
-             "### Drift in the batches that triggered retraining", "",
-             markdown_table(drift, ["batch_id", "rows", "drift_share", "label_score",
-                                    "decay"]),
-             "### Drift per feature", "",
-             markdown_table(feature_rows(drift), ["feature", "batch_id", "score", "drifted"]),
-             "### Links", ""]
+             "### Drift in the batches that triggered retraining", ""]
+    for batch in drift:  # a line per batch and a narrow table per feature: nothing is cut off
+        lines += [batch_line(batch), ""]
+        features = feature_rows([batch])
+        lines += [markdown_table(features, ["feature", "score", "drifted"]) if features
+                  else "no per-feature drift scores for this batch", ""]
+    lines += ["### Links", ""]
     lines += link_lines(links)
     lines += ["", "Approve promotes blue-green (the current champion stays as `@previous`). "
               "Reject tags the version rejected; the champion does not move."]
