@@ -236,10 +236,12 @@ def approve(
     decision: Annotated[bool, typer.Option("--approve/--reject",
                                            help="Promote the challenger, or not.")],
     reason: Annotated[str, typer.Option(help="Why; kept with the version.")] = "",
-    by: Annotated[str | None, typer.Option(help="Who; defaults to the OS user.")] = None,
+    by: Annotated[str | None, typer.Option(
+        envvar="GREENLIGHT_APPROVER",
+        help="Who answers (required); kept with the version and in the promotion record.")]
+    = None,
 ) -> None:
     """Answer a paused approval from a terminal, through the Prefect API (PREFECT_API_URL)."""
-    import getpass
     from uuid import UUID
 
     if not os.environ.get("PREFECT_API_URL"):
@@ -255,7 +257,10 @@ def approve(
     down = prefect_unreachable(os.environ["PREFECT_API_URL"])
     if down:
         _fail(down, UNREACHABLE_EXIT)
-    answer = {"approve": decision, "reason": reason, "approver": by or getpass.getuser()}
+    if not (by or "").strip():  # the login name (often root) would record nobody in particular
+        _fail("--by: who answers? Pass --by NAME or set GREENLIGHT_APPROVER")
+    answer = {"decision": "approve" if decision else "reject", "reason": reason,
+              "approver": by.strip()}
     with get_client(sync_client=True) as client:
         result = client.resume_flow_run(run_id, run_input=answer)
     # Prefect answers invalid input with HTTP 200 and status REJECT: check the status.

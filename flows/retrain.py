@@ -10,19 +10,18 @@ from typing import Any
 import pandas as pd
 from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
-from prefect.exceptions import FlowPauseTimeout
-from prefect.flow_runs import pause_flow_run
 
 from flows import scaled
-from flows.approval import Approval
+from flows.approval import Approval, wait_for_answer
 from flows.locks import promotion_lock
 from flows.params import Training
+from flows.policies import route, route_note
 from registry import promote as promotion
 from registry import register as registration
 from registry import versions
 from registry.store import Registry
 from tasks import labels, lake, manifest, recipe, reports, train
-from tasks.decide import Decision, champion_stale, route
+from tasks.decide import Decision, champion_stale
 from tasks.faults import crash_point, hold_point
 from tasks.gate import gate
 from tasks.home import Home
@@ -67,21 +66,25 @@ def links(reg: Registry, version: int | None, monitor_runs: dict[str, str],
 
 
 def _ask_and_promote(reg: Registry, version: int, description: str, timeout_s: int,
-                     promote_kwargs: dict[str, Any]) -> str:
-    """Pause for a person; approve promotes, reject or timeout leave the champion alone."""
+                     promote_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Pause for a person; approve promotes, reject or timeout leave the champion alone.
+
+    Returns the outcome for the cycle's record: `approval` (approved, rejected, timed out,
+    or approved but not promoted), `approval_by` and `approval_reason`. A timeout is a
+    decision, so the run goes on to end Completed."""
     logger = get_run_logger()
-    try:
-        form = Approval.with_initial_data(description=description)
-        answer = pause_flow_run(wait_for_input=form, timeout=timeout_s, key=f"approve-v{version}")
-    except FlowPauseTimeout:
-        promotion.record_decision(reg, version, outcome="timed out", by=None,
-                                  reason=f"no answer within {timeout_s} s")
+    answer = wait_for_answer(Approval.with_initial_data(description=description),
+                             timeout_s=timeout_s, key=f"approve-v{version}")
+    if answer is None:
+        reason = f"no answer within {timeout_s} s"
+        promotion.record_decision(reg, version, outcome="timed out", by=None, reason=reason)
         logger.warning("approval of v%s timed out: treated as a rejection", version)
-        return "timed out"
-    if not answer.approve:
+        return {"approval": "timed out", "approval_by": None, "approval_reason": reason}
+    said = {"approval_by": answer.approver, "approval_reason": answer.reason}
+    if not answer.approved:
         promotion.record_decision(reg, version, outcome="rejected", by=answer.approver,
                                   reason=answer.reason)
-        return "rejected"
+        return {"approval": "rejected", **said}
     promotion.record_decision(reg, version, outcome="approved", by=answer.approver,
                               reason=answer.reason)
     try:
@@ -91,8 +94,8 @@ def _ask_and_promote(reg: Registry, version: int, description: str, timeout_s: i
                                                      f"{answer.reason or 'no reason given'}"})
     except promotion.PromotionError as exc:
         logger.warning("approved, but not promoted: %s", exc)
-        return "approved, not promoted (champion moved)"
-    return "approved"
+        return {"approval": "approved, not promoted (champion moved)", **said}
+    return {"approval": "approved", **said}
 
 
 def _recipe(history: pd.DataFrame, spec: DatasetSpec, training: Training, gate_rows: int,
@@ -149,8 +152,11 @@ def retrain(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ver
     create_table_artifact(key=f"greenlight-gate-{spec.name.replace('_', '-')}",
                           table=result.to_rows(), description=result.reason)
     route_to = route(params["policy"], result.verdict)
+    note = route_note(params["policy"], result.verdict, route_to)
+    get_run_logger().info(note)
     out: dict[str, Any] = {"gate": result.to_dict(), "verdict": result.verdict,
-                           "route": route_to, "challenger_metric": result.challenger,
+                           "route": route_to, "route_note": note,
+                           "challenger_metric": result.challenger,
                            "gate_champion_metric": result.champion}
     ch_metrics, champ_metrics = result.challenger_metrics, result.champion_metrics
     metrics = {**{f"gate_challenger_{k}": v for k, v in ch_metrics.items()},
@@ -222,8 +228,9 @@ def retrain(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ver
         description = reports.approval_markdown(
             reg.model_name, version, result.verdict, result.reason, rows,
             [r.to_dict() for r in results], links(reg, version, monitor_runs, home))
-        out["approval"] = _ask_and_promote(reg, version, description,
-                                           params["approval_timeout_seconds"], promote_kwargs)
+        out.update(_ask_and_promote(reg, version, description,
+                                    params["approval_timeout_seconds"], promote_kwargs))
+        get_run_logger().info("approval of v%s: %s", version, reports.approval_line(out))
         if out["approval"] == "approved":
             out["promoted_version"] = version
     return out

@@ -72,9 +72,11 @@ def cycle_markdown(dataset: str, decision: str, reasons: list[str], batches: lis
         lines += ["## Held from training and gating", "", *[f"- {h}" for h in held], ""]
     lines += [f"- {r}" for r in reasons] or ["- every batch within thresholds"]
     lines += ["", "## Batches", "", markdown_table(batches, [
-        "batch_id", "rows", "drift_share", "drifted_features", "label_score",
-        "prediction_score", "adversarial_auc", "adversarial_features",
-        "champion_metric", "registered_metric", "decay"])]
+        "batch_id", "rows", "drift_share", "label_score", "prediction_score",
+        "adversarial_auc", "champion_metric", "registered_metric", "decay"])]
+    if any(b.get("feature_scores") for b in batches):
+        lines += ["## Drift per feature", "", markdown_table(feature_rows(batches), [
+            "feature", "batch_id", "method", "score", "drifted", "adversarial"])]
     if batches:
         lines += ["## Inputs and outputs", "", markdown_table([{
             **b, "worst_missing": _worst(b.get("missing_share")),
@@ -97,6 +99,10 @@ def cycle_markdown(dataset: str, decision: str, reasons: list[str], batches: lis
         lines += ["## Gate", "", f"{gate['reason']}", ""]
         if outcome.get("registered_version"):
             lines.append(f"- registered version **v{outcome['registered_version']}**")
+        if outcome.get("route_note"):
+            lines.append(f"- {outcome['route_note']}")
+        if outcome.get("approval"):
+            lines.append(f"- approval: **{approval_line(outcome)}**")
         if outcome.get("promoted_version"):
             lines.append(f"- promoted to `@champion`: **v{outcome['promoted_version']}**")
     step_rows = steps or [{"name": k, "seconds": v} for k, v in timings.items()]
@@ -107,6 +113,34 @@ def cycle_markdown(dataset: str, decision: str, reasons: list[str], batches: lis
     if links:
         lines += ["", "## Links", "", *link_lines(links)]
     return "\n".join(lines)
+
+
+def approval_line(outcome: dict[str, Any]) -> str:
+    """Who decided what, in one line: `rejected by bob: too risky`, `timed out: no answer...`."""
+    by = f" by {outcome['approval_by']}" if outcome.get("approval_by") else ""
+    why = f": {outcome['approval_reason']}" if outcome.get("approval_reason") else ""
+    return f"{outcome['approval']}{by}{why}"
+
+
+def batch_line(batch: dict[str, Any]) -> str:
+    """One batch's drift in a sentence, which wraps where a wide table row would be cut."""
+    def num(key: str) -> str:
+        value = batch.get(key)
+        return "n/a" if value is None else f"{value:.4f}"
+
+    return (f"**batch `{batch.get('batch_id')}`**: {batch.get('rows')} rows, drift share "
+            f"{num('drift_share')}, label drift {num('label_score')}, decay {num('decay')}")
+
+
+def feature_rows(batches: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per feature and batch, most drifted first: a table as narrow as the screen
+    however many features drift (a list of names in one cell is cut off in the Prefect UI)."""
+    rows = [{"feature": col, "batch_id": b["batch_id"], "score": score,
+             "method": (b.get("feature_methods") or {}).get(col, ""),
+             "drifted": "yes" if col in (b.get("drifted_features") or []) else "",
+             "adversarial": "yes" if col in (b.get("adversarial_features") or []) else ""}
+            for b in batches for col, score in (b.get("feature_scores") or {}).items()]
+    return sorted(rows, key=lambda r: (r["drifted"] != "yes", r["batch_id"], r["feature"]))
 
 
 def _worst(shares: dict[str, float] | None) -> str:
@@ -137,10 +171,13 @@ def approval_markdown(model: str, version: int, verdict: str, gate_reason: str,
              f"Gate ({verdict}): {gate_reason}", "",
              "### Champion vs challenger on the gate window",
              "", markdown_table(metrics, ["metric", "champion", "challenger"]),
-             "### Drift in the batches that triggered retraining", "",
-             markdown_table(drift, ["batch_id", "drift_share", "drifted_features",
-                                    "label_score", "decay"]),
-             "### Links", ""]
+             "### Drift in the batches that triggered retraining", ""]
+    for batch in drift:  # a line per batch and a narrow table per feature: nothing is cut off
+        lines += [batch_line(batch), ""]
+        features = feature_rows([batch])
+        lines += [markdown_table(features, ["feature", "score", "drifted"]) if features
+                  else "no per-feature drift scores for this batch", ""]
+    lines += ["### Links", ""]
     lines += link_lines(links)
     lines += ["", "Approve promotes blue-green (the current champion stays as `@previous`). "
               "Reject tags the version rejected; the champion does not move."]

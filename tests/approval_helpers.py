@@ -68,5 +68,28 @@ def run_state(api_url: str, run_id: str) -> str:
     return httpx.get(f"{api_url}/flow_runs/{run_id}").json()["state"]["type"]
 
 
+def state_history(api_url: str, run_id: str) -> list[str]:
+    """Every state the run went through, oldest first: a run that went red (Failed) on
+    the way shows it here even when it ended Completed."""
+    states = httpx.get(f"{api_url}/flow_run_states/", params={"flow_run_id": run_id}).json()
+    return [s["type"] for s in sorted(states, key=lambda s: s["timestamp"])]
+
+
 def registry(home: Path) -> Registry:
     return registry_for(Home(home), load_spec("synthetic"))
+
+
+def cycle_artifact(api_url: str, run_id: str) -> str:
+    """The markdown of the cycle artifact that this flow run wrote, read through the API."""
+    body = {"artifacts": {"flow_run_id": {"any_": [run_id]},
+                          "key": {"like_": "greenlight-cycle-"}}}
+    found = httpx.post(f"{api_url}/artifacts/filter", json=body).json()
+    assert found, f"flow run {run_id} wrote no cycle artifact"
+    return found[0]["data"]
+
+
+def latest_cycle_run(api_url: str) -> str:
+    """The id of the newest greenlight-cycle flow run (the tests of a module run in turn)."""
+    body = {"flows": {"name": {"any_": ["greenlight-cycle"]}}, "sort": "START_TIME_DESC",
+            "limit": 1}
+    return httpx.post(f"{api_url}/flow_runs/filter", json=body).json()[0]["id"]

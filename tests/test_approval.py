@@ -13,12 +13,15 @@ import pytest
 
 from registry import promote, versions
 from tests.approval_helpers import (
+    cycle_artifact,
     env_for,
     land,
+    latest_cycle_run,
     paused_runs,
     registry,
     run_state,
     start_cycle,
+    state_history,
     wait_paused,
 )
 from tests.state_helpers import copy_state
@@ -82,15 +85,20 @@ def test_reject_tags_the_version_and_leaves_the_champion(prefect_server, home):
 
 @E2E
 def test_timeout_is_a_recorded_rejection_and_a_clean_end(prefect_server, home):
+    """The run ends Completed in Prefect (not only exit 0), and its artifact says why."""
     api = prefect_server.api_url
     land(home, 3)
     reg = registry(home)
     before = versions.aliases(reg)
     proc = start_cycle(api, home, "manual", timeout_s=3)
     assert proc.wait(timeout=180) == 0, proc.stdout.read()
+    run_id = latest_cycle_run(api)
     assert versions.aliases(reg) == before
     assert versions.all_versions(reg)[-1].tags["greenlight.approval"] == "timed out"
     assert promote.records(reg)[-1]["action"] == "timed out"
+    history = state_history(api, run_id)
+    assert history[-1] == "COMPLETED" and "FAILED" not in history, history
+    assert "- approval: **timed out: no answer within 3 s**" in cycle_artifact(api, run_id)
 
 
 @E2E
@@ -140,6 +148,32 @@ def test_partial_asks_a_person_when_the_gate_is_marginal(prefect_server, partial
     assert done.returncode == 0, done.stderr
     assert proc.wait(timeout=120) == 0
     assert versions.aliases(reg) == {"champion": 1}
+
+
+@pytest.fixture(scope="module")
+def manual_home(prefect_server, champion_state, tmp_path_factory):
+    """Its own champion (v1 on batch 0), so batch 3's gate is marginal as in partial_home."""
+    return copy_state(champion_state, tmp_path_factory.mktemp("manual") / "gl")
+
+
+@E2E
+def test_manual_asks_about_a_marginal_gate_and_records_who_said_no(prefect_server, manual_home):
+    """Policy manual put no marginal or refresh verdict to anyone: nothing was registered,
+    nothing said why. Now it asks, and the cycle's artifact says what the policy did and who
+    answered what."""
+    api = prefect_server.api_url
+    land(manual_home, 3)
+    proc = start_cycle(api, manual_home, "manual", min_delta=0.0, refresh_on="never")
+    run_id = wait_paused(api, proc)
+    reg = registry(manual_home)
+    assert versions.all_versions(reg)[-1].tags["greenlight.gate"] == "marginal"
+    done = _approve_cli(api, manual_home, run_id, "--reject", "--reason", "wait", "--by", "dan")
+    assert done.returncode == 0, done.stderr
+    assert proc.wait(timeout=120) == 0, proc.stdout.read()
+    assert versions.aliases(reg) == {"champion": 1}
+    artifact = cycle_artifact(api, run_id)
+    assert "- policy manual, gate marginal: put to the approver" in artifact
+    assert "- approval: **rejected by dan: wait**" in artifact
 
 
 @E2E

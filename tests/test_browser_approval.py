@@ -9,13 +9,31 @@ from pathlib import Path
 import pytest
 
 from registry import promote, versions
-from tests.approval_helpers import land, registry, start_cycle, wait_paused
+from tests.approval_helpers import land, registry, run_state, start_cycle, wait_paused
 
 pytestmark = pytest.mark.e2e
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def _choose(page, dialog, option: str) -> None:
+    """Pick `option` in the form's Decision select with the keyboard, as a person can: its
+    options open on ArrowDown (approve first, then reject) and Enter picks one."""
+    select = dialog.locator(".p-select-button__control").first
+    value = dialog.locator(".p-select-button__value").first
+    for _ in range(4):
+        select.scroll_into_view_if_needed()
+        select.focus()
+        page.keyboard.press("ArrowDown")
+        page.wait_for_timeout(300)  # pacing for the UI, not an assertion
+        page.keyboard.press("ArrowUp" if value.inner_text() == "reject" else "Enter")
+        page.wait_for_timeout(300)
+        if value.inner_text() == option:
+            return
+    page.screenshot(path=str(ARTIFACTS / "approval-form-select.png"), full_page=True)
+    assert value.inner_text() == option
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian chromium not installed "
@@ -37,10 +55,17 @@ def test_approve_by_clicking_resume_in_the_prefect_ui(prefect_server, tmp_path):
         page.get_by_role("button", name="Resume").first.click()
         dialog = page.locator(".p-modal__card")
         dialog.get_by_text("Champion vs challenger on the gate window").wait_for()
-        dialog.locator("[role=switch]").click()
+        assert dialog.locator("[role=switch]").count() == 0  # no toggle to leave off
         fields = dialog.locator("textarea")
         fields.nth(0).fill("clicked in the UI")
         fields.nth(1).fill("carol")
+        # Submit with no decision chosen: refused, never a rejection; the run keeps waiting.
+        dialog.get_by_role("button", name="Submit").click()
+        page.wait_for_load_state("networkidle")
+        assert run_state(api, run_id) == "PAUSED"
+        assert "greenlight.approval" not in versions.all_versions(registry(home))[-1].tags
+        page.screenshot(path=str(ARTIFACTS / "approval-form-no-decision.png"), full_page=True)
+        _choose(page, dialog, "approve")
         page.screenshot(path=str(ARTIFACTS / "approval-form.png"), full_page=True)
         dialog.get_by_role("button", name="Submit").click()
         assert proc.wait(timeout=120) == 0, proc.stdout.read()
