@@ -22,21 +22,26 @@ def batch_table(state: dict[str, Any], title: str = "Batches") -> Table:
                          ("promoted", "right")]:
         table.add_column(col, justify=justify)
     for b in state["batches"]:
-        ok = b["status"] == "accepted"
+        ok = b["status"] == "accepted"  # "held" and "quarantined" were not trained on
         decision = b.get("decision") or ""
         if ok and b.get("registered_version") and not b.get("promoted_version"):
             decision += " (registered, not promoted)"
         elif ok and decision == "retrain" and not b.get("registered_version"):
             decision += f" (gate: {(b.get('gate') or 'none').split(':')[0]})"
         table.add_row(
-            b["file"], _num(b.get("rows"), "d"), "[green]yes[/]" if ok else "[red]no[/]",
+            b["file"], _num(b.get("rows"), "d"), "[red]no[/]" if b["status"] == "quarantined" else "[green]yes[/]",
             _num(b.get("drift_share"), ".2f"), _num(b.get("label_score")),
             _num(b.get("champion_metric")),
-            decision if ok else "[red]quarantined[/]",
+            decision if ok else _not_taken(b["status"]),
             _num(b.get("challenger_metric")), _num(b.get("gate_champion_metric")),
             f"v{b['promoted_version']}" if b.get("promoted_version") else "",
         )
     return table
+
+
+def _not_taken(status: str) -> str:
+    """A batch kept out of training: held (its labels wait for a person) is not quarantined."""
+    return "[yellow]held[/]" if status == "held" else "[red]quarantined[/]"
 
 
 def print_status(state: dict[str, Any], console: Console) -> None:
@@ -53,3 +58,7 @@ def print_quarantine(state: dict[str, Any], console: Console) -> None:
     for b in state["batches"]:
         if b["status"] == "quarantined":
             console.print(f"[red]quarantined[/] {b['reason']}", highlight=False)
+        elif b["status"] == "held":
+            console.print(f"[yellow]held[/] {b['file']}: {b.get('held_reason')}; to train on "
+                          f"it: greenlight release {b['id'][:12]} --by NAME --reason TEXT",
+                          highlight=False)

@@ -67,22 +67,3 @@ def champion_stale(decision: Decision, *, refresh_on: str, newer: bool) -> bool:
     evidence = {"never": frozenset(), "decay": frozenset({"decay"}),
                 "drift": alarms.RETRAIN_KINDS}[refresh_on]
     return newer and bool(decision.kinds & evidence)
-
-
-def route(policy: str, verdict: str) -> str:
-    """What happens to a challenger, given the policy and the gate's verdict.
-
-    Returns "promote", "ask" (pause for a person), "challenger" (shadow), or "none".
-    A "refresh" (a challenger on newer data that the champion does not beat) is promoted by
-    `auto` and asked about by `partial`; `manual` and `shadow` act on proven gains only.
-    The first model (verdict "bootstrap") is promoted under every policy but monitor:
-    with no champion there is nothing to protect and nothing to serve."""
-    if policy == "monitor" or verdict in ("fail", "insufficient"):
-        return "none"
-    if verdict == "bootstrap":
-        return "promote"
-    table = {"auto": {"clear": "promote", "refresh": "promote"},
-             "partial": {"clear": "promote", "marginal": "ask", "refresh": "ask"},
-             "manual": {"clear": "ask"},
-             "shadow": {"clear": "challenger"}}
-    return table.get(policy, {}).get(verdict, "none")

@@ -2,7 +2,8 @@
 
 import pytest
 
-from tasks.decide import champion_stale, decide, route
+from flows.policies import route
+from tasks.decide import champion_stale, decide
 from tasks.monitor import MonitorResult
 
 
@@ -24,10 +25,10 @@ def test_each_threshold_triggers_with_its_reason():
 @pytest.mark.parametrize("policy,verdict,expected", [
     ("auto", "clear", "promote"), ("auto", "marginal", "none"), ("auto", "fail", "none"),
     ("partial", "clear", "promote"), ("partial", "marginal", "ask"), ("partial", "fail", "none"),
-    ("manual", "clear", "ask"), ("manual", "marginal", "none"),
+    ("manual", "clear", "ask"), ("manual", "marginal", "ask"),
     ("shadow", "clear", "challenger"), ("monitor", "clear", "none"),
     ("manual", "bootstrap", "promote"), ("auto", "insufficient", "none"),
-    ("auto", "refresh", "promote"), ("partial", "refresh", "ask"), ("manual", "refresh", "none"),
+    ("auto", "refresh", "promote"), ("partial", "refresh", "ask"), ("manual", "refresh", "ask"),
     ("shadow", "refresh", "none"),
 ])
 def test_route(policy, verdict, expected):
