@@ -149,7 +149,9 @@ def run(
         if down is None:
             raise
         _fail(down, UNREACHABLE_EXIT)
-    console.print_json(json.dumps(summary, default=str))
+    from flows.status import json_safe
+
+    console.print_json(json.dumps(json_safe(summary), default=str, allow_nan=False))
 
 
 @app.command()
@@ -192,7 +194,7 @@ def status(
 
     state = collect(*found)
     if as_json:
-        sys.stdout.write(json.dumps(state, indent=2, default=str) + "\n")
+        sys.stdout.write(json.dumps(state, indent=2, default=str, allow_nan=False) + "\n")
     else:
         print_status(state, console)
 
@@ -203,16 +205,26 @@ def rollback(
     reason: Annotated[str, typer.Option(
         help="Why; kept in the promotion record.")] = "manual rollback",
     by: Annotated[str | None, typer.Option(help="Who; defaults to the OS user.")] = None,
+    expected: Annotated[int | None, typer.Option(
+        "--from", help="The champion you mean to leave; refused if @champion is another "
+                       "version [default: the champion read when the command starts].")] = None,
     home: HomeOpt = None,
 ) -> None:
-    """Move @champion back to @previous (blue-green), and record it."""
+    """Move @champion back to @previous (blue-green), and record it.
+
+    The rollback compares before it moves, as a promotion does: if the champion moved since
+    it was read (another rollback or a cycle), it is refused and nothing changes."""
     _environment(home)
-    from registry.promote import PromotionError
+    from registry.promote import CHAMPION, PromotionError
     from registry.promote import rollback as do_rollback
+    from registry.versions import aliases
+    from tasks.faults import hold_point
 
     _, reg = _registry(dataset)
+    leaving = expected if expected is not None else aliases(reg).get(CHAMPION)
+    hold_point("rollback")  # test-only: two rollbacks that both read before either moves
     try:
-        record = do_rollback(reg, reason=reason, by=by)
+        record = do_rollback(reg, reason=reason, by=by, expected_from=leaving)
     except PromotionError as exc:
         _fail(str(exc))
     console.print(f"{reg.model_name}: @champion v{record['previous']} -> v{record['to']} "

@@ -18,6 +18,7 @@ from flows.retrain import (
     links,
     retrain,
 )
+from flows.status import json_safe
 from registry import promote as promotion
 from registry import versions
 from registry.store import Registry, for_dataset
@@ -325,4 +326,4 @@ def _cycle(dataset: str, policy: Policy, thresholds: Thresholds, training: Train
                                         served=[s.to_dict() for s in served]),
         description="What this cycle saw and decided")
     idle.remember_labels(state, spec.name, labels_seen)
-    return summary
+    return json_safe(summary)  # strict JSON: an undefined metric is null, never NaN

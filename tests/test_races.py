@@ -167,3 +167,43 @@ def test_a_killed_holder_of_the_server_lock_blocks_only_until_its_lease_expires(
         promote.promote(reg, 2, reason="after the lease expired", expected_from=1)
     print(f"waited {waited:.0f} s for the dead holder's lease ({LEASE_SECONDS:.0f} s)")
     assert versions.aliases(reg)["champion"] == 2
+
+
+def _rollback_cli(root: Path, hold: Path) -> subprocess.Popen:
+    """`greenlight rollback` in its own process, held (test-only hook) after it has read the
+    champion and before it moves, until the test deletes its hold file."""
+    from tasks.faults import HOLD_ENV, HOLD_FILE_ENV
+
+    env = {**os.environ, "GREENLIGHT_HOME": str(root), HOLD_ENV: "rollback",
+           HOLD_FILE_ENV: str(hold)}
+    return subprocess.Popen([sys.executable, "-m", "flows.cli", "rollback", "--dataset",
+                             "synthetic", "--by", "pytest"], cwd=REPO, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+@pytest.mark.e2e
+def test_two_rollbacks_at_once_move_the_champion_once(two_versions_home):
+    """Both commands read v2 as the champion before either moves: one rolls back to v1, the
+    other is refused in one line (the champion moved meanwhile) instead of moving it back."""
+    from tests.approval_helpers import registry
+
+    reg = registry(two_versions_home)
+    holds = [two_versions_home / f"hold-rollback-{i}" for i in range(2)]
+    procs = [_rollback_cli(two_versions_home, hold) for hold in holds]
+    deadline = time.monotonic() + 300
+    while not all(h.exists() for h in holds):
+        assert all(p.poll() is None for p in procs), [p.communicate() for p in procs]
+        assert time.monotonic() < deadline, "the rollbacks never read the champion"
+        time.sleep(0.1)
+    for hold in holds:
+        hold.unlink()
+    done = [(p.wait(timeout=300), *p.communicate()) for p in procs]
+    assert sorted(code for code, _, _ in done) == [0, 2], done
+    (_, _, refused), = [d for d in done if d[0] != 0]
+    assert refused.strip().splitlines() == [
+        "error: champion moved meanwhile (expected v2, found v1); not rolling back"], refused
+    assert versions.aliases(reg) == {"champion": 1, "previous": 2}
+    assert [(r["action"], r["from"], r["to"]) for r in promote.records(reg)][-1:] == [
+        ("rollback", 2, 1)]
+    assert [r["action"] for r in promote.records(reg)].count("rollback") == 1
+
