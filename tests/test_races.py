@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -207,3 +208,55 @@ def test_two_rollbacks_at_once_move_the_champion_once(two_versions_home):
         ("rollback", 2, 1)]
     assert [r["action"] for r in promote.records(reg)].count("rollback") == 1
 
+
+FORCED_CYCLE = """
+import json, sys
+from flows.cycle import cycle
+from flows.params import Training
+summary = cycle(dataset="synthetic", policy="auto", force_retrain=True,
+                training=Training(min_delta=-1.0), home=sys.argv[1])
+print("SUMMARY " + json.dumps(summary, default=str))
+"""
+
+
+@pytest.mark.e2e
+def test_a_refused_promotion_is_one_line_and_never_retried(two_versions_home):
+    """A rollback lands between gate and promote (the cycle is held just before promote):
+    the promotion is refused, once, as a decision: one warning line, no traceback, no
+    retry, and the refusal is in the summary and the batch's record."""
+    from tasks import manifest
+    from tasks.faults import HOLD_ENV, HOLD_FILE_ENV
+    from tasks.home import Home
+    from tests.approval_helpers import land, registry
+
+    root, reg = two_versions_home, registry(two_versions_home)
+    land(root, 16)
+    for landed in Home(root).landing.iterdir():
+        os.utime(landed, (1_700_000_000, 1_700_000_000))  # long settled
+    hold = root / "hold-promote"
+    proc = subprocess.Popen([sys.executable, "-c", FORCED_CYCLE, str(root)], cwd=REPO,
+                            env={**os.environ, "GREENLIGHT_HOME": str(root),
+                                 "PREFECT_LOGGING_LEVEL": "INFO", HOLD_ENV: "promote",
+                                 HOLD_FILE_ENV: str(hold)},
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 900
+    while not hold.exists():
+        assert proc.poll() is None, proc.communicate()[0][-3000:]
+        assert time.monotonic() < deadline, "the cycle never reached promote"
+        time.sleep(0.2)
+    promote.rollback(reg, reason="an operator, meanwhile", expected_from=2)  # v2 -> v1
+    hold.unlink()
+    output, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, output[-3000:]
+    summary = json.loads(output.split("SUMMARY ", 1)[1].splitlines()[0])
+    assert summary["promotion_refused"].startswith("champion moved meanwhile (expected v2, "
+                                                   "found v1)"), summary
+    assert "promoted_version" not in summary
+    assert "Traceback" not in output, output[-3000:]
+    assert not re.findall(r"Retry \d/\d will start", output), output[-3000:]
+    assert len([line for line in output.splitlines()
+                if "champion moved meanwhile" in line and "SUMMARY" not in line]) == 1, output
+    assert versions.aliases(reg) == {"champion": 1, "previous": 2}
+    (batch,) = [b for b in manifest.load(Home(root).manifest).values()
+                if b.get("registered_version") == summary["registered_version"]]
+    assert batch["promotion_refused"] == summary["promotion_refused"]
