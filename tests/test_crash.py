@@ -250,6 +250,15 @@ def _server_children(pid: int, watchdog: bool = False) -> list:
     return out
 
 
+def _answers(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 @pytest.mark.e2e
 def test_the_temporary_prefect_server_dies_with_a_sigkilled_run(home):
     """kill -9 of the Python process alone (as the OOM killer does): its temporary Prefect
@@ -265,8 +274,12 @@ def test_the_temporary_prefect_server_dies_with_a_sigkilled_run(home):
         return bool(found)
 
     _wait_for("started its temporary server", server_up, proc)
-    _wait_for("watched its server", lambda: _server_children(proc.pid, watchdog=True), proc)
     (server,) = found
+    command = server.cmdline()
+    health = f"http://127.0.0.1:{command[command.index('--port') + 1]}/api/health"
+    _wait_for("had its temporary server answer", lambda: _answers(health), proc)
+    _wait_for("watched its server", lambda: _server_children(proc.pid, watchdog=True), proc)
+    assert proc.poll() is None and server.is_running()  # the run is mid-cycle, server up
     try:
         os.kill(proc.pid, signal.SIGKILL)  # the process alone, not its group
         proc.wait(timeout=60)

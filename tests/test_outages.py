@@ -105,6 +105,8 @@ def _assert_clear_failure(result: dict, url: str) -> None:
     assert errors == [errors[0]] and f"MLflow server at {url} is unreachable" in errors[0]
     assert "champion did not move" in errors[0], errors
     assert "Traceback" not in output.split(errors[0])[-1]  # nothing raw after the verdict
+    assert "Traceback" not in output, output[-3000:]  # nor before it: in the error log
+    assert not [line for line in output.splitlines() if "Retrying (Retry(" in line], output
     assert result["retries"] == [("1", "2"), ("2", "2")], output[-3000:]  # backoff, then up
 
 
