@@ -38,6 +38,9 @@ def _environment(home: Path | None, quiet: bool = False) -> Path:
                        "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "GIT_PYTHON_REFRESH": "quiet",
                        "PREFECT_HOME": str(root / "prefect"),
                        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+                       # MLflow writes `🏃 View run …` to stdout for each run on a server,
+                       # which breaks `greenlight run | jq`; the links are in the summary.
+                       "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
                        # Prefect's 20 s is too tight for a cold start on a busy 2-core box.
                        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120"}.items():
         os.environ.setdefault(key, value)
@@ -109,7 +112,7 @@ def run(
     home: HomeOpt = None,
 ) -> None:
     """Run one cycle over what is in landing/ (after harvesting labelled served predictions)."""
-    _environment(home)
+    root = _environment(home)
     from flows.policies import approval_needs_server
 
     refusal = approval_needs_server(policy, os.environ.get("PREFECT_API_URL"))
@@ -133,26 +136,32 @@ def run(
 
     server_ready = start_early()  # Prefect's temporary server starts while the cycle imports
     import gc
+    from contextlib import redirect_stdout
 
     from flows.cycle import cycle
+    from flows.outages import quiet_console
     from flows.params import Scale
 
     gc.freeze()  # the imported stack is never garbage: full collections need not walk it
+    log = quiet_console(root)  # tracebacks and retry warnings: to the error log
 
     try:
         scale = Scale(**{k: v for k, v in {"dask_min_rows": dask_min_rows,
                                            "dask_address": dask_address}.items() if v})
         server_ready()
-        summary = cycle(dataset=dataset, policy=policy, force_retrain=force, scale=scale,
-                        harvest_served=harvest_served)
+        with redirect_stdout(sys.stderr):  # stdout holds the JSON summary and nothing else
+            summary = cycle(dataset=dataset, policy=policy, force_retrain=force, scale=scale,
+                            harvest_served=harvest_served)
     except ValueError as exc:
         _fail(str(exc))
     except Exception as exc:
-        down = mlflow_unreachable(exc, Home.from_env().tracking_uri)
+        down = mlflow_unreachable(exc, Home.from_env().tracking_uri, log)
         if down is None:
             raise
         _fail(down, UNREACHABLE_EXIT)
-    console.print_json(json.dumps(summary, default=str))
+    from flows.status import json_safe
+
+    console.print_json(json.dumps(json_safe(summary), default=str, allow_nan=False))
 
 
 @app.command()
@@ -195,14 +204,23 @@ def status(
     home: HomeOpt = None,
 ) -> None:
     """Champion, previous, versions and the recent batches with their decisions."""
-    _environment(home)
+    root = _environment(home)
+    from flows.outages import mlflow_unreachable, quiet_console
+
+    log = quiet_console(root)
     found = _registry(dataset)
     from flows.status import status as collect
     from flows.views import print_status
 
-    state = collect(*found)
+    try:
+        state = collect(*found)
+    except Exception as exc:  # a server that is down is one line; anything else goes up
+        down = mlflow_unreachable(exc, found[1].tracking_uri, log)
+        if down is None:
+            raise
+        _fail(down, UNREACHABLE_EXIT)
     if as_json:
-        sys.stdout.write(json.dumps(state, indent=2, default=str) + "\n")
+        sys.stdout.write(json.dumps(state, indent=2, default=str, allow_nan=False) + "\n")
     else:
         print_status(state, console)
 
@@ -213,18 +231,35 @@ def rollback(
     reason: Annotated[str, typer.Option(
         help="Why; kept in the promotion record.")] = "manual rollback",
     by: Annotated[str | None, typer.Option(help="Who; defaults to the OS user.")] = None,
+    expected: Annotated[int | None, typer.Option(
+        "--from", help="The champion you mean to leave; refused if @champion is another "
+                       "version [default: the champion read when the command starts].")] = None,
     home: HomeOpt = None,
 ) -> None:
-    """Move @champion back to @previous (blue-green), and record it."""
-    _environment(home)
-    from registry.promote import PromotionError
-    from registry.promote import rollback as do_rollback
+    """Move @champion back to @previous (blue-green), and record it.
 
+    The rollback compares before it moves, as a promotion does: if the champion moved since
+    it was read (another rollback or a cycle), it is refused and nothing changes."""
+    root = _environment(home)
+    from flows.outages import mlflow_unreachable, quiet_console
+    from registry.promote import CHAMPION, PromotionError
+    from registry.promote import rollback as do_rollback
+    from registry.versions import aliases
+    from tasks.faults import hold_point
+
+    log = quiet_console(root)
     _, reg = _registry(dataset)
     try:
-        record = do_rollback(reg, reason=reason, by=by)
+        leaving = expected if expected is not None else aliases(reg).get(CHAMPION)
+        hold_point("rollback")  # test-only: two rollbacks that both read before either moves
+        record = do_rollback(reg, reason=reason, by=by, expected_from=leaving)
     except PromotionError as exc:
         _fail(str(exc))
+    except Exception as exc:  # a server that is down is one line; anything else goes up
+        down = mlflow_unreachable(exc, reg.tracking_uri, log)
+        if down is None:
+            raise
+        _fail(down, UNREACHABLE_EXIT)
     console.print(f"{reg.model_name}: @champion v{record['previous']} -> v{record['to']} "
                   f"(@previous is now v{record['previous']})")
 

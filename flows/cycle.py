@@ -9,6 +9,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.settings import PREFECT_API_URL
 
 from flows import heartbeat, scaled
+from flows.locks import cycle_claim
 from flows.params import Policy, Scale, Thresholds, Training, approval_needs_server
 from flows.retrain import (
     BASELINE_TAG,
@@ -18,6 +19,7 @@ from flows.retrain import (
     links,
     retrain,
 )
+from flows.status import json_safe
 from registry import promote as promotion
 from registry import versions
 from registry.store import Registry, for_dataset
@@ -36,7 +38,7 @@ from tasks import (
 from tasks.decide import decide
 from tasks.distributed import DaskEngine
 from tasks.drift import StatTests
-from tasks.faults import crash_point
+from tasks.faults import crash_point, hold_point
 from tasks.home import Home
 from tasks.monitor import Limits, MonitorResult, monitor_batch
 from tasks.pipeline import Steps
@@ -256,10 +258,17 @@ def cycle(dataset: str = "synthetic", policy: Policy = "auto",
     in landing (tasks/harvest.py), so the loop trains on what the service saw. With policy
     manual or partial the run may pause for approval in the Prefect UI; an unanswered
     request times out after `approval_timeout_seconds` and counts as a rejection.
-    Steps whose input reaches `scale.dask_min_rows` rows run on Dask (flows/scaled.py)."""
-    with scaled.engine(scale) as engine:
-        return _cycle(dataset, policy, thresholds, training, force_retrain,
-                      approval_timeout_seconds, home, harvest_served, engine)
+    Steps whose input reaches `scale.dask_min_rows` rows run on Dask (flows/scaled.py).
+    One cycle of a dataset at a time has its batches (flows/locks.py); a second one started
+    meanwhile says so and does nothing."""
+    with cycle_claim(Home.from_env(home).ensure().root, dataset) as taken:
+        if taken:
+            get_run_logger().warning(taken)
+            return {"batches": [], "taken": taken}
+        hold_point("cycle")  # test-only: a second cycle starts while this one has the claim
+        with scaled.engine(scale) as engine:
+            return _cycle(dataset, policy, thresholds, training, force_retrain,
+                          approval_timeout_seconds, home, harvest_served, engine)
 
 
 def _cycle(dataset: str, policy: Policy, thresholds: Thresholds, training: Training,
@@ -355,4 +364,4 @@ def _cycle(dataset: str, policy: Policy, thresholds: Thresholds, training: Train
                                         served=[s.to_dict() for s in served], held=held),
         description="What this cycle saw and decided")
     idle.remember_labels(state, spec.name, labels_seen)
-    return summary
+    return json_safe(summary)  # strict JSON: an undefined metric is null, never NaN

@@ -6,7 +6,10 @@ request), MLflow failures are recognised after the cycle's own retries gave up.
 
 from __future__ import annotations
 
+import logging
 import re
+import traceback
+from pathlib import Path
 
 CAUSE = re.compile(r"\[Errno -?\d+\] ([^'\")]+)|(timed out|Read timed out)")
 UNREACHABLE = ("Max retries exceeded", "Connection refused", "Failed to establish",
@@ -39,11 +42,88 @@ def prefect_unreachable(api_url: str | None) -> str | None:
             "(greenlight up) or unset PREFECT_API_URL to run embedded")
 
 
-def mlflow_unreachable(exc: BaseException, tracking_uri: str) -> str | None:
-    """The one line for a cycle that failed because MLflow was down, or None if it was not.
+ERRORS_LOG = Path("logs") / "errors.log"
+# Loggers whose records are retry chatter: a server that is down makes urllib3 warn once per
+# retried request (hundreds of lines). They go to the error log only.
+CHATTER = ("urllib3", "requests", "mlflow.utils.request_utils", "mlflow.utils.rest_utils")
+
+
+def errors_log(root: Path) -> Path:
+    """Where the details of a failure go: `<state dir>/logs/errors.log`."""
+    return root / ERRORS_LOG
+
+
+def write_traceback(log: Path, exc: BaseException) -> None:
+    """Append `exc` with its traceback to the error log (created on first use)."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("a", encoding="utf-8") as fh:
+        traceback.print_exception(exc, file=fh)
+
+
+def _flow_failure(record: logging.LogRecord) -> bool:
+    """Prefect's own report that the flow run failed (the exception, then the final
+    state): the command says it in its one line, so on the console these repeat it."""
+    if not record.name.startswith("prefect.flow_runs"):
+        return False
+    return bool(record.exc_info) or record.getMessage().startswith("Finished in state Failed")
+
+
+class _ToErrorLog(logging.Filter):
+    """A console handler's filter: retry chatter goes to the error log only, and a record
+    with a traceback keeps its one line on the console, its traceback in the log."""
+
+    def __init__(self, log: Path) -> None:
+        super().__init__()
+        self.log = log
+        self.file = logging.FileHandler(log, encoding="utf-8", delay=True)
+        self.file.setFormatter(logging.Formatter(
+            "%(asctime)s %(levelname)s %(name)s: %(message)s"))
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith(CHATTER) or _flow_failure(record):
+            self.file.handle(record)
+            return False
+        if record.exc_info or record.exc_text:
+            self.file.handle(record)
+            # Other handlers (Prefect's API log) saw the record before it propagated here.
+            record.msg = f"{record.getMessage()} (traceback in {self.log})"
+            record.args, record.exc_info, record.exc_text = None, None, None
+        return True
+
+
+def quiet_console(root: Path) -> Path:
+    """Keep the console to one line per event while a command runs: tracebacks and retry
+    warnings from the libraries go to the state dir's error log instead. Call it once the
+    libraries have set up their logging (Prefect configures it when imported)."""
+    log = errors_log(root)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    keep = _ToErrorLog(log)
+    for name in ("", "mlflow", "prefect"):
+        for handler in logging.getLogger(name).handlers:
+            if not any(isinstance(f, _ToErrorLog) for f in handler.filters):
+                handler.addFilter(keep)
+    for name in CHATTER:  # with no handler of their own they would reach Python's last resort
+        chatter = logging.getLogger(name)
+        chatter.addHandler(keep.file)
+        chatter.propagate = False
+    return log
+
+
+def mlflow_unreachable(exc: BaseException, tracking_uri: str,
+                       log: Path | None = None) -> str | None:
+    """The one line for a command that failed because MLflow was down, or None if it was
+    not; with `log`, the traceback is appended there and the line says where.
 
     By then the register/promote tasks have retried with backoff and MLflow's client has
     retried each call (registry/store.py bounds both), and nothing was promoted."""
+    line = _mlflow_unreachable(exc, tracking_uri)
+    if line is None or log is None:
+        return line
+    write_traceback(log, exc)
+    return f"{line} (details in {log})"
+
+
+def _mlflow_unreachable(exc: BaseException, tracking_uri: str) -> str | None:
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))

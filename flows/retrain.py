@@ -34,7 +34,10 @@ train_t = task(train.train_challenger, name="train")
 refit_t = task(recipe.refit_challenger, name="refit")
 gate_t = task(gate, name="gate")
 register_t = task(registration.register, name="register", retries=2, retry_delay_seconds=2)
-promote_t = task(promotion.promote, name="promote", retries=2, retry_delay_seconds=2)
+# A refusal (the champion moved meanwhile) is a decision, not a failure: never retried.
+promote_t = task(promotion.promote, name="promote", retries=2, retry_delay_seconds=2,
+                 retry_condition_fn=promotion.worth_retrying)
+try_promote_t = task(promotion.try_promote, name="promote", retries=2, retry_delay_seconds=2)
 
 BATCH_IDS_TAG, CHAMPION_SEEN_TAG = "greenlight.batch_ids", "greenlight.champion_version"
 ACK_TAG = "greenlight.drift_acknowledged"
@@ -210,12 +213,12 @@ def retrain(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ver
                       "expected_from": champion.version if champion else None}
     if route_to == "promote":
         hold_point("promote")
-        try:
-            with steps.step("promote"), promotion_lock(reg.model_name):
-                promote_t(reg, version, **promote_kwargs)
-        except promotion.PromotionError as exc:  # another cycle promoted meanwhile
-            get_run_logger().warning("v%s registered, not promoted: %s", version, exc)
-            out["promotion_refused"] = str(exc)
+        with steps.step("promote"), promotion_lock(reg.model_name):
+            moved = try_promote_t(reg, version, **promote_kwargs)
+        if "refused" in moved:  # the champion moved meanwhile: a decision, no traceback
+            get_run_logger().warning("v%s registered, not promoted: %s", version,
+                                     moved["refused"])
+            out["promotion_refused"] = moved["refused"]
             return out
         crash_point("promote")
         out["promoted_version"] = version

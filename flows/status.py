@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from registry import promote, versions
@@ -14,11 +15,25 @@ BATCH_FIELDS = ("id", "file", "status", "reason", "rows", "drift_share", "label_
                 "registered_version", "promoted_version", "gate")
 
 
+def json_safe(value: Any) -> Any:
+    """`value` with every NaN or infinity replaced by None, recursively.
+
+    `json.dumps` writes them as `NaN`/`Infinity`, which is not JSON: strict parsers (jq,
+    JavaScript, Go) refuse the whole document. An undefined metric is null instead."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def status(home: Home, reg: Registry) -> dict[str, Any]:
     """Stable, machine-readable state: aliases, versions, batches and promotions."""
     current = versions.aliases(reg)
     batches = [{k: b.get(k) for k in BATCH_FIELDS} for b in manifest.load(home.manifest).values()]
-    return {
+    return json_safe({
         "home": str(home.root), "model": reg.model_name, "tracking_uri": reg.tracking_uri,
         "champion": current.get(promote.CHAMPION), "previous": current.get(promote.PREVIOUS),
         "aliases": current,
@@ -27,4 +42,4 @@ def status(home: Home, reg: Registry) -> dict[str, Any]:
                      for v in versions.all_versions(reg)],
         "batches": batches,
         "promotions": promote.records(reg),
-    }
+    })

@@ -57,30 +57,39 @@ def _move(reg: Registry, *, action: str, to: int, previous: int | None, reason: 
           expected_from: int | None = None, check_expected: bool = False) -> dict[str, Any]:
     """Set champion (and previous) under the lock, verify, then record the move."""
     with FileLock(str(reg.lock_path), timeout=LOCK_TIMEOUT_S):
-        now = aliases(reg)
-        current = now.get(CHAMPION)
-        if current == to:
-            moves = [r for r in records(reg) if "to" in r]
-            if moves and moves[-1]["to"] == to:
-                return moves[-1]  # already done: promotion is idempotent
-            # The aliases moved but the holder died before recording it: the move set
-            # @previous first, so that is where the champion came from. Record it now.
-            current, previous = now.get(PREVIOUS), now.get(PREVIOUS)
-        elif check_expected and current != expected_from:
-            raise PromotionError(f"champion moved meanwhile (expected v{expected_from}, found "
-                                 f"v{current}); not promoting v{to}")
-        if previous is not None:
-            reg.client.set_registered_model_alias(reg.model_name, PREVIOUS, str(previous))
-        reg.client.set_registered_model_alias(reg.model_name, CHAMPION, str(to))
-        if aliases(reg).get(CHAMPION) != to:
-            raise PromotionError(f"champion did not move to v{to} (read back "
-                                 f"v{aliases(reg).get(CHAMPION)})")
-        return _append(reg, {
-            "at": datetime.now(UTC).isoformat(timespec="seconds"), "model": reg.model_name,
-            "action": action, "from": current if current != to else None, "to": to,
-            "previous": previous, "by": by or getpass.getuser(), "reason": reason,
-            "metrics": metrics or {}, "batches": batches or [],
-        })
+        return _move_locked(reg, aliases(reg), action=action, to=to, previous=previous,
+                            reason=reason, by=by, metrics=metrics, batches=batches,
+                            expected_from=expected_from, check_expected=check_expected)
+
+
+def _move_locked(reg: Registry, now: dict[str, int], *, action: str, to: int,
+                 previous: int | None, reason: str, by: str | None,
+                 metrics: dict[str, float] | None, batches: list[str] | None,
+                 expected_from: int | None, check_expected: bool) -> dict[str, Any]:
+    """The move itself; the caller holds the lock and has just read the aliases (`now`)."""
+    current = now.get(CHAMPION)
+    if current == to:
+        moves = [r for r in records(reg) if "to" in r]
+        if moves and moves[-1]["to"] == to:
+            return moves[-1]  # already done: promotion is idempotent
+        # The aliases moved but the holder died before recording it: the move set
+        # @previous first, so that is where the champion came from. Record it now.
+        current, previous = now.get(PREVIOUS), now.get(PREVIOUS)
+    elif check_expected and current != expected_from:
+        raise PromotionError(f"champion moved meanwhile (expected v{expected_from}, found "
+                             f"v{current}); not promoting v{to}")
+    if previous is not None:
+        reg.client.set_registered_model_alias(reg.model_name, PREVIOUS, str(previous))
+    reg.client.set_registered_model_alias(reg.model_name, CHAMPION, str(to))
+    if aliases(reg).get(CHAMPION) != to:
+        raise PromotionError(f"champion did not move to v{to} (read back "
+                             f"v{aliases(reg).get(CHAMPION)})")
+    return _append(reg, {
+        "at": datetime.now(UTC).isoformat(timespec="seconds"), "model": reg.model_name,
+        "action": action, "from": current if current != to else None, "to": to,
+        "previous": previous, "by": by or getpass.getuser(), "reason": reason,
+        "metrics": metrics or {}, "batches": batches or [],
+    })
 
 
 def promote(reg: Registry, version: int, *, reason: str, by: str | None = None,
@@ -100,14 +109,47 @@ def promote(reg: Registry, version: int, *, reason: str, by: str | None = None,
                  expected_from=expected_from, check_expected=True)
 
 
-def rollback(reg: Registry, *, reason: str, by: str | None = None) -> dict[str, Any]:
-    """Swap `champion` and `previous` (blue-green): the old champion serves again."""
-    current = aliases(reg)
-    if PREVIOUS not in current:
-        raise PromotionError(f"{reg.model_name}: nothing to roll back to (no @previous)")
-    return _move(reg, action="rollback", to=current[PREVIOUS], previous=current.get(CHAMPION),
-                 reason=reason, by=by, metrics=None, batches=None,
-                 expected_from=current.get(CHAMPION), check_expected=True)
+def rollback(reg: Registry, *, reason: str, by: str | None = None,
+             expected_from: int | None = None) -> dict[str, Any]:
+    """Swap `champion` and `previous` (blue-green): the old champion serves again.
+
+    `expected_from` is the champion the caller saw (and means to leave). Two rollbacks at
+    once would otherwise both apply and cancel out, so the comparison is made under the
+    lock: if the champion is not that version any more, the rollback is refused."""
+    with FileLock(str(reg.lock_path), timeout=LOCK_TIMEOUT_S):
+        current = aliases(reg)
+        champion = current.get(CHAMPION)
+        if expected_from is not None and champion != expected_from:
+            raise PromotionError(f"champion moved meanwhile (expected v{expected_from}, found "
+                                 f"v{champion}); not rolling back")
+        if PREVIOUS not in current:
+            raise PromotionError(f"{reg.model_name}: nothing to roll back to (no @previous)")
+        return _move_locked(reg, current, action="rollback", to=current[PREVIOUS],
+                            previous=champion, reason=reason, by=by, metrics=None,
+                            batches=None, expected_from=champion, check_expected=True)
+
+
+def try_promote(reg: Registry, version: int, *, reason: str, **kwargs: Any) -> dict[str, Any]:
+    """`promote`, with a refusal returned as `{"refused": reason}` instead of raised.
+
+    A refusal (the champion moved meanwhile) is a decision that no retry can change: the
+    cycle records it and goes on. Failures (a store that is down) still raise, so the
+    caller's retries apply to them only."""
+    try:
+        return promote(reg, version, reason=reason, **kwargs)
+    except PromotionError as exc:
+        return {"refused": str(exc)}
+
+
+def worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect `retry_condition_fn`: retry a failed move unless it was a refusal."""
+    try:
+        state.result()
+    except PromotionError:
+        return False
+    except Exception:  # noqa: BLE001 (any other failure is worth a retry)
+        return True
+    return True
 
 
 def set_alias(reg: Registry, alias: str, version: int) -> None:

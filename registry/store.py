@@ -7,11 +7,14 @@ flows can both use it.
 from __future__ import annotations
 
 import os
+import sqlite3
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from urllib.parse import unquote
 
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
@@ -42,6 +45,55 @@ def absent(exc: MlflowException) -> bool:
     return exc.error_code in ABSENT_CODES
 
 
+ARTIFACTS = "mlartifacts"  # a local store's artifacts, inside the state dir
+# Every column where MLflow 3.17's SQL store keeps an artifact location, as an absolute URI.
+LOCATION_COLUMNS = (("experiments", "artifact_location"), ("runs", "artifact_uri"),
+                    ("logged_models", "artifact_location"),
+                    ("model_versions", "storage_location"), ("model_versions", "source"))
+
+
+def _store_db(tracking_uri: str, state_dir: Path) -> Path | None:
+    """The SQLite file of a store kept in the state dir itself, or None (a server, or a
+    database elsewhere that the user pointed at: not ours to re-root)."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    db = Path(tracking_uri.removeprefix("sqlite:///")).resolve()
+    return db if db.parent == state_dir.resolve() and db.exists() else None
+
+
+def reroot(tracking_uri: str, state_dir: Path) -> Path | None:
+    """Point a moved or copied state dir's MLflow store at its own artifacts; returns the
+    root it was moved from, or None when nothing had to change.
+
+    MLflow stores artifact locations as absolute URIs (a relative one is resolved against
+    the working directory when written) and has no call that changes them afterwards
+    (mlflow/mlflow#3144, #2577, #8226 are open requests). So a `cp -a` copy would keep
+    writing into, and reading from, the original's `mlartifacts/`, and a moved one would
+    lose its models. The state dir is self-contained (the store and `mlartifacts/` sit side
+    by side), so the fix is to replace the old root's artifact prefix in the location
+    columns, in one transaction; nothing else in MLflow's tables is touched."""
+    db = _store_db(tracking_uri, state_dir)
+    if db is None:
+        return None
+    here = (state_dir.resolve() / ARTIFACTS).as_uri()
+    conn = sqlite3.connect(db, timeout=60)
+    try:
+        found = conn.execute("SELECT DISTINCT artifact_location FROM experiments WHERE "
+                             "artifact_location LIKE ?", (f"file://%/{ARTIFACTS}",)).fetchall()
+        olds = [loc for (loc,) in found if loc != here]
+        if not olds:
+            return None
+        with conn:  # one transaction: all locations move, or none
+            for old in olds:
+                for table, column in LOCATION_COLUMNS:
+                    conn.execute(f'UPDATE "{table}" SET "{column}" = ? || substr("{column}", ?) '
+                                 f'WHERE "{column}" = ? OR substr("{column}", 1, ?) = ?',
+                                 (here, len(old) + 1, old, len(old) + 1, old + "/"))
+    finally:
+        conn.close()
+    return Path(unquote(olds[0].removeprefix("file://"))).parent
+
+
 @dataclass(frozen=True)
 class Registry:
     """A registered model in one tracking store, with the state dir holding its lock and log."""
@@ -56,6 +108,11 @@ class Registry:
 
     @cached_property
     def client(self) -> MlflowClient:
+        moved_from = reroot(self.tracking_uri, self.state_dir)
+        if moved_from:
+            sys.stderr.write(f"{self.state_dir}: moved or copied from {moved_from}; its MLflow "
+                             f"store now points at its own artifacts "
+                             f"({self.state_dir / ARTIFACTS})\n")
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
 
     @property
@@ -75,7 +132,7 @@ class Registry:
         found = self.client.get_experiment_by_name(name)
         if found is not None:
             return found.experiment_id
-        location = (self.state_dir / "mlartifacts").as_uri() if self.local_store else None
+        location = (self.state_dir / ARTIFACTS).as_uri() if self.local_store else None
         return self.client.create_experiment(name, artifact_location=location)
 
 

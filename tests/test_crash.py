@@ -9,11 +9,13 @@ state must equal that of the uninterrupted run.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -163,3 +165,132 @@ def test_a_promotion_whose_holder_died_before_recording_is_recorded_on_rerun(tmp
     promote.rollback(reg, reason="after a torn line", by="test")
     assert [r["action"] for r in promote.records(reg)] == ["promote", "promote", "rollback"]
     assert pd.notna(versions.aliases(reg)["champion"])
+
+
+def _run_cli(root: Path, *args: str, env: dict | None = None,
+             embedded: bool = False) -> subprocess.Popen:
+    """`greenlight run` in its own process and session (stdout and stderr together)."""
+    full = {**os.environ, "GREENLIGHT_HOME": str(root), **(env or {})}
+    if embedded:
+        full.pop("PREFECT_API_URL", None)
+        full["PREFECT_HOME"] = str(root / "prefect")
+    return subprocess.Popen([sys.executable, "-m", "flows.cli", "run", "--dataset", "synthetic",
+                             *args], cwd=REPO, env=full, start_new_session=True, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def _wait_for(what: str, ready, proc: subprocess.Popen, limit_s: float = 600) -> None:
+    deadline = time.monotonic() + limit_s
+    while not ready():
+        assert proc.poll() is None, f"ended before {what}:\n{proc.communicate()[0][-3000:]}"
+        assert time.monotonic() < deadline, f"never {what}"
+        time.sleep(0.2)
+
+
+@pytest.mark.e2e
+def test_a_second_cycle_finds_the_batches_taken_and_does_nothing(champion_home):
+    """Cycle A has claimed the pending batches (held just after taking its claim); cycle B,
+    started meanwhile, says in one line that they are taken and exits 0. Each batch then
+    has one decision record and one monitoring run, not two."""
+    from tasks.faults import HOLD_ENV, HOLD_FILE_ENV
+    from tests.approval_helpers import land, registry
+
+    root = champion_home
+    for index in (1, 2):
+        land(root, index)
+    for landed in Home(root).landing.iterdir():
+        os.utime(landed, (OLD, OLD))
+    hold = root / "hold-cycle"
+    first = _run_cli(root, "--policy", "monitor",
+                     env={HOLD_ENV: "cycle", HOLD_FILE_ENV: str(hold)})
+    _wait_for("took its claim", hold.exists, first)
+    second = _run_cli(root, "--policy", "monitor")
+    out_b = second.communicate(timeout=600)[0]
+    hold.unlink()
+    out_a = first.communicate(timeout=900)[0]
+    assert first.returncode == 0 and "Traceback" not in out_a, out_a[-3000:]
+    assert second.returncode == 0 and "Traceback" not in out_b, out_b[-3000:]
+    taken = [line for line in out_b.splitlines() if "has its batches" in line
+             and not line.lstrip().startswith('"')]
+    assert len(taken) == 1 and "another cycle of synthetic" in taken[0], out_b
+    files = {b["file"]: i for i, b in manifest.load(Home(root).manifest).items()}
+    new = {f: i for f, i in files.items() if f in ("2026-W03.csv", "2026-W04.csv")}
+    assert len(new) == 2, files
+    records = [json.loads(line) for line in Home(root).manifest.read_text().splitlines()]
+    counts = {f: sum(1 for r in records if r["id"] == i and "decision" in r)
+              for f, i in new.items()}
+    assert counts == {f: 1 for f in new}, counts
+    reg = registry(root)
+    experiment = reg.client.get_experiment_by_name(f"{reg.model_name}-monitoring")
+    runs = reg.client.search_runs([experiment.experiment_id])
+    monitored = sorted(r.data.tags.get("greenlight.file") for r in runs
+                       if r.info.run_name.startswith("monitor-"))
+    assert monitored.count("2026-W03.csv") == 1 and monitored.count("2026-W04.csv") == 1, \
+        monitored
+
+
+def _server_children(pid: int, watchdog: bool = False) -> list:
+    """The temporary Prefect server under `pid` (or, with `watchdog`, its watchdog)."""
+    import psutil
+
+    from flows.embedded import SERVER_MARKER
+
+    try:
+        kids = psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+    out = []
+    for kid in kids:
+        try:
+            command = " ".join(kid.cmdline())
+        except psutil.NoSuchProcess:
+            continue
+        if SERVER_MARKER in command and (watchdog == ("-I -S -c" in command)):
+            out.append(kid)
+    return out
+
+
+def _answers(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.mark.e2e
+def test_the_temporary_prefect_server_dies_with_a_sigkilled_run(home):
+    """kill -9 of the Python process alone (as the OOM killer does): its temporary Prefect
+    server goes too, instead of running on as an orphan."""
+    import psutil
+
+    sources.write_batch(sources.synthetic_batch(0), home.landing)
+    proc = _run_cli(home.root, embedded=True)
+    found: list = []
+
+    def server_up() -> bool:
+        found[:] = _server_children(proc.pid)
+        return bool(found)
+
+    _wait_for("started its temporary server", server_up, proc)
+    (server,) = found
+    command = server.cmdline()
+    health = f"http://127.0.0.1:{command[command.index('--port') + 1]}/api/health"
+    _wait_for("had its temporary server answer", lambda: _answers(health), proc)
+    _wait_for("watched its server", lambda: _server_children(proc.pid, watchdog=True), proc)
+    assert proc.poll() is None and server.is_running()  # the run is mid-cycle, server up
+    try:
+        os.kill(proc.pid, signal.SIGKILL)  # the process alone, not its group
+        proc.wait(timeout=60)
+        deadline = time.monotonic() + 120
+        while server.is_running() and server.status() != psutil.STATUS_ZOMBIE \
+                and time.monotonic() < deadline:
+            time.sleep(0.2)
+        orphaned = server.is_running() and server.status() != psutil.STATUS_ZOMBIE
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of the group
+        except ProcessLookupError:
+            pass
+    assert not orphaned, "the temporary Prefect server outlived its killed parent"

@@ -105,6 +105,8 @@ def _assert_clear_failure(result: dict, url: str) -> None:
     assert errors == [errors[0]] and f"MLflow server at {url} is unreachable" in errors[0]
     assert "champion did not move" in errors[0], errors
     assert "Traceback" not in output.split(errors[0])[-1]  # nothing raw after the verdict
+    assert "Traceback" not in output, output[-3000:]  # nor before it: in the error log
+    assert not [line for line in output.splitlines() if "Retrying (Retry(" in line], output
     assert result["retries"] == [("1", "2"), ("2", "2")], output[-3000:]  # backoff, then up
 
 
@@ -168,3 +170,65 @@ def test_an_unreachable_prefect_server_is_one_clear_line(args, tmp_path):
     assert len(lines) == 1 and "Traceback" not in done.stdout + done.stderr, done.stderr
     assert re.match(r"error: Prefect server at http://127\.0\.0\.1:\d+/api is unreachable "
                     r"\(Connection refused\)", lines[0]), lines
+
+
+def _with_mlflow_at(url: str, root: Path, args: list[str], **extra: str
+                    ) -> subprocess.CompletedProcess:
+    """A command in its own process, its MLflow at `url`, embedded Prefect."""
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env.update({"GREENLIGHT_HOME": str(root), "PREFECT_HOME": str(root / "prefect"),
+                "MLFLOW_TRACKING_URI": url, **extra})
+    return subprocess.run([sys.executable, "-m", "flows.cli", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=900)
+
+
+def _one_line_naming_the_log(done: subprocess.CompletedProcess, url: str, root: Path) -> None:
+    output = done.stdout + done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert done.returncode == 3, output[-3000:]
+    assert len(errors) == 1 and f"MLflow server at {url} is unreachable" in errors[0], output
+    log = root / "logs" / "errors.log"
+    assert f"details in {log}" in errors[0], errors
+    assert "Traceback" not in output and "MlflowException" not in output, output[-3000:]
+    assert not [line for line in output.splitlines() if "urllib3" in line
+                or "Retrying (Retry(" in line or "Max retries exceeded" in line], output[-3000:]
+    assert "Traceback" in log.read_text()  # the details are kept, where the line says
+
+
+@pytest.mark.parametrize("args", [["status"], ["status", "--json"], ["rollback"]])
+def test_registry_commands_with_mlflow_down_are_one_line(args, tmp_path):
+    root = tmp_path / "gl"
+    url = f"http://127.0.0.1:{stack.free_port()}"
+    done = _with_mlflow_at(url, root, [*args, "--dataset", "synthetic"])
+    _one_line_naming_the_log(done, url, root)
+    assert done.stderr.strip().count("\n") == 0, done.stderr  # the line is all there is
+
+
+@pytest.mark.e2e
+def test_a_cycle_with_mlflow_down_shows_one_line_and_no_traceback(tmp_path):
+    """Before: up to 10 tracebacks and hundreds of urllib3 retry warnings came first."""
+    root = tmp_path / "gl"
+    _land(Home.from_env(root).ensure(), 0)
+    url = f"http://127.0.0.1:{stack.free_port()}"
+    done = _with_mlflow_at(url, root, ["run", "--dataset", "synthetic"],
+                           PREFECT_LOGGING_LEVEL="INFO")
+    _one_line_naming_the_log(done, url, root)
+    assert manifest.load(Home.from_env(root).manifest)  # the batch is recorded, not lost
+
+
+@pytest.mark.e2e
+def test_with_an_mlflow_server_stdout_is_the_json_summary_alone(mlflow_stack, tmp_path):
+    """`greenlight run | jq` works: MLflow's `🏃 View run …` lines stay off stdout."""
+    import json
+
+    root = tmp_path / "gl"
+    _land(Home.from_env(root).ensure(), 0)
+    done = _with_mlflow_at(mlflow_stack.url, root, ["run", "--dataset", "synthetic"])
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+
+    def refuse(constant: str) -> None:
+        raise ValueError(constant)
+
+    summary = json.loads(done.stdout, parse_constant=refuse)
+    assert summary["decision"] == "bootstrap", summary
+    assert "View run" not in done.stdout

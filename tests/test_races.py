@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -167,3 +168,95 @@ def test_a_killed_holder_of_the_server_lock_blocks_only_until_its_lease_expires(
         promote.promote(reg, 2, reason="after the lease expired", expected_from=1)
     print(f"waited {waited:.0f} s for the dead holder's lease ({LEASE_SECONDS:.0f} s)")
     assert versions.aliases(reg)["champion"] == 2
+
+
+def _rollback_cli(root: Path, hold: Path) -> subprocess.Popen:
+    """`greenlight rollback` in its own process, held (test-only hook) after it has read the
+    champion and before it moves, until the test deletes its hold file."""
+    from tasks.faults import HOLD_ENV, HOLD_FILE_ENV
+
+    env = {**os.environ, "GREENLIGHT_HOME": str(root), HOLD_ENV: "rollback",
+           HOLD_FILE_ENV: str(hold)}
+    return subprocess.Popen([sys.executable, "-m", "flows.cli", "rollback", "--dataset",
+                             "synthetic", "--by", "pytest"], cwd=REPO, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+@pytest.mark.e2e
+def test_two_rollbacks_at_once_move_the_champion_once(two_versions_home):
+    """Both commands read v2 as the champion before either moves: one rolls back to v1, the
+    other is refused in one line (the champion moved meanwhile) instead of moving it back."""
+    from tests.approval_helpers import registry
+
+    reg = registry(two_versions_home)
+    holds = [two_versions_home / f"hold-rollback-{i}" for i in range(2)]
+    procs = [_rollback_cli(two_versions_home, hold) for hold in holds]
+    deadline = time.monotonic() + 300
+    while not all(h.exists() for h in holds):
+        assert all(p.poll() is None for p in procs), [p.communicate() for p in procs]
+        assert time.monotonic() < deadline, "the rollbacks never read the champion"
+        time.sleep(0.1)
+    for hold in holds:
+        hold.unlink()
+    done = [(p.wait(timeout=300), *p.communicate()) for p in procs]
+    assert sorted(code for code, _, _ in done) == [0, 2], done
+    (_, _, refused), = [d for d in done if d[0] != 0]
+    assert refused.strip().splitlines() == [
+        "error: champion moved meanwhile (expected v2, found v1); not rolling back"], refused
+    assert versions.aliases(reg) == {"champion": 1, "previous": 2}
+    assert [(r["action"], r["from"], r["to"]) for r in promote.records(reg)][-1:] == [
+        ("rollback", 2, 1)]
+    assert [r["action"] for r in promote.records(reg)].count("rollback") == 1
+
+
+FORCED_CYCLE = """
+import json, sys
+from flows.cycle import cycle
+from flows.params import Training
+summary = cycle(dataset="synthetic", policy="auto", force_retrain=True,
+                training=Training(min_delta=-1.0), home=sys.argv[1])
+print("SUMMARY " + json.dumps(summary, default=str))
+"""
+
+
+@pytest.mark.e2e
+def test_a_refused_promotion_is_one_line_and_never_retried(two_versions_home):
+    """A rollback lands between gate and promote (the cycle is held just before promote):
+    the promotion is refused, once, as a decision: one warning line, no traceback, no
+    retry, and the refusal is in the summary and the batch's record."""
+    from tasks import manifest
+    from tasks.faults import HOLD_ENV, HOLD_FILE_ENV
+    from tasks.home import Home
+    from tests.approval_helpers import land, registry
+
+    root, reg = two_versions_home, registry(two_versions_home)
+    land(root, 16)
+    for landed in Home(root).landing.iterdir():
+        os.utime(landed, (1_700_000_000, 1_700_000_000))  # long settled
+    hold = root / "hold-promote"
+    proc = subprocess.Popen([sys.executable, "-c", FORCED_CYCLE, str(root)], cwd=REPO,
+                            env={**os.environ, "GREENLIGHT_HOME": str(root),
+                                 "PREFECT_LOGGING_LEVEL": "INFO", HOLD_ENV: "promote",
+                                 HOLD_FILE_ENV: str(hold)},
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 900
+    while not hold.exists():
+        assert proc.poll() is None, proc.communicate()[0][-3000:]
+        assert time.monotonic() < deadline, "the cycle never reached promote"
+        time.sleep(0.2)
+    promote.rollback(reg, reason="an operator, meanwhile", expected_from=2)  # v2 -> v1
+    hold.unlink()
+    output, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, output[-3000:]
+    summary = json.loads(output.split("SUMMARY ", 1)[1].splitlines()[0])
+    assert summary["promotion_refused"].startswith("champion moved meanwhile (expected v2, "
+                                                   "found v1)"), summary
+    assert "promoted_version" not in summary
+    assert "Traceback" not in output, output[-3000:]
+    assert not re.findall(r"Retry \d/\d will start", output), output[-3000:]
+    assert len([line for line in output.splitlines()
+                if "champion moved meanwhile" in line and "SUMMARY" not in line]) == 1, output
+    assert versions.aliases(reg) == {"champion": 1, "previous": 2}
+    (batch,) = [b for b in manifest.load(Home(root).manifest).values()
+                if b.get("registered_version") == summary["registered_version"]]
+    assert batch["promotion_refused"] == summary["promotion_refused"]

@@ -109,3 +109,17 @@ def test_registration_pins_the_environment_without_a_pip_warning(reg):
     pins = register._pip_requirements()
     assert conda["dependencies"][1:] == ["pip", {"pip": pins}]
     assert open(f"{local}/requirements.txt").read().split() == pins
+
+
+def test_a_rollback_that_expects_another_champion_is_refused(reg):
+    """A rollback names the champion it means to leave: if a concurrent rollback (or a
+    cycle) moved the champion since, it is refused and the champion stays."""
+    for i, name in enumerate(["a", "b"]):
+        _model_version(reg, name, seed=i)
+    promote.promote(reg, 1, reason="bootstrap")
+    promote.promote(reg, 2, reason="better", expected_from=1)
+    promote.rollback(reg, reason="first", expected_from=2)  # v2 -> v1
+    with pytest.raises(promote.PromotionError, match="champion moved meanwhile"):
+        promote.rollback(reg, reason="second, read v2 too", expected_from=2)
+    assert versions.aliases(reg) == {"champion": 1, "previous": 2}
+    assert [r["action"] for r in promote.records(reg)] == ["promote", "promote", "rollback"]
