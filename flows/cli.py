@@ -275,12 +275,16 @@ def approve(
         envvar="GREENLIGHT_APPROVER",
         help="Who answers (required); kept with the version and in the promotion record.")]
     = None,
+    home: HomeOpt = None,
 ) -> None:
-    """Answer a paused approval from a terminal, through the Prefect API (PREFECT_API_URL)."""
+    """Answer a paused approval from a terminal, through the Prefect API: the server that
+    `greenlight up` runs on this state dir, or PREFECT_API_URL."""
     from uuid import UUID
 
+    _environment(home)
     if not os.environ.get("PREFECT_API_URL"):
-        _fail("approve talks to a Prefect server: set PREFECT_API_URL (greenlight up prints it)")
+        _fail("approve talks to a Prefect server: start `greenlight up` on this state dir, "
+              "or set PREFECT_API_URL")
     try:
         run_id = UUID(flow_run_id)
     except ValueError:

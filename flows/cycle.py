@@ -94,7 +94,14 @@ def _intake(home: Home, spec: DatasetSpec, engine: DaskEngine) -> list[str]:
             crash_point("validate")
             if checked.success:
                 accept_t(home, landed, frame, spec)
-                known[landed.batch_id] = {"file": landed.path.name, "status": "accepted"}
+                # accept may refuse: a file that changed meanwhile stays in landing, and the
+                # same rows as a batch in the lake are quarantined (already logged there).
+                record = manifest.load(home.manifest).get(landed.batch_id)
+                if record is not None:
+                    known[landed.batch_id] = {"file": landed.path.name,
+                                              "status": record.get("status")}
+                    if record.get("status") == "quarantined":
+                        quarantined.append(record.get("reason"))
                 continue
             reason = reject_t(home, landed, checked.reason, checked.to_dict(),
                               checked.to_markdown(), rows=len(frame))

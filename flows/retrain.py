@@ -34,9 +34,8 @@ train_t = task(train.train_challenger, name="train")
 refit_t = task(recipe.refit_challenger, name="refit")
 gate_t = task(gate, name="gate")
 register_t = task(registration.register, name="register", retries=2, retry_delay_seconds=2)
-# A refusal (the champion moved meanwhile) is a decision, not a failure: never retried.
-promote_t = task(promotion.promote, name="promote", retries=2, retry_delay_seconds=2,
-                 retry_condition_fn=promotion.worth_retrying)
+# A refusal (the champion moved meanwhile) is a decision, returned, never retried; a store
+# that is down still raises, and gets the retries.
 try_promote_t = task(promotion.try_promote, name="promote", retries=2, retry_delay_seconds=2)
 
 BATCH_IDS_TAG, CHAMPION_SEEN_TAG = "greenlight.batch_ids", "greenlight.champion_version"
@@ -90,14 +89,14 @@ def _ask_and_promote(reg: Registry, version: int, description: str, timeout_s: i
         return {"approval": "rejected", **said}
     promotion.record_decision(reg, version, outcome="approved", by=answer.approver,
                               reason=answer.reason)
-    try:
-        with promotion_lock(reg.model_name):
-            promote_t(reg, version, by=answer.approver,
-                      **{**promote_kwargs, "reason": f"approved by {answer.approver}: "
-                                                     f"{answer.reason or 'no reason given'}"})
-    except promotion.PromotionError as exc:
-        logger.warning("approved, but not promoted: %s", exc)
-        return {"approval": "approved, not promoted (champion moved)", **said}
+    why = f"approved by {answer.approver}: {answer.reason or 'no reason given'}"
+    with promotion_lock(reg.model_name):
+        moved = try_promote_t(reg, version, by=answer.approver,
+                              **{**promote_kwargs, "reason": why})
+    if "refused" in moved:  # the champion moved while the person decided: one line, no retry
+        logger.warning("approved, but not promoted: %s", moved["refused"])
+        return {"approval": "approved, not promoted (champion moved)", **said,
+                "promotion_refused": moved["refused"]}
     return {"approval": "approved", **said}
 
 

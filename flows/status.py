@@ -12,7 +12,9 @@ from tasks.home import Home
 
 BATCH_FIELDS = ("id", "file", "status", "reason", "rows", "drift_share", "label_score",
                 "champion_metric", "decision", "challenger_metric", "gate_champion_metric",
-                "registered_version", "promoted_version", "gate")
+                "registered_version", "promoted_version", "gate", "held_reason",
+                "released_by", "route_note", "approval", "approval_by", "approval_reason",
+                "promotion_refused")
 
 
 def json_safe(value: Any) -> Any:

@@ -28,8 +28,9 @@ def batch_table(state: dict[str, Any], title: str = "Batches") -> Table:
             decision += " (registered, not promoted)"
         elif ok and decision == "retrain" and not b.get("registered_version"):
             decision += f" (gate: {(b.get('gate') or 'none').split(':')[0]})"
+        valid = "[red]no[/]" if b["status"] == "quarantined" else "[green]yes[/]"
         table.add_row(
-            b["file"], _num(b.get("rows"), "d"), "[red]no[/]" if b["status"] == "quarantined" else "[green]yes[/]",
+            b["file"], _num(b.get("rows"), "d"), valid,
             _num(b.get("drift_share"), ".2f"), _num(b.get("label_score")),
             _num(b.get("champion_metric")),
             decision if ok else _not_taken(b["status"]),

@@ -141,17 +141,6 @@ def try_promote(reg: Registry, version: int, *, reason: str, **kwargs: Any) -> d
         return {"refused": str(exc)}
 
 
-def worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
-    """Prefect `retry_condition_fn`: retry a failed move unless it was a refusal."""
-    try:
-        state.result()
-    except PromotionError:
-        return False
-    except Exception:  # noqa: BLE001 (any other failure is worth a retry)
-        return True
-    return True
-
-
 def set_alias(reg: Registry, alias: str, version: int) -> None:
     """Point a non-champion alias (such as `challenger`) at a version, under the same lock."""
     if alias in (CHAMPION, PREVIOUS):

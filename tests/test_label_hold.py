@@ -52,6 +52,10 @@ def test_a_constant_label_batch_is_held_and_the_champion_kept(champion_home, lab
     assert manifest.pending(Home(champion_home).manifest) == []
     again = cycle(dataset="synthetic", policy="auto", home=str(champion_home))
     assert again["held"] == [] and again["batches"] == []
+    shown = _cli(["status"], home=champion_home)  # status says held, not quarantined, and how
+    assert shown.returncode == 0, shown.stderr
+    assert "held" in shown.stdout and f"greenlight release {held['id'][:12]}" in shown.stdout
+    assert "quarantined" not in shown.stdout
 
 
 def test_a_released_batch_is_taken_and_the_gate_still_needs_both_classes(champion_home):

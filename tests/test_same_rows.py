@@ -118,6 +118,8 @@ def test_a_cycle_does_not_train_on_the_champions_own_rows_again(champion_with_ol
         _land(home.landing, name, data)
     summary = cycle(dataset="synthetic", home=str(home.root))
     assert summary["batches"] == []
+    assert len(summary["quarantined"]) == 3  # the cycle's own summary names each twin
+    assert all("already in the lake" in reason for reason in summary["quarantined"])
     entries = [b for b in manifest.load(home.manifest).values() if b["id"] != week0["id"]]
     assert {b["file"] for b in entries} == {"shuffled_columns.csv", "duplicated_rows.csv",
                                            "same_rows.parquet"}
