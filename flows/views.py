@@ -28,6 +28,9 @@ def batch_table(state: dict[str, Any], title: str = "Batches") -> Table:
             decision += " (registered, not promoted)"
         elif ok and decision == "retrain" and not b.get("registered_version"):
             decision += f" (gate: {(b.get('gate') or 'none').split(':')[0]})"
+        if ok and b.get("approval"):  # who said what, where the policy asked a person
+            decision += f", {b['approval']}" + (f" by {b['approval_by']}"
+                                                 if b.get("approval_by") else "")
         valid = "[red]no[/]" if b["status"] == "quarantined" else "[green]yes[/]"
         table.add_row(
             b["file"], _num(b.get("rows"), "d"), valid,

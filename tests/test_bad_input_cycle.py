@@ -147,7 +147,9 @@ def test_the_good_batch_in_the_same_cycle_is_monitored(corpus_run):
                 if b["status"] == "accepted" and b["id"] in summary["batches"]}
     assert accepted == {corpus_run["good"].name, "shuffled.csv", "duplicated.csv"}
     assert summary["decision"] == "no action"
-    assert len(summary["quarantined"]) == sum(c.quarantined for c in bad_inputs.CASES)
+    # every quarantined case, and the two re-exports of the good week's rows (21.7)
+    assert len(summary["quarantined"]) == sum(c.quarantined for c in bad_inputs.CASES) + 2
+    assert sum("already in the lake" in r for r in summary["quarantined"]) == 2
 
 
 def test_duplicates_and_disorder_are_tidied_in_the_lake_not_in_the_raw_file(corpus_run):
