@@ -125,8 +125,8 @@ def _banner(home: Path, prefect_url: str, mlflow_url: str, dataset: str,
               f"{d.full_name}  ({_schedule(d)})" for d in defs]
     first = next((d for d in defs if d.active and d.cron), defs[0])
     return lines + [
-        f"  found by    greenlight serve, status, run, rollback, approve, canary, harvest on this state "
-        f"dir, with nothing to export ({home / SERVERS_FILE})",
+        "  found by    greenlight serve, status, run, rollback, approve, canary, harvest on "
+        f"this state dir, with nothing to export ({home / SERVERS_FILE})",
         "Next, from the repo:",
         "  # land a batch",
         f"  uv run greenlight replay --dataset {dataset} --count 1 --home {home}",
