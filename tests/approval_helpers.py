@@ -89,7 +89,10 @@ def cycle_artifact(api_url: str, run_id: str) -> str:
 
 
 def latest_cycle_run(api_url: str) -> str:
-    """The id of the newest greenlight-cycle flow run (the tests of a module run in turn)."""
-    body = {"flows": {"name": {"any_": ["greenlight-cycle"]}}, "sort": "START_TIME_DESC",
+    """The id of the newest greenlight-cycle flow run that started (the tests of a module run
+    in turn). Runs that never started are left out: a schedule's future runs have no start
+    time, and PostgreSQL sorts nulls first in a descending sort (SQLite sorts them last)."""
+    body = {"flows": {"name": {"any_": ["greenlight-cycle"]}},
+            "flow_runs": {"start_time": {"is_null_": False}}, "sort": "START_TIME_DESC",
             "limit": 1}
     return httpx.post(f"{api_url}/flow_runs/filter", json=body).json()[0]["id"]
