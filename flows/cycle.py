@@ -9,6 +9,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.settings import PREFECT_API_URL
 
 from flows import heartbeat, scaled
+from flows.embedded import real_api_url
 from flows.locks import cycle_claim
 from flows.params import Policy, Scale, Thresholds, Training, approval_needs_server
 from flows.retrain import (
@@ -282,7 +283,7 @@ def _cycle(dataset: str, policy: Policy, thresholds: Thresholds, training: Train
            force_retrain: bool, approval_timeout_seconds: int, home: str | None,
            harvest_served: bool, engine: DaskEngine) -> dict[str, Any]:
     logger = get_run_logger()
-    refusal = approval_needs_server(policy, PREFECT_API_URL.value())
+    refusal = approval_needs_server(policy, real_api_url(PREFECT_API_URL.value()))
     if refusal:
         raise ValueError(refusal)
     spec, state = load_spec(dataset), Home.from_env(home).ensure()

@@ -1,27 +1,39 @@
-"""Prefect's temporary server, started while the cycle's libraries are still importing.
+"""Prefect's temporary server, started from a light process while the cycle imports.
 
 With no `PREFECT_API_URL`, the first flow run of a process starts a temporary Prefect
-server (a uvicorn subprocess with SQLite under `PREFECT_HOME`) and waits for it: seconds
-on a 2-core machine, paid after the imports. Started from a thread at the top of a
-command, the server's own start-up runs in its process on the other core while this
-process imports pandas, MLflow and the rest, so most of that wait disappears. It is
-Prefect's own server class, so the first flow run finds it running and uses it; Prefect
-stops it when the process exits.
+server (a uvicorn subprocess with SQLite under `PREFECT_HOME`) and waits for it. Prefect
+starts it through `prefect.server.api.server`, and importing that module (FastAPI, the
+server's ORM and every API route) costs about 4 s of CPU in the run process, more than half
+of what a one-batch cycle does beyond importing the stack. The server process imports
+those modules anyway, in its own interpreter on the other core.
 
-Prefect stops it from an `atexit` hook, which a SIGKILL (the OOM killer) never runs: the
-server would be orphaned and run on. So a small watchdog process holds the read end of a
-pipe whose write end only this process has; when this process dies, however it dies, the
-kernel closes the pipe, and the watchdog stops the server (`WATCHDOG`).
+So `start_early` spawns the very command Prefect spawns (`_run_uvicorn_command` in Prefect
+3.8: uvicorn with the server's app factory, no UI, ephemeral settings), before anything
+heavy is imported here, and points this process's `PREFECT_API_URL` at it. Prefect's
+client, events and logs then talk to it as to any server. `temporary_api_url` tells such a
+server from a real one: a temporary server has no UI to approve in, and Prefect's
+concurrency leases on it die with the process, so the checks that need a real server ask
+`real_api_url` instead of `PREFECT_API_URL`.
+
+A SIGKILL (the OOM killer) runs no `atexit` hook, and the server would be orphaned. So a
+small watchdog process holds the read end of a pipe whose write end only this process has;
+when this process dies, however it dies, the kernel closes the pipe, and the watchdog stops
+the server (`WATCHDOG`).
 """
 
 from __future__ import annotations
 
+import atexit
+import importlib.util
 import os
+import socket
 import subprocess
 import sys
-import threading
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
 
 # Runs in its own small interpreter (-I -S: no site, nothing of ours imported). It blocks on
 # stdin until the parent's end of the pipe closes, then stops the server if it is still the
@@ -46,6 +58,8 @@ if alive():
         os.kill(pid, signal.SIGKILL)
 """
 SERVER_MARKER = "prefect.server.api.server:create_app"
+TEMPORARY_ENV = "GREENLIGHT_PREFECT_TEMPORARY"  # the API URL of this process's own server
+PORT_IN_USE_EXIT = 3  # uvicorn's exit code when its port was taken meanwhile
 _watchdogs: list[subprocess.Popen[bytes]] = []  # kept: their pipe must stay open
 
 
@@ -61,44 +75,105 @@ def watch(pid: int) -> subprocess.Popen[bytes]:
     return dog
 
 
-def _watched(server: Any) -> Any:
-    """`server`, with a watchdog on its process from the moment it is spawned: the start-up
-    wait (seconds) is the likeliest time for the OOM killer to strike."""
-    spawn = getattr(server, "_run_uvicorn_command", None)
-    if spawn is None:  # another Prefect: no hook, so no watchdog (Prefect's atexit only)
-        return server
-
-    def spawn_watched() -> subprocess.Popen[Any]:
-        process = spawn()
-        watch(process.pid)
-        return process
-
-    server._run_uvicorn_command = spawn_watched
-    return server
+def temporary_api_url() -> str | None:
+    """The API URL of the temporary server this process started, if it did."""
+    return os.environ.get(TEMPORARY_ENV) or None
 
 
-def start_early() -> Callable[[], None]:
-    """Start the temporary server in the background; the returned call waits until it
-    answers (and raises what starting it raised). Against a real server: nothing to do."""
+def real_api_url(api_url: str | None) -> str | None:
+    """`api_url` unless it is this process's temporary server: a server with a UI that a
+    person can open, and that outlives this process (approval and Prefect's locks need it)."""
+    return None if not api_url or api_url == temporary_api_url() else api_url
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _spawn(port: int, log: Path) -> subprocess.Popen[bytes]:
+    """Prefect's own temporary-server command (prefect 3.8 `SubprocessASGIServer`)."""
+    spec = importlib.util.find_spec("prefect")
+    assert spec is not None and spec.origin is not None, "prefect is not installed"
+    app_dir = str(Path(spec.origin).parent.parent)
+    env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
+           "PREFECT__SERVER_FINAL": "1"}
+    for key in ("PREFECT_API_URL", TEMPORARY_ENV):
+        env.pop(key, None)
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--app-dir", app_dir, "--factory", SERVER_MARKER,
+             "--host", "127.0.0.1", "--port", str(port), "--log-level", "error",
+             "--lifespan", "on"], env=env, stdout=out, stderr=out, stdin=subprocess.DEVNULL)
+    watch(process.pid)
+    return process
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _point_prefect_at(url: str) -> None:
+    """Prefect reads its settings once, when it is first imported; if that happened before
+    `start_early`, point the loaded settings at the server too (as flows/heartbeat.py does)."""
+    if "prefect.context" not in sys.modules:
+        return
+    import prefect.context
+
+    for context in (prefect.context.GLOBAL_SETTINGS_CONTEXT,
+                    prefect.context.get_settings_context()):
+        if not context.settings.api.url:
+            context.settings.api.url = url
+
+
+def start_early(log: Path | None = None) -> Callable[[], None]:
+    """Start the temporary server now; the returned call waits until it answers, or raises
+    RuntimeError naming its log. Against a real server (`PREFECT_API_URL`): nothing to do.
+
+    Call it before Prefect is imported: Prefect reads `PREFECT_API_URL` when it loads."""
     if os.environ.get("PREFECT_API_URL"):
         return lambda: None
-    # Imported here, in this thread: two threads importing the same package can deadlock.
-    from prefect.server.api.server import SubprocessASGIServer
-
-    failure: list[BaseException] = []
-
-    def start() -> None:
-        try:
-            _watched(SubprocessASGIServer()).start()
-        except BaseException as exc:  # handed to the caller, which decides
-            failure.append(exc)
-
-    thread = threading.Thread(target=start, name="prefect-temporary-server", daemon=True)
-    thread.start()
+    home = Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect")
+    home.mkdir(parents=True, exist_ok=True)
+    log = log or home / "temporary-server.log"
+    port = _free_port()
+    process = _spawn(port, log)
+    atexit.register(_stop, process)
+    url = f"http://127.0.0.1:{port}/api"
+    os.environ["PREFECT_API_URL"] = os.environ[TEMPORARY_ENV] = url
+    os.environ.setdefault("PREFECT_UI_URL", "")  # it serves no UI: no "View at" links to it
 
     def ready() -> None:
-        thread.join()
-        if failure:
-            raise failure[0]
+        _point_prefect_at(url)
+        timeout = float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", 120))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if _answers(url):
+                return
+            code = process.poll()
+            if code == PORT_IN_USE_EXIT:  # taken between our bind and uvicorn's: once more
+                raise RuntimeError(f"the temporary Prefect server's port {port} was taken; "
+                                   "run again")
+            if code is not None:
+                raise RuntimeError(f"the temporary Prefect server exited with code {code}; "
+                                   f"see {log}")
+            time.sleep(0.1)
+        raise RuntimeError(f"the temporary Prefect server did not answer in {timeout:.0f} s; "
+                           f"see {log}")
 
     return ready

@@ -48,7 +48,9 @@ def promotion_lock(model_name: str, wait_seconds: float = WAIT_SECONDS) -> Itera
     """Hold the model's promotion slot on the Prefect server; embedded, the file lock alone."""
     from prefect.settings import PREFECT_API_URL
 
-    if not PREFECT_API_URL.value():
+    from flows.embedded import real_api_url
+
+    if not real_api_url(PREFECT_API_URL.value()):
         yield
         return
     from prefect.concurrency.sync import concurrency
