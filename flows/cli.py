@@ -75,7 +75,8 @@ def demo(
     dataset: DatasetOpt = "synthetic",
     data: Annotated[Path | None, typer.Option(help="Real data file to replay instead of the "
                                                    "synthetic stream.")] = None,
-    freq: Annotated[str, typer.Option(help="Batch period for real data: D, W or M.")] = "M",
+    freq: Annotated[str, typer.Option(help="Batch period for real data: Y, Q, M, W, D, h, "
+                                           "with a multiple if wanted (2W).")] = "M",
     warmup: Annotated[int | None, typer.Option(
         help="Batches landed before the first cycle.")] = None,
     limit: Annotated[int | None, typer.Option(help="Replay at most this many batches.")] = None,
@@ -168,7 +169,11 @@ def run(
 def replay(
     dataset: DatasetOpt = "elec2",
     data: Annotated[Path | None, typer.Option(help="Data file (default: ../shared/data).")] = None,
-    freq: Annotated[str, typer.Option(help="Batch period: D, W or M.")] = "M",
+    freq: Annotated[str, typer.Option(
+        help="Batch period, a pandas unit: Y, Q, M, W, D, h, min, s, with a multiple if "
+             "wanted (2W, 3M, 6h).")] = "M",
+    rows: Annotated[int | None, typer.Option(
+        help="Cut batches of this many rows instead of by period.")] = None,
     start: Annotated[int, typer.Option(help="First batch index to land.")] = 0,
     count: Annotated[int | None, typer.Option(help="How many batches to land.")] = None,
     fmt: Annotated[str, typer.Option("--format", help="csv or parquet")] = "csv",
@@ -181,7 +186,7 @@ def replay(
     from tasks.sources import write_batch
 
     try:
-        batches = batches_for(dataset, data, freq, seed=7)
+        batches = batches_for(dataset, data, freq, seed=7, rows=rows)
     except ValueError as exc:
         _fail(str(exc))
     chosen = batches[start: None if count is None else start + count]

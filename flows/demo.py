@@ -18,15 +18,20 @@ from tasks.spec import load_spec
 WARMUP = {"synthetic": 1, "elec2": 6, "bike_sharing": 4}
 
 
-def batches_for(dataset: str, data: Path | None, freq: str, seed: int) -> list[sources.Batch]:
-    """The built-in synthetic stream, or a real dataset cut into time-ordered batches."""
+def batches_for(dataset: str, data: Path | None, freq: str, seed: int,
+                rows: int | None = None) -> list[sources.Batch]:
+    """The built-in synthetic stream, or a real dataset cut into time-ordered batches: by
+    calendar period (`freq`, any pandas unit with a multiple) or by count (`rows`)."""
     if data is None and dataset == "synthetic":
         return sources.synthetic_stream(seed=seed)
     path = data or sources.default_data_path(dataset)
     if path is None:
         raise ValueError(f"{dataset}: no data file given and none found in ../shared/data "
                          f"(pass --data PATH)")
-    return sources.cut_batches(sources.load_dataset(dataset, Path(path)), load_spec(dataset), freq)
+    frame, spec = sources.load_dataset(dataset, Path(path)), load_spec(dataset)
+    if rows is not None:
+        return sources.cut_rows(frame, spec, rows)
+    return sources.cut_batches(frame, spec, freq)
 
 
 def _fresh_home(root: Path, console: Console) -> None:

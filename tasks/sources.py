@@ -20,7 +20,10 @@ from tasks.spec import DatasetSpec, load_spec
 REPO = Path(__file__).resolve().parents[1]
 # Real datasets: where they sit under ../shared/data. They are never copied into the repo.
 DATA_FILES = {"elec2": ("elec2", "elec2.csv.gz"), "bike_sharing": ("bike_sharing", "hour.csv")}
-PERIOD_LABELS = {"D": "%Y-%m-%d", "W": "%G-W%V", "M": "%Y-%m"}
+# How a period's start names its batch: sortable, and safe in a file name.
+PERIOD_LABELS = {"Y": "%Y", "Q": "%Y-Q{quarter}", "M": "%Y-%m", "W": "%G-W%V", "D": "%Y-%m-%d",
+                 "h": "%Y-%m-%dT%H", "min": "%Y-%m-%dT%H%M", "s": "%Y-%m-%dT%H%M%S"}
+ROWS_LABEL = "%Y-%m-%dT%H%M%S"
 FORMATS = ("csv", "parquet")
 
 # --- synthetic stream: a price-offer conversion model --------------------------------------
@@ -166,14 +169,63 @@ def load_dataset(name: str, path: Path | None = None) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
+# The offset aliases a user may write for each period unit (pandas' names old and new).
+UNIT_ALIASES = {"Y": "Y", "A": "Y", "YE": "Y", "YS": "Y", "Q": "Q", "QE": "Q", "QS": "Q",
+                "M": "M", "ME": "M", "MS": "M", "W": "W", "D": "D", "H": "h", "h": "h",
+                "T": "min", "min": "min", "S": "s", "s": "s"}
+
+
+def _periods(times: pd.Series, freq: str) -> tuple[pd.PeriodIndex, int, str]:
+    """Each time's calendar period, how many periods make a batch (2W: 2), and the label
+    format; one line naming the alias when it is not a calendar unit."""
+    import re
+
+    match = re.fullmatch(r"(\d*)([A-Za-z]+)(-[A-Za-z]{3})?", freq.strip())
+    unit = UNIT_ALIASES.get(match.group(2)) if match else None
+    every = int(match.group(1) or 1) if match else 0
+    if unit is None or every < 1:
+        raise ValueError(f"freq {freq!r}: use a calendar unit, {', '.join(PERIOD_LABELS)}, "
+                         "with a multiple if wanted (2W, 3M, 6h), or --rows N")
+    anchor = (match.group(3) or "").upper()  # Y-JUN: years that end in June; W-MON: weeks too
+    try:
+        periods = pd.PeriodIndex(times.dt.to_period(unit + anchor))
+    except ValueError as exc:
+        raise ValueError(f"freq {freq!r}: {exc}".splitlines()[0]) from None
+    return periods, every, PERIOD_LABELS[unit]
+
+
 def cut_batches(frame: pd.DataFrame, spec: DatasetSpec, freq: str) -> list[Batch]:
-    """Calendar-period batches in time order, as a live feed would have delivered them."""
-    if freq not in PERIOD_LABELS:
-        raise ValueError(f"freq {freq!r}: use one of {', '.join(PERIOD_LABELS)}")
-    frame = frame.sort_values(spec.time_column, kind="stable")
-    periods = frame[spec.time_column].dt.to_period(freq)
-    return [Batch(period.start_time.strftime(PERIOD_LABELS[freq]), part.reset_index(drop=True))
-            for period, part in frame.groupby(periods, sort=True)]
+    """Calendar-period batches in time order, as a live feed would have delivered them.
+
+    `freq` is a pandas offset alias: Y, Q, M, W, D, h, min or s, with a multiple if wanted
+    (2W is two weeks a batch, counted from the first period that has rows). Empty periods
+    land nothing."""
+    frame = frame.sort_values(spec.time_column, kind="stable").reset_index(drop=True)
+    periods, every, label = _periods(frame[spec.time_column], freq)
+    ordinals = periods.asi8
+    groups = (ordinals - ordinals.min()) // every if len(frame) else ordinals
+    batches = []
+    for _, part in frame.groupby(groups, sort=True):
+        start = periods[part.index[0]].start_time
+        name = start.strftime(label.replace("{quarter}", str(start.quarter)))
+        batches.append(Batch(name, part.reset_index(drop=True)))
+    return batches
+
+
+def cut_rows(frame: pd.DataFrame, spec: DatasetSpec, rows: int) -> list[Batch]:
+    """Batches of `rows` rows in time order (the last one may be shorter), for feeds that
+    deliver by count rather than by calendar; each is named by its first row's time."""
+    if rows < 1:
+        raise ValueError(f"--rows {rows}: a batch needs at least one row")
+    frame = frame.sort_values(spec.time_column, kind="stable").reset_index(drop=True)
+    batches: list[Batch] = []
+    for first in range(0, len(frame), rows):
+        part = frame.iloc[first:first + rows].reset_index(drop=True)
+        name = pd.Timestamp(part[spec.time_column].iloc[0]).strftime(ROWS_LABEL)
+        if batches and name <= batches[-1].label:  # same first time: keep names unique, sorted
+            name = f"{batches[-1].label}-{len(batches):05d}"
+        batches.append(Batch(name, part))
+    return batches
 
 
 def write_batch(batch: Batch, landing: Path, fmt: str = "csv") -> Path:

@@ -31,3 +31,31 @@ def test_a_count_past_the_end_lands_what_there_is_and_says_how_many(home):
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in home.landing.iterdir()) == ["2026-W20.csv", "2026-W21.csv"]
     assert "landed 2 of the 5 batches asked for" in done.stdout, done.stdout
+
+
+def _replay_bike(home: Path, *args: str) -> subprocess.CompletedProcess:
+    from tests.conftest import shared_file
+
+    data = shared_file("bike_sharing", "hour.csv")
+    env = {**os.environ, "GREENLIGHT_HOME": str(home), "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "flows.cli", "replay", "--dataset",
+                           "bike_sharing", "--data", str(data), *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_replay_takes_any_cadence_and_row_counts(home):
+    """Bike Sharing's hourly rows by quarter, then by 200 rows."""
+    done = _replay_bike(home.root, "--freq", "Q", "--count", "2")
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in home.landing.iterdir()) == ["2011-Q1.csv", "2011-Q2.csv"]
+    done = _replay_bike(home.root, "--rows", "200", "--start", "1", "--count", "1")
+    assert done.returncode == 0, done.stderr
+    assert len([p for p in home.landing.iterdir() if "Q" not in p.name]) == 1
+
+
+def test_an_unknown_cadence_is_one_line(home):
+    done = _replay_bike(home.root, "--freq", "fortnight")
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "freq 'fortnight': use a calendar unit" in lines[0], lines
+    assert not any(home.landing.iterdir())

@@ -229,8 +229,8 @@ def test_cut_batches_skips_empty_periods_and_labels_weeks_and_days():
     weeks = sources.cut_batches(frame, spec, "W")
     assert [b.label for b in weeks] == ["2026-W02", "2026-W05"]
     assert sources.cut_batches(frame, spec, "D")[0].label == "2026-01-05"
-    with pytest.raises(ValueError, match="freq"):
-        sources.cut_batches(frame, spec, "Q")
+    with pytest.raises(ValueError, match="freq 'X': use a calendar unit"):
+        sources.cut_batches(frame, spec, "X")
 
 
 def test_load_dataset_names_the_file_when_it_is_missing(tmp_path):
@@ -255,3 +255,29 @@ def test_write_batch_round_trips_atomically(fmt, tmp_path, stream):
     pd.testing.assert_frame_equal(back, batch.frame, check_dtype=False)
     with pytest.raises(ValueError, match="format"):
         sources.write_batch(batch, tmp_path, "xlsx")
+
+
+@pytest.mark.parametrize(("freq", "labels"), [
+    ("Y", ["2011", "2012"]), ("Q", ["2011-Q1", "2011-Q2"]), ("3M", ["2011-01", "2011-04"]),
+    ("2W", ["2010-W52", "2011-W02"]), ("6h", ["2011-01-01T00", "2011-01-01T06"]),
+    ("YE", ["2011", "2012"]), ("ME", ["2011-01", "2011-02"])])
+def test_any_calendar_cadence_cuts_every_row_once_in_time_order(freq, labels):
+    """Bike Sharing's hourly rows by year, quarter, three months, two weeks or six hours."""
+    frame = sources.load_dataset("bike_sharing", shared_file("bike_sharing", "hour.csv"))
+    batches = sources.cut_batches(frame, load_spec("bike_sharing"), freq)
+    assert [b.label for b in batches[:2]] == labels
+    assert [b.label for b in batches] == sorted(b.label for b in batches)  # land in order
+    assert sum(len(b.frame) for b in batches) == len(frame)
+    for a, b in zip(batches, batches[1:], strict=False):
+        assert a.frame["timestamp"].max() < b.frame["timestamp"].min()
+
+
+def test_rows_cuts_batches_of_a_count_with_unique_sorted_names():
+    spec = load_spec("synthetic")
+    frame = sources.synthetic_batch(0, rows=1000).frame
+    batches = sources.cut_rows(frame, spec, 300)
+    assert [len(b.frame) for b in batches] == [300, 300, 300, 100]
+    assert len({b.label for b in batches}) == 4
+    assert [b.label for b in batches] == sorted(b.label for b in batches)
+    with pytest.raises(ValueError, match="--rows 0"):
+        sources.cut_rows(frame, spec, 0)
