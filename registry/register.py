@@ -21,15 +21,20 @@ BATCH_SET_TAG = "greenlight.batch_set"
 LOCK_TIMEOUT_S = 300  # logging a model takes seconds; a second registrant waits, then finds it
 
 
-def _pip_requirements() -> list[str]:
+# What a version registered from code needs to load and score: its code file reads LightGBM's
+# text model into a Booster. A cloudpickled model also needs what unpickles its estimator.
+FROM_CODE = ["mlflow", "lightgbm", "pandas", "numpy"]
+PICKLED = [*FROM_CODE, "scikit-learn", "cloudpickle"]
+
+
+def _pip_requirements(packages: list[str] = FROM_CODE) -> list[str]:
     """Explicit pins: inferring them costs ~5 s per model (STACK_NOTES)."""
     from importlib.metadata import version
 
-    pkgs = ["mlflow", "lightgbm", "scikit-learn", "pandas", "numpy", "cloudpickle"]
-    return [f"{p}=={version(p)}" for p in pkgs]
+    return [f"{p}=={version(p)}" for p in packages]
 
 
-def _conda_env() -> dict[str, Any]:
+def _conda_env(packages: list[str] = FROM_CODE) -> dict[str, Any]:
     """The conda.yaml MLflow writes for `_pip_requirements()`, given whole.
 
     Given only the pip list, MLflow builds this environment itself and looks up pip's
@@ -37,7 +42,21 @@ def _conda_env() -> dict[str, Any]:
     installed pip version". The same file, without the look-up (and without the warning)."""
     return {"name": "mlflow-env", "channels": ["conda-forge"],
             "dependencies": [f"python={platform.python_version()}", "pip",
-                             {"pip": _pip_requirements()}]}
+                             {"pip": _pip_requirements(packages)}]}
+
+
+def _log_model(python_model: Any, **kwargs: Any) -> Any:
+    """Log the model from code when it can give itself as files (`as_files`, see
+    tasks/model.py): no CloudPickle, so MLflow has nothing to warn about and loading runs no
+    stored code. Any other PythonModel is logged as MLflow logs objects: cloudpickled."""
+    as_files = getattr(python_model, "as_files", None)
+    if as_files is None:
+        return mlflow.pyfunc.log_model(name="model", python_model=python_model,
+                                       conda_env=_conda_env(PICKLED), **kwargs)
+    with tempfile.TemporaryDirectory() as tmp:
+        code, artifacts = as_files(Path(tmp))
+        return mlflow.pyfunc.log_model(name="model", python_model=str(code),
+                                       artifacts=artifacts, conda_env=_conda_env(), **kwargs)
 
 
 def register(reg: Registry, *, python_model: Any, input_example: pd.DataFrame,
@@ -82,9 +101,7 @@ def _log_and_register_quietly(reg: Registry, *, python_model: Any, input_example
                 mlflow.log_artifact(str(ref_path), str(Path(REFERENCE_ARTIFACT).parent))
             for sub, path in (artifacts or {}).items():
                 mlflow.log_artifact(str(path), artifact_path=sub)
-            info = mlflow.pyfunc.log_model(
-                name="model", python_model=python_model, signature=signature,
-                input_example=input_example, conda_env=_conda_env())
+            info = _log_model(python_model, signature=signature, input_example=input_example)
         _ensure_model(reg)
         # Tags are set at creation, so no version ever exists without its batch-set tag.
         created = reg.client.create_model_version(

@@ -103,7 +103,12 @@ def running(app: Any) -> Iterator[str]:
 
 
 class Failing(GreenlightModel):
-    """A registered version that cannot score at all: it must never pass its warm-up."""
+    """A registered version that cannot score at all: it must never pass its warm-up.
+
+    Registered cloudpickled (no `as_files`), as every version was before models from code:
+    the class itself, with its broken scoring, is what loads."""
+
+    as_files = None
 
     def score_rows(self, rows: list[dict[str, Any]]) -> Any:
         raise RuntimeError("this version is broken")
@@ -111,7 +116,9 @@ class Failing(GreenlightModel):
 
 class FailingOnRealRows(GreenlightModel):
     """Passes the warm-up row (all zeros) but fails on real traffic: the canary error
-    guard must catch it."""
+    guard must catch it. Cloudpickled, like `Failing`."""
+
+    as_files = None
 
     def score_rows(self, rows: list[dict[str, Any]]) -> Any:
         if any(row["income"] for row in rows):
