@@ -176,3 +176,21 @@ def test_every_key_is_listed_with_its_description():
                            (Scale, "scale")):
         for key in model.model_fields:
             assert f"  {section}.{key} = " in done.stdout
+
+
+def test_the_demo_keeps_the_settings_file_when_it_sets_the_old_state_aside(tmp_path):
+    """The demo starts from an empty state dir; the settings file is configuration, so the
+    fresh one keeps a copy (and the old one, set aside, keeps its own)."""
+    from rich.console import Console
+
+    from flows.demo import _fresh_home
+
+    root = tmp_path / "gl"
+    root.mkdir()
+    (root / "manifest.jsonl").write_text("")
+    settings_file(root).write_text("[thresholds]\ndrift_share = 0.2\n")
+    _fresh_home(root, Console(quiet=True))
+    assert not (root / "manifest.jsonl").exists()
+    assert resolve("synthetic", [], root).models()["thresholds"].drift_share == 0.2
+    (aside,) = [p for p in tmp_path.iterdir() if p.name.startswith("gl-")]
+    assert settings_file(aside).is_file()
