@@ -22,6 +22,13 @@ err = Console(stderr=True, soft_wrap=True)
 HomeOpt = Annotated[Path | None, typer.Option(
     "--home", envvar="GREENLIGHT_HOME", help="State dir [default: ./.greenlight].")]
 DatasetOpt = Annotated[str, typer.Option(help="Dataset spec under expectations/.")]
+SetOpt = Annotated[list[str] | None, typer.Option(
+    "--set", metavar="SECTION.KEY=VALUE",
+    help="Set a flow parameter; repeatable, e.g. --set training.gate_fraction=0.5. SECTION is "
+         "thresholds, training or scale: the keys are the fields of Thresholds, Training and "
+         "Scale in flows/params.py, described there and in the README's Configuration "
+         "(list them: python -m flows.settings). A list or table is given as JSON. Beats "
+         "$GREENLIGHT_HOME/greenlight.toml, which beats the defaults.")]
 
 
 def _environment(home: Path | None, quiet: bool = False) -> Path:
@@ -55,6 +62,20 @@ def _fail(message: str, code: int = 2) -> None:
 UNREACHABLE_EXIT = 3  # a server is down: retry later, unlike bad input (2)
 
 
+def _settings(dataset: str, sets: list[str] | None, root: Path,
+              options: dict[str, dict[str, object]] | None = None):
+    """The cycle's settings from `--set` and greenlight.toml (flows/settings.py), checked
+    before anything heavy loads; bad input is one line naming the flag or file (exit 2)."""
+    from rich.markup import escape
+
+    from flows.settings import SettingsError, resolve
+
+    try:
+        return resolve(dataset, sets or (), root, options)
+    except SettingsError as exc:
+        _fail(escape(str(exc)))  # "[training]" is the file's table, not console markup
+
+
 def _registry(dataset: str):
     """The state dir and the dataset's registry: MLflow only, never the cycle's libraries."""
     from tasks.home import Home
@@ -81,15 +102,17 @@ def demo(
         help="Batches landed before the first cycle.")] = None,
     limit: Annotated[int | None, typer.Option(help="Replay at most this many batches.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic stream.")] = 7,
+    settings: SetOpt = None,
     home: HomeOpt = None,
 ) -> None:
     """Replay a stream of batches through the whole loop and show what it decided."""
     root = _environment(home, quiet=True)
+    chosen = _settings(dataset, settings, root)
     from flows.demo import run_demo
 
     try:
         run_demo(root, dataset=dataset, data=data, freq=freq, warmup=warmup, limit=limit,
-                 seed=seed, console=console)
+                 seed=seed, console=console, parameters=chosen.models())
     except ValueError as exc:
         _fail(str(exc))
 
@@ -110,10 +133,14 @@ def run(
     dask_address: Annotated[str | None, typer.Option(
         envvar="GREENLIGHT_DASK_ADDRESS",
         help="Dask scheduler; unset: a LocalCluster when a step needs one.")] = None,
+    settings: SetOpt = None,
     home: HomeOpt = None,
 ) -> None:
     """Run one cycle over what is in landing/ (after harvesting labelled served predictions)."""
     root = _environment(home)
+    # Checked before the idle answer, so a typo is caught on a run with nothing to do.
+    chosen = _settings(dataset, settings, root, {"scale": {
+        "dask_min_rows": dask_min_rows, "dask_address": dask_address or None}})
     from flows.policies import approval_needs_server
 
     refusal = approval_needs_server(policy, os.environ.get("PREFECT_API_URL"))
@@ -141,18 +168,16 @@ def run(
 
     from flows.cycle import cycle
     from flows.outages import quiet_console
-    from flows.params import Scale
 
     gc.freeze()  # the imported stack is never garbage: full collections need not walk it
     log = quiet_console(root)  # tracebacks and retry warnings: to the error log
 
     try:
-        scale = Scale(**{k: v for k, v in {"dask_min_rows": dask_min_rows,
-                                           "dask_address": dask_address}.items() if v})
+        parameters = chosen.models()  # the typed models, as the Prefect UI's form gives them
         server_ready()
         with redirect_stdout(sys.stderr):  # stdout holds the JSON summary and nothing else
-            summary = cycle(dataset=dataset, policy=policy, force_retrain=force, scale=scale,
-                            harvest_served=harvest_served)
+            summary = cycle(dataset=dataset, policy=policy, force_retrain=force,
+                            harvest_served=harvest_served, **parameters)
     except ValueError as exc:
         _fail(str(exc))
     except Exception as exc:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import gc
 import shutil
 import time
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 
+from pydantic import BaseModel
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from flows.settings import SETTINGS_FILE
 from tasks import sources
 from tasks.spec import load_spec
 
@@ -35,16 +38,24 @@ def batches_for(dataset: str, data: Path | None, freq: str, seed: int,
 
 
 def _fresh_home(root: Path, console: Console) -> None:
-    """The demo starts from nothing; an earlier state dir is kept aside, never deleted."""
+    """The demo starts from nothing; an earlier state dir is kept aside, never deleted.
+
+    The settings file is configuration, not state: the fresh state dir keeps a copy, so the
+    `greenlight run`s after the demo read the same settings the demo ran with."""
     if any((root / name).exists() for name in ("manifest.jsonl", "mlflow.db", "landing")):
         aside = root.with_name(f"{root.name}-{datetime.now():%Y%m%d-%H%M%S}")
         shutil.move(str(root), aside)
         (root / "prefect").mkdir(parents=True)
+        if (aside / SETTINGS_FILE).is_file():
+            shutil.copy2(aside / SETTINGS_FILE, root / SETTINGS_FILE)
         console.print(f"[dim]kept the previous state dir as {aside}[/]")
 
 
 def run_demo(root: Path, *, dataset: str, data: Path | None, freq: str, warmup: int | None,
-             limit: int | None, seed: int, console: Console) -> None:
+             limit: int | None, seed: int, console: Console,
+             parameters: Mapping[str, BaseModel] | None = None) -> None:
+    """`parameters`: the cycle's typed settings (`thresholds`, `training`, `scale`), as
+    `flows.settings.Settings.models()` builds them from `--set` and greenlight.toml."""
     load_spec(dataset)  # fail fast, before moving anything, on an unknown dataset
     batches = batches_for(dataset, data, freq, seed)[:limit]
     _fresh_home(root, console)
@@ -72,7 +83,7 @@ def run_demo(root: Path, *, dataset: str, data: Path | None, freq: str, warmup: 
             for batch in group:
                 sources.write_batch(batch, home.landing)
             progress.update(bar, description=f"cycle on {group[-1].label}")
-            summary = cycle(dataset=dataset, home=str(home.root))
+            summary = cycle(dataset=dataset, home=str(home.root), **(parameters or {}))
             progress.update(bar, advance=1, description=f"{group[-1].label}: "
                                                          f"{summary.get('decision', 'no action')}")
     elapsed = time.perf_counter() - started
