@@ -55,7 +55,11 @@ def _environment(home: Path | None, quiet: bool = False) -> Path:
 
 
 def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    """One line on stderr, then exit. The message is text, never console markup: a file's
+    `[training]` table or a value in brackets must show as written."""
+    from rich.markup import escape
+
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     raise typer.Exit(code)
 
 
@@ -66,14 +70,12 @@ def _settings(dataset: str, sets: list[str] | None, root: Path,
               options: dict[str, dict[str, object]] | None = None):
     """The cycle's settings from `--set` and greenlight.toml (flows/settings.py), checked
     before anything heavy loads; bad input is one line naming the flag or file (exit 2)."""
-    from rich.markup import escape
-
     from flows.settings import SettingsError, resolve
 
     try:
         return resolve(dataset, sets or (), root, options)
     except SettingsError as exc:
-        _fail(escape(str(exc)))  # "[training]" is the file's table, not console markup
+        _fail(str(exc))
 
 
 def _registry(dataset: str):

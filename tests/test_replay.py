@@ -59,3 +59,10 @@ def test_an_unknown_cadence_is_one_line(home):
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "freq 'fortnight': use a calendar unit" in lines[0], lines
     assert not any(home.landing.iterdir())
+
+
+def test_an_error_in_brackets_is_shown_as_written(home):
+    """Error lines are text, not console markup: '[3]' used to vanish from the line."""
+    done = _replay_bike(home.root, "--freq", "[3]W")
+    assert done.returncode == 2
+    assert "freq '[3]W'" in done.stderr, done.stderr
