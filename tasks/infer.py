@@ -394,10 +394,9 @@ def infer(frame: pd.DataFrame, *, name: str, target: str, time_column: str, sour
     ranges, sets, wide = [], [], []
     for c in [*features, target]:
         s = frame[c]
-        if kinds[c] == "number" and s.notna().any():
-            regression_target = c == target and task == "regression"
-            if c == target and task == "classification":
-                continue  # a classification target gets a value set below
+        classification_target = c == target and task == "classification"
+        if kinds[c] == "number" and s.notna().any() and not classification_target:
+            regression_target = c == target  # a classification target gets a value set
             low, high, why = numeric_bounds(
                 s, headroom=TARGET_HEADROOM if regression_target else MARGIN)
             if regression_target:
@@ -407,7 +406,7 @@ def infer(frame: pd.DataFrame, *, name: str, target: str, time_column: str, sour
                                         column=c, min_value=low, max_value=high))
             ranges.append(f"{c} {_fmt(low)}..{_fmt(high)}")
         distinct = s.dropna().unique()
-        if (kinds[c] in ("text", "bool") or (c == target and task == "classification")):
+        if kinds[c] in ("text", "bool") or classification_target:
             if len(distinct) <= MAX_DOMAIN:
                 value_set = sorted(map(_native, distinct), key=str)
                 expectations.append(_expect("column_values_to_be_in_set", column=c,
