@@ -516,9 +516,14 @@ def merge(old_spec: dict[str, Any], old_suite: dict[str, Any], new: Inference
     grow, columns follow the sample, checks the sample can no longer meet (a not-null on a
     column with nulls now) go, and whatever a person added or chose is kept."""
     columns = set(new.suite["expectations"][0]["kwargs"]["column_set"])
+    old_columns = {old_spec.get("time_column"), old_spec.get("target"),
+                   *old_spec.get("features", [])}
     produced = {_key(e): e for e in new.suite["expectations"]}
     old_by_key = {_key(e): e for e in old_suite.get("expectations", [])}
-    merged = [(_widen(old_by_key[k], e) if k in old_by_key else e) for k, e in produced.items()]
+    # A check the old files lacked on a column they had would tighten them (a not-null
+    # where the old sample had nulls): widening never adds one; new columns get all theirs.
+    merged = [(_widen(old_by_key[k], e) if k in old_by_key else e) for k, e in produced.items()
+              if k in old_by_key or k[1] is None or k[1] not in old_columns]
     merged += [e for k, e in old_by_key.items() if k not in produced
                and e.get("type") not in INFERRED_TYPES
                and (k[1] is None or k[1] in columns)]
