@@ -193,6 +193,49 @@ def run(
 
 
 @app.command()
+def init(
+    name: Annotated[str, typer.Argument(help="Dataset name: the folder NAME/ under the "
+                                              "expectations dir.")],
+    data: Annotated[Path, typer.Option(help="A sample of the data: CSV (.csv, .csv.gz) or "
+                                            "parquet, with the time column and the target.")],
+    target: Annotated[str, typer.Option(help="The column to predict.")],
+    time_column: Annotated[str, typer.Option("--time", help="The time column (dates or "
+                                                            "date-times).")],
+    exclude: Annotated[list[str] | None, typer.Option(
+        help="A column to leave out of the features (ids, leaks); repeatable.")] = None,
+    update: Annotated[bool, typer.Option(
+        "--update", help="NAME exists: write the widened spec and suite (hand edits kept). "
+                         "Without it a re-run only shows the differences.")] = False,
+    out: Annotated[Path | None, typer.Option(
+        help="Expectations dir to write NAME/ into [default: greenlight's expectations/, "
+             "the only one replay and run read].")] = None,
+) -> None:
+    """Infer a dataset's spec and GX suite from a sample, validate the sample, say what to
+    review. Exit 0: written or up to date; 1: differences not written; 2: bad input."""
+    from rich.markup import escape
+
+    from tasks.home import EXPECTATIONS_DIR
+    from tasks.infer import InitError, init_dataset
+
+    root = (out or EXPECTATIONS_DIR).expanduser().resolve()
+    try:
+        result = init_dataset(name, data, target=target, time_column=time_column, root=root,
+                              exclude=tuple(exclude or ()), update=update)
+    except InitError as exc:
+        _fail(escape(str(exc)))
+    for line in result.lines():
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    if result.written and root != EXPECTATIONS_DIR.resolve():
+        console.print(f"note: replay and run read {EXPECTATIONS_DIR} only; copy {name}/ there "
+                      "to use it", markup=False, highlight=False)
+    elif result.written:
+        console.print(f"next: greenlight replay --dataset {name} --data {data} --freq M, then "
+                      f"greenlight run --dataset {name} (expectations/README.md)",
+                      markup=False, highlight=False)
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
 def replay(
     dataset: DatasetOpt = "elec2",
     data: Annotated[Path | None, typer.Option(help="Data file (default: ../shared/data).")] = None,
