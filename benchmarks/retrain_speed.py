@@ -10,7 +10,10 @@ each step's seconds; the process CPU time of the retrain call is taken too, sinc
 shared machine wall time follows the load. The first repetition is discarded (warm-up of
 the retrain's code paths).
 
-    uv run python benchmarks/retrain_speed.py [--repeats 3]
+    uv run python benchmarks/retrain_speed.py [--repeats 3] [--profile retrain.prof]
+
+`--profile` also writes a cProfile of the last repetition's retrain call (read it with
+`python -m pstats`), to see where the remaining time goes.
 """
 
 from __future__ import annotations
@@ -80,19 +83,28 @@ def _set_up(root: Path, snapshot: Path) -> None:
 
 
 @contextlib.contextmanager
-def _retrain_cpu(spent: list[float]) -> Iterator[None]:
+def _retrain_cpu(spent: list[float], profile: Path | None = None) -> Iterator[None]:
     """Appends the process CPU seconds of each `flows.retrain.retrain` call the cycle makes:
-    on a shared machine wall time follows the load, CPU time much less."""
+    on a shared machine wall time follows the load, CPU time much less. With `profile`, the
+    call also runs under cProfile, its stats written there (the CPU figure then includes
+    the profiler's overhead)."""
+    import cProfile
+
     import flows.cycle as fc
 
     retrain = fc.retrain
 
     def timed(*args: object, **kwargs: object) -> object:
+        profiler = cProfile.Profile() if profile else None
         start = time.process_time()
         try:
-            return retrain(*args, **kwargs)
+            if profiler is None:
+                return retrain(*args, **kwargs)
+            return profiler.runcall(retrain, *args, **kwargs)
         finally:
             spent.append(time.process_time() - start)
+            if profiler is not None:
+                profiler.dump_stats(str(profile))
 
     fc.retrain = timed
     try:
@@ -101,26 +113,55 @@ def _retrain_cpu(spent: list[float]) -> Iterator[None]:
         fc.retrain = retrain
 
 
-def _timed_cycle(root: Path) -> dict[str, float]:
+@contextlib.contextmanager
+def _step_cpu(spent: dict[str, float]) -> Iterator[None]:
+    """Adds each `tasks.pipeline.Steps.step`'s process CPU seconds to `spent[name]`: the
+    step's own threads included (the backtest fits on two), so a step that only moved its
+    work to another thread shows no saving here."""
+    from tasks.pipeline import Steps
+
+    step = Steps.step
+
+    @contextlib.contextmanager
+    def timed(self: Steps, name: str, rows_in: int | None = None) -> Iterator[object]:
+        start = time.process_time()
+        try:
+            with step(self, name, rows_in) as metric:
+                yield metric
+        finally:
+            spent[name] = spent.get(name, 0.0) + time.process_time() - start
+
+    Steps.step = timed
+    try:
+        yield
+    finally:
+        Steps.step = step
+
+
+def _timed_cycle(root: Path, profile: Path | None = None) -> dict[str, float]:
     """W07's cycle; its retrain's step seconds and CPU, checked to be the demo's outcome."""
     from flows.cycle import cycle
 
     spent: list[float] = []
-    with _retrain_cpu(spent):
+    cpu: dict[str, float] = {}
+    with _retrain_cpu(spent, profile), _step_cpu(cpu):
         summary = cycle(dataset="synthetic", home=str(root))
     if summary.get("verdict") != "clear" or summary.get("promoted_version") != 2:
         raise RuntimeError(f"{TIMED_WEEK} did not retrain to a clear v2 as in the demo: "
                            f"{summary.get('verdict')}, {summary.get('promoted_version')}")
     timings = {s: summary["timings"].get(s, 0.0) for s in STEPS}
-    return {**timings, "total": sum(timings.values()), "cpu": sum(spent)}
+    return {**timings, "total": sum(timings.values()), "cpu": sum(spent),
+            **{f"cpu.{s}": cpu.get(s, 0.0) for s in STEPS}}
 
 
-def retrain_seconds(repeats: int = 3) -> dict[str, float]:
-    """Median seconds per retrain step on the demo's W07 retrain, their total, and `cpu`:
-    the process CPU seconds of the whole retrain call (recipe to promote).
+def retrain_seconds(repeats: int = 3, profile: Path | None = None) -> dict[str, float]:
+    """Median seconds per retrain step on the demo's W07 retrain, their total, `cpu`: the
+    process CPU seconds of the whole retrain call (recipe to promote), and `cpu.<step>`:
+    each step's process CPU seconds.
 
     Builds the demo's state in a temporary dir (about a minute: 6 cycles), then runs
-    W07's cycle `repeats` + 1 times from the same state, the first discarded."""
+    W07's cycle `repeats` + 1 times from the same state, the first discarded; `profile`
+    profiles the last one."""
     for key, value in QUIET.items():
         os.environ.setdefault(key, value)
     with tempfile.TemporaryDirectory(prefix="greenlight-retrain-") as tmp, _quiet():
@@ -129,22 +170,26 @@ def retrain_seconds(repeats: int = 3) -> dict[str, float]:
         root, snapshot = work / "home", work / "snapshot"
         _set_up(root, snapshot)
         runs = []
-        for _ in range(repeats + 1):
+        for i in range(repeats + 1):
             _restore(snapshot, root)
-            runs.append(_timed_cycle(root))
+            runs.append(_timed_cycle(root, profile if i == repeats else None))
         runs = runs[1:]
-    return {k: round(statistics.median(r[k] for r in runs), 3) for k in (*STEPS, "total", "cpu")}
+    keys = (*STEPS, "total", "cpu", *(f"cpu.{s}" for s in STEPS))
+    return {k: round(statistics.median(r[k] for r in runs), 3) for k in keys}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="write a cProfile of the last repetition's retrain call here")
     args = parser.parse_args()
     load = os.getloadavg()[0]
-    result = retrain_seconds(args.repeats)
+    result = retrain_seconds(args.repeats, args.profile)
     print(f"retrain of the demo's {TIMED_WEEK}, median of {args.repeats} (seconds; load "
           f"{load:.1f} -> {os.getloadavg()[0]:.1f}):")
-    labels = {"total": "total (wall, the five steps)", "cpu": "CPU of the retrain call"}
+    labels = {"total": "total (wall, the five steps)", "cpu": "CPU of the retrain call",
+              **{f"cpu.{s}": f"CPU of {s}" for s in STEPS}}
     for key, value in result.items():
         print(f"  {labels.get(key, key):>28} {value:7.3f}")
 

@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
 
 from flows import scaled
 from flows.approval import Approval, wait_for_answer
@@ -29,14 +30,19 @@ from tasks.monitor import MonitorResult
 from tasks.pipeline import Steps
 from tasks.spec import DatasetSpec
 
-recipe_t = task(recipe.choose_before_gate, name="recipe")
-train_t = task(train.train_challenger, name="train")
-refit_t = task(recipe.refit_challenger, name="refit")
-gate_t = task(gate, name="gate")
-register_t = task(registration.register, name="register", retries=2, retry_delay_seconds=2)
+# No cache key: Prefect's default one hashes every input (the history frame, and each
+# LightGBM model pickled to text), ~0.15 s of CPU per retrain, for results that are never
+# persisted, so never reused.
+recipe_t = task(recipe.choose_before_gate, name="recipe", cache_policy=NO_CACHE)
+train_t = task(train.train_challenger, name="train", cache_policy=NO_CACHE)
+refit_t = task(recipe.refit_challenger, name="refit", cache_policy=NO_CACHE)
+gate_t = task(gate, name="gate", cache_policy=NO_CACHE)
+register_t = task(registration.register, name="register", retries=2, retry_delay_seconds=2,
+                  cache_policy=NO_CACHE)
 # A refusal (the champion moved meanwhile) is a decision, returned, never retried; a store
 # that is down still raises, and gets the retries.
-try_promote_t = task(promotion.try_promote, name="promote", retries=2, retry_delay_seconds=2)
+try_promote_t = task(promotion.try_promote, name="promote", retries=2, retry_delay_seconds=2,
+                     cache_policy=NO_CACHE)
 
 BATCH_IDS_TAG, CHAMPION_SEEN_TAG = "greenlight.batch_ids", "greenlight.champion_version"
 ACK_TAG = "greenlight.drift_acknowledged"

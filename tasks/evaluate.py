@@ -16,22 +16,35 @@ def evaluate(model: GreenlightModel, frame: pd.DataFrame, spec: DatasetSpec) -> 
     return metrics_of(model.score(frame), frame, spec)
 
 
-def primary_metric(scores: np.ndarray, frame: pd.DataFrame, spec: DatasetSpec) -> float:
+def primary_metric(scores: np.ndarray, frame: pd.DataFrame, spec: DatasetSpec,
+                   truth: np.ndarray | None = None) -> float:
     """`metrics_of(...)[spec.primary_metric]` alone: the recipe backtest ranks on it, and
-    ROC AUC (a sort of every row) costs more than the accuracy it would be thrown away for."""
+    ROC AUC (a sort of every row) costs more than the accuracy it would be thrown away for.
+    `truth`, when given, is `frame`'s labels as `truth_of` gives them (the backtest labels
+    its rows once for every fold)."""
+    y = truth_of(frame, spec) if truth is None else truth
     if spec.task == "classification" and spec.primary_metric == "accuracy":
-        return float(skm.accuracy_score(binary_target(frame, spec), scores >= 0.5))
-    return metrics_of(scores, frame, spec)[spec.primary_metric]
+        return float(skm.accuracy_score(y, scores >= 0.5))
+    return _metrics(scores, y, spec)[spec.primary_metric]
+
+
+def truth_of(frame: pd.DataFrame, spec: DatasetSpec) -> np.ndarray:
+    """The labels every metric reads: 1/0 for the positive class, or the target as floats."""
+    if spec.task == "classification":
+        return binary_target(frame, spec)
+    return frame[spec.target].to_numpy(dtype=float)
 
 
 def metrics_of(scores: np.ndarray, frame: pd.DataFrame, spec: DatasetSpec) -> dict[str, float]:
     """All the task's metrics of these scores (positive-class probabilities, or estimates)."""
+    return _metrics(scores, truth_of(frame, spec), spec)
+
+
+def _metrics(scores: np.ndarray, y: np.ndarray, spec: DatasetSpec) -> dict[str, float]:
     if spec.task == "classification":
-        y = binary_target(frame, spec)
         out = {"accuracy": skm.accuracy_score(y, scores >= 0.5)}
         out["roc_auc"] = skm.roc_auc_score(y, scores) if len(np.unique(y)) == 2 else float("nan")
         return {k: float(v) for k, v in out.items()}
-    y = frame[spec.target].to_numpy(dtype=float)
     return {"mae": float(skm.mean_absolute_error(y, scores)),
             "rmse": float(np.sqrt(skm.mean_squared_error(y, scores)))}
 

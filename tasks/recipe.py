@@ -25,11 +25,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tasks.evaluate import primary_metric
+from tasks.evaluate import primary_metric, truth_of
 from tasks.gate import sanity_checks
 from tasks.model import GreenlightModel
 from tasks.spec import DatasetSpec
-from tasks.train import Challenger, Split, fit, fit_scores, reference_sample, split_gate_window
+from tasks.train import (
+    Challenger,
+    EncodedRows,
+    encode_rows,
+    fit,
+    range_scores,
+    reference_sample,
+    split_gate_window,
+)
 
 BACKTEST_PARAMS = {"n_estimators": 50, "learning_rate": 0.2, "n_jobs": 1}
 # Above this many rows the backtest runs on a seeded uniform sample of them (`_thin`): it
@@ -153,53 +161,66 @@ def _thin(data: pd.DataFrame, bounds: list[tuple[int, int]], max_rows: int, seed
 
 
 Group = tuple[int, int]  # (fold, rows before it that a candidate trains on)
+Rows = tuple[np.ndarray, np.ndarray]  # positions a candidate trains on, and its fold's
 
 
 def _backtest(data: pd.DataFrame, spec: DatasetSpec, candidates: tuple[Recipe, ...],
               bounds: list[tuple[int, int]], settings: dict) -> dict[Recipe, list[float]]:
     """Each candidate's primary metric per fold: fitted on the rows before the fold (within
     its window), scored on the fold. NaN where fewer than MIN_TRAIN_ROWS rows are left.
+    `data` is in time order, indexed 0..n-1 (as `choose_recipe` passes it).
 
-    Candidates that train on the same rows share one encoded, binned Dataset (`fit_scores`),
-    and the same rows with the same half-life are one fit: a window longer than the history
-    trains exactly the model without one. The fits of different row sets run on
-    BACKTEST_WORKERS threads (LightGBM releases the GIL; each fit keeps its one OpenMP
-    thread, so each model is the one a serial backtest fits)."""
+    The rows are encoded and labelled once (`encode_rows`); candidates that train on the same
+    rows share one binned Dataset, and the same rows with the same half-life are one fit: a
+    window longer than the history trains exactly the model without one. The fits of
+    different row sets run on BACKTEST_WORKERS threads (LightGBM releases the GIL; each fit
+    keeps its one OpenMP thread, so each model is the one a serial backtest fits)."""
     groups, where = _groups(data, spec, candidates, bounds)
-    done = _fit_groups(groups, spec, settings)
+    done = _fit_groups(encode_rows(data, spec), groups, spec, settings)
     return {r: [math.nan if where[r, i] is None else done[where[r, i]][r.half_life_days]
                 for i in range(len(bounds))] for r in candidates}
 
 
+def _fold_rows(times: pd.Series, start: int, end: int, window_days: float | None) -> Rows:
+    """`split_gate_window(data.iloc[:end], spec, end - start, window_days)` as positions in
+    time-ordered `data`: no frame is cut per fold and window, only its times compared."""
+    cut = end - min(end - start, end // 2)
+    train = np.arange(cut)
+    if window_days is not None and cut:
+        before = times.iloc[:cut]
+        train = train[(before > before.max() - pd.Timedelta(days=window_days)).to_numpy()]
+    return train, np.arange(cut, end)
+
+
 def _groups(data: pd.DataFrame, spec: DatasetSpec, candidates: tuple[Recipe, ...],
             bounds: list[tuple[int, int]]
-            ) -> tuple[dict[Group, tuple[Split, list[float | None]]],
+            ) -> tuple[dict[Group, tuple[Rows, list[float | None]]],
                        dict[tuple[Recipe, int], Group | None]]:
-    """Per fold, the distinct training row sets, each with its split and the half-lives to
+    """Per fold, the distinct training row sets, each with its rows and the half-lives to
     fit on it; and where each candidate's fold is (None: too few rows to score)."""
-    groups: dict[Group, tuple[Split, list[float | None]]] = {}
+    groups: dict[Group, tuple[Rows, list[float | None]]] = {}
     where: dict[tuple[Recipe, int], Group | None] = {}
+    times = data[spec.time_column]
     for i, (start, end) in enumerate(bounds):
-        windows: dict[float | None, Split] = {}
+        windows: dict[float | None, Rows] = {}
         for recipe in candidates:
             if recipe.window_days not in windows:
-                windows[recipe.window_days] = split_gate_window(
-                    data.iloc[:end], spec, end - start, recipe.window_days)
-            split = windows[recipe.window_days]
-            if len(split.train) < MIN_TRAIN_ROWS:
+                windows[recipe.window_days] = _fold_rows(times, start, end, recipe.window_days)
+            rows = windows[recipe.window_days]
+            if len(rows[0]) < MIN_TRAIN_ROWS:
                 where[recipe, i] = None
                 continue
             # The window keeps a suffix of the time-ordered rows: its length names it.
-            key = (i, len(split.train))
-            lives = groups.setdefault(key, (split, []))[1]
+            key = (i, len(rows[0]))
+            lives = groups.setdefault(key, (rows, []))[1]
             if recipe.half_life_days not in lives:
                 lives.append(recipe.half_life_days)
             where[recipe, i] = key
     return groups, where
 
 
-def _fit_groups(groups: dict[Group, tuple[Split, list[float | None]]], spec: DatasetSpec,
-                settings: dict) -> dict[Group, dict[float | None, float]]:
+def _fit_groups(encoded: EncodedRows, groups: dict[Group, tuple[Rows, list[float | None]]],
+                spec: DatasetSpec, settings: dict) -> dict[Group, dict[float | None, float]]:
     """The primary metric of every (row set, half-life) fit, BACKTEST_WORKERS at a time.
 
     A group's half-lives go in chunks of at most FITS_PER_DATASET, so that the threads share
@@ -209,9 +230,11 @@ def _fit_groups(groups: dict[Group, tuple[Split, list[float | None]]], spec: Dat
     jobs.sort(key=lambda job: -job[0][1] * len(job[1]))
 
     def run(job: tuple[Group, list[float | None]]) -> dict[float | None, float]:
-        split = groups[job[0]][0]
-        scores = fit_scores(split.train, split.gate, spec, job[1], settings)
-        return {h: primary_metric(s, split.gate, spec) for h, s in scores.items()}
+        train, scored = groups[job[0]][0]
+        scores = range_scores(encoded, train, scored, spec, job[1], settings)
+        fold = encoded.frame.iloc[scored]
+        truth = truth_of(fold, spec) if encoded.y is None else encoded.y[scored]
+        return {h: primary_metric(s, fold, spec, truth) for h, s in scores.items()}
 
     workers = max(1, min(BACKTEST_WORKERS, _cores(), len(jobs)))
     if workers == 1:

@@ -246,3 +246,32 @@ def test_a_window_of_one_class_is_not_enough_evidence():
     # regression has no classes: judged as before
     assert gate(Fixed("new"), Fixed("old"), one_class, REG, min_delta=0.005).verdict != \
         "insufficient"
+
+
+@pytest.mark.parametrize("block_rows", [1, 7])
+def test_accuracy_draws_from_cell_counts_are_the_binned_sums_bit_for_bit(
+        monkeypatch, block_rows):
+    """Accuracy's 0/1 losses: counting each resample's (slice, champion right, challenger
+    right) cells gives every draw, overall and per slice (a rare slice left out of some
+    draws included), exactly as binning each model's losses does."""
+    from tasks import bootstrap
+
+    rows = window(n=500, seed=9, p_old=0.75, p_new=0.8)
+    rows.loc[rows.sample(2, random_state=1).index, "c"] = "rare"  # absent from ~1 draw in 7
+    y = rows["y"].to_numpy(dtype=float)
+    old, new = rows["old"].to_numpy(), rows["new"].to_numpy()
+    idx = bootstrap.resample_index(len(rows), block_rows, 300, seed=4)
+    fast = [bootstrap.paired_draws(y, old, new, SPEC, idx, groups=g) for g in (None, rows["c"])]
+    monkeypatch.setattr(bootstrap, "BINARY", ())
+    binned = [bootstrap.paired_draws(y, old, new, SPEC, idx, groups=g)
+              for g in (None, rows["c"])]
+    for ours, theirs in zip(fast, binned, strict=True):
+        assert ours["values"] == theirs["values"]
+        for key in ("rows", "champion", "challenger", "gain", "ci_low", "ci_high"):
+            assert np.array_equal(ours[key], theirs[key], equal_nan=True), key
+    verdicts = []
+    for whole in (("accuracy",), ()):
+        monkeypatch.setattr(bootstrap, "BINARY", whole)
+        verdicts.append(gate(Fixed("new"), Fixed("old"), rows, SPEC, min_delta=0.0,
+                             slice_feature="c", stale=True).to_dict())
+    assert verdicts[0] == verdicts[1]
