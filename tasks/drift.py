@@ -13,6 +13,7 @@ import html
 import json
 import logging
 import math
+import uuid
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -332,19 +333,77 @@ def _titled(page: str, title: str | None) -> str:
                                   f"margin: 16px 24px 0\">{text}</h1>", 1)
 
 
+class _Prebuilt:
+    """A widget or DashboardInfo stand-in whose `.dict()` is already computed (see
+    `_report_html`)."""
+
+    def __init__(self, data: dict[str, Any], id: str = "") -> None:
+        self.data, self.id = data, id
+
+    def dict(self) -> dict[str, Any]:
+        return self.data
+
+
+def _report_html(snapshot: Any, model: dict[str, Any]) -> str:
+    """The page `snapshot.get_html_str(as_iframe=False)` writes, from the widget dicts of
+    `model` (`snapshot.dump_dict()`, which `snapshot.json` needs anyway).
+
+    Evidently turns every widget into a dict twice, once for the page and once for the
+    snapshot: pydantic's `.dict()` walks each plotly figure value by value, ~0.1x the drift
+    report's own time each. This is its `render_widgets` with the snapshot's dicts in place
+    of the second walk; tests/test_reports_html.py compares the page with Evidently's."""
+    from evidently.legacy.model.widget import AdditionalGraphInfo
+    from evidently.legacy.renderers.base_renderer import DetailsInfo
+    from evidently.legacy.renderers.html_widgets import group_widget
+    from evidently.legacy.utils.dashboard import TemplateParams, file_html_template
+
+    group = group_widget(title="", widgets=list(snapshot._widgets))
+    page = group_widget(title="", widgets=[]).dict()
+    page.update(id=group.id, widgets=model["widgets"])
+    widgets = [(group, page), *zip(snapshot._tests_widgets, model["tests_widgets"], strict=True)]
+    graphs = [DetailsInfo(title="", info=g.params if isinstance(g, AdditionalGraphInfo) else g,
+                          id=g.id) for w, data in widgets for g in _graphs(w, data)]
+    # shallow copies: the template pops `additionalGraphs` from the top-level widgets
+    info = {"name": "Report", "widgets": [dict(data) for _, data in widgets]}
+    return file_html_template(TemplateParams(
+        dashboard_id="metric_" + str(uuid.uuid4()).replace("-", ""),
+        dashboard_info=_Prebuilt(info),  # type: ignore[arg-type]
+        additional_graphs={f"{d.id}": d.info.data if isinstance(d.info, _Prebuilt) else d.info
+                           for d in graphs}))
+
+
+def _graphs(widget: Any, data: dict[str, Any]) -> list[Any]:
+    """`widget.get_additional_graphs()`, with each widget among them replaced by its dict
+    in `data` (the widget's dict) wrapped as `_Prebuilt`: the same walk, in the same order."""
+    from evidently.legacy.model.widget import BaseWidgetInfo
+
+    own = [_Prebuilt(d, g.id) if isinstance(g, BaseWidgetInfo) else g
+           for g, d in zip(widget.additionalGraphs, data["additionalGraphs"], strict=True)]
+    return own + [g for w, d in zip(widget.widgets, data["widgets"], strict=True)
+                  for g in _graphs(w, d)]
+
+
 def save_report(result: DriftResult, out_dir: Path) -> dict[str, Path]:
     """Write the HTML report (for people), its JSON, our summary, and the snapshot itself
-    (`snapshot.json`, which `Snapshot.load` reads back for the Evidently workspace)."""
+    (`snapshot.json`, which `Snapshot.load` reads back for the Evidently workspace).
+
+    The snapshot is turned into dicts once, for both the page and `snapshot.json`, and the
+    JSON is encoded by the C encoder (`json.dumps`; Evidently's `save_json` streams through
+    the pure-Python one): the same text either way."""
+    from evidently.legacy.utils import NumpyEncoder
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"summary": out_dir / "summary.json"}
     paths["summary"].write_text(json.dumps(result.to_dict(), indent=2))
     if result.snapshot is not None:
         paths["html"], paths["json"] = out_dir / "drift.html", out_dir / "drift.json"
+        paths["snapshot"] = out_dir / "snapshot.json"
         with _quiet():
-            paths["html"].write_text(_titled(result.snapshot.get_html_str(as_iframe=False),
+            model = result.snapshot.dump_dict()
+            paths["html"].write_text(_titled(_report_html(result.snapshot, model),
                                              result.title), encoding="utf-8")
-            result.snapshot.save_json(str(paths["json"]))
-            paths["snapshot"] = out_dir / "snapshot.json"
-            paths["snapshot"].write_text(result.snapshot.dumps())
+            paths["json"].write_text(json.dumps(result.snapshot.dict(), cls=NumpyEncoder),
+                                     encoding="utf-8")
+            paths["snapshot"].write_text(json.dumps(model, cls=NumpyEncoder))
     return paths

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import weakref
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,28 @@ class _Scored:
         return self.scores
 
 
+# champion -> (its reference's content hash, its scores of that reference): see reference_scores
+_REFERENCE_SCORES: weakref.WeakKeyDictionary[GreenlightModel, tuple[np.ndarray, np.ndarray]] = (
+    weakref.WeakKeyDictionary())
+
+
+def reference_scores(champion: GreenlightModel, reference: pd.DataFrame) -> np.ndarray:
+    """The champion's scores of its own reference, computed once per champion and reference.
+
+    A cycle monitors each pending batch against the same champion and reference, and
+    scoring the reference again for every batch cost as much as scoring the batch. The
+    cache is keyed by the model object (dropped with it) and checked against a hash of the
+    reference's feature values, so a different or edited reference is scored afresh."""
+    key = pd.util.hash_pandas_object(reference[champion.features], index=False).to_numpy()
+    cached = _REFERENCE_SCORES.get(champion)
+    if cached is not None and np.array_equal(cached[0], key):
+        return cached[1]
+    scores = np.asarray(champion.score(reference))
+    scores.setflags(write=False)  # shared between batches: nobody may edit it in place
+    _REFERENCE_SCORES[champion] = (key, scores)
+    return scores
+
+
 def score_decay(champion: GreenlightModel, batch: pd.DataFrame, spec: DatasetSpec,
                 registered_metric: float, scores: np.ndarray | None = None
                 ) -> tuple[float | None, float | None, int]:
@@ -205,7 +228,7 @@ def _monitor(batch_id: str, batch: pd.DataFrame, reference: pd.DataFrame,
     scored, reference = sample_rows(batch, max_rows), sample_rows(reference, max_rows)
     scores = champion.score(scored)
     current = scored[spec.columns].assign(**{PREDICTION: scores})
-    ref = reference[spec.columns].assign(**{PREDICTION: champion.score(reference)})
+    ref = reference[spec.columns].assign(**{PREDICTION: reference_scores(champion, reference)})
     drift = measure_drift(ref, current, spec, label_threshold=limits.label_drift,
                           prediction_column=PREDICTION,
                           prediction_threshold=limits.prediction_drift, tests=limits.tests,

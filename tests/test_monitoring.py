@@ -258,3 +258,30 @@ def test_monitor_report_uses_the_flows_drift_share_and_titles_the_batch(tmp_path
     assert ("Dataset Drift is detected" in page) == (result.drift_share >= 0.0001)
     drift_json = _json.loads(open(result.reports["json"], encoding="utf-8").read())
     assert "0.0001" in _json.dumps(drift_json)  # the share Evidently judged with
+
+
+def test_the_reference_is_scored_once_per_champion_and_reference(tmp_path):
+    """A cycle monitors its batches against one champion and reference: the reference's
+    scores are reused from the first batch on, and the prediction drift of every batch is
+    the one computed from scratch. A changed reference (same object, edited) is rescored."""
+    from tasks import train
+    from tasks.monitor import monitor_batch, reference_scores
+
+    history = pd.concat([synthetic_batch(i).frame for i in range(4)], ignore_index=True)
+    champion = train.fit(history, SYNTHETIC, None)
+    reference = history.tail(1000).copy()
+    for index in (4, SYNTHETIC_CHANGE_POINTS["prior"]):
+        batch = synthetic_batch(index).frame
+        result = monitor_batch(f"b{index}", batch, reference, champion, 0.77, SYNTHETIC,
+                               tmp_path / str(index))
+        drift = measure_drift(reference[SYNTHETIC.columns].assign(prediction=champion.score(
+            reference)), batch[SYNTHETIC.columns].assign(prediction=champion.score(batch)),
+            SYNTHETIC, prediction_column="prediction")
+        assert (result.prediction_score, result.prediction_drifted) == (
+            drift.prediction_score, drift.prediction_drifted)
+    first = reference_scores(champion, reference)
+    assert reference_scores(champion, reference) is first
+    reference.loc[reference.index[0], "income"] *= 3
+    again = reference_scores(champion, reference)
+    assert again is not first
+    assert (again == champion.score(reference)).all()
