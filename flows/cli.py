@@ -136,9 +136,23 @@ def run(
         envvar="GREENLIGHT_DASK_ADDRESS",
         help="Dask scheduler; unset: a LocalCluster when a step needs one.")] = None,
     settings: SetOpt = None,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the JSON summary on stdout instead of the line, and nothing "
+                       "else (greenlight run --json | jq).")] = False,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Also show Prefect's flow and task run lines on stderr.")
+    ] = False,
     home: HomeOpt = None,
 ) -> None:
-    """Run one cycle over what is in landing/ (after harvesting labelled served predictions)."""
+    """Run one cycle over what is in landing/ (after harvesting labelled served predictions).
+
+    Prints one line saying in words what the cycle saw and decided, e.g. `2026-W07: drift
+    0.43 (age, income) -> retrain -> gate clear +13.8% (CI +9.2..+18.9%) -> v2 @champion`.
+    The cycle's JSON summary is written to <state dir>/runs/<UTC time>-<dataset>.json (with
+    --json it is printed instead of the line). Warnings (quarantined, held, still being
+    written) go to stderr. A run with nothing new says so and writes no file."""
+    if verbose and os.environ.get("PREFECT_LOGGING_LEVEL") != "DEBUG":
+        os.environ["PREFECT_LOGGING_LEVEL"] = "INFO"  # Prefect reads it when imported
     root = _environment(home)
     # Checked before the idle answer, so a typo is caught on a run with nothing to do.
     chosen = _settings(dataset, settings, root, {"scale": {
@@ -160,7 +174,7 @@ def run(
 
         idle = nothing_new(Home.from_env(), dataset)
         if idle:
-            console.print(idle, highlight=False)
+            print(json.dumps({"batches": [], "nothing_new": idle}) if as_json else idle)
             return
     from flows.embedded import start_early
 
@@ -172,7 +186,8 @@ def run(
     from flows.outages import quiet_console
 
     gc.freeze()  # the imported stack is never garbage: full collections need not walk it
-    log = quiet_console(root)  # tracebacks and retry warnings: to the error log
+    # tracebacks and retry warnings: to the error log; Prefect's run lines only with -v
+    log = quiet_console(root, verbose=verbose)
 
     try:
         parameters = chosen.models()  # the typed models, as the Prefect UI's form gives them
@@ -187,9 +202,23 @@ def run(
         if down is None:
             raise
         _fail(down, UNREACHABLE_EXIT)
-    from flows.status import json_safe
+    _report(summary, root, dataset, as_json)
 
-    console.print_json(json.dumps(json_safe(summary), default=str, allow_nan=False))
+
+def _report(summary: dict, root: Path, dataset: str, as_json: bool) -> None:
+    """The cycle's JSON summary to <state dir>/runs/, so the numbers are kept; then on stdout
+    either the summary alone (--json, for scripts) or the one line a person reads."""
+    from datetime import UTC, datetime
+
+    from flows.status import json_safe
+    from flows.views import cycle_line
+
+    text = json.dumps(json_safe(summary), default=str, allow_nan=False, indent=2)
+    runs = root / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    (runs / f"{stamp}-{dataset}.json").write_text(text + "\n", encoding="utf-8")
+    print(text if as_json else cycle_line(summary, dataset), flush=True)
 
 
 @app.command()

@@ -235,6 +235,19 @@ def _late_labels(home: Home, reg: Registry, spec: DatasetSpec,
     return out
 
 
+def _seen(result: MonitorResult, batches: list[dict], late: bool) -> dict[str, Any]:
+    """What the cycle's one-line account needs of a monitored batch (flows/views.py
+    `cycle_line`): its file, drift and decay, without the full result the manifest keeps."""
+    files = {b["id"]: b.get("file") for b in batches}
+    return {"batch_id": result.batch_id, "file": files.get(result.batch_id),
+            "late_labels": late, "rows": result.rows,
+            "drift_share": result.drift_share, "drifted_features": result.drifted_features,
+            "label_drifted": result.label_drifted,
+            "prediction_drifted": result.prediction_drifted,
+            "adversarial_drifted": result.adversarial_drifted,
+            "decay": result.decay, "not_judged": result.not_judged}
+
+
 def _judged_against(reg: Registry, pending: list[dict]) -> versions.VersionInfo | None:
     """The champion these batches are judged against: the live one, unless a run on the
     same batches crashed after registering its challenger. Then it is the champion that run
@@ -353,8 +366,13 @@ def _cycle(dataset: str, policy: Policy, thresholds: Thresholds, training: Train
                     tags={"greenlight.decision": decision.action, "greenlight.policy": policy,
                           "greenlight.batch_ids": ",".join(b["id"] for b in pending),
                           "greenlight.events": ",".join(events)})
+    labelled = list(manifest.load(state.manifest).values()) if late else []
     summary = {"batches": [b["id"] for b in pending], "decision": decision.action,
-               "reasons": decision.reasons, **outcome, "quarantined": quarantined,
+               "reasons": decision.reasons, **outcome, "policy": policy,
+               "champion_version": champion.version if champion else None,
+               "monitored": [_seen(r, pending, late=False) for r in results]
+               + [_seen(r, labelled, late=True) for r in late],
+               "quarantined": quarantined,
                "held": held,
                "timings": steps.timings, "alarms": [a.to_dict() for a in raised],
                "events": events, "late_labels": [r.batch_id for r in late],

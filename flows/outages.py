@@ -91,10 +91,22 @@ class _ToErrorLog(logging.Filter):
         return True
 
 
-def quiet_console(root: Path) -> Path:
+class _PrefectWarningsOnly(logging.Filter):
+    """A console handler's filter: Prefect's own info lines (`Beginning flow run`, a task's
+    `Finished in state Completed()`) stay off the console, where the command says what the
+    run decided in words. Only the console's: Prefect's API handler, which feeds the UI's
+    run logs, sees them before they propagate here. Warnings pass, greenlight's own too
+    (they go through the run's `prefect.flow_runs` logger)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or not record.name.startswith("prefect")
+
+
+def quiet_console(root: Path, verbose: bool = True) -> Path:
     """Keep the console to one line per event while a command runs: tracebacks and retry
-    warnings from the libraries go to the state dir's error log instead. Call it once the
-    libraries have set up their logging (Prefect configures it when imported)."""
+    warnings from the libraries go to the state dir's error log instead; without `verbose`,
+    Prefect's info lines are not shown at all. Call it once the libraries have set up their
+    logging (Prefect configures it when imported)."""
     log = errors_log(root)
     log.parent.mkdir(parents=True, exist_ok=True)
     keep = _ToErrorLog(log)
@@ -102,6 +114,9 @@ def quiet_console(root: Path) -> Path:
         for handler in logging.getLogger(name).handlers:
             if not any(isinstance(f, _ToErrorLog) for f in handler.filters):
                 handler.addFilter(keep)
+            if not verbose and not any(isinstance(f, _PrefectWarningsOnly)
+                                       for f in handler.filters):
+                handler.addFilter(_PrefectWarningsOnly())
     for name in CHATTER:  # with no handler of their own they would reach Python's last resort
         chatter = logging.getLogger(name)
         chatter.addHandler(keep.file)

@@ -66,3 +66,130 @@ def print_quarantine(state: dict[str, Any], console: Console) -> None:
             console.print(f"[yellow]held[/] {b['file']}: {b.get('held_reason')}; to train on "
                           f"it: greenlight release {b['id'][:12]} --by NAME --reason TEXT",
                           highlight=False)
+
+
+# --- the cycle in one line: what `greenlight run` prints --------------------------------------
+
+ARROW = "->"
+MAX_FEATURES = 3  # the drifted features a line names; the rest is counted
+MAX_BATCHES = 3  # batches a line names one by one; more are a range
+
+
+def cycle_line(summary: dict[str, Any], dataset: str) -> str:
+    """What one cycle decided, in words, on one line: the batch, what monitoring saw, the
+    decision, the gate and where the model went, then any quarantined or held batch.
+
+    The JSON summary holds every number but says nothing in words; a person reading the
+    console or a cron mail wants the decision. Pure: it reads only the summary `_cycle`
+    returns (flows/cycle.py), so it can be tested on real summaries without running one."""
+    if summary.get("taken"):  # another cycle of this dataset holds the batches
+        return f"{dataset}: {summary['taken']}"
+    notes = ([f"quarantined {q}" for q in summary.get("quarantined") or []]
+             + list(summary.get("held") or []))
+    if not summary.get("decision"):
+        head = f"{dataset}: nothing new" + (" to decide on" if notes else "")
+        return "; ".join([head, *notes])
+    chain = [_evidence(summary), *_decision(summary)]
+    return "; ".join([f"{_batches(summary, dataset)}: {f' {ARROW} '.join(chain)}", *notes])
+
+
+def _batches(summary: dict[str, Any], dataset: str) -> str:
+    """The batches by file name without extension (`2026-W07`); a forced run on nothing new
+    names the dataset instead."""
+    seen = {m["batch_id"]: m.get("file") for m in summary.get("monitored") or []}
+    names = [_stem(seen.get(b) or b[:12]) for b in summary.get("batches") or []]
+    if not names:
+        return dataset
+    if len(names) > MAX_BATCHES:
+        return f"{names[0]}..{names[-1]} ({len(names)} batches)"
+    return ", ".join(names)
+
+
+def _stem(name: str) -> str:
+    """`2026-W07.csv` -> `2026-W07`: the extension says nothing about the batch."""
+    return name.rsplit(".", 1)[0] if "." in name else name
+
+
+def _evidence(summary: dict[str, Any]) -> str:
+    """What monitoring saw: the largest drift share with the drifted features, the largest
+    decay, and labels that arrived late; or why the batches could not be judged."""
+    monitored = summary.get("monitored") or []
+    fresh = [m for m in monitored if not m.get("late_labels")]
+    judged = [m for m in fresh if not m.get("not_judged")]
+    parts: list[str] = []
+    if fresh and not judged:
+        parts.append(f"not judged ({fresh[0]['not_judged']})")
+    shares = [m["drift_share"] for m in judged if m.get("drift_share") is not None]
+    if shares:
+        # in monitoring's order, each once across the batches
+        features = list(dict.fromkeys(f for m in judged for f in m.get("drifted_features") or []))
+        named = ", ".join(features[:MAX_FEATURES]) + (
+            f" +{len(features) - MAX_FEATURES} more" if len(features) > MAX_FEATURES else "")
+        parts.append(f"drift {max(shares):.2f}" + (f" ({named})" if named else ""))
+    kinds = [k for k, flag in (("label", "label_drifted"), ("prediction", "prediction_drifted"),
+                               ("adversarial", "adversarial_drifted"))
+             if any(m.get(flag) for m in judged)]
+    if kinds:
+        parts.append(f"{'/'.join(kinds)} drift")
+    decays = [m["decay"] for m in monitored if m.get("decay") is not None]
+    if decays:
+        parts.append(f"decay {max(decays):.3f}")
+    late = [m for m in monitored if m.get("late_labels")]
+    if late:
+        parts.append(f"late labels for {len(late)} batch{'es' if len(late) > 1 else ''}")
+    if summary["decision"] == "bootstrap":
+        parts.append("no champion yet")
+    elif "forced by the caller" in (summary.get("reasons") or []):
+        parts.append("forced")
+    return ", ".join(parts) or "nothing measured"
+
+
+def _decision(summary: dict[str, Any]) -> list[str]:
+    """The decision, then the gate and where the challenger went, as the arrow's steps."""
+    decision = summary["decision"]
+    if decision == "no action":
+        return ["no action"]
+    if not summary.get("verdict"):  # retrain advised, not done (policy monitor)
+        return [decision, f"not retrained (policy {summary.get('policy') or 'monitor'})"]
+    return [decision, _gate(summary), _where(summary)]
+
+
+def _gate(summary: dict[str, Any]) -> str:
+    """`gate clear +13.8% (CI +9.2..+18.9%)`; not enough evidence says so in words."""
+    gate = summary.get("gate") or {}
+    verdict = summary["verdict"]
+    if verdict == "bootstrap":
+        return "first model"
+    if verdict == "insufficient":
+        return f"gate: {gate.get('reason') or 'not enough evidence'}"
+    gain, low, high = gate.get("gain"), gate.get("ci_low"), gate.get("ci_high")
+    if gain is None:
+        return f"gate {verdict}"
+    ci = f" (CI {low * 100:+.1f}..{high:+.1%})" if low is not None and high is not None else ""
+    return f"gate {verdict} {gain:+.1%}{ci}"
+
+
+def _where(summary: dict[str, Any]) -> str:
+    """Where the challenger went: promoted, put to a person and what they said, shadowed,
+    refused (the champion moved), or not promoted and the champion kept."""
+    version = summary.get("registered_version")
+    champion = summary.get("champion_version")
+    kept = f"v{champion} stays @champion" if champion else "no champion"
+    if summary.get("approval"):
+        by = f" by {summary['approval_by']}" if summary.get("approval_by") else ""
+        said = {"approved": f"approved{by} {ARROW} v{version} @champion",
+                "rejected": f"rejected{by}, {kept}",
+                "timed out": f"approval timed out, {kept}"}.get(
+            summary["approval"], f"{summary['approval']}{by}")
+        if summary.get("promotion_refused") and summary["approval"] != "approved":
+            said = f"approved{by}, not promoted: {summary['promotion_refused']}"
+        return f"v{version} put to the approver {ARROW} {said}"
+    if summary.get("promoted_version"):
+        return f"v{summary['promoted_version']} @champion"
+    if summary.get("promotion_refused"):
+        return f"v{version} registered, not promoted: {summary['promotion_refused']}"
+    if summary.get("route") == "challenger" and version:
+        return f"v{version} @challenger (shadow)"
+    if version:
+        return f"v{version} registered, not promoted, {kept}"
+    return f"not promoted, {kept}"

@@ -68,7 +68,7 @@ def greenlight_run(root: Path) -> subprocess.CompletedProcess:
            ingest.MAX_BYTES_ENV: str(bad_inputs.MAX_BYTES)}
     env.pop("PREFECT_API_URL", None)
     return subprocess.run([sys.executable, "-c", PEAK_RSS, sys.executable, "-m", "flows.cli",
-                           "run", "--dataset", "synthetic"],
+                           "run", "--dataset", "synthetic", "--json"],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
 
 

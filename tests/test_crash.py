@@ -201,10 +201,11 @@ def test_a_second_cycle_finds_the_batches_taken_and_does_nothing(champion_home):
     for landed in Home(root).landing.iterdir():
         os.utime(landed, (OLD, OLD))
     hold = root / "hold-cycle"
-    first = _run_cli(root, "--policy", "monitor",
+    # --json: the JSON summary's "taken" line is told apart from the warning by its quote
+    first = _run_cli(root, "--policy", "monitor", "--json",
                      env={HOLD_ENV: "cycle", HOLD_FILE_ENV: str(hold)})
     _wait_for("took its claim", hold.exists, first)
-    second = _run_cli(root, "--policy", "monitor")
+    second = _run_cli(root, "--policy", "monitor", "--json")
     out_b = second.communicate(timeout=600)[0]
     hold.unlink()
     out_a = first.communicate(timeout=900)[0]

@@ -54,7 +54,7 @@ def test_an_embedded_run_starts_stops_its_own_server_without_importing_it(champi
            "PREFECT_HOME": str(champion_home / "prefect")}
     env.pop("PREFECT_API_URL", None)  # no server: embedded, as a cron job runs it
 
-    done = subprocess.run([sys.executable, "-c", PROBE, "run"], cwd=REPO, env=env,
+    done = subprocess.run([sys.executable, "-c", PROBE, "run", "--json"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600)
 
     assert done.returncode == 0, done.stderr[-2000:]

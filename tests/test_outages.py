@@ -31,7 +31,8 @@ from tests.servers import STARTUP_TIMEOUT, fresh_database
 
 REPO = Path(__file__).resolve().parents[1]
 OLD = 1_700_000_000  # landed files' mtime: long settled, so the scan does not wait
-RUN = [sys.executable, "-m", "flows.cli", "run", "--dataset", "synthetic"]
+# -v: the retry lines asserted below are Prefect's task-run lines, shown only when verbose
+RUN = [sys.executable, "-m", "flows.cli", "run", "--dataset", "synthetic", "-v"]
 
 
 class MlflowStack:
@@ -218,12 +219,12 @@ def test_a_cycle_with_mlflow_down_shows_one_line_and_no_traceback(tmp_path):
 
 @pytest.mark.e2e
 def test_with_an_mlflow_server_stdout_is_the_json_summary_alone(mlflow_stack, tmp_path):
-    """`greenlight run | jq` works: MLflow's `🏃 View run …` lines stay off stdout."""
+    """`greenlight run --json | jq` works: MLflow's `🏃 View run …` lines stay off stdout."""
     import json
 
     root = tmp_path / "gl"
     _land(Home.from_env(root).ensure(), 0)
-    done = _with_mlflow_at(mlflow_stack.url, root, ["run", "--dataset", "synthetic"])
+    done = _with_mlflow_at(mlflow_stack.url, root, ["run", "--dataset", "synthetic", "--json"])
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
 
     def refuse(constant: str) -> None:

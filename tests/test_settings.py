@@ -91,7 +91,7 @@ def test_file_values_and_flags_reach_the_cycle_as_prefect_records_them(champion_
     started = datetime.now(UTC)
     env = {**os.environ, "GREENLIGHT_HOME": str(champion_home),
            "PREFECT_API_URL": prefect_server.api_url}
-    done = subprocess.run([sys.executable, "-m", "flows.cli", "run", "--no-harvest",
+    done = subprocess.run([sys.executable, "-m", "flows.cli", "run", "--no-harvest", "--json",
                            "--set", "thresholds.min_rows=100000"],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
