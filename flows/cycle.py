@@ -367,8 +367,9 @@ def _cycle(dataset: str, policy: Policy, thresholds: Thresholds, training: Train
                           "greenlight.batch_ids": ",".join(b["id"] for b in pending),
                           "greenlight.events": ",".join(events)})
     labelled = list(manifest.load(state.manifest).values()) if late else []
-    summary = {"batches": [b["id"] for b in pending], "decision": decision.action,
-               "reasons": decision.reasons, **outcome, "policy": policy,
+    summary = {"batches": [b["id"] for b in pending], "files": [b.get("file") for b in pending],
+               "decision": decision.action, "reasons": decision.reasons, **outcome,
+               "policy": policy,
                "champion_version": champion.version if champion else None,
                "monitored": [_seen(r, pending, late=False) for r in results]
                + [_seen(r, labelled, late=True) for r in late],

@@ -73,6 +73,7 @@ def print_quarantine(state: dict[str, Any], console: Console) -> None:
 ARROW = "->"
 MAX_FEATURES = 3  # the drifted features a line names; the rest is counted
 MAX_BATCHES = 3  # batches a line names one by one; more are a range
+MAX_REASON = 160  # characters of a quarantine reason; the whole one is on stderr and in the JSON
 
 
 def cycle_line(summary: dict[str, Any], dataset: str) -> str:
@@ -84,7 +85,7 @@ def cycle_line(summary: dict[str, Any], dataset: str) -> str:
     returns (flows/cycle.py), so it can be tested on real summaries without running one."""
     if summary.get("taken"):  # another cycle of this dataset holds the batches
         return f"{dataset}: {summary['taken']}"
-    notes = ([f"quarantined {q}" for q in summary.get("quarantined") or []]
+    notes = ([f"quarantined {_cut(q)}" for q in summary.get("quarantined") or []]
              + list(summary.get("held") or []))
     if not summary.get("decision"):
         head = f"{dataset}: nothing new" + (" to decide on" if notes else "")
@@ -93,11 +94,18 @@ def cycle_line(summary: dict[str, Any], dataset: str) -> str:
     return "; ".join([f"{_batches(summary, dataset)}: {f' {ARROW} '.join(chain)}", *notes])
 
 
+def _cut(reason: str) -> str:
+    """A quarantine reason lists every failed check; the line keeps its start (the file and
+    the first problems), since the warning above it and the JSON summary hold all of it."""
+    return reason if len(reason) <= MAX_REASON else reason[:MAX_REASON - 1].rstrip() + "…"
+
+
 def _batches(summary: dict[str, Any], dataset: str) -> str:
     """The batches by file name without extension (`2026-W07`); a forced run on nothing new
     names the dataset instead."""
-    seen = {m["batch_id"]: m.get("file") for m in summary.get("monitored") or []}
-    names = [_stem(seen.get(b) or b[:12]) for b in summary.get("batches") or []]
+    batches = summary.get("batches") or []
+    files = summary.get("files") or [None] * len(batches)
+    names = [_stem(f or b[:12]) for b, f in zip(batches, files, strict=True)]
     if not names:
         return dataset
     if len(names) > MAX_BATCHES:

@@ -53,6 +53,12 @@ def test_nothing_new(champion_home):
     assert cycle_line(_cycle(champion_home), "synthetic") == "synthetic: nothing new"
 
 
+def test_the_first_model_names_its_batch(home):
+    land(home.root, 0)
+    assert cycle_line(_cycle(home.root), "synthetic") == (
+        "2026-W02: no champion yet -> bootstrap -> first model -> v1 @champion")
+
+
 def test_a_quiet_batch_is_no_action_with_its_drift_and_decay(champion_home):
     land(champion_home, 1)
     line = cycle_line(_cycle(champion_home), "synthetic")
