@@ -24,7 +24,7 @@ from registry.store import Registry
 from tasks import labels, lake, manifest, recipe, reports, train
 from tasks.decide import Decision, champion_stale
 from tasks.faults import crash_point, hold_point
-from tasks.gate import gate
+from tasks.gate import bootstrap_blocker, gate
 from tasks.home import Home
 from tasks.monitor import MonitorResult
 from tasks.pipeline import Steps
@@ -142,6 +142,11 @@ def retrain(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ver
     history = history[history[spec.target].notna()]  # train and gate on labelled rows only
     gate_rows = int(training.gate_fraction * max(b["rows"] for b in pending))
     choice = _recipe(history, spec, training, gate_rows, steps)
+    if champion is None:
+        blocked = bootstrap_blocker(history, spec, gate_rows, choice.best.window_days)
+        if blocked:  # the cycle records it and ends with it as one line (flows/cycle.py)
+            get_run_logger().warning(blocked)
+            return {"no_champion": blocked, "verdict": "not trained", "route": "none"}
     with steps.step("train", rows_in=len(history)) as step:
         challenger = train_t(history, spec, gate_rows=gate_rows,
                              half_life_days=choice.best.half_life_days,
@@ -179,6 +184,8 @@ def retrain(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ver
             BATCH_IDS_TAG: ",".join(b["id"] for b in pending),
             "greenlight.data_hash": challenger.data_hash,
             CHAMPION_SEEN_TAG: str(champion.version) if champion else "none"}
+    if route_to == "none" and champion is None:  # the cycle ends with it (flows/cycle.py)
+        out["no_champion"] = f"no first champion: the gate said {result.reason}"
     if route_to == "none":
         if champion is not None and result.champion is not None:
             # The champion held on the newest data: acknowledge the drift, and its score there
