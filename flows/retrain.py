@@ -115,7 +115,7 @@ def _recipe(history: pd.DataFrame, spec: DatasetSpec, training: Training, gate_r
         return recipe.RecipeChoice(fixed, pd.DataFrame(), spec.primary_metric,
                                    reason="fixed by the flow parameters or the dataset spec")
     with steps.step("recipe", rows_in=len(history)):
-        choice = recipe_t(history, spec, gate_rows=gate_rows)
+        choice = recipe_t(history, spec, gate_rows=gate_rows, batch_column=lake.BATCH_COLUMN)
     if not choice.table.empty:
         create_table_artifact(key=f"greenlight-recipe-{spec.name.replace('_', '-')}",
                               table=choice.table.round(4).to_dict(orient="records"),
