@@ -141,12 +141,12 @@ def retrain(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ver
     history = labels.attach(lake.read_batches(home.lake, accepted), home, spec)
     history = history[history[spec.target].notna()]  # train and gate on labelled rows only
     gate_rows = int(training.gate_fraction * max(b["rows"] for b in pending))
+    # Before the backtest: rows that cannot give a first model need no recipe either.
+    blocked = bootstrap_blocker(history, spec, gate_rows) if champion is None else None
+    if blocked:  # the cycle records it and ends with it as one line (flows/cycle.py)
+        get_run_logger().warning(blocked)
+        return {"no_champion": blocked, "verdict": "not trained", "route": "none"}
     choice = _recipe(history, spec, training, gate_rows, steps)
-    if champion is None:
-        blocked = bootstrap_blocker(history, spec, gate_rows, choice.best.window_days)
-        if blocked:  # the cycle records it and ends with it as one line (flows/cycle.py)
-            get_run_logger().warning(blocked)
-            return {"no_champion": blocked, "verdict": "not trained", "route": "none"}
     with steps.step("train", rows_in=len(history)) as step:
         challenger = train_t(history, spec, gate_rows=gate_rows,
                              half_life_days=choice.best.half_life_days,
@@ -168,7 +168,8 @@ def retrain(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ver
     note = route_note(params["policy"], result.verdict, route_to)
     get_run_logger().info(note)
     out: dict[str, Any] = {"gate": result.to_dict(), "verdict": result.verdict,
-                           "route": route_to, "route_note": note,
+                           "route": route_to, "route_note": note, "recipe": choice.best.name,
+                           "recipe_reason": choice.reason,
                            "challenger_metric": result.challenger,
                            "gate_champion_metric": result.champion}
     ch_metrics, champ_metrics = result.challenger_metrics, result.champion_metrics
