@@ -212,7 +212,8 @@ def bootstrap_blocker(history: pd.DataFrame, spec: DatasetSpec, gate_rows: int,
     if len(train) < MIN_FIT_ROWS or not len(held):
         return (f"no first champion: {len(history)} labelled rows give {len(train)} to train "
                 f"on and {len(held)} to check on; a first model needs at least "
-                f"{MIN_FIT_ROWS} and 1: land more batches and run again")
+                f"{MIN_FIT_ROWS} rows to train on and 1 to check on: land more batches and "
+                f"run again")
     if spec.task == "classification":
         positive = int(binary_target(train, spec).sum())
         if positive in (0, len(train)):
