@@ -159,7 +159,8 @@ def retrain(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ver
     with steps.step("gate", rows_in=len(challenger.split.gate)):
         champion_model = versions.load_model(reg, champion.version) if champion else None
         result = gate_t(challenger.model, champion_model, challenger.split.gate, spec,
-                        min_delta=training.min_delta, slice_feature=spec.slice_feature,
+                        min_delta=training.min_delta, min_rows=training.gate_min_rows,
+                        slice_feature=spec.slice_feature,
                         stale=champion_stale(decision, refresh_on=training.refresh_on,
                                              newer=_newer(reg, champion, challenger)))
     create_table_artifact(key=f"greenlight-gate-{spec.name.replace('_', '-')}",

@@ -112,3 +112,21 @@ def test_too_few_rows_say_so_and_the_next_batch_makes_the_champion(home):
     assert out["verdict"] == "bootstrap" and out["promoted_version"] == 1
     assert _champion(home, "synthetic") == 1
     assert "no first champion" not in _shown(home, "synthetic")
+
+
+def test_small_batches_get_a_verdict_once_the_gate_minimum_is_lowered(home):
+    """A gate window of 180 rows is 'not enough evidence' under the default 200-row minimum;
+    `training.gate_min_rows` (e.g. `--set training.gate_min_rows=100`) lets small batches be
+    judged, and the gate records the minimum it was held to."""
+    write_batch(synthetic_batch(0, rows=600), home.landing)
+    assert cycle(dataset="synthetic", policy="auto", home=str(home.root))["verdict"] == "bootstrap"
+    write_batch(synthetic_batch(5, rows=600), home.landing)  # the new market: drift
+    default = cycle(dataset="synthetic", policy="auto", force_retrain=True,
+                    home=str(home.root))
+    assert default["verdict"] == "insufficient", default["gate"]
+    assert "180 labelled rows < 200" in default["gate"]["reason"]
+    write_batch(synthetic_batch(6, rows=600), home.landing)
+    judged = cycle(dataset="synthetic", policy="auto", force_retrain=True,
+                   training=Training(gate_min_rows=100), home=str(home.root))
+    assert judged["gate"]["n_rows"] == 180, judged["gate"]
+    assert judged["verdict"] != "insufficient", judged["gate"]["reason"]
