@@ -4,7 +4,7 @@ Replays monthly batches of Elec2 and Bike Sharing (hourly) through the real task
 with the warm-up and LightGBM settings of ../shared/data/*/PROVENANCE.md, and prints the
 mean monthly primary metric of:
 - static: trained once on the warm-up months;
-- expanding, sliding 3m (the 3 previous monthly batches), half-life 60d: refitted before
+- expanding, sliding 3 (the 3 previous batches), half-life 60d: refitted before
   every month on the data before it, and scored on it;
 - backtest, no gate: refitted before every month with the recipe choose_recipe picks on
   the data before it (what recipe selection alone is worth);
@@ -28,6 +28,12 @@ ages: --trace prints, month by month, every strategy's score, decide's triggers,
 verdict and interval, and the champion's age in months.
 
     uv run python benchmarks/adaptation.py [--datasets elec2,bike_sharing] [--trace]
+
+Any dataset with a spec under expectations/ (e.g. one made by `greenlight init`) runs the
+same way, cut at any cadence (`tasks.sources.cut_batches`: Y, Q, M, W, D, h, with a
+multiple if wanted), with LightGBM's defaults from the spec unless --trees/--learning-rate:
+
+    uv run python benchmarks/adaptation.py --dataset NAME --data FILE --freq Q --warmup 2
 """
 
 from __future__ import annotations
@@ -73,10 +79,20 @@ class Replay:
     """The monthly batches, and every fit keyed by what it depends on, so the strategies
     share a challenger when they would have trained the same one."""
 
-    def __init__(self, name: str, data_dir: Path | None) -> None:
-        self.spec, setup = load_spec(name), SETUP[name]
-        frame = load_dataset(name, data_dir / name if data_dir else None)
-        self.batches = cut_batches(frame, self.spec, "M")
+    def __init__(self, name: str, data: Path | None, freq: str = "M",
+                 warmup: int | None = None) -> None:
+        self.spec = load_spec(name)
+        setup = SETUP.get(name) or {"warmup": 4, "params": {},
+                                    "slice": self.spec.slice_feature}
+        if data is not None and data.is_dir():  # the folder holding elec2/ and bike_sharing/
+            data = data / name
+        frame = load_dataset(name, data)
+        self.batches = cut_batches(frame, self.spec, freq)
+        if warmup is not None:
+            setup = {**setup, "warmup": warmup}
+        if not 0 < setup["warmup"] < len(self.batches):
+            raise SystemExit(f"--warmup {setup['warmup']}: {name} cut by {freq} has "
+                             f"{len(self.batches)} batches; warm up on fewer")
         self.frames = [b.frame.assign(**{BATCH: b.label}) for b in self.batches]
         self.warmup, self.params, self.slice = setup["warmup"], setup["params"], setup["slice"]
         self.cache: dict = {}
@@ -130,15 +146,15 @@ class Replay:
 def fixed_strategies(r: Replay) -> dict[str, list[float]]:
     """Each fixed strategy refitted before every month and scored on that month."""
     static = r.fit(r.history(r.warmup - 1), Recipe())
-    out: dict[str, list[float]] = {"static": [], "expanding": [], "sliding 3m": [],
+    out: dict[str, list[float]] = {"static": [], "expanding": [], "sliding 3": [],
                                    "half-life 60d": [], "backtest, no gate": []}
     for i in range(r.warmup, len(r.frames)):
         before = r.history(i - 1)
         out["static"].append(r.score(static, i))
         for name, recipe in FIXED.items():
             out[name].append(r.score(r.fit(before, recipe), i))
-        last3 = pd.concat(r.frames[i - 3:i], ignore_index=True)
-        out["sliding 3m"].append(r.score(r.fit(last3, Recipe()), i))
+        last3 = pd.concat(r.frames[max(0, i - 3):i], ignore_index=True)
+        out["sliding 3"].append(r.score(r.fit(last3, Recipe()), i))
         recipe = r.choose(before, len(r.frames[i - 1]), ("month", i))
         out["backtest, no gate"].append(r.score(r.fit(before, recipe), i))
     return out
@@ -201,11 +217,12 @@ def report(r: Replay, scores: dict[str, list[float]], logs: dict[str, Counter]
         out["2011"] = table[[m for m in months if m < "2012"]].mean(axis=1)
         out["2012"] = table[[m for m in months if m >= "2012"]].mean(axis=1)
     digits = 3 if spec.higher_is_better else 1
-    fixed = out["all"][["static", "expanding", "sliding 3m", "half-life 60d"]]
+    fixed = out["all"][["static", "expanding", "sliding 3", "half-life 60d"]]
     best = fixed.idxmax() if spec.higher_is_better else fixed.idxmin()
-    print(f"\n{spec.name}: mean monthly {spec.primary_metric}, {len(months)} months "
-          f"{months[0]}..{months[-1]}, warm-up {r.warmup} months, "
-          f"{r.params['n_estimators']} trees lr {r.params['learning_rate']}")
+    print(f"\n{spec.name}: mean {spec.primary_metric} a batch, {len(months)} batches "
+          f"{months[0]}..{months[-1]}, warm-up {r.warmup} batches, "
+          f"{r.params.get('n_estimators', 'default')} trees "
+          f"lr {r.params.get('learning_rate', 'default')}")
     print(out.round(digits).to_string())
     print(f"best fixed: {best} {fixed[best]:.{digits + 1}f}; " + "; ".join(
         f"{k} {out['all'][k]:.{digits + 1}f}" for k in logs))
@@ -227,8 +244,9 @@ def report(r: Replay, scores: dict[str, list[float]], logs: dict[str, Counter]
     return out.round(digits).rename(columns=lambda c: label if c == "all" else f"{label} {c}")
 
 
-def run(name: str, data_dir: Path | None, params: dict) -> pd.DataFrame:
-    r = Replay(name, data_dir)
+def run(name: str, data: Path | None, params: dict, freq: str = "M",
+        warmup: int | None = None) -> pd.DataFrame:
+    r = Replay(name, data, freq, warmup)
     r.params = {**r.params, **params}
     scores = r.timed("fixed strategies", fixed_strategies, r)
     r.calls["fixed strategies"] = 0
@@ -257,8 +275,14 @@ def print_trace(r: Replay, scores: dict[str, list[float]]) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default="elec2,bike_sharing")
+    parser.add_argument("--dataset", default=None,
+                        help="one dataset with a spec under expectations/ (instead of --datasets)")
     parser.add_argument("--data", type=Path, default=None,
-                        help="folder holding elec2/ and bike_sharing/ (default ../shared/data)")
+                        help="its data file, or the folder holding elec2/ and bike_sharing/ "
+                             "(default ../shared/data)")
+    parser.add_argument("--freq", default="M", help="batch cadence (tasks.sources.cut_batches)")
+    parser.add_argument("--warmup", type=int, default=None,
+                        help="batches before the first scored one (default PROVENANCE's, or 4)")
     parser.add_argument("--trees", type=int, default=None,
                         help="override PROVENANCE's number of trees (both datasets)")
     parser.add_argument("--learning-rate", type=float, default=None)
@@ -273,7 +297,11 @@ def main(argv: list[str] | None = None) -> None:
                                 ("learning_rate", args.learning_rate)) if v is not None}
     FLOW["gate_fraction"] = args.gate_fraction
     start = time.perf_counter()
-    tables = [run(name.strip(), args.data, params) for name in args.datasets.split(",")]
+    names = [args.dataset] if args.dataset else [n.strip() for n in args.datasets.split(",")]
+    try:
+        tables = [run(name, args.data, params, args.freq, args.warmup) for name in names]
+    except ValueError as exc:  # an unknown dataset, a missing file, a bad cadence: one line
+        raise SystemExit(f"error: {exc}") from None
     print("\nsummary (accuracy: higher is better; mae: lower is better)")
     print(pd.concat(tables, axis=1).to_string())
     print(f"\ntotal {time.perf_counter() - start:.0f}s")

@@ -111,12 +111,15 @@ def demo(
     root = _environment(home, quiet=True)
     chosen = _settings(dataset, settings, root)
     from flows.demo import run_demo
+    from flows.embedded import ServerDidNotStart
 
     try:
         run_demo(root, dataset=dataset, data=data, freq=freq, warmup=warmup, limit=limit,
                  seed=seed, console=console, parameters=chosen.models())
     except ValueError as exc:
         _fail(str(exc))
+    except ServerDidNotStart as exc:
+        _fail(str(exc), UNREACHABLE_EXIT)
 
 
 @app.command()
@@ -176,7 +179,7 @@ def run(
         if idle:
             print(json.dumps({"batches": [], "nothing_new": idle}) if as_json else idle)
             return
-    from flows.embedded import start_early
+    from flows.embedded import ServerDidNotStart, start_early
 
     server_ready = start_early()  # Prefect's temporary server starts while the cycle imports
     import gc
@@ -191,7 +194,10 @@ def run(
 
     try:
         parameters = chosen.models()  # the typed models, as the Prefect UI's form gives them
-        server_ready()
+        try:
+            server_ready()
+        except ServerDidNotStart as exc:
+            _fail(str(exc), UNREACHABLE_EXIT)
         with redirect_stdout(sys.stderr):  # stdout holds the JSON summary and nothing else
             summary = cycle(dataset=dataset, policy=policy, force_retrain=force,
                             harvest_served=harvest_served, **parameters)

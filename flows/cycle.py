@@ -391,4 +391,8 @@ def _cycle(dataset: str, policy: Policy, thresholds: Thresholds, training: Train
                                         served=[s.to_dict() for s in served], held=held),
         description="What this cycle saw and decided")
     idle.remember_labels(state, spec.name, labels_seen)
+    if outcome.get("no_champion"):
+        # The data cannot give a first champion yet: recorded on the batches above (status
+        # shows it), and the run ends non-zero with the one line (`greenlight run`: exit 2).
+        raise ValueError(outcome["no_champion"])
     return json_safe(summary)  # strict JSON: an undefined metric is null, never NaN

@@ -63,6 +63,11 @@ PORT_IN_USE_EXIT = 3  # uvicorn's exit code when its port was taken meanwhile
 _watchdogs: list[subprocess.Popen[bytes]] = []  # kept: their pipe must stay open
 
 
+class ServerDidNotStart(RuntimeError):
+    """The temporary server is not there to run the flow on; the message says why in one
+    line and names its log."""
+
+
 def watch(pid: int) -> subprocess.Popen[bytes]:
     """Stop the server process `pid` when this process dies, by any signal.
 
@@ -143,7 +148,7 @@ def _point_prefect_at(url: str) -> None:
 
 def start_early(log: Path | None = None) -> Callable[[], None]:
     """Start the temporary server now; the returned call waits until it answers, or raises
-    RuntimeError naming its log. Against a real server (`PREFECT_API_URL`): nothing to do.
+    ServerDidNotStart naming its log. Against a real server (`PREFECT_API_URL`): nothing to do.
 
     Call it before Prefect is imported: Prefect reads `PREFECT_API_URL` when it loads."""
     if os.environ.get("PREFECT_API_URL"):
@@ -166,14 +171,14 @@ def start_early(log: Path | None = None) -> Callable[[], None]:
             if _answers(url):
                 return
             code = process.poll()
-            if code == PORT_IN_USE_EXIT:  # taken between our bind and uvicorn's: once more
-                raise RuntimeError(f"the temporary Prefect server's port {port} was taken; "
-                                   "run again")
+            if code == PORT_IN_USE_EXIT:  # another process took it between our bind and uvicorn's
+                raise ServerDidNotStart(f"the temporary Prefect server's port {port} was taken "
+                                        "meanwhile; run again")
             if code is not None:
-                raise RuntimeError(f"the temporary Prefect server exited with code {code}; "
-                                   f"see {log}")
+                raise ServerDidNotStart(f"the temporary Prefect server exited with code "
+                                        f"{code}; see {log}")
             time.sleep(0.1)
-        raise RuntimeError(f"the temporary Prefect server did not answer in {timeout:.0f} s; "
-                           f"see {log}")
+        raise ServerDidNotStart(f"the temporary Prefect server did not answer in "
+                                f"{timeout:.0f} s; see {log}")
 
     return ready

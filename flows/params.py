@@ -81,6 +81,11 @@ class Training(BaseModel):
     gate_fraction: float = Field(
         0.3, gt=0, lt=1,
         description="Share of the newest batch held out as the gate window (newest rows).")
+    gate_min_rows: int = Field(
+        200, ge=10, description="Fewest labelled rows in the gate window for a verdict on a "
+                                "challenger against a champion (a first champion needs none); "
+                                "fewer is 'not enough evidence'. Lower it for small batches, "
+                                "at the price of a wider interval.")
     min_delta: float = Field(
         0.005, description="The challenger must beat the champion by this relative margin "
                            "(lower bound of the gate's 95% interval); negative: a tolerance.")

@@ -24,7 +24,7 @@ from registry.store import Registry
 from tasks import labels, lake, manifest, recipe, reports, train
 from tasks.decide import Decision, champion_stale
 from tasks.faults import crash_point, hold_point
-from tasks.gate import gate
+from tasks.gate import bootstrap_blocker, gate
 from tasks.home import Home
 from tasks.monitor import MonitorResult
 from tasks.pipeline import Steps
@@ -115,7 +115,7 @@ def _recipe(history: pd.DataFrame, spec: DatasetSpec, training: Training, gate_r
         return recipe.RecipeChoice(fixed, pd.DataFrame(), spec.primary_metric,
                                    reason="fixed by the flow parameters or the dataset spec")
     with steps.step("recipe", rows_in=len(history)):
-        choice = recipe_t(history, spec, gate_rows=gate_rows)
+        choice = recipe_t(history, spec, gate_rows=gate_rows, batch_column=lake.BATCH_COLUMN)
     if not choice.table.empty:
         create_table_artifact(key=f"greenlight-recipe-{spec.name.replace('_', '-')}",
                               table=choice.table.round(4).to_dict(orient="records"),
@@ -141,6 +141,11 @@ def retrain(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ver
     history = labels.attach(lake.read_batches(home.lake, accepted), home, spec)
     history = history[history[spec.target].notna()]  # train and gate on labelled rows only
     gate_rows = int(training.gate_fraction * max(b["rows"] for b in pending))
+    # Before the backtest: rows that cannot give a first model need no recipe either.
+    blocked = bootstrap_blocker(history, spec, gate_rows) if champion is None else None
+    if blocked:  # the cycle records it and ends with it as one line (flows/cycle.py)
+        get_run_logger().warning(blocked)
+        return {"no_champion": blocked, "verdict": "not trained", "route": "none"}
     choice = _recipe(history, spec, training, gate_rows, steps)
     with steps.step("train", rows_in=len(history)) as step:
         challenger = train_t(history, spec, gate_rows=gate_rows,
@@ -154,7 +159,8 @@ def retrain(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ver
     with steps.step("gate", rows_in=len(challenger.split.gate)):
         champion_model = versions.load_model(reg, champion.version) if champion else None
         result = gate_t(challenger.model, champion_model, challenger.split.gate, spec,
-                        min_delta=training.min_delta, slice_feature=spec.slice_feature,
+                        min_delta=training.min_delta, min_rows=training.gate_min_rows,
+                        slice_feature=spec.slice_feature,
                         stale=champion_stale(decision, refresh_on=training.refresh_on,
                                              newer=_newer(reg, champion, challenger)))
     create_table_artifact(key=f"greenlight-gate-{spec.name.replace('_', '-')}",
@@ -163,7 +169,8 @@ def retrain(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ver
     note = route_note(params["policy"], result.verdict, route_to)
     get_run_logger().info(note)
     out: dict[str, Any] = {"gate": result.to_dict(), "verdict": result.verdict,
-                           "route": route_to, "route_note": note,
+                           "route": route_to, "route_note": note, "recipe": choice.best.name,
+                           "recipe_reason": choice.reason,
                            "challenger_metric": result.challenger,
                            "gate_champion_metric": result.champion}
     ch_metrics, champ_metrics = result.challenger_metrics, result.champion_metrics
@@ -179,6 +186,8 @@ def retrain(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ver
             BATCH_IDS_TAG: ",".join(b["id"] for b in pending),
             "greenlight.data_hash": challenger.data_hash,
             CHAMPION_SEEN_TAG: str(champion.version) if champion else "none"}
+    if route_to == "none" and champion is None:  # the cycle ends with it (flows/cycle.py)
+        out["no_champion"] = f"no first champion: the gate said {result.reason}"
     if route_to == "none":
         if champion is not None and result.champion is not None:
             # The champion held on the newest data: acknowledge the drift, and its score there

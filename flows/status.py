@@ -14,7 +14,7 @@ BATCH_FIELDS = ("id", "file", "status", "reason", "rows", "drift_share", "label_
                 "champion_metric", "decision", "challenger_metric", "gate_champion_metric",
                 "registered_version", "promoted_version", "gate", "held_reason",
                 "released_by", "route_note", "approval", "approval_by", "approval_reason",
-                "promotion_refused")
+                "promotion_refused", "no_champion")
 
 
 def json_safe(value: Any) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -26,6 +27,8 @@ def batch_table(state: dict[str, Any], title: str = "Batches") -> Table:
         decision = b.get("decision") or ""
         if ok and b.get("registered_version") and not b.get("promoted_version"):
             decision += " (registered, not promoted)"
+        elif ok and b.get("no_champion"):
+            decision += " (no champion)"
         elif ok and decision == "retrain" and not b.get("registered_version"):
             decision += f" (gate: {(b.get('gate') or 'none').split(':')[0]})"
         if ok and b.get("approval"):  # who said what, where the policy asked a person
@@ -60,6 +63,10 @@ def print_status(state: dict[str, Any], console: Console) -> None:
 
 def print_quarantine(state: dict[str, Any], console: Console) -> None:
     for b in state["batches"]:
+        if b["status"] == "accepted" and b.get("no_champion") and not state.get("champion"):
+            # why the data gave no first champion yet: text, never console markup
+            console.print(f"[red]no champion[/] {escape(b['file'] or b['id'])}: "
+                          f"{escape(b['no_champion'])}", highlight=False)
         if b["status"] == "quarantined":
             console.print(f"[red]quarantined[/] {b['reason']}", highlight=False)
         elif b["status"] == "held":

@@ -8,13 +8,18 @@ is `tasks.evaluate.relative_gain` of the primary metric, so `min_delta` means th
 accuracy and MAE.
 
 Verdicts, checked in this order:
+- bootstrap: no champion yet, the sanity checks hold and the challenger's primary metric
+  on the window is defined. Passes. A first model has nothing to beat, so it needs no
+  interval and neither `min_rows` nor `min_class_rows`: with yearly batches of 365 daily
+  rows the window (30%) was under 200 rows, so no champion could ever be made ("Your own
+  data"). Its sanity failing, or a metric that is undefined there (it becomes the baseline
+  decay is measured against), is a fail; an empty window is insufficient.
 - insufficient: fewer than `min_rows` labelled rows, or (classification) fewer than
   `min_class_rows` of either class. "Not enough evidence": never a pass. A window of one
   class rewards whichever model says that class most: a batch labelled all 1 made a
   worse challenger look +90% better (issue 21).
 - fail: a sanity check failed (non-finite or constant predictions, features or task kind
   not the serving contract), or a slice degraded (below), or the point gain <= min_delta.
-- bootstrap: no champion yet, and the sanity checks hold. Passes.
 - clear: the lower bound of the 95% interval of the gain > min_delta, no slice degraded.
   Passes.
 - marginal: the point gain > min_delta but the lower bound <= min_delta, no slice
@@ -60,9 +65,10 @@ from tasks.bootstrap import (
 )
 from tasks.evaluate import evaluate, relative_gain
 from tasks.spec import DatasetSpec
-from tasks.train import binary_target
+from tasks.train import binary_target, split_gate_window
 
-__all__ = ["GateResult", "gate", "paired_bootstrap", "sanity_checks"]  # the statistic too
+__all__ = ["GateResult", "bootstrap_blocker", "gate", "paired_bootstrap",
+           "sanity_checks"]  # the statistic too
 
 LEVEL = 0.95
 PASSING = ("clear", "bootstrap", "refresh")
@@ -71,6 +77,10 @@ HIGHER = ("accuracy", "roc_auc")  # as DatasetSpec.higher_is_better, for seconda
 # its share's standard error near 0.07 relative on a 30% class; below, a metric gain is
 # mostly which class the window happened to hold.
 MIN_CLASS_ROWS = 30
+# Rows a first model needs to train on: LightGBM's min_child_samples is 20, so below ~50
+# rows a tree has barely one split and the model is close to a constant (as
+# tasks.recipe.MIN_TRAIN_ROWS, below which a backtest fold is not scored).
+MIN_FIT_ROWS = 50
 
 
 class Scorer(Protocol):
@@ -189,6 +199,48 @@ def _class_shortfall(rows: pd.DataFrame, spec: DatasetSpec, min_class_rows: int)
             f"{counts['negative']} negative rows; each class needs {min_class_rows}")
 
 
+def bootstrap_blocker(history: pd.DataFrame, spec: DatasetSpec, gate_rows: int,
+                      window_days: float | None = None) -> str | None:
+    """Why no first champion can be made from these labelled rows, in one line; else None.
+
+    Checked before training, so the user reads what the data lacks rather than a constant
+    model's sanity failure: too few rows to fit (MIN_FIT_ROWS) or none held out to check
+    the model on, or (classification) a single class in the training rows, from which a
+    classifier learns only that class."""
+    split = split_gate_window(history, spec, gate_rows, window_days)
+    train, held = split.train, split.gate
+    if len(train) < MIN_FIT_ROWS or not len(held):
+        return (f"no first champion: {len(history)} labelled rows give {len(train)} to train "
+                f"on and {len(held)} to check on; a first model needs at least "
+                f"{MIN_FIT_ROWS} rows to train on and 1 to check on: land more batches and "
+                f"run again")
+    if spec.task == "classification":
+        positive = int(binary_target(train, spec).sum())
+        if positive in (0, len(train)):
+            value = train[spec.target].dropna().iloc[0]
+            value = value.item() if hasattr(value, "item") else value
+            return (f"no first champion: all {len(train)} training rows have "
+                    f"{spec.target}={value!r}; a classifier needs both classes: land batches "
+                    f"with both and run again")
+    return None
+
+
+def _first_model(n: int, base: dict, name: str) -> GateResult:
+    """The verdict on a first model (no champion): the sanity checks and a defined metric,
+    no interval and no row minimum (module docstring)."""
+    if not n:
+        return GateResult("insufficient", False, reason="not enough evidence: no labelled rows "
+                          "to check a first model on", **base)
+    if base["sanity"]:
+        return GateResult("fail", False, reason="fail: sanity: " + "; ".join(base["sanity"]),
+                          **base)
+    if not math.isfinite(base["challenger"]):
+        return GateResult("fail", False, reason=f"fail: {name} of a first model is undefined "
+                          f"on the {n} rows of the gate window", **base)
+    return GateResult("bootstrap", True, reason=f"bootstrap: no champion; {name}="
+                      f"{base['challenger']:.4f} on {n} rows", **base)
+
+
 def _slices(feature: str, draws: dict, min_rows: int, max_drop: float) -> list[dict]:
     """Per slice value: points, interval and whether it degrades (module docstring)."""
     out = []
@@ -227,6 +279,8 @@ def gate(challenger: Scorer, champion: Scorer | None, window: pd.DataFrame,
     base = dict(metric=name, min_delta=min_delta, challenger=ch_metrics.get(name, math.nan),
                 champion=None, gain=None, ci_low=None, ci_high=None, n_rows=n, n_resamples=0,
                 block_rows=0, sanity=sanity, challenger_metrics=ch_metrics, stale=stale)
+    if champion is None:
+        return _first_model(n, base, name)
     if n < min_rows:
         return GateResult("insufficient", False, reason=f"not enough evidence: {n} labelled "
                           f"rows < {min_rows}", **base)
@@ -235,9 +289,6 @@ def gate(challenger: Scorer, champion: Scorer | None, window: pd.DataFrame,
         return GateResult("insufficient", False, reason=shortfall, **base)
     if sanity:
         return GateResult("fail", False, reason="fail: sanity: " + "; ".join(sanity), **base)
-    if champion is None:
-        return GateResult("bootstrap", True, reason=f"bootstrap: no champion; {name}="
-                          f"{base['challenger']:.4f} on {n} rows", **base)
     old = champion.score(rows)
     y = _truth(rows, spec)
     block = (auto_block_rows(row_losses(name, y, scores) - row_losses(name, y, old))

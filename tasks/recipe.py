@@ -79,10 +79,41 @@ class Recipe:
         return memory
 
 
+# The grid for monthly batches: half-lives of about 1/2, 1, 2, 3 and 6 batches, windows of
+# 1, 3 and 6, and expanding. Coarser batches scale it (`grid_for`).
 CANDIDATES: tuple[Recipe, ...] = (
     Recipe(), Recipe(180), Recipe(90), Recipe(60), Recipe(30), Recipe(14),
     Recipe(None, 180), Recipe(None, 90), Recipe(None, 30),
 )
+MONTH_DAYS = 365.25 / 12
+
+
+def batch_months(history: pd.DataFrame, spec: DatasetSpec, batch_column: str | None) -> int:
+    """How many whole months a batch spans: the median over the history's batches of the
+    time from a batch's first row to its last, in months, rounded, at least 1.
+
+    The data's own cadence, not a setting: a user who lands a year a batch gets a grid on
+    the scale of years without being asked. The median ignores an odd short batch (a
+    harvest of served predictions, the last part of a replay)."""
+    if not batch_column or batch_column not in history.columns or not len(history):
+        return 1
+    times = history.groupby(batch_column, sort=False)[spec.time_column].agg(["min", "max"])
+    days = (times["max"] - times["min"]).dt.total_seconds().median() / 86400.0
+    return max(1, round(float(days) / MONTH_DAYS)) if math.isfinite(days) else 1
+
+
+def grid_for(months: int) -> tuple[Recipe, ...]:
+    """CANDIDATES in units of `months` months a batch: the same multiples of a batch.
+
+    With yearly batches the fixed grid stopped at 180 days, under one batch, so every
+    window held less than the newest batch and the backtest chose expanding 36 times of 38
+    ("Your own data"). Monthly and finer cadences keep CANDIDATES exactly: weekly batches
+    already get 2 to 26 batches of memory from it, and their verdicts stay as they were."""
+    if months <= 1:
+        return CANDIDATES
+    return tuple(Recipe(None if r.half_life_days is None else r.half_life_days * months,
+                        None if r.window_days is None else r.window_days * months)
+                 for r in CANDIDATES)
 
 
 @dataclass
@@ -302,24 +333,31 @@ def choose_recipe(train: pd.DataFrame, spec: DatasetSpec, *,
     return RecipeChoice(best, table, metric, fold_info, reason, time.perf_counter() - began)
 
 
-def candidates_for(spec: DatasetSpec) -> tuple[Recipe, ...]:
-    """The fixed grid plus the spec's own recipe, which may be tuned to its batch length."""
+def candidates_for(spec: DatasetSpec, months: int = 1) -> tuple[Recipe, ...]:
+    """The grid for batches of `months` months plus the spec's own recipe, which may be
+    tuned to its batch length."""
+    grid = grid_for(months)
     default = Recipe(spec.training.half_life_days, spec.training.window_days)
-    return CANDIDATES if default in CANDIDATES else (*CANDIDATES, default)
+    return grid if default in grid else (*grid, default)
 
 
 def choose_before_gate(history: pd.DataFrame, spec: DatasetSpec, *, gate_rows: int,
-                       folds: int = 3) -> RecipeChoice:
+                       folds: int = 3, batch_column: str | None = None) -> RecipeChoice:
     """Backtest on the rows older than the gate window, never on it: the window that then
     judges the challenger must not also have picked how it was trained.
 
     Each fold is a replica of the gate (as many rows, the model fitted on every row before
     it), so a change inside the newest batch shows in the newest folds' training data.
     Batch-sized folds would train every fold on the old regime and always favour the
-    longest memory right after a change."""
+    longest memory right after a change. With `batch_column` the grid is on the scale of
+    the history's own batches (`batch_months`, `grid_for`)."""
+    months = batch_months(history, spec, batch_column)
     older = split_gate_window(history, spec, gate_rows, None).train
-    return choose_recipe(older, spec, candidates=candidates_for(spec), folds=folds,
-                         fold_rows=gate_rows)
+    choice = choose_recipe(older, spec, candidates=candidates_for(spec, months), folds=folds,
+                           fold_rows=gate_rows)
+    if months > 1:
+        choice.reason += f"; grid scaled to batches of {months} months"
+    return choice
 
 
 def _mean(values: list[float]) -> float:

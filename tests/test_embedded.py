@@ -85,3 +85,30 @@ def test_a_temporary_server_is_not_taken_for_a_real_one(monkeypatch):
     assert embedded.real_api_url("http://127.0.0.1:8123/api") is None
     assert embedded.real_api_url("http://127.0.0.1:4200/api") == "http://127.0.0.1:4200/api"
     assert approval_needs_server("manual", embedded.real_api_url("http://127.0.0.1:8123/api"))
+
+
+def test_a_temporary_server_that_does_not_come_up_is_one_line(home):
+    """No traceback when Prefect's server cannot start in time: one line naming its log,
+    exit 3 (retry later), and the half-started server is stopped."""
+    sources.write_batch(sources.synthetic_batch(0), home.landing)
+    settled = time.time() - 60
+    for path in home.landing.iterdir():
+        os.utime(path, (settled, settled))
+    env = {**os.environ, "GREENLIGHT_HOME": str(home.root),
+           "PREFECT_HOME": str(home.root / "prefect"),
+           "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "0"}
+    env.pop("PREFECT_API_URL", None)
+
+    done = subprocess.run([sys.executable, "-m", "flows.cli", "run"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+    assert done.returncode == 3, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "temporary Prefect server did not answer" in lines[0]
+    assert "temporary-server.log" in lines[0]
+    assert any(home.landing.iterdir())  # nothing was taken: the next run takes the batch
+    deadline = time.monotonic() + 10
+    while _servers_of(home.root) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _servers_of(home.root) == []

@@ -111,7 +111,8 @@ def test_too_few_rows_is_not_enough_evidence():
     assert result.verdict == "insufficient" and not result.passed
     assert "not enough evidence" in result.reason
     unlabelled = window(n=400).assign(y=lambda d: d.y.astype(float).mask(d.index < 250))
-    assert gate(Fixed("new"), None, unlabelled, SPEC, min_delta=0.0).verdict == "insufficient"
+    assert gate(Fixed("new"), Fixed("old"), unlabelled, SPEC,
+                min_delta=0.0).verdict == "insufficient"
 
 
 def test_sanity_checks_fail_constant_predictions_and_a_changed_contract():
@@ -127,6 +128,38 @@ def test_first_model_is_bootstrapped():
     result = gate(Fixed("new"), None, window(), SPEC, min_delta=0.005)
     assert result.verdict == "bootstrap" and result.passed and result.champion is None
     json.dumps(result.to_dict())
+
+
+def test_a_first_model_needs_sanity_not_evidence():
+    """"Your own data": a yearly batch of 365 daily rows holds out 109, under min_rows, and
+    no champion could ever be made. With no champion there is nothing to beat: the sanity
+    checks and a defined metric decide, whatever the window's size or classes."""
+    small = window(n=109, seed=2)
+    result = gate(Fixed("new"), None, small, SPEC, min_delta=0.005, min_rows=200)
+    assert result.verdict == "bootstrap" and result.passed and result.n_rows == 109
+    one_class = window(n=60, seed=2).assign(y=1)
+    assert gate(Fixed("new"), None, one_class, SPEC, min_delta=0.005).verdict == "bootstrap"
+    auc = SPEC.model_copy(update={"primary_metric": "roc_auc"})
+    undefined = gate(Fixed("new"), None, one_class, auc, min_delta=0.005)
+    assert undefined.verdict == "fail" and "undefined" in undefined.reason
+    nothing = window(n=50).assign(y=np.nan)
+    empty = gate(Fixed("new"), None, nothing, SPEC, min_delta=0.005)
+    assert empty.verdict == "insufficient" and "no labelled rows" in empty.reason
+    flat = gate(Fixed("flat"), None, small.assign(flat=0.7), SPEC, min_delta=0.005)
+    assert flat.verdict == "fail" and "constant" in flat.reason
+
+
+def test_the_bootstrap_blocker_names_what_the_data_lacks():
+    from tasks.gate import MIN_FIT_ROWS, bootstrap_blocker
+
+    rows = window(n=365, seed=3)
+    assert bootstrap_blocker(rows, SPEC, gate_rows=109) is None
+    few = bootstrap_blocker(rows.head(60), SPEC, gate_rows=18)
+    assert few.startswith("no first champion") and f"at least {MIN_FIT_ROWS}" in few
+    assert "\n" not in few
+    single = bootstrap_blocker(rows.assign(y=0), SPEC, gate_rows=109)
+    assert "all 256 training rows have y=0" in single and "both classes" in single
+    assert bootstrap_blocker(rows.assign(y=0.0), REG, gate_rows=109) is None  # no classes
 
 
 def test_result_serialises_for_tags_and_table_artifacts():

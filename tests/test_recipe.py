@@ -215,3 +215,45 @@ def test_the_backtest_encodes_once_and_scores_as_each_fold_would_alone(labels):
             X, X_score = _renumbered(encode_rows(data, CAT_SPEC), *rows)
             for ours, theirs in ((X, split.train), (X_score, split.gate)):
                 pd.testing.assert_frame_equal(ours.reset_index(drop=True), model.encode(theirs))
+
+
+def _batched(freq: str, years: int = 6, rows_per_day: int = 1) -> pd.DataFrame:
+    """Daily (or finer) rows over `years`, labelled with their calendar `freq` batch."""
+    times = pd.date_range("2000-01-01", periods=int(365.25 * years) * rows_per_day,
+                          freq=f"{24 // rows_per_day}h")
+    batch = pd.Series(times).dt.to_period(freq).astype(str)
+    return pd.DataFrame({"ts": times, "batch": batch.to_numpy(), "y": 1})
+
+
+@pytest.mark.parametrize(("freq", "months"), [("W", 1), ("M", 1), ("Q", 3), ("Y", 12)])
+def test_the_batches_own_span_sets_the_scale_of_the_grid(freq, months):
+    """"Your own data": yearly batches met a grid that stopped at 180 days and chose
+    expanding 36 times of 38. The grid is in batches now: monthly and finer keep today's
+    days exactly (the demo's weekly verdicts stay), coarser ones scale it."""
+    from tasks.recipe import batch_months, candidates_for, grid_for
+
+    frame = _batched(freq)
+    assert batch_months(frame, SPEC, "batch") == months
+    grid = grid_for(months)
+    assert len(grid) == len(CANDIDATES)
+    assert [r.half_life_days for r in grid] == [
+        None if r.half_life_days is None else r.half_life_days * months for r in CANDIDATES]
+    assert [r.window_days for r in grid] == [
+        None if r.window_days is None else r.window_days * months for r in CANDIDATES]
+    if months == 1:
+        assert grid == CANDIDATES
+    else:  # windows of 1, 3 and 6 batches, whatever a batch is
+        windows = sorted(r.window_days for r in grid if r.window_days)
+        assert windows == [30 * months, 90 * months, 180 * months]
+    spec = SPEC.model_copy(update={"training": TrainingDefaults(window_days=90)})
+    assert Recipe(None, 90) in candidates_for(spec, months)  # the spec's own stays a candidate
+
+
+def test_without_batches_the_grid_is_todays():
+    from tasks.recipe import batch_months
+
+    assert batch_months(_batched("Y"), SPEC, None) == 1
+    assert batch_months(_batched("Y"), SPEC, "no such column") == 1
+    assert batch_months(_batched("Y").head(0), SPEC, "batch") == 1
+    hourly_quarters = _batched("Q", years=1, rows_per_day=24)
+    assert batch_months(hourly_quarters, SPEC, "batch") == 3
