@@ -149,8 +149,8 @@ def run(
 ) -> None:
     """Run one cycle over what is in landing/ (after harvesting labelled served predictions).
 
-    Prints one line saying in words what the cycle saw and decided, e.g. `2026-W07: drift
-    0.43 (age, income) -> retrain -> gate clear +13.8% (CI +9.2..+18.9%) -> v2 @champion`.
+    Prints one line saying in words what the cycle saw and decided, e.g. `2026-W17: drift
+    0.57 (market, income) -> retrain -> gate clear +21.0% (CI +16.6..+25.4%) -> v2 @champion`.
     The cycle's JSON summary is written to <state dir>/runs/<UTC time>-<dataset>.json (with
     --json it is printed instead of the line). Warnings (quarantined, held, still being
     written) go to stderr. A run with nothing new says so and writes no file."""
