@@ -198,7 +198,7 @@ def run(
             server_ready()
         except ServerDidNotStart as exc:
             _fail(str(exc), UNREACHABLE_EXIT)
-        with redirect_stdout(sys.stderr):  # stdout holds the JSON summary and nothing else
+        with redirect_stdout(sys.stderr):  # stdout holds the line (or the JSON) and nothing else
             summary = cycle(dataset=dataset, policy=policy, force_retrain=force,
                             harvest_served=harvest_served, **parameters)
     except ValueError as exc:
@@ -247,8 +247,6 @@ def init(
 ) -> None:
     """Infer a dataset's spec and GX suite from a sample, validate the sample, say what to
     review. Exit 0: written or up to date; 1: differences not written; 2: bad input."""
-    from rich.markup import escape
-
     from tasks.home import EXPECTATIONS_DIR
     from tasks.infer import InitError, init_dataset
 
@@ -257,7 +255,7 @@ def init(
         result = init_dataset(name, data, target=target, time_column=time_column, root=root,
                               exclude=tuple(exclude or ()), update=update)
     except InitError as exc:
-        _fail(escape(str(exc)))
+        _fail(str(exc))
     for line in result.lines():
         console.print(line, markup=False, highlight=False, soft_wrap=True)
     if result.written and root != EXPECTATIONS_DIR.resolve():
