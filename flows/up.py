@@ -79,6 +79,49 @@ def runner_deployments(defs: Iterable[DeploymentDef], *, dataset: str,
         entrypoint_type=EntrypointType.MODULE_PATH) for d in defs]
 
 
+FLOW_NAME = "greenlight-cycle"  # flows/cycle.py's @flow name: the deployments' flow
+
+
+def drop_paused_runs(defs: Iterable[DeploymentDef], settle_seconds: float = 1.0) -> int:
+    """Delete the runs Prefect's scheduler made for a deployment whose schedule is now paused.
+
+    Pausing a schedule deletes its auto-scheduled runs, but the scheduler service (every
+    few seconds for recently changed deployments) can read the schedule as active just
+    before the change and insert runs just after it: a paused policy would then still run
+    once, racing the active one for the same batches. So sweep, let such a pass finish,
+    and sweep again. Returns how many runs were deleted."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterName,
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    paused = [d.name for d in defs if d.cron and not d.active]
+    if not paused:
+        return 0
+    dropped = 0
+    with get_client(sync_client=True) as client:
+        for sweep in range(2):
+            if sweep:
+                time.sleep(settle_seconds)
+            waiting = client.read_flow_runs(
+                flow_filter=FlowFilter(name=FlowFilterName(any_=[FLOW_NAME])),
+                deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=paused)),
+                flow_run_filter=FlowRunFilter(state=FlowRunFilterState(
+                    type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))))
+            for run in waiting:
+                if run.auto_scheduled:
+                    client.delete_flow_run(run.id)
+                    dropped += 1
+    return dropped
+
+
 def serve_deployments(defs: Iterable[DeploymentDef], *, dataset: str, home: Path,
                       limit: int = 1) -> None:
     """Serve cycle deployments against `PREFECT_API_URL` until Ctrl-C, SIGTERM or SIGHUP.
@@ -89,8 +132,10 @@ def serve_deployments(defs: Iterable[DeploymentDef], *, dataset: str, home: Path
     from prefect.runner import Runner
 
     runner = Runner(pause_on_shutdown=False, limit=limit)
+    defs = list(defs)
     for deployment in runner_deployments(defs, dataset=dataset, home=home):
         runner.add_deployment(deployment)
+    drop_paused_runs(defs)
     try:
         asyncio.run(_serve_until_stopped(runner))
     except (KeyboardInterrupt, asyncio.CancelledError):

@@ -215,7 +215,7 @@ def test_up_switches_on_one_policy_and_pauses_the_others(prefect_server, tmp_pat
     from prefect.client.schemas.objects import StateType
 
     from flows.deployments import CATALOG, belongs_to, for_policy
-    from flows.up import runner_deployments
+    from flows.up import drop_paused_runs, runner_deployments
 
     home = tmp_path / "gl"
     with get_client(sync_client=True) as client:
@@ -223,6 +223,7 @@ def test_up_switches_on_one_policy_and_pauses_the_others(prefect_server, tmp_pat
             for deployment in runner_deployments(for_policy(policy), dataset="synthetic",
                                                  home=home):
                 deployment.apply()
+            drop_paused_runs(for_policy(policy))  # as serve_deployments does after applying
             on = set()
             for d in CATALOG:
                 found = client.read_deployment_by_name(d.full_name)
