@@ -117,14 +117,13 @@ def parse_times(path: Path, raw: pd.Series) -> pd.Series:
         raise InitError(f"{path}: column {raw.name!r} holds numbers, not timestamps "
                         "(write them as dates, e.g. 2024-01-31 or 2024-01-31T13:00:00)")
     else:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                parsed = pd.to_datetime(raw, errors="coerce")
-            except (ValueError, TypeError) as exc:  # mixed offsets in some pandas versions
-                raise InitError(f"{path}: column {raw.name!r}: timestamps cannot be parsed: "
-                                f"{str(exc).splitlines()[0]}") from None
-        bad = raw[parsed.isna() & raw.notna()] if len(parsed) == len(raw) else raw
+        from tasks.ingest import coerce_times
+
+        try:
+            parsed, bad = coerce_times(raw)
+        except (ValueError, TypeError) as exc:  # mixed offsets in some pandas versions
+            raise InitError(f"{path}: column {raw.name!r}: timestamps cannot be parsed: "
+                            f"{str(exc).splitlines()[0]}") from None
         if len(bad):
             examples = ", ".join(repr(str(v)[:40]) for v in bad.astype(str).unique()[:3])
             raise InitError(f"{path}: {len(bad)} of {len(raw)} values in column {raw.name!r} "

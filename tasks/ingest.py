@@ -299,13 +299,19 @@ def _not_a_file(path: Path) -> str:
             "(land the file itself)")
 
 
-def _parse_times(path: Path, raw: pd.Series) -> pd.Series:
-    """Timestamps as datetimes; values that are there but are not dates fail the batch here,
-    where the reason can say so (after parsing they would only look missing)."""
+def coerce_times(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Timestamps as datetimes, and the values that are there but are not dates (after
+    parsing they would only look missing). Intake and `greenlight init` read times alike."""
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "could not infer format": the count below says more
+        warnings.simplefilter("ignore")  # "could not infer format": the caller counts instead
         parsed = pd.to_datetime(raw, errors="coerce")
-    bad = raw[parsed.isna() & raw.notna()]
+    return parsed, raw[parsed.isna() & raw.notna()]
+
+
+def _parse_times(path: Path, raw: pd.Series) -> pd.Series:
+    """Timestamps as datetimes; values that are not dates fail the batch here, where the
+    reason can say so."""
+    parsed, bad = coerce_times(raw)
     if len(bad):
         examples = ", ".join(quote(v) for v in bad.astype(str).unique()[:3])
         raise BatchReadError(f"{path.name}: {len(bad)} of {len(raw)} values in column "
