@@ -12,9 +12,9 @@ mean monthly primary metric of:
   number that counts); then monitor_batch + decide (drift share 0.3, max decay 0.05); on
   "retrain" the gate window is the newest 30% of the month, choose_before_gate backtests on
   the rows before it in three gate-sized folds (as the flow does), the challenger is fitted
-  with that recipe, and tasks.gate judges it against the champion. As decide retrained on
+  with that recipe, and tasks.gate.gate judges it against the champion. As decide retrained on
   drift, a challenger on newer rows than the champion passes unless the champion is proven
-  better (verdict "refresh", Training.refresh_on, tasks.decide.champion_stale);
+  better (verdict "refresh", Training.refresh_on, tasks.gate.decide.champion_stale);
   a passing challenger is refitted with its recipe on every row, gate window included,
   before it is promoted (Training.refit);
 - auto, gain only / gain only + refit: the same with refresh_on "never" (every challenger
@@ -30,7 +30,7 @@ verdict and interval, and the champion's age in months.
     uv run python benchmarks/adaptation.py [--datasets elec2,bike_sharing] [--trace]
 
 Any dataset with a spec under expectations/ (e.g. one made by `greenlight init`) runs the
-same way, cut at any cadence (`tasks.sources.cut_batches`: Y, Q, M, W, D, h, with a
+same way, cut at any cadence (`tasks.data.sources.cut_batches`: Y, Q, M, W, D, h, with a
 multiple if wanted), with LightGBM's defaults from the spec unless --trees/--learning-rate:
 
     uv run python benchmarks/adaptation.py --dataset NAME --data FILE --freq Q --warmup 2
@@ -49,15 +49,15 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tasks.decide import champion_stale, decide  # noqa: E402
-from tasks.evaluate import evaluate  # noqa: E402
-from tasks.gate import gate, sanity_checks  # noqa: E402
-from tasks.model import GreenlightModel  # noqa: E402
-from tasks.monitor import monitor_batch  # noqa: E402
-from tasks.recipe import Recipe, choose_before_gate, choose_recipe, fit_recipe  # noqa: E402
-from tasks.sources import cut_batches, load_dataset  # noqa: E402
-from tasks.spec import load_spec  # noqa: E402
-from tasks.train import fit, reference_sample, split_gate_window  # noqa: E402
+from tasks.data.sources import cut_batches, load_dataset  # noqa: E402
+from tasks.data.spec import load_spec  # noqa: E402
+from tasks.gate.decide import champion_stale, decide  # noqa: E402
+from tasks.gate.gate import gate, sanity_checks  # noqa: E402
+from tasks.monitoring.monitor import monitor_batch  # noqa: E402
+from tasks.training.evaluate import evaluate  # noqa: E402
+from tasks.training.model import GreenlightModel  # noqa: E402
+from tasks.training.recipe import Recipe, choose_before_gate, choose_recipe, fit_recipe  # noqa: E402
+from tasks.training.train import fit, reference_sample, split_gate_window  # noqa: E402
 
 BATCH = "_batch"
 # PROVENANCE: warm-up months and LightGBM settings; plus a slice for the gate's guard.
@@ -280,7 +280,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, default=None,
                         help="its data file, or the folder holding elec2/ and bike_sharing/ "
                              "(default ../shared/data)")
-    parser.add_argument("--freq", default="M", help="batch cadence (tasks.sources.cut_batches)")
+    parser.add_argument("--freq", default="M", help="batch cadence (see cut_batches)")
     parser.add_argument("--warmup", type=int, default=None,
                         help="batches before the first scored one (default PROVENANCE's, or 4)")
     parser.add_argument("--trees", type=int, default=None,

@@ -8,7 +8,7 @@ On the synthetic stream at `--rows` rows per batch (same schema and suite as the
 - training on `--rows` rows of history (four batches) with recency weights, gated on the
   newest rows: every gate metric of both challengers and their difference.
 
-The Dask side runs the same functions the cycle runs (tasks/distributed.py) on a plain
+The Dask side runs the same functions the cycle runs (tasks/scale/distributed.py) on a plain
 `distributed.Client`, without Prefect, so the times compare the work and not orchestration.
 With `--address` it uses that scheduler, else a LocalCluster of one worker per core.
 
@@ -27,12 +27,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from tasks import distributed, lake, sources, train
-from tasks.gate import gate
-from tasks.monitor import monitor_batch
-from tasks.quality import load_ranges
-from tasks.spec import load_spec, suite_path
-from tasks.validate import read_suite, validate_frame, with_time_checks
+from tasks.data import lake, sources
+from tasks.data.spec import load_spec, suite_path
+from tasks.data.validate import read_suite, validate_frame, with_time_checks
+from tasks.gate.gate import gate
+from tasks.monitoring.monitor import monitor_batch
+from tasks.monitoring.quality import load_ranges
+from tasks.scale import distributed
+from tasks.training import train
 
 SPEC = load_spec("synthetic")
 VERDICTS = ("drifted_features", "label_drifted", "prediction_drifted", "adversarial_drifted")

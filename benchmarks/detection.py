@@ -1,6 +1,6 @@
 """Detection delays and false alarms of greenlight's monitoring on the synthetic stream.
 
-Replays the seeded synthetic stream (tasks/sources.py: covariate change at batch 5, prior at
+Replays the seeded synthetic stream (tasks/data/sources.py: covariate change at batch 5, prior at
 10, concept at 15; batch 8 is malformed and quarantined by the flow, so skipped here) for
 `--batches` weekly batches, through the same task functions the flow runs:
 monitor_batch (Evidently drift, prediction drift, adversarial validation, decay) and
@@ -30,13 +30,13 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from flows.params import Thresholds  # noqa: E402
-from tasks import alarms  # noqa: E402
-from tasks.drift import StatTests  # noqa: E402
-from tasks.monitor import Limits, MonitorResult, monitor_batch  # noqa: E402
-from tasks.quality import load_ranges  # noqa: E402
-from tasks.sources import SYNTHETIC_CHANGE_POINTS, SYNTHETIC_MALFORMED, synthetic_batch  # noqa: E402
-from tasks.spec import load_spec, suite_path  # noqa: E402
-from tasks.train import train_challenger  # noqa: E402
+from tasks.monitoring import alarms  # noqa: E402
+from tasks.data.sources import SYNTHETIC_CHANGE_POINTS, SYNTHETIC_MALFORMED, synthetic_batch  # noqa: E402
+from tasks.data.spec import load_spec, suite_path  # noqa: E402
+from tasks.monitoring.drift import StatTests  # noqa: E402
+from tasks.monitoring.monitor import Limits, MonitorResult, monitor_batch  # noqa: E402
+from tasks.monitoring.quality import load_ranges  # noqa: E402
+from tasks.training.train import train_challenger  # noqa: E402
 
 BATCH = "_batch_id"
 
@@ -72,7 +72,7 @@ def _train(history: pd.DataFrame, spec, thresholds_rows: int = 1000):
                           half_life_days=spec.training.half_life_days,
                           window_days=spec.training.window_days,
                           reference_rows=thresholds_rows, batch_column=BATCH)
-    from tasks.evaluate import evaluate
+    from tasks.training.evaluate import evaluate
 
     registered = evaluate(ch.model, ch.split.gate, spec)[spec.primary_metric]
     return ch.model, ch.reference, registered

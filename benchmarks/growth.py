@@ -7,7 +7,7 @@ Each size runs in two fresh processes, so one size's memory never shows in anoth
 - measure: a warm-up flow starts embedded Prefect, then one full cycle runs with
   force_retrain and min_delta=-1 (ingest, validate, monitor, recipe, train, gate, register,
   promote all run) and prints the per-step seconds the cycle records
-  (`tasks.pipeline.Steps`), the wall and CPU time of the cycle and the peak RSS of the
+  (`core.steps.Steps`), the wall and CPU time of the cycle and the peak RSS of the
   process (`resource.getrusage`, imports included).
 
 Per-row cost is cycle seconds / (batch + history rows). Goals (issue 8): a 1M-row batch
@@ -57,9 +57,9 @@ def cpu_seconds() -> float:
 def set_up(root: Path, rows: int, factor: int) -> None:
     """Champion from a small batch, `factor` N-row batches of history, one N-row batch landed."""
     from flows.cycle import cycle
-    from tasks import ingest, lake, manifest, sources
-    from tasks.home import Home
-    from tasks.spec import load_spec
+    from tasks.data import ingest, lake, manifest, sources
+    from tasks.data.home import Home
+    from tasks.data.spec import load_spec
 
     home, spec = Home.from_env(root).ensure(), load_spec("synthetic")
     sources.write_batch(sources.synthetic_batch(0, rows=CHAMPION_ROWS), home.landing, "parquet")

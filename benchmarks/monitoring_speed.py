@@ -1,8 +1,9 @@
 """Drift on a big batch: sampled (what the flow does) against exhaustive, time and verdicts.
 
 Evidently's drift on 1,000,000 rows x 10 columns takes ~24 s (STACK_NOTES); `measure_drift`
-samples frames above `tasks.drift.MAX_ROWS` rows. This prints, per synthetic case, the time
-of both and whether each feature's drift verdict agrees, then the share that agrees overall.
+samples frames above `tasks.monitoring.drift.MAX_ROWS` rows. This prints, per synthetic case,
+the time of both and whether each feature's drift verdict agrees, then the share that agrees
+overall.
 The cases mix no drift, clear drift and shifts sitting near the 0.1 threshold, where a
 sample can honestly land on the other side.
 
@@ -37,8 +38,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tasks.drift import MAX_ROWS, measure_drift
-from tasks.spec import DatasetSpec
+from tasks.data.spec import DatasetSpec
+from tasks.monitoring.drift import MAX_ROWS, measure_drift
 
 NUMERIC = [f"x{i}" for i in range(7)]
 CATEGORICAL = ["region", "channel", "tier"]
@@ -92,9 +93,10 @@ def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, float
 def stream_cases(rows: int) -> None:
     """The whole monitoring step (`monitor_batch`: champion scoring, drift, label drift,
     decay, reports) on 1M-row batches of the synthetic stream, sampled against exhaustive."""
-    from tasks import sources, train
-    from tasks.monitor import monitor_batch
-    from tasks.spec import load_spec
+    from tasks.data import sources
+    from tasks.data.spec import load_spec
+    from tasks.monitoring.monitor import monitor_batch
+    from tasks.training import train
 
     spec = load_spec("synthetic")
     history = sources.synthetic_batch(0, rows=20_000).frame
@@ -138,9 +140,10 @@ def _champion_state(root: Path, rows: int) -> dict[str, Any]:
     from registry import versions
     from registry.register import register
     from registry.store import Registry
-    from tasks import lake, sources, train
-    from tasks.home import Home
-    from tasks.spec import load_spec
+    from tasks.data import lake, sources
+    from tasks.data.home import Home
+    from tasks.data.spec import load_spec
+    from tasks.training import train
 
     home = Home.from_env(root / "gl").ensure()
     spec = load_spec("synthetic")
@@ -166,11 +169,11 @@ def monitor_step(state: dict[str, Any], batch_id: str, frame: pd.DataFrame) -> A
     """The monitor step of one batch exactly as flows/cycle.py `_monitor` runs it, minus
     the Prefect task wrappers: monitor_batch, then its MLflow run, then the dashboards."""
     from flows.params import Thresholds
-    from tasks import dashboards, reports
-    from tasks.drift import StatTests
-    from tasks.monitor import Limits, monitor_batch
-    from tasks.quality import load_ranges
-    from tasks.spec import suite_path
+    from tasks.data.spec import suite_path
+    from tasks.monitoring.drift import StatTests
+    from tasks.monitoring.monitor import Limits, monitor_batch
+    from tasks.monitoring.quality import load_ranges
+    from tasks.publish import dashboards, reports
 
     home, reg, spec = state["home"], state["reg"], state["spec"]
     thresholds = Thresholds()
@@ -222,7 +225,7 @@ def monitor_vs_drift(rows: int = 3000, repeats: int = 5) -> dict[str, float]:
     import os
     import warnings
 
-    from tasks import sources
+    from tasks.data import sources
 
     for key in ("DO_NOT_TRACK", "MLFLOW_DISABLE_TELEMETRY"):
         os.environ.setdefault(key, "true")

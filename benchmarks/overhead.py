@@ -1,7 +1,7 @@
 """What Prefect costs: one full cycle on a weekly Elec2 batch, as a flow against a running
 Prefect server and as plain function calls, in the same process, from the same state.
 
-Set-up (not timed): a Prefect server on loopback (`flows.stack`, as `greenlight up` and
+Set-up (not timed): a Prefect server on loopback (`cli.stack`, as `greenlight up` and
 the test fixtures start it), then the first `--warmup` weeks of Elec2 make the champion
 through a real cycle, and the state dir is copied aside. Every repetition restores that
 copy, lands the next week and runs one cycle with force_retrain, min_delta=-1 and a gate
@@ -50,8 +50,8 @@ DATASET = "elec2"
 
 def batches(warmup: int) -> tuple[list, object]:
     """The warm-up weeks and the week each timed cycle lands."""
-    from tasks import sources
-    from tasks.spec import load_spec
+    from tasks.data import sources
+    from tasks.data.spec import load_spec
 
     weeks = sources.cut_batches(sources.load_dataset(DATASET), load_spec(DATASET), "W")
     return weeks[:warmup], weeks[warmup]
@@ -88,7 +88,7 @@ def restore_state(snapshot: Path, root: Path) -> None:
 
 def restore(snapshot: Path, root: Path, week: object) -> None:
     """Back to the champion's state, with the timed week landed."""
-    from tasks import sources
+    from tasks.data import sources
 
     restore_state(snapshot, root)
     sources.write_batch(week, root / "landing")
@@ -101,7 +101,7 @@ def without_prefect() -> Iterator[None]:
 
     import flows.cycle as fc
     import flows.retrain as fr
-    from tasks import alarms
+    from tasks.monitoring import alarms
 
     logger = logging.getLogger("greenlight.plain")
     with contextlib.ExitStack() as stack:
@@ -188,7 +188,7 @@ def prefect_server(work: Path) -> Iterator[float]:
     """A server on loopback for this process; stopped (its process group) afterwards."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from flows import stack
+    from cli import stack
 
     port = stack.free_port()
     start = time.perf_counter()
@@ -226,7 +226,7 @@ def main() -> None:
         with prefect_server(work) as startup:
             print(f"Prefect server up in {startup:.1f} s", flush=True)
             from flows.cycle import cycle
-            from tasks import sources
+            from tasks.data import sources
 
             for b in first:
                 sources.write_batch(b, root / "landing")

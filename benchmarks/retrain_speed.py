@@ -5,7 +5,7 @@ Set-up (not timed): the demo's synthetic stream (seed 7) runs through real cycle
 trained on W02, then W07 is landed and the state dir is copied aside. Each repetition
 restores that copy at the same paths and runs W07's cycle, in this process: W07 drifts, the
 retrain runs (recipe backtest, train, gate, refit, register, then promote) and the cycle's
-own step timings (`tasks.pipeline.Steps`, the `step.*` metrics the demo logs in MLflow) give
+own step timings (`core.steps.Steps`, the `step.*` metrics the demo logs in MLflow) give
 each step's seconds; the process CPU time of the retrain call is taken too, since on a
 shared machine wall time follows the load. The first repetition is discarded (warm-up of
 the retrain's code paths).
@@ -65,10 +65,10 @@ def _restore(snapshot: Path, root: Path) -> None:
 
 def _set_up(root: Path, snapshot: Path) -> None:
     """The demo's cycles up to the week before TIMED_WEEK, then TIMED_WEEK landed."""
+    from cli.demo import WARMUP, batches_for
     from flows.cycle import cycle
-    from flows.demo import WARMUP, batches_for
-    from tasks import sources
-    from tasks.home import Home
+    from tasks.data import sources
+    from tasks.data.home import Home
 
     home = Home.from_env(root).ensure()
     stream = batches_for("synthetic", None, "W", SEED)
@@ -115,10 +115,10 @@ def _retrain_cpu(spent: list[float], profile: Path | None = None) -> Iterator[No
 
 @contextlib.contextmanager
 def _step_cpu(spent: dict[str, float]) -> Iterator[None]:
-    """Adds each `tasks.pipeline.Steps.step`'s process CPU seconds to `spent[name]`: the
+    """Adds each `core.steps.Steps.step`'s process CPU seconds to `spent[name]`: the
     step's own threads included (the backtest fits on two), so a step that only moved its
     work to another thread shows no saving here."""
-    from tasks.pipeline import Steps
+    from core.steps import Steps
 
     step = Steps.step
 

@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 
 from serving.plog import PredictionLog
-from tasks import harvest, predictions, sources
-from tasks.home import Home
-from tasks.spec import load_spec
+from tasks.data import harvest, predictions, sources
+from tasks.data.home import Home
+from tasks.data.spec import load_spec
 
 MODEL = "greenlight-synthetic"
 

@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from flows import stack
+from cli import stack
 from registry.promote import promote, rollback
 from registry.versions import aliases
 from serving.app import create_app
@@ -258,7 +258,7 @@ def main() -> None:
     logs = home / "bench-logs"
     logs.mkdir(exist_ok=True)
     gl_port, ml_port = stack.free_port(), stack.free_port()
-    gl = start([sys.executable, "-m", "flows.cli", "serve", "--port", str(gl_port),
+    gl = start([sys.executable, "-m", "cli.main", "serve", "--port", str(gl_port),
                 "--poll-seconds", "0.5"], {"GREENLIGHT_HOME": str(home)},
                f"http://127.0.0.1:{gl_port}/health", logs / "greenlight.log")
     try:

@@ -8,9 +8,11 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.settings import PREFECT_API_URL
 
+from core.clean import json_safe
+from core.faults import crash_point, hold_point
+from core.servers import real_api_url
+from core.steps import Steps
 from flows import heartbeat, scaled
-from flows.embedded import real_api_url
-from flows.locks import cycle_claim
 from flows.params import Policy, Scale, Thresholds, Training, approval_needs_server
 from flows.retrain import (
     BASELINE_TAG,
@@ -20,32 +22,21 @@ from flows.retrain import (
     links,
     retrain,
 )
-from flows.status import json_safe
 from registry import promote as promotion
 from registry import versions
+from registry.locks import cycle_claim
 from registry.store import Registry, for_dataset
-from tasks import (
-    alarms,
-    dashboards,
-    harvest,
-    idle,
-    ingest,
-    labels,
-    lake,
-    manifest,
-    predictions,
-    reports,
-)
-from tasks.decide import decide
-from tasks.distributed import DaskEngine
-from tasks.drift import StatTests
-from tasks.faults import crash_point, hold_point
-from tasks.home import Home
-from tasks.monitor import Limits, MonitorResult, monitor_batch
-from tasks.pipeline import Steps
-from tasks.quality import load_ranges
-from tasks.spec import DatasetSpec, load_spec, suite_path
-from tasks.validate import read_suite, split_label_checks, validate_frame
+from tasks.data import harvest, idle, ingest, labels, lake, manifest, predictions
+from tasks.data.home import Home
+from tasks.data.spec import DatasetSpec, load_spec, suite_path
+from tasks.data.validate import read_suite, split_label_checks, validate_frame
+from tasks.gate.decide import decide
+from tasks.monitoring import alarms
+from tasks.monitoring.drift import StatTests
+from tasks.monitoring.monitor import Limits, MonitorResult, monitor_batch
+from tasks.monitoring.quality import load_ranges
+from tasks.publish import dashboards, reports
+from tasks.scale.distributed import DaskEngine
 
 scan_t = task(ingest.scan, name="ingest")
 read_t = task(ingest.try_read, name="read")
@@ -113,7 +104,7 @@ def _intake(home: Home, spec: DatasetSpec, engine: DaskEngine) -> list[str]:
 
 
 def _hold(home: Home, spec: DatasetSpec, min_rows: int) -> list[str]:
-    """Hold every pending batch whose labels are implausible (tasks/labels.py) from training
+    """Hold every pending batch whose labels are implausible (tasks/data/labels.py) from training
     and gating; returns the one-line reasons, each also logged. A batch a person released
     is not held again. Pending, not just landed: a crash between accept and hold is
     caught by the re-run."""
@@ -236,7 +227,7 @@ def _late_labels(home: Home, reg: Registry, spec: DatasetSpec,
 
 
 def _seen(result: MonitorResult, batches: list[dict], late: bool) -> dict[str, Any]:
-    """What the cycle's one-line account needs of a monitored batch (flows/views.py
+    """What the cycle's one-line account needs of a monitored batch (cli/views.py
     `cycle_line`): its file, drift and decay, without the full result the manifest keeps."""
     files = {b["id"]: b.get("file") for b in batches}
     return {"batch_id": result.batch_id, "file": files.get(result.batch_id),
@@ -276,11 +267,11 @@ def cycle(dataset: str = "synthetic", policy: Policy = "auto",
     promote.
 
     With `harvest_served`, served predictions whose labels have landed first become a batch
-    in landing (tasks/harvest.py), so the loop trains on what the service saw. With policy
+    in landing (tasks/data/harvest.py), so the loop trains on what the service saw. With policy
     manual or partial the run may pause for approval in the Prefect UI; an unanswered
     request times out after `approval_timeout_seconds` and counts as a rejection.
     Steps whose input reaches `scale.dask_min_rows` rows run on Dask (flows/scaled.py).
-    One cycle of a dataset at a time has its batches (flows/locks.py); a second one started
+    One cycle of a dataset at a time has its batches (registry/locks.py); a second one started
     meanwhile says so and does nothing."""
     with cycle_claim(Home.from_env(home).ensure().root, dataset) as taken:
         if taken:

@@ -12,23 +12,25 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from core.faults import crash_point, hold_point
+from core.steps import Steps
 from flows import scaled
 from flows.approval import Approval, wait_for_answer
-from flows.locks import promotion_lock
 from flows.params import Training
 from flows.policies import route, route_note
 from registry import promote as promotion
 from registry import register as registration
 from registry import versions
+from registry.locks import promotion_lock
 from registry.store import Registry
-from tasks import labels, lake, manifest, recipe, reports, train
-from tasks.decide import Decision, champion_stale
-from tasks.faults import crash_point, hold_point
-from tasks.gate import bootstrap_blocker, gate
-from tasks.home import Home
-from tasks.monitor import MonitorResult
-from tasks.pipeline import Steps
-from tasks.spec import DatasetSpec
+from tasks.data import labels, lake, manifest
+from tasks.data.home import Home
+from tasks.data.spec import DatasetSpec
+from tasks.gate.decide import Decision, champion_stale
+from tasks.gate.gate import bootstrap_blocker, gate
+from tasks.monitoring.monitor import MonitorResult
+from tasks.publish import reports
+from tasks.training import recipe, train
 
 # No cache key: Prefect's default one hashes every input (the history frame, and each
 # LightGBM model pickled to text), ~0.15 s of CPU per retrain, for results that are never

@@ -1,6 +1,6 @@
 """The heavy steps on Dask, through prefect-dask's task runner: every partition is a Prefect
 task run of the cycle, executed on a Dask worker. How a batch is split and how partition
-results combine into the batch's verdicts is in tasks/distributed.py.
+results combine into the batch's verdicts is in tasks/scale/distributed.py.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import pandas as pd
 from prefect import get_client, task
 
 from flows.params import Scale
-from tasks import distributed
-from tasks.quality import InputMetrics, Ranges
-from tasks.spec import DatasetSpec
-from tasks.validate import ValidationOutcome
+from tasks.data.spec import DatasetSpec
+from tasks.data.validate import ValidationOutcome
+from tasks.monitoring.quality import InputMetrics, Ranges
+from tasks.scale import distributed
 
 _TASKS = {distributed.validate_partition: task(distributed.validate_partition,
                                                name="validate-partition"),

@@ -47,8 +47,9 @@ def _conda_env(packages: list[str] = FROM_CODE) -> dict[str, Any]:
 
 def _log_model(python_model: Any, **kwargs: Any) -> Any:
     """Log the model from code when it can give itself as files (`as_files`, see
-    tasks/model.py): no CloudPickle, so MLflow has nothing to warn about and loading runs no
-    stored code. Any other PythonModel is logged as MLflow logs objects: cloudpickled."""
+    tasks/training/model.py): no CloudPickle, so MLflow has nothing to warn about and
+    loading runs no stored code. Any other PythonModel is logged as MLflow logs objects:
+    cloudpickled."""
     as_files = getattr(python_model, "as_files", None)
     if as_files is None:
         return mlflow.pyfunc.log_model(name="model", python_model=python_model,

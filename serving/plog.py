@@ -1,7 +1,7 @@
 """The prediction log: append-only JSON lines under GREENLIGHT_HOME/predictions/.
 
 The format, for every reader (the canary guards here; monitoring and harvest read it with
-pandas in tasks/predictions.py, which may not import serving/): one file per UTC day,
+pandas in tasks/data/predictions.py, which may not import serving/): one file per UTC day,
 `YYYY-MM-DD.jsonl`, one JSON object per scored record with
 
 - `request_id` (hex), `index` (the record's place in the request), `prediction_id`

@@ -12,9 +12,9 @@ import httpx
 
 from flows.cycle import registry_for
 from registry.store import Registry
-from tasks import sources
-from tasks.home import Home
-from tasks.spec import load_spec
+from tasks.data import sources
+from tasks.data.home import Home
+from tasks.data.spec import load_spec
 
 CYCLE = """
 import sys

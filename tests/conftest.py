@@ -66,7 +66,7 @@ def fresh_mlflow(migrated_mlflow):
 
 @pytest.fixture
 def home(tmp_path, monkeypatch, migrated_mlflow):
-    from tasks.home import Home
+    from tasks.data.home import Home
     from tests.state_helpers import fresh_store
 
     monkeypatch.setenv("GREENLIGHT_HOME", str(tmp_path / "gl"))

@@ -1,6 +1,6 @@
 """Fixtures that start real servers on loopback (Prefect, MLflow) and stop them afterwards.
 
-They go through `flows.stack`, the code `greenlight up` uses, so the tests exercise the
+They go through `cli.stack`, the code `greenlight up` uses, so the tests exercise the
 same flags, environment and shutdown. Each server gets its own temp state dir and port.
 
 `GREENLIGHT_TEST_BACKEND=postgres` runs both servers on the production configuration: a
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from flows import stack
+from cli import stack
 
 STARTUP_TIMEOUT = 180.0  # cold starts took 20-40 s on the busy 2-core CI machine
 SCHEDULER_LOOP_SECONDS = "2"  # the default 60 s would make schedule tests wait minutes

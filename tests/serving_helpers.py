@@ -13,19 +13,19 @@ from typing import Any
 import pandas as pd
 import uvicorn
 
-from flows import stack
+from cli import stack
 from flows.cycle import cycle
 from flows.params import Training
 from registry.promote import promote
 from registry.register import register
 from registry.store import Registry
 from registry.versions import load_model
-from tasks import sources
-from tasks.home import Home
-from tasks.lake import BATCH_COLUMN
-from tasks.model import GreenlightModel
-from tasks.spec import load_spec
-from tasks.train import train_challenger
+from tasks.data import sources
+from tasks.data.home import Home
+from tasks.data.lake import BATCH_COLUMN
+from tasks.data.spec import load_spec
+from tasks.training.model import GreenlightModel
+from tasks.training.train import train_challenger
 from tests.approval_helpers import land, registry
 
 

@@ -39,7 +39,7 @@ def home(prefect_server, champion_state, tmp_path_factory):
 
 
 def _approve_cli(api_url, home, run_id, *flags):
-    return subprocess.run([sys.executable, "-m", "flows.cli", "approve", run_id, *flags],
+    return subprocess.run([sys.executable, "-m", "cli.main", "approve", run_id, *flags],
                           env=env_for(api_url, home), capture_output=True, text=True,
                           timeout=120)
 
@@ -118,7 +118,7 @@ def test_invalid_input_is_refused_and_the_run_keeps_waiting(prefect_server, home
 
 def test_manual_needs_a_server(tmp_path):
     env = {k: v for k, v in env_for("", tmp_path).items() if k != "PREFECT_API_URL"}
-    done = subprocess.run([sys.executable, "-m", "flows.cli", "run", "--policy", "manual"],
+    done = subprocess.run([sys.executable, "-m", "cli.main", "run", "--policy", "manual"],
                           env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 2
     assert "needs a Prefect server" in done.stderr and "Traceback" not in done.stderr

@@ -22,7 +22,7 @@ from prefect import flow
 from flows.policies import route, route_note
 from flows.retrain import _ask_and_promote
 from registry import versions
-from tasks.reports import approval_markdown, cycle_markdown
+from tasks.publish.reports import approval_markdown, cycle_markdown
 from tests.approval_helpers import registry, state_history
 
 KEY = "approve-v1"  # the pause key _ask_and_promote gives version 1
@@ -148,7 +148,7 @@ def _approve_cli(api: str, home: Path, run_id: str, *flags: str,
     env.update({"PREFECT_API_URL": api, "GREENLIGHT_HOME": str(home)})
     if approver is not None:
         env["GREENLIGHT_APPROVER"] = approver
-    return subprocess.run([sys.executable, "-m", "flows.cli", "approve", run_id, *flags],
+    return subprocess.run([sys.executable, "-m", "cli.main", "approve", run_id, *flags],
                           env=env, capture_output=True, text=True, timeout=300)
 
 

@@ -1,7 +1,7 @@
 """Authentication in `greenlight up`: each server refuses an unauthenticated call and accepts
 an authenticated one, and greenlight's own clients get the credentials.
 
-The servers are started through flows.stack with the environment `greenlight up` reads
+The servers are started through cli.stack with the environment `greenlight up` reads
 (`PREFECT_SERVER_API_AUTH_STRING`, `MLFLOW_AUTH_ADMIN_PASSWORD`); the secrets are made up
 per test, never stored.
 """
@@ -15,8 +15,8 @@ import httpx
 import pytest
 from mlflow.exceptions import MlflowException
 
-from flows import stack
-from flows.up import client_auth
+from cli import stack
+from cli.up import client_auth
 from registry.store import Registry
 from tests.servers import STARTUP_TIMEOUT, fresh_database
 
@@ -88,7 +88,7 @@ def test_the_production_env_example_names_real_settings_and_holds_no_secret():
 
     import typer
 
-    from flows import cli
+    from cli import main as cli
 
     text = (Path(__file__).resolve().parents[1] / "deployments" / "production.env.example"
             ).read_text()

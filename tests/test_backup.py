@@ -9,7 +9,8 @@ from __future__ import annotations
 import subprocess
 
 from registry import versions
-from tasks import reports, sources
+from tasks.data import sources
+from tasks.publish import reports
 from tests.approval_helpers import registry
 
 

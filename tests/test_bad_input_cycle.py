@@ -20,9 +20,9 @@ import pytest
 
 from flows.cycle import cycle, registry_for
 from registry import versions
-from tasks import ingest, lake, manifest, sources
-from tasks.home import Home
-from tasks.spec import load_spec
+from tasks.data import ingest, lake, manifest, sources
+from tasks.data.home import Home
+from tasks.data.spec import load_spec
 from tests import bad_inputs
 from tests.state_helpers import copy_state
 
@@ -67,7 +67,7 @@ def greenlight_run(root: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "GREENLIGHT_HOME": str(root), "PREFECT_HOME": str(root / "prefect"),
            ingest.MAX_BYTES_ENV: str(bad_inputs.MAX_BYTES)}
     env.pop("PREFECT_API_URL", None)
-    return subprocess.run([sys.executable, "-c", PEAK_RSS, sys.executable, "-m", "flows.cli",
+    return subprocess.run([sys.executable, "-c", PEAK_RSS, sys.executable, "-m", "cli.main",
                            "run", "--dataset", "synthetic", "--json"],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
 

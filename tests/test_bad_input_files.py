@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from tasks import ingest
-from tasks.spec import load_spec, suite_path
-from tasks.validate import read_suite, validate_frame
+from tasks.data import ingest
+from tasks.data.spec import load_spec, suite_path
+from tasks.data.validate import read_suite, validate_frame
 from tests import bad_inputs
 
 SPEC = load_spec("synthetic")
@@ -52,7 +52,7 @@ def test_a_quoted_value_is_cut_to_about_40_characters(name, tmp_path):
 
 
 def test_quote_keeps_short_values_whole_and_cuts_long_ones():
-    from tasks.validate import quote
+    from tasks.data.validate import quote
 
     assert quote("east") == "'east'" and quote(2) == "2"
     assert quote("x" * 41) == f"'{'x' * 40}'… (41 characters)"

@@ -3,7 +3,7 @@
 The scenario is a live champion (v1) and the week where a new market appears, which an
 uninterrupted run answers by retraining, registering v2 and promoting it. For each kill
 point the cycle runs as `greenlight run` in its own process with the test-only hook
-`GREENLIGHT_CRASH_AT=<step>` (tasks/faults.py), dies by SIGKILL, and runs again: the end
+`GREENLIGHT_CRASH_AT=<step>` (core/faults.py), dies by SIGKILL, and runs again: the end
 state must equal that of the uninterrupted run.
 """
 
@@ -21,13 +21,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from core.faults import CRASH_ENV, STEPS
 from flows.cycle import cycle, registry_for
 from registry import promote, versions
 from registry.store import Registry
-from tasks import lake, manifest, sources
-from tasks.faults import CRASH_ENV, STEPS
-from tasks.home import Home
-from tasks.spec import load_spec
+from tasks.data import lake, manifest, sources
+from tasks.data.home import Home
+from tasks.data.spec import load_spec
 from tests.state_helpers import copy_state
 
 REPO = Path(__file__).resolve().parents[1]
@@ -86,7 +86,7 @@ def crashed_run(root: Path, step: str) -> int:
            CRASH_ENV: step}
     env.pop("PREFECT_API_URL", None)
     log = (root.parent / f"crash-{step}.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "flows.cli", "run", "--dataset", "synthetic"],
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "run", "--dataset", "synthetic"],
                             cwd=REPO, env=env, start_new_session=True, stdout=log, stderr=log)
     try:
         code = proc.wait(timeout=600)
@@ -134,7 +134,7 @@ def test_two_cycles_at_once_promote_exactly_once(base, uninterrupted, tmp_path):
                "PREFECT_HOME": str(root / f"prefect-{name}")}
         env.pop("PREFECT_API_URL", None)
         procs.append(subprocess.Popen(
-            [sys.executable, "-m", "flows.cli", "run", "--dataset", "synthetic"], cwd=REPO,
+            [sys.executable, "-m", "cli.main", "run", "--dataset", "synthetic"], cwd=REPO,
             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     outputs = [proc.communicate(timeout=900)[0] for proc in procs]
     for proc, output in zip(procs, outputs, strict=True):
@@ -174,7 +174,7 @@ def _run_cli(root: Path, *args: str, env: dict | None = None,
     if embedded:
         full.pop("PREFECT_API_URL", None)
         full["PREFECT_HOME"] = str(root / "prefect")
-    return subprocess.Popen([sys.executable, "-m", "flows.cli", "run", "--dataset", "synthetic",
+    return subprocess.Popen([sys.executable, "-m", "cli.main", "run", "--dataset", "synthetic",
                              *args], cwd=REPO, env=full, start_new_session=True, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
@@ -192,7 +192,7 @@ def test_a_second_cycle_finds_the_batches_taken_and_does_nothing(champion_home):
     """Cycle A has claimed the pending batches (held just after taking its claim); cycle B,
     started meanwhile, says in one line that they are taken and exits 0. Each batch then
     has one decision record and one monitoring run, not two."""
-    from tasks.faults import HOLD_ENV, HOLD_FILE_ENV
+    from core.faults import HOLD_ENV, HOLD_FILE_ENV
     from tests.approval_helpers import land, registry
 
     root = champion_home
@@ -234,7 +234,7 @@ def _server_children(pid: int, watchdog: bool = False) -> list:
     """The temporary Prefect server under `pid` (or, with `watchdog`, its watchdog)."""
     import psutil
 
-    from flows.embedded import SERVER_MARKER
+    from cli.embedded import SERVER_MARKER
 
     try:
         kids = psutil.Process(pid).children(recursive=True)

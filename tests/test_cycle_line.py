@@ -1,4 +1,4 @@
-"""`greenlight run` says in one line what the cycle decided (flows/views.py `cycle_line`);
+"""`greenlight run` says in one line what the cycle decided (cli/views.py `cycle_line`);
 the JSON summary goes to <state dir>/runs/, or alone on stdout with --json; Prefect's run
 lines show only with -v.
 
@@ -18,11 +18,11 @@ from typing import Any
 
 import pytest
 
+from cli.views import cycle_line
 from flows.cycle import cycle
 from flows.params import Training
-from flows.views import cycle_line
-from tasks.home import Home
-from tasks.sources import Batch, synthetic_batch, write_batch
+from tasks.data.home import Home
+from tasks.data.sources import Batch, synthetic_batch, write_batch
 from tests.approval_helpers import land
 from tests.test_idle import REPO
 
@@ -149,7 +149,7 @@ def _run(home: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "GREENLIGHT_HOME": str(home)}
     env.pop("PREFECT_LOGGING_LEVEL", None)
     _settle(home)
-    return subprocess.run([sys.executable, "-m", "flows.cli", "run", "--no-harvest", *args],
+    return subprocess.run([sys.executable, "-m", "cli.main", "run", "--no-harvest", *args],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
 
 
@@ -199,7 +199,7 @@ def test_json_is_the_summary_alone_on_stdout(champion_home):
 
 @pytest.mark.parametrize("flag", ["--help"])
 def test_help_says_where_the_json_goes(flag):
-    done = subprocess.run([sys.executable, "-m", "flows.cli", "run", flag], cwd=REPO,
+    done = subprocess.run([sys.executable, "-m", "cli.main", "run", flag], cwd=REPO,
                           capture_output=True, text=True, timeout=120,
                           env={**os.environ, "COLUMNS": "200"})
     assert done.returncode == 0

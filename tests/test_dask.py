@@ -18,12 +18,14 @@ import lightgbm as lgb
 import pandas as pd
 import pytest
 
-from tasks import distributed, lake, sources, train
-from tasks.gate import gate
-from tasks.monitor import monitor_batch
-from tasks.quality import load_ranges
-from tasks.spec import load_spec, suite_path
-from tasks.validate import read_suite, validate_frame, with_time_checks
+from tasks.data import lake, sources
+from tasks.data.spec import load_spec, suite_path
+from tasks.data.validate import read_suite, validate_frame, with_time_checks
+from tasks.gate.gate import gate
+from tasks.monitoring.monitor import monitor_batch
+from tasks.monitoring.quality import load_ranges
+from tasks.scale import distributed
+from tasks.training import train
 
 SPEC = load_spec("synthetic")
 GATE_TOLERANCE = 0.01  # absolute on accuracy and ROC AUC; relative on MAE and RMSE

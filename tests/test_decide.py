@@ -3,8 +3,8 @@
 import pytest
 
 from flows.policies import route
-from tasks.decide import champion_stale, decide
-from tasks.monitor import MonitorResult
+from tasks.gate.decide import champion_stale, decide
+from tasks.monitoring.monitor import MonitorResult
 
 
 def _result(drift=0.0, label=False, decay=0.0):

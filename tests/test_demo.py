@@ -7,7 +7,7 @@ import io
 
 from rich.console import Console
 
-from flows.demo import run_demo
+from cli.demo import run_demo
 
 
 def test_a_two_batch_demo_bootstraps_then_monitors_and_says_where_to_look(tmp_path):

@@ -1,4 +1,4 @@
-"""Deployments: prefect.yaml agrees with flows/deployments.py, a cron schedule really runs a
+"""Deployments: prefect.yaml agrees with cli/deployments.py, a cron schedule really runs a
 cycle on a real server, and `greenlight up` comes up and goes down without orphans."""
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flows import stack
-from flows.deployments import DEPLOYMENTS, ENTRYPOINT, FLOW_NAME, TIMEZONE, WORK_POOL
+from cli import stack
+from cli.deployments import DEPLOYMENTS, ENTRYPOINT, FLOW_NAME, TIMEZONE, WORK_POOL
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEDULE_TIMEOUT = 150.0
@@ -106,15 +106,15 @@ def test_cron_schedule_creates_and_completes_a_cycle(prefect_server, mlflow_serv
 
     from registry import versions
     from registry.store import Registry
-    from tasks.home import Home
-    from tasks.sources import synthetic_batch, write_batch
+    from tasks.data.home import Home
+    from tasks.data.sources import synthetic_batch, write_batch
 
     home = Home(tmp_path / "gl").ensure()
     write_batch(synthetic_batch(0), home.landing)
     name = "every-minute"
     code = ("from pathlib import Path\n"
-            "from flows.deployments import DeploymentDef\n"
-            "from flows.up import serve_deployments\n"
+            "from cli.deployments import DeploymentDef\n"
+            "from cli.up import serve_deployments\n"
             f"serve_deployments([DeploymentDef({name!r}, 'auto', '* * * * *', 'test')],\n"
             f"                  dataset='synthetic', home=Path({str(home.root)!r}))\n")
     log = tmp_path / "serve.log"
@@ -154,7 +154,7 @@ def test_up_serves_the_deployments_and_stops_without_orphans(tmp_path):
     prefect_port, mlflow_port = stack.free_port(), stack.free_port()
     prefect_url, mlflow_url = f"http://127.0.0.1:{prefect_port}", f"http://127.0.0.1:{mlflow_port}"
     evidently_url = f"http://127.0.0.1:{(evidently_port := stack.free_port())}"
-    code = ("from pathlib import Path\nfrom flows.up import up\n"
+    code = ("from pathlib import Path\nfrom cli.up import up\n"
             f"up(Path({str(home)!r}), prefect_port={prefect_port}, mlflow_port={mlflow_port}, "
             f"evidently_port={evidently_port})\n")
     log = tmp_path / "up.log"
@@ -214,8 +214,8 @@ def test_up_switches_on_one_policy_and_pauses_the_others(prefect_server, tmp_pat
     )
     from prefect.client.schemas.objects import StateType
 
-    from flows.deployments import CATALOG, belongs_to, for_policy
-    from flows.up import drop_paused_runs, runner_deployments
+    from cli.deployments import CATALOG, belongs_to, for_policy
+    from cli.up import drop_paused_runs, runner_deployments
 
     home = tmp_path / "gl"
     with get_client(sync_client=True) as client:
@@ -248,7 +248,7 @@ def test_up_switches_on_one_policy_and_pauses_the_others(prefect_server, tmp_pat
 
 
 def _run_cli(*args: str) -> list[str]:
-    return [sys.executable, "-c", "from flows.cli import main; main()", *args]
+    return [sys.executable, "-c", "from cli.main import main; main()", *args]
 
 
 @pytest.mark.e2e

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.drift import measure_drift, save_report
-from tasks.spec import DatasetSpec
+from tasks.data.spec import DatasetSpec
+from tasks.monitoring.drift import measure_drift, save_report
 
 ELEC2 = Path("/work/shared/data/elec2/elec2.csv.gz")
 SPEC = DatasetSpec(

@@ -10,13 +10,13 @@ import sys
 import time
 from pathlib import Path
 
-from tasks import sources
+from tasks.data import sources
 from tests.test_idle import REPO
 
 # The run process prints what it imported and which API its flow run used, then exits.
 PROBE = """
 import sys
-from flows import cli
+from cli import main as cli
 sys.argv = ['greenlight', *sys.argv[1:]]
 try:
     cli.app()
@@ -78,7 +78,7 @@ def test_an_embedded_run_starts_stops_its_own_server_without_importing_it(champi
 
 def test_a_temporary_server_is_not_taken_for_a_real_one(monkeypatch):
     """Approval and Prefect's concurrency leases need a server that outlives the run."""
-    from flows import embedded
+    from cli import embedded
     from flows.policies import approval_needs_server
 
     monkeypatch.setenv(embedded.TEMPORARY_ENV, "http://127.0.0.1:8123/api")
@@ -99,7 +99,7 @@ def test_a_temporary_server_that_does_not_come_up_is_one_line(home):
            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "0"}
     env.pop("PREFECT_API_URL", None)
 
-    done = subprocess.run([sys.executable, "-m", "flows.cli", "run"], cwd=REPO, env=env,
+    done = subprocess.run([sys.executable, "-m", "cli.main", "run"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=300)
 
     assert done.returncode == 3, done.stderr

@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from flows import stack
-from flows.deployments import DEPLOYMENTS, FLOW_NAME
+from cli import stack
+from cli.deployments import DEPLOYMENTS, FLOW_NAME
 from tests.test_deployments import _child_env, _spawn, _tail
 
 pytestmark = pytest.mark.e2e
@@ -32,15 +32,15 @@ def test_monitor_drift_event_starts_the_retrain_deployment(prefect_server, tmp_p
 
     from flows.cycle import cycle, registry_for
     from registry import versions
-    from tasks.home import Home
-    from tasks.sources import synthetic_batch, write_batch
-    from tasks.spec import load_spec
+    from tasks.data.home import Home
+    from tasks.data.sources import synthetic_batch, write_batch
+    from tasks.data.spec import load_spec
 
     retrain = next(d for d in DEPLOYMENTS if d.on_events_from == "monitor")
     home = Home(tmp_path / "gl").ensure()
     code = ("from pathlib import Path\n"
-            "from flows.deployments import DEPLOYMENTS\n"
-            "from flows.up import serve_deployments\n"
+            "from cli.deployments import DEPLOYMENTS\n"
+            "from cli.up import serve_deployments\n"
             f"serve_deployments([d for d in DEPLOYMENTS if d.name == {retrain.name!r}],\n"
             f"                  dataset='synthetic', home=Path({str(home.root)!r}))\n")
     log = tmp_path / "serve.log"

@@ -16,11 +16,12 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from flows import stack
+from cli import stack
 from flows.cycle import cycle, registry_for
-from tasks import sources, workspace
-from tasks.home import Home
-from tasks.spec import load_spec
+from tasks.data import sources
+from tasks.data.home import Home
+from tasks.data.spec import load_spec
+from tasks.publish import workspace
 from tests.servers import STARTUP_TIMEOUT
 from tests.state_helpers import copy_state
 

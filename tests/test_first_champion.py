@@ -12,17 +12,17 @@ import io
 import pytest
 from rich.console import Console
 
+from cli.status import status
+from cli.views import print_status
 from flows.cycle import cycle, registry_for
 from flows.params import Training
-from flows.status import status
-from flows.views import print_status
 from registry import versions
-from tasks import manifest, sources
-from tasks.gate import MIN_FIT_ROWS
-from tasks.home import Home
-from tasks.recipe import candidates_for
-from tasks.sources import Batch, synthetic_batch, write_batch
-from tasks.spec import load_spec
+from tasks.data import manifest, sources
+from tasks.data.home import Home
+from tasks.data.sources import Batch, synthetic_batch, write_batch
+from tasks.data.spec import load_spec
+from tasks.gate.gate import MIN_FIT_ROWS
+from tasks.training.recipe import candidates_for
 from tests.conftest import shared_file
 
 
@@ -31,7 +31,7 @@ def _champion(home: Home, dataset: str) -> int | None:
 
 
 def _shown(home: Home, dataset: str) -> str:
-    """What `greenlight status` prints (flows/views.py), as text."""
+    """What `greenlight status` prints (cli/views.py), as text."""
     out = io.StringIO()
     print_status(status(home, registry_for(home, load_spec(dataset))),
                  Console(file=out, width=400, color_system=None))

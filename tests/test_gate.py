@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.evaluate import evaluate
-from tasks.gate import gate, paired_bootstrap
-from tasks.spec import DatasetSpec
-from tasks.train import fit
+from tasks.data.spec import DatasetSpec
+from tasks.gate.gate import gate, paired_bootstrap
+from tasks.training.evaluate import evaluate
+from tasks.training.train import fit
 
 SPEC = DatasetSpec(name="t", time_column="ts", target="y", task="classification",
                    features=["x", "c"], categorical_features=["c"], primary_metric="accuracy",
@@ -150,7 +150,7 @@ def test_a_first_model_needs_sanity_not_evidence():
 
 
 def test_the_bootstrap_blocker_names_what_the_data_lacks():
-    from tasks.gate import MIN_FIT_ROWS, bootstrap_blocker
+    from tasks.gate.gate import MIN_FIT_ROWS, bootstrap_blocker
 
     rows = window(n=365, seed=3)
     assert bootstrap_blocker(rows, SPEC, gate_rows=109) is None
@@ -219,12 +219,12 @@ def test_with_real_models_a_retrain_on_the_same_concept_is_not_promoted():
 
 
 def test_a_big_window_gets_the_same_verdicts_from_super_blocks(monkeypatch):
-    """Above tasks.bootstrap.MAX_ROWS rows (50k) the gate resamples super-blocks, not rows:
+    """Above tasks.gate.bootstrap.MAX_ROWS rows (50k) the gate resamples super-blocks, not rows:
     the row index matrix would take gigabytes. Shrunk here (20k rows, 1000 super-blocks of
     20) so the row bootstrap it is checked against stays cheap: same verdict, same point
     gain, same slice verdicts, interval ends within 2e-3."""
-    import tasks.gate as gate_module
-    from tasks import bootstrap
+    import tasks.gate.gate as gate_module
+    from tasks.gate import bootstrap
 
     rows = window(n=20_000, seed=3, p_old=0.80, p_new=0.82)
     exact = gate(Fixed("new"), Fixed("old"), rows, SPEC, min_delta=0.0, slice_feature="c")
@@ -242,8 +242,8 @@ def test_a_big_window_gets_the_same_verdicts_from_super_blocks(monkeypatch):
 def test_the_bootstrap_gains_are_relative_gain_draw_by_draw():
     """The vectorised gains of the draws are `relative_gain` itself on every draw, its edge
     cases too (a zero or missing baseline), in both metric directions."""
-    from tasks.bootstrap import _gains
-    from tasks.evaluate import relative_gain
+    from tasks.gate.bootstrap import _gains
+    from tasks.training.evaluate import relative_gain
 
     rng = np.random.default_rng(0)
     new, old = rng.random((200, 3)), rng.random((200, 3)) - 0.2
@@ -258,7 +258,7 @@ def test_the_bootstrap_gains_are_relative_gain_draw_by_draw():
 def test_a_window_of_one_class_is_not_enough_evidence():
     """Issue 21.1: the gate window was a batch labelled all 1, so a challenger that learned
     to say 1 looked +90% better and was promoted. Each class needs MIN_CLASS_ROWS rows."""
-    from tasks.gate import MIN_CLASS_ROWS
+    from tasks.gate.gate import MIN_CLASS_ROWS
 
     one_class = window(seed=1).assign(y=1)
     # the champion still says "unlikely"; the challenger learned to say 1
@@ -287,7 +287,7 @@ def test_accuracy_draws_from_cell_counts_are_the_binned_sums_bit_for_bit(
     """Accuracy's 0/1 losses: counting each resample's (slice, champion right, challenger
     right) cells gives every draw, overall and per slice (a rare slice left out of some
     draws included), exactly as binning each model's losses does."""
-    from tasks import bootstrap
+    from tasks.gate import bootstrap
 
     rows = window(n=500, seed=9, p_old=0.75, p_new=0.8)
     rows.loc[rows.sample(2, random_state=1).index, "c"] = "rare"  # absent from ~1 draw in 7

@@ -10,7 +10,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tasks import idle, manifest
+from tasks.data import idle, manifest
 
 REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("pandas", "mlflow", "prefect", "evidently", "great_expectations", "lightgbm",
@@ -19,7 +19,7 @@ HEAVY = ("pandas", "mlflow", "prefect", "evidently", "great_expectations", "ligh
 
 def _cli(args: list[str], home: Path, **env: str) -> subprocess.CompletedProcess:
     """The command in a fresh process; it prints which heavy libraries it imported."""
-    probe = ("import sys\nfrom flows import cli\nsys.argv = ['greenlight', *sys.argv[1:]]\n"
+    probe = ("import sys\nfrom cli import main as cli\nsys.argv = ['greenlight', *sys.argv[1:]]\n"
              "try:\n    cli.app()\nexcept SystemExit as e:\n    code = e.code\nelse:\n"
              "    code = 0\n"
              f"print('IMPORTED', sorted(m for m in {HEAVY!r} if m in sys.modules))\n"

@@ -2,8 +2,8 @@
 
 import pandas as pd
 
-from tasks import ingest, manifest
-from tasks.spec import DatasetSpec
+from tasks.data import ingest, manifest
+from tasks.data.spec import DatasetSpec
 
 SPEC = DatasetSpec(name="t", time_column="ts", target="y", task="classification",
                    features=["x"], primary_metric="accuracy", positive_class=1)

@@ -1,6 +1,6 @@
 """`greenlight init`: a spec and suite inferred from a sample hold the shipped datasets as
 well as the hand-written ones, a re-run shows differences without overwriting, and bad
-input is one line with exit 2 (tasks/infer.py, flows/cli.py)."""
+input is one line with exit 2 (tasks/data/infer.py, cli/main.py)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tasks import ingest, sources
-from tasks.infer import InitError, init_dataset
-from tasks.spec import DatasetSpec, load_spec, suite_path
-from tasks.validate import read_suite, split_label_checks, validate_frame
+from tasks.data import ingest, sources
+from tasks.data.infer import InitError, init_dataset
+from tasks.data.spec import DatasetSpec, load_spec, suite_path
+from tasks.data.validate import read_suite, split_label_checks, validate_frame
 from tests import bad_inputs
 from tests.test_idle import _cli
 

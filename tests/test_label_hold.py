@@ -13,10 +13,10 @@ import pytest
 
 from flows.cycle import cycle, registry_for
 from registry import versions
-from tasks import lake, manifest
-from tasks.home import Home
-from tasks.sources import Batch, synthetic_batch, write_batch
-from tasks.spec import load_spec
+from tasks.data import lake, manifest
+from tasks.data.home import Home
+from tasks.data.sources import Batch, synthetic_batch, write_batch
+from tasks.data.spec import load_spec
 from tests.test_idle import _cli
 
 SPEC = load_spec("synthetic")

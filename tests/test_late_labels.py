@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks import labels, manifest
-from tasks.home import Home
-from tasks.sources import SYNTHETIC_CHANGE_POINTS, synthetic_batch, write_batch
-from tasks.spec import load_spec
+from tasks.data import labels, manifest
+from tasks.data.home import Home
+from tasks.data.sources import SYNTHETIC_CHANGE_POINTS, synthetic_batch, write_batch
+from tasks.data.spec import load_spec
 
 pytestmark = pytest.mark.e2e
 CONCEPT = SYNTHETIC_CHANGE_POINTS["concept"]
@@ -22,10 +22,10 @@ CONCEPT = SYNTHETIC_CHANGE_POINTS["concept"]
 @pytest.fixture
 def late_dataset(tmp_path, monkeypatch):
     """The synthetic dataset, with a suite that lets the label column arrive empty."""
-    import tasks.spec
+    import tasks.data.spec
 
     root = tmp_path / "expectations"
-    shutil.copytree(tasks.spec.EXPECTATIONS_DIR / "synthetic", root / "synthetic_late")
+    shutil.copytree(tasks.data.spec.EXPECTATIONS_DIR / "synthetic", root / "synthetic_late")
     suite_file = root / "synthetic_late" / "suite.json"
     suite = json.loads(suite_file.read_text())
     suite["expectations"] = [e for e in suite["expectations"] if not (
@@ -35,7 +35,7 @@ def late_dataset(tmp_path, monkeypatch):
     spec_file = root / "synthetic_late" / "spec.json"
     spec_file.write_text(json.dumps({**json.loads(spec_file.read_text()),
                                      "name": "synthetic_late"}))
-    monkeypatch.setattr(tasks.spec, "EXPECTATIONS_DIR", root)
+    monkeypatch.setattr(tasks.data.spec, "EXPECTATIONS_DIR", root)
     return "synthetic_late"
 
 

@@ -7,12 +7,12 @@ import io
 import pytest
 from rich.console import Console
 
+from cli.demo import run_demo
+from cli.status import status
 from flows.cycle import registry_for
-from flows.demo import run_demo
-from flows.status import status
 from registry import versions
-from tasks.home import Home
-from tasks.spec import load_spec
+from tasks.data.home import Home
+from tasks.data.spec import load_spec
 from tests.conftest import shared_file
 
 pytestmark = pytest.mark.e2e

@@ -15,14 +15,14 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from flows.cli import app
+from cli.demo import run_demo
+from cli.main import app
+from cli.status import status
 from flows.cycle import cycle, registry_for
-from flows.demo import run_demo
-from flows.status import status
 from registry import versions
-from tasks import manifest, sources
-from tasks.home import Home
-from tasks.spec import load_spec
+from tasks.data import manifest, sources
+from tasks.data.home import Home
+from tasks.data.spec import load_spec
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,8 @@ import pytest
 
 from registry import promote, register, versions
 from registry.store import Registry, fluent
-from tasks.spec import DatasetSpec
-from tasks.train import fit
+from tasks.data.spec import DatasetSpec
+from tasks.training.train import fit
 
 CLASSIFICATION = DatasetSpec(name="t", time_column="ts", target="y", task="classification",
                              features=["x", "z", "colour"], categorical_features=["colour"],

@@ -7,10 +7,11 @@ import json
 
 import pytest
 
-from tasks import sources, train
-from tasks.drift import sample_rows
-from tasks.monitor import monitor_batch
-from tasks.spec import load_spec
+from tasks.data import sources
+from tasks.data.spec import load_spec
+from tasks.monitoring.drift import sample_rows
+from tasks.monitoring.monitor import monitor_batch
+from tasks.training import train
 
 SPEC = load_spec("synthetic")
 

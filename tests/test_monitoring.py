@@ -9,15 +9,15 @@ import pandas as pd
 import pytest
 
 from benchmarks.detection import replay
+from core.steps import Steps
 from flows.params import Thresholds
-from tasks import alarms
-from tasks.adversarial import domain_classifier
-from tasks.drift import StatTests, measure_drift
-from tasks.monitor import MonitorResult
-from tasks.pipeline import Steps
-from tasks.quality import input_metrics, load_ranges, output_metrics
-from tasks.sources import SYNTHETIC_CHANGE_POINTS, synthetic_batch
-from tasks.spec import DatasetSpec, load_spec, suite_path
+from tasks.data.sources import SYNTHETIC_CHANGE_POINTS, synthetic_batch
+from tasks.data.spec import DatasetSpec, load_spec, suite_path
+from tasks.monitoring import alarms
+from tasks.monitoring.adversarial import domain_classifier
+from tasks.monitoring.drift import StatTests, measure_drift
+from tasks.monitoring.monitor import MonitorResult
+from tasks.monitoring.quality import input_metrics, load_ranges, output_metrics
 from tests.conftest import shared_file
 
 SYNTHETIC = load_spec("synthetic")
@@ -178,9 +178,9 @@ def test_monitor_batch_gives_the_verdicts_of_its_parts(tmp_path, index):
     """The monitor step reuses the batch's scores for decay and runs with the cyclic
     collector paused: its verdicts must be those of each measure computed on its own, on
     every change point (the champion is fitted on the stable start of the stream)."""
-    from tasks import train
-    from tasks.evaluate import evaluate, relative_gain
-    from tasks.monitor import Limits, monitor_batch
+    from tasks.monitoring.monitor import Limits, monitor_batch
+    from tasks.training import train
+    from tasks.training.evaluate import evaluate, relative_gain
 
     history = pd.concat([synthetic_batch(i).frame for i in range(4)], ignore_index=True)
     champion = train.fit(history, SYNTHETIC, None)
@@ -211,9 +211,9 @@ def test_a_batch_below_min_rows_is_not_enough_rows_not_drift(tmp_path):
     """Issue 21.10a: a 1-row batch gave "drift share 1.00" and a retrain. Below
     Thresholds.min_rows drift and decay are not judged: no alarm, no retrain, and the
     decision's reasons say "not enough rows"."""
-    from tasks import train
-    from tasks.decide import decide
-    from tasks.monitor import Limits, monitor_batch
+    from tasks.gate.decide import decide
+    from tasks.monitoring.monitor import Limits, monitor_batch
+    from tasks.training import train
 
     thresholds = Thresholds()
     assert isinstance(thresholds.min_rows, int) and thresholds.min_rows >= 30
@@ -245,8 +245,8 @@ def test_monitor_report_uses_the_flows_drift_share_and_titles_the_batch(tmp_path
     drift_share and its title names the batch id and the landed file."""
     import json as _json
 
-    from tasks import train
-    from tasks.monitor import Limits, monitor_batch
+    from tasks.monitoring.monitor import Limits, monitor_batch
+    from tasks.training import train
 
     history = pd.concat([synthetic_batch(i).frame for i in range(4)], ignore_index=True)
     champion = train.fit(history, SYNTHETIC, None)
@@ -264,8 +264,8 @@ def test_the_reference_is_scored_once_per_champion_and_reference(tmp_path):
     """A cycle monitors its batches against one champion and reference: the reference's
     scores are reused from the first batch on, and the prediction drift of every batch is
     the one computed from scratch. A changed reference (same object, edited) is rescored."""
-    from tasks import train
-    from tasks.monitor import monitor_batch, reference_scores
+    from tasks.monitoring.monitor import monitor_batch, reference_scores
+    from tasks.training import train
 
     history = pd.concat([synthetic_batch(i).frame for i in range(4)], ignore_index=True)
     champion = train.fit(history, SYNTHETIC, None)

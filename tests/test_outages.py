@@ -1,8 +1,8 @@
 """Outages: a server that goes down costs a retry or a clear failure, never a batch or a bad
 promotion.
 
-MLflow: a real server (flows.stack, on the test backend) goes down while a cycle waits just
-before register, then before promote (the test-only hold in tasks/faults.py). Each time the
+MLflow: a real server (cli.stack, on the test backend) goes down while a cycle waits just
+before register, then before promote (the test-only hold in core/faults.py). Each time the
 step retries with backoff, `greenlight run` fails in one line with exit code 3, and the
 champion stays; once the server is back, running again ends as an uninterrupted run would.
 Prefect: `greenlight run` and `approve` against a closed port say so in one line.
@@ -20,19 +20,19 @@ from pathlib import Path
 
 import pytest
 
-from flows import stack
+from cli import stack
+from core.faults import HOLD_ENV, HOLD_FILE_ENV
 from flows.cycle import cycle, registry_for
 from registry import promote, versions
-from tasks import manifest, sources
-from tasks.faults import HOLD_ENV, HOLD_FILE_ENV
-from tasks.home import Home
-from tasks.spec import load_spec
+from tasks.data import manifest, sources
+from tasks.data.home import Home
+from tasks.data.spec import load_spec
 from tests.servers import STARTUP_TIMEOUT, fresh_database
 
 REPO = Path(__file__).resolve().parents[1]
 OLD = 1_700_000_000  # landed files' mtime: long settled, so the scan does not wait
 # -v: the retry lines asserted below are Prefect's task-run lines, shown only when verbose
-RUN = [sys.executable, "-m", "flows.cli", "run", "--dataset", "synthetic", "-v"]
+RUN = [sys.executable, "-m", "cli.main", "run", "--dataset", "synthetic", "-v"]
 
 
 class MlflowStack:
@@ -156,7 +156,7 @@ def _unreachable_prefect(args: list[str], tmp_path: Path) -> subprocess.Complete
     closed = stack.free_port()
     env = {**os.environ, "GREENLIGHT_HOME": str(tmp_path / "gl"),
            "PREFECT_API_URL": f"http://127.0.0.1:{closed}/api"}
-    return subprocess.run([sys.executable, "-m", "flows.cli", *args], cwd=REPO, env=env,
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=300)
 
 
@@ -179,7 +179,7 @@ def _with_mlflow_at(url: str, root: Path, args: list[str], **extra: str
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     env.update({"GREENLIGHT_HOME": str(root), "PREFECT_HOME": str(root / "prefect"),
                 "MLFLOW_TRACKING_URI": url, **extra})
-    return subprocess.run([sys.executable, "-m", "flows.cli", *args], cwd=REPO, env=env,
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=900)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from mlflow import MlflowClient
 
-from tasks import plots, reports
+from tasks.publish import plots, reports
 
 
 def _log(uri: str, experiment: str, batch: str, drift: float, version: str) -> None:

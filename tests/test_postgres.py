@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from flows import stack
-from tasks import sources
-from tasks.home import Home
+from cli import stack
+from tasks.data import sources
+from tasks.data.home import Home
 from tests.servers import STARTUP_TIMEOUT, postgres_database, postgres_unavailable
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,7 +61,7 @@ def test_a_cycle_on_postgres_keeps_its_state_in_postgres(tmp_path):
             env = {**os.environ, "GREENLIGHT_HOME": str(root),
                    "PREFECT_API_URL": f"http://127.0.0.1:{pport}/api",
                    "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{mport}"}
-            done = subprocess.run([sys.executable, "-m", "flows.cli", "run"], cwd=REPO, env=env,
+            done = subprocess.run([sys.executable, "-m", "cli.main", "run"], cwd=REPO, env=env,
                                   capture_output=True, text=True, timeout=900)
             assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
             champion = _query(mlflow_db, "SELECT a.alias, a.version FROM "
@@ -87,7 +87,7 @@ def test_up_runs_on_postgres_behind_auth(tmp_path):
 
     import httpx
 
-    from flows.deployments import DEPLOYMENTS
+    from cli.deployments import DEPLOYMENTS
     from tests.test_deployments import _child_env, _spawn, _tail
 
     why = postgres_unavailable()
@@ -101,7 +101,7 @@ def test_up_runs_on_postgres_behind_auth(tmp_path):
                          GREENLIGHT_MLFLOW_DATABASE_URL=mlflow_db,
                          PREFECT_SERVER_API_AUTH_STRING=auth_string,
                          MLFLOW_AUTH_ADMIN_PASSWORD=password)
-        code = ("from flows.cli import main; import sys; sys.argv = ['greenlight', 'up', "
+        code = ("from cli.main import main; import sys; sys.argv = ['greenlight', 'up', "
                 f"'--prefect-port', '{ports[0]}', '--mlflow-port', '{ports[1]}', "
                 f"'--evidently-port', '{ports[2]}']; main()")
         log = tmp_path / "up.log"

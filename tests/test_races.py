@@ -1,7 +1,7 @@
 """Races: two promotions at once give exactly one move and one record, with either lock.
 
 Embedded, the lock is the OS file lock inside `registry.promote`; against a Prefect
-server it is also a global concurrency limit with `strict=True` (`flows/locks.py`). Each
+server it is also a global concurrency limit with `strict=True` (`registry/locks.py`). Each
 contender is its own process, as two cycles would be, released together.
 """
 
@@ -31,7 +31,7 @@ def contender(uri: str, model: str, state: str, version: int, expected: int, go:
               server_lock: bool) -> None:
     """Run in a child process: get ready (imports, a warm store connection), say so, wait
     for the go file, then try to promote `version`: both start within a millisecond."""
-    from flows.locks import promotion_lock
+    from registry.locks import promotion_lock
 
     reg = Registry(uri, model, Path(state))
     versions.aliases(reg)
@@ -56,7 +56,7 @@ def contender(uri: str, model: str, state: str, version: int, expected: int, go:
 
 def holder_killed_while_locked(lock_path: str, api_url: str, model: str) -> None:
     """Run in a child process: take the lock(s) and die by SIGKILL while holding them."""
-    from flows.locks import promotion_lock
+    from registry.locks import promotion_lock
 
     with FileLock(lock_path, timeout=10):
         if api_url:
@@ -140,7 +140,7 @@ def test_two_promotions_at_once_against_a_prefect_server(prefect_server, tmp_pat
     held only inside `promote`, after each contender has already waited its turn)."""
     from prefect.client.orchestration import get_client
 
-    from flows.locks import limit_name
+    from registry.locks import limit_name
 
     reg = _registry(tmp_path, "m-race-server", 3)
     outs = race(reg, 2, 3, expected=1, server_lock=True)
@@ -155,7 +155,7 @@ def test_two_promotions_at_once_against_a_prefect_server(prefect_server, tmp_pat
 @pytest.mark.e2e
 def test_a_killed_holder_of_the_server_lock_blocks_only_until_its_lease_expires(
         prefect_server, tmp_path):
-    from flows.locks import LEASE_SECONDS, promotion_lock
+    from registry.locks import LEASE_SECONDS, promotion_lock
 
     reg = _registry(tmp_path, "m-race-lease", 2)
     proc = _child(f"holder_killed_while_locked({str(reg.lock_path)!r}, "
@@ -173,11 +173,11 @@ def test_a_killed_holder_of_the_server_lock_blocks_only_until_its_lease_expires(
 def _rollback_cli(root: Path, hold: Path) -> subprocess.Popen:
     """`greenlight rollback` in its own process, held (test-only hook) after it has read the
     champion and before it moves, until the test deletes its hold file."""
-    from tasks.faults import HOLD_ENV, HOLD_FILE_ENV
+    from core.faults import HOLD_ENV, HOLD_FILE_ENV
 
     env = {**os.environ, "GREENLIGHT_HOME": str(root), HOLD_ENV: "rollback",
            HOLD_FILE_ENV: str(hold)}
-    return subprocess.Popen([sys.executable, "-m", "flows.cli", "rollback", "--dataset",
+    return subprocess.Popen([sys.executable, "-m", "cli.main", "rollback", "--dataset",
                              "synthetic", "--by", "pytest"], cwd=REPO, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
@@ -224,9 +224,9 @@ def test_a_refused_promotion_is_one_line_and_never_retried(two_versions_home):
     """A rollback lands between gate and promote (the cycle is held just before promote):
     the promotion is refused, once, as a decision: one warning line, no traceback, no
     retry, and the refusal is in the summary and the batch's record."""
-    from tasks import manifest
-    from tasks.faults import HOLD_ENV, HOLD_FILE_ENV
-    from tasks.home import Home
+    from core.faults import HOLD_ENV, HOLD_FILE_ENV
+    from tasks.data import manifest
+    from tasks.data.home import Home
     from tests.approval_helpers import land, registry
 
     root, reg = two_versions_home, registry(two_versions_home)

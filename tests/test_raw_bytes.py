@@ -15,8 +15,8 @@ from pathlib import Path
 import pandas as pd
 
 from flows.cycle import cycle
-from tasks import idle, ingest, lake, manifest, sources
-from tasks.spec import load_spec
+from tasks.data import idle, ingest, lake, manifest, sources
+from tasks.data.spec import load_spec
 from tests import bad_inputs
 
 SPEC = load_spec("synthetic")

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.recipe import CANDIDATES, Recipe, choose_recipe, fit_recipe, refit_challenger
-from tasks.spec import DatasetSpec, TrainingDefaults
-from tasks.train import train_challenger
+from tasks.data.spec import DatasetSpec, TrainingDefaults
+from tasks.training.recipe import CANDIDATES, Recipe, choose_recipe, fit_recipe, refit_challenger
+from tasks.training.train import train_challenger
 
 SPEC = DatasetSpec(name="t", time_column="ts", target="y", task="classification",
                    features=["x1", "x2", "x3"], primary_metric="accuracy", positive_class=1)
@@ -85,7 +85,7 @@ def test_choice_is_logged_as_a_table_and_a_dict():
 
 def test_fit_recipe_refits_on_every_row_the_recipe_keeps(monkeypatch):
     seen = {}
-    monkeypatch.setattr("tasks.recipe.fit", lambda rows, spec, half_life, params=None:
+    monkeypatch.setattr("tasks.training.recipe.fit", lambda rows, spec, half_life, params=None:
                         seen.update(rows=rows, half_life=half_life))
     rows = stream(days=100)
     fit_recipe(rows, SPEC, Recipe(14, 30))
@@ -137,9 +137,9 @@ def test_a_refit_that_fails_its_sanity_checks_keeps_the_gated_model():
 def test_the_backtest_scores_every_candidate_as_its_own_fit_would():
     """Shared Datasets, one fit per distinct rows and half-life, and threads are speed only:
     each score is the one `fit` + `evaluate` give for that candidate and fold."""
-    from tasks.evaluate import evaluate
-    from tasks.recipe import BACKTEST_PARAMS, MIN_TRAIN_ROWS, _backtest, _fold_bounds
-    from tasks.train import fit, split_gate_window
+    from tasks.training.evaluate import evaluate
+    from tasks.training.recipe import BACKTEST_PARAMS, MIN_TRAIN_ROWS, _backtest, _fold_bounds
+    from tasks.training.train import fit, split_gate_window
 
     data = stream(days=200, seed=4, flip_day=150)
     settings = {**BACKTEST_PARAMS, "random_state": 0, **FAST}
@@ -160,7 +160,7 @@ def test_the_recipe_choice_records_the_seconds_it_took(monkeypatch):
     """`seconds` is the whole backtest's duration (a fold's row index once overwrote it)."""
     from types import SimpleNamespace
 
-    import tasks.recipe as recipe
+    import tasks.training.recipe as recipe
 
     clock = iter(range(0, 10_000, 100))  # the recipe module's clock only
     monkeypatch.setattr(recipe, "time", SimpleNamespace(perf_counter=lambda: float(next(clock))))
@@ -181,9 +181,15 @@ def test_the_backtest_encodes_once_and_scores_as_each_fold_would_alone(labels):
     appears late (unseen by the early folds' fits), a value gone later, and missing values
     each score as `fit` on that fold's rows alone scores them; float labels with a fraction
     are labelled per fold, as `binary_target` labels each fold."""
-    from tasks.evaluate import evaluate
-    from tasks.recipe import BACKTEST_PARAMS, MIN_TRAIN_ROWS, _backtest, _fold_bounds, _fold_rows
-    from tasks.train import _renumbered, encode_rows, fit, split_gate_window
+    from tasks.training.evaluate import evaluate
+    from tasks.training.recipe import (
+        BACKTEST_PARAMS,
+        MIN_TRAIN_ROWS,
+        _backtest,
+        _fold_bounds,
+        _fold_rows,
+    )
+    from tasks.training.train import _renumbered, encode_rows, fit, split_gate_window
 
     data = stream(days=200, seed=5, flip_day=160)
     n = len(data)
@@ -230,7 +236,7 @@ def test_the_batches_own_span_sets_the_scale_of_the_grid(freq, months):
     """"Your own data": yearly batches met a grid that stopped at 180 days and chose
     expanding 36 times of 38. The grid is in batches now: monthly and finer keep today's
     days exactly (the demo's weekly verdicts stay), coarser ones scale it."""
-    from tasks.recipe import batch_months, candidates_for, grid_for
+    from tasks.training.recipe import batch_months, candidates_for, grid_for
 
     frame = _batched(freq)
     assert batch_months(frame, SPEC, "batch") == months
@@ -250,7 +256,7 @@ def test_the_batches_own_span_sets_the_scale_of_the_grid(freq, months):
 
 
 def test_without_batches_the_grid_is_todays():
-    from tasks.recipe import batch_months
+    from tasks.training.recipe import batch_months
 
     assert batch_months(_batched("Y"), SPEC, None) == 1
     assert batch_months(_batched("Y"), SPEC, "no such column") == 1

@@ -6,8 +6,8 @@ import pytest
 
 from registry import promote, register, versions
 from registry.store import Registry
-from tasks.spec import DatasetSpec
-from tasks.train import fit
+from tasks.data.spec import DatasetSpec
+from tasks.training.train import fit
 
 SPEC = DatasetSpec(name="t", time_column="ts", target="y", task="classification",
                    features=["x"], primary_metric="accuracy", positive_class=1)

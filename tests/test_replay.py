@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _replay(home: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "GREENLIGHT_HOME": str(home), "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "flows.cli", "replay", "--dataset", "synthetic",
+    return subprocess.run([sys.executable, "-m", "cli.main", "replay", "--dataset", "synthetic",
                            *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -38,7 +38,7 @@ def _replay_bike(home: Path, *args: str) -> subprocess.CompletedProcess:
 
     data = shared_file("bike_sharing", "hour.csv")
     env = {**os.environ, "GREENLIGHT_HOME": str(home), "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "flows.cli", "replay", "--dataset",
+    return subprocess.run([sys.executable, "-m", "cli.main", "replay", "--dataset",
                            "bike_sharing", "--data", str(data), *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=300)
 

@@ -7,8 +7,8 @@ from dataclasses import replace
 from flows.cycle import registry_for
 from flows.retrain import links as _links
 from registry.store import Registry
-from tasks.reports import cycle_markdown
-from tasks.spec import load_spec
+from tasks.data.spec import load_spec
+from tasks.publish.reports import cycle_markdown
 
 
 def _markdown(links: dict[str, str]) -> str:

@@ -10,8 +10,8 @@ import re
 import numpy as np
 import pandas as pd
 
-from tasks.drift import _titled, measure_drift, save_report
-from tasks.spec import DatasetSpec
+from tasks.data.spec import DatasetSpec
+from tasks.monitoring.drift import _titled, measure_drift, save_report
 
 SPEC = DatasetSpec(name="html", time_column="t", target="y", task="classification",
                    features=["a", "b", "c"], categorical_features=["c"],

@@ -16,9 +16,9 @@ import pytest
 
 from flows.cycle import cycle, registry_for
 from registry import versions
-from tasks import ingest, manifest, sources
-from tasks.home import Home
-from tasks.spec import load_spec
+from tasks.data import ingest, manifest, sources
+from tasks.data.home import Home
+from tasks.data.spec import load_spec
 from tests import bad_inputs
 
 SPEC = load_spec("synthetic")
@@ -45,8 +45,8 @@ def _twins(frame) -> dict[str, bytes]:
 
 def _take_all(home: Home) -> None:
     """What the cycle does with landing, file by file (validation is the real suite's)."""
-    from tasks.spec import suite_path
-    from tasks.validate import read_suite, validate_frame
+    from tasks.data.spec import suite_path
+    from tasks.data.validate import read_suite, validate_frame
 
     suite = read_suite(suite_path("synthetic"))
     for landed in ingest.scan(home.landing).ready:

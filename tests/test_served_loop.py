@@ -20,9 +20,11 @@ from registry.promote import set_alias
 from serving import canary
 from serving.app import create_app
 from serving.plog import PredictionLog
-from tasks import alarms, harvest, lake, manifest, predictions, reports, sources
-from tasks.home import Home
-from tasks.spec import load_spec
+from tasks.data import harvest, lake, manifest, predictions, sources
+from tasks.data.home import Home
+from tasks.data.spec import load_spec
+from tasks.monitoring import alarms
+from tasks.publish import reports
 from tests.approval_helpers import registry
 from tests.serving_helpers import FailingOnRealRows, records, register_failing, running
 
@@ -143,7 +145,7 @@ def test_served_predictions_are_monitored_then_harvested_into_the_next_batch(ser
                                                                              monkeypatch):
     from typer.testing import CliRunner
 
-    from flows.cli import app as cli
+    from cli.main import app as cli
 
     home, reg = Home(served_home), registry(served_home)
     truth = records(index=15, n=150)

@@ -195,14 +195,14 @@ def test_greenlight_serve_follows_a_cli_rollback(home_reg, monkeypatch):
 
     from typer.testing import CliRunner
 
-    from flows import stack
-    from flows.cli import app as cli
+    from cli import stack
+    from cli.main import app as cli
 
     _, reg = home_reg
     home, port = reg.state_dir, stack.free_port()
     monkeypatch.setenv("GREENLIGHT_HOME", str(home))  # the CLI sets it; put it back after
     proc = subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", "serve", "--port", str(port), "--poll-seconds",
+        [sys.executable, "-m", "cli.main", "serve", "--port", str(port), "--poll-seconds",
          "0.3", "--max-records", "5"], env={**os.environ, "GREENLIGHT_HOME": str(home)},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
@@ -230,7 +230,7 @@ def test_greenlight_serve_follows_a_cli_rollback(home_reg, monkeypatch):
 def test_canary_command_refuses_a_bad_ramp(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    from flows.cli import app as cli
+    from cli.main import app as cli
 
     monkeypatch.setenv("GREENLIGHT_HOME", str(tmp_path))
     result = CliRunner().invoke(cli, ["canary", "--ramp", "5,150", "--home", str(tmp_path)])
@@ -330,7 +330,7 @@ def test_canary_ramp_completes_when_guards_hold_and_rolls_back_when_one_trips(ho
 @pytest.mark.e2e
 def test_a_canary_ramp_that_holds_at_100_percent_promotes_the_challenger(home_reg):
     from registry.promote import records as promotions
-    from tasks.model import GreenlightModel
+    from tasks.training.model import GreenlightModel
 
     state, reg = home_reg
     twin = register_failing(reg, like=2, kind=GreenlightModel)  # a copy of v2 that works
@@ -508,11 +508,11 @@ def test_serve_beside_up_loads_what_up_registered_with_nothing_exported(champion
     import subprocess
     import sys
 
-    from flows import stack
+    from cli import stack
     from registry.register import register
     from registry.versions import load_model
-    from tasks import sources
-    from tasks.home import Home
+    from tasks.data import sources
+    from tasks.data.home import Home
     from tests.servers import STARTUP_TIMEOUT
 
     port = stack.free_port()
@@ -546,7 +546,7 @@ def test_serve_beside_up_loads_what_up_registered_with_nothing_exported(champion
         env = {k: v for k, v in os.environ.items()
                if k not in ("MLFLOW_TRACKING_URI", "PREFECT_API_URL")}
         serve = subprocess.Popen(
-            [sys.executable, "-m", "flows.cli", "serve", "--port", str(serve_port),
+            [sys.executable, "-m", "cli.main", "serve", "--port", str(serve_port),
              "--home", str(champion_home)], env=env, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True, start_new_session=True)
         url = f"http://127.0.0.1:{serve_port}"

@@ -1,5 +1,5 @@
 """Settings from `--set` and `greenlight.toml` reach the cycle as the typed models; bad ones are
-one line naming the flag or the file and the key (flows/settings.py)."""
+one line naming the flag or the file and the key (cli/settings.py)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from cli.settings import SettingsError, parse_flags, resolve, settings_file
 from flows.params import Scale, Thresholds, Training
-from flows.settings import SettingsError, parse_flags, resolve, settings_file
 from tests.approval_helpers import land
 from tests.test_idle import REPO, _cli
 
@@ -91,7 +91,7 @@ def test_file_values_and_flags_reach_the_cycle_as_prefect_records_them(champion_
     started = datetime.now(UTC)
     env = {**os.environ, "GREENLIGHT_HOME": str(champion_home),
            "PREFECT_API_URL": prefect_server.api_url}
-    done = subprocess.run([sys.executable, "-m", "flows.cli", "run", "--no-harvest", "--json",
+    done = subprocess.run([sys.executable, "-m", "cli.main", "run", "--no-harvest", "--json",
                            "--set", "thresholds.min_rows=100000"],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -165,7 +165,7 @@ def test_each_problem_in_the_file_is_one_line_naming_the_file(tmp_path, text, ex
 
 
 def test_settings_need_no_prefect():
-    probe = ("import sys\nfrom flows.settings import resolve\n"
+    probe = ("import sys\nfrom cli.settings import resolve\n"
              "resolve('synthetic', ['thresholds.min_rows=3']).models()\n"
              "print(sorted(m for m in ('prefect', 'mlflow', 'pandas') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True,
@@ -174,7 +174,7 @@ def test_settings_need_no_prefect():
 
 
 def test_every_key_is_listed_with_its_description():
-    done = subprocess.run([sys.executable, "-m", "flows.settings"], cwd=REPO,
+    done = subprocess.run([sys.executable, "-m", "cli.settings"], cwd=REPO,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     for model, section in ((Thresholds, "thresholds"), (Training, "training"),
@@ -188,7 +188,7 @@ def test_the_demo_keeps_the_settings_file_when_it_sets_the_old_state_aside(tmp_p
     fresh one keeps a copy (and the old one, set aside, keeps its own)."""
     from rich.console import Console
 
-    from flows.demo import _fresh_home
+    from cli.demo import _fresh_home
 
     root = tmp_path / "gl"
     root.mkdir()

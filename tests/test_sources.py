@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks import sources
-from tasks.drift import CLASSIFICATION_LABEL_THRESHOLD
-from tasks.sources import SYNTHETIC_CHANGE_POINTS as CP
-from tasks.sources import SYNTHETIC_MALFORMED
-from tasks.spec import load_spec, suite_path
+from tasks.data import sources
+from tasks.data.sources import SYNTHETIC_CHANGE_POINTS as CP
+from tasks.data.sources import SYNTHETIC_MALFORMED
+from tasks.data.spec import load_spec, suite_path
+from tasks.monitoring.drift import CLASSIFICATION_LABEL_THRESHOLD
 from tests.conftest import shared_file
 
 DATASETS = ("synthetic", "elec2", "bike_sharing")
@@ -29,7 +29,7 @@ def stream() -> list[sources.Batch]:
 
 @pytest.fixture(scope="module")
 def gx_validate():
-    """Validate with GX directly, so these tests do not depend on tasks/validate.py."""
+    """Validate with GX directly, so these tests do not depend on tasks/data/validate.py."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import great_expectations as gx

@@ -1,4 +1,4 @@
-"""flows.stack without servers: a failure is one line naming the log; stop leaves no orphans."""
+"""cli.stack without servers: a failure is one line naming the log; stop leaves no orphans."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from flows import stack
+from cli import stack
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -87,7 +87,7 @@ def test_commands_find_the_servers_up_records_and_ignore_a_stale_record(
     """16.1: beside `greenlight up`, a command on the same state dir uses its servers with
     nothing exported; explicit settings win; a record whose writer or server is gone is
     ignored (the embedded defaults apply)."""
-    from tasks.home import Home, adopt_servers
+    from tasks.data.home import Home, adopt_servers
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     home = Home(tmp_path / "gl")
@@ -108,7 +108,7 @@ def test_commands_find_the_servers_up_records_and_ignore_a_stale_record(
     # the real command, in a fresh process with nothing exported: status reads up's registry
     env = {k: v for k, v in os.environ.items()
            if k not in ("PREFECT_API_URL", "MLFLOW_TRACKING_URI")}
-    done = subprocess.run([sys.executable, "-c", "from flows.cli import main; main()",
+    done = subprocess.run([sys.executable, "-c", "from cli.main import main; main()",
                            "status", "--json", "--home", str(home.root)],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr

@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from tasks import manifest
+from tasks.data import manifest
 from tests.test_idle import _cli
 
 
@@ -34,7 +34,7 @@ def test_status_json_turns_undefined_metrics_into_null(home):
 
 
 def test_the_cycle_summary_is_made_strict_before_it_is_printed():
-    from flows.status import json_safe
+    from core.clean import json_safe
 
     summary = {"challenger_metric": float("nan"), "gate": {"ci": [float("-inf"), 0.5]},
                "batches": ["a"], "rows": 3}

@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.evaluate import evaluate, relative_gain
-from tasks.spec import DatasetSpec
-from tasks.train import fit, recency_weights, split_gate_window, train_challenger
+from tasks.data.spec import DatasetSpec
+from tasks.training.evaluate import evaluate, relative_gain
+from tasks.training.train import fit, recency_weights, split_gate_window, train_challenger
 
 SPEC = DatasetSpec(name="t", time_column="ts", target="y", task="classification",
                    features=["x", "c"], categorical_features=["c"], primary_metric="accuracy",
@@ -78,7 +78,7 @@ def test_same_batches_same_batch_set():
 def test_fit_scores_are_the_scores_of_separate_fits():
     """One binned Dataset for several half-lives gives each the model `fit` gives, bit for
     bit: unweighted first, weights swapped in between, and for a regression too."""
-    from tasks.train import fit_scores
+    from tasks.training.train import fit_scores
 
     rng = np.random.default_rng(3)
     n = 600

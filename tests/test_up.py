@@ -8,10 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from flows.deployments import POLICIES, for_policy
-from flows.up import _banner
-from tasks.dashboards import dashboard_url
-from tasks.spec import load_spec
+from cli.deployments import POLICIES, for_policy
+from cli.up import _banner
+from tasks.data.spec import load_spec
+from tasks.publish.dashboards import dashboard_url
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -48,7 +48,7 @@ def test_the_dashboard_link_opens_the_projects_dashboard(tmp_path):
 
 def test_an_unknown_policy_is_one_line_before_anything_starts(tmp_path):
     """`greenlight up --policy` takes one of the policies that have deployments."""
-    done = subprocess.run([sys.executable, "-c", "from flows.cli import main; main()", "up",
+    done = subprocess.run([sys.executable, "-c", "from cli.main import main; main()", "up",
                            "--home", str(tmp_path / "gl"), "--policy", "sometimes"],
                           cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2, done.stderr

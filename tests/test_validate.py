@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.validate import read_suite, validate_frame
+from tasks.data.validate import read_suite, validate_frame
 
 SOURCE = "batch-08.csv"
 SUITE = {
@@ -120,7 +120,7 @@ def test_failure_fields_and_report() -> None:
 def test_context_is_cached_between_calls() -> None:
     """One GX context per process (its set-up is not free): the second batch reuses it.
     Checked by identity, not by a timer (speed is for benchmarks/, not for tests)."""
-    from tasks import validate
+    from tasks.data import validate
 
     validate_frame(good_frame(), SUITE, source=SOURCE)
     context = validate._gx()[0]
@@ -158,9 +158,9 @@ def test_unknown_expectation_is_refused_not_dropped() -> None:
 @pytest.mark.parametrize("dataset", ["synthetic", "elec2", "bike_sharing"])
 def test_shipped_suites_bound_the_label_and_hold_rather_than_quarantine(dataset):
     """Issue 21.1: every shipped suite carries a check on its target's distribution; the
-    cycle splits it off the intake suite (a failure holds the batch, tasks/labels.py)."""
-    from tasks.spec import load_spec, suite_path
-    from tasks.validate import LABEL_SHARE_CHECKS, split_label_checks
+    cycle splits it off the intake suite (a failure holds the batch, tasks/data/labels.py)."""
+    from tasks.data.spec import load_spec, suite_path
+    from tasks.data.validate import LABEL_SHARE_CHECKS, split_label_checks
 
     spec, suite = load_spec(dataset), read_suite(suite_path(dataset))
     intake, labels = split_label_checks(suite, spec.target)
@@ -177,9 +177,9 @@ def test_real_batches_pass_the_label_check_and_constant_targets_are_held(dataset
     the same rows with one target value are held with a reason naming the file. Below
     Thresholds.min_rows labelled rows nothing is judged."""
     from flows.params import Thresholds
-    from tasks import labels, sources
-    from tasks.spec import load_spec, suite_path
-    from tasks.validate import split_label_checks
+    from tasks.data import labels, sources
+    from tasks.data.spec import load_spec, suite_path
+    from tasks.data.validate import split_label_checks
     from tests.conftest import shared_file
 
     spec = load_spec(dataset)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from evidently.ui.workspace import Workspace
 
-from tasks import sources, workspace
-from tasks.drift import measure_drift, save_report
-from tasks.spec import load_spec
+from tasks.data import sources
+from tasks.data.spec import load_spec
+from tasks.monitoring.drift import measure_drift, save_report
+from tasks.publish import workspace
 
 SPEC = load_spec("synthetic")
 

@@ -1,0 +1,108 @@
+"""The promotion lock against a Prefect server (a global concurrency limit of one slot),
+and the cycle's claim on its batches (an OS file lock, `cycle_claim`).
+
+Inside `registry.promote` every move also holds an OS file lock, which is enough on one
+machine (and the only lock that works embedded, where Prefect's leases live in a
+throw-away server: STACK_NOTES). Workers on several machines share no file lock, so with a
+server the move also holds a slot of a global concurrency limit, with `strict=True`: a
+missing limit must fail the move, never let it run unlocked. A holder that dies keeps its
+slot until its lease expires (LEASE_SECONDS, Prefect's minimum), then the next one goes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+LEASE_SECONDS = 60.0
+WAIT_SECONDS = 300.0
+
+
+def limit_name(model_name: str) -> str:
+    return f"greenlight-promote-{model_name}"
+
+
+def _ensure_limit(name: str) -> None:
+    """Create the one-slot limit on first use; a concurrent creator may win, which is fine."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            try:
+                client.create_global_concurrency_limit(
+                    GlobalConcurrencyLimitCreate(name=name, limit=1))
+            except ObjectAlreadyExists:
+                pass
+
+
+@contextmanager
+def promotion_lock(model_name: str, wait_seconds: float = WAIT_SECONDS) -> Iterator[None]:
+    """Hold the model's promotion slot on the Prefect server; embedded, the file lock alone."""
+    from prefect.settings import PREFECT_API_URL
+
+    from core.servers import real_api_url
+
+    if not real_api_url(PREFECT_API_URL.value()):
+        yield
+        return
+    from prefect.concurrency.sync import concurrency
+
+    name = limit_name(model_name)
+    _ensure_limit(name)
+    with concurrency(name, occupy=1, strict=True, timeout_seconds=wait_seconds,
+                     lease_duration=LEASE_SECONDS):
+        yield
+
+
+CLAIM_HOLDER_SUFFIX = ".holder"
+
+
+def _claim_paths(state_dir: Path, dataset: str) -> tuple[Path, Path]:
+    lock = state_dir / f"cycle-{dataset}.lock"
+    return lock, lock.with_suffix(CLAIM_HOLDER_SUFFIX)
+
+
+def _holder(path: Path) -> str:
+    """Who holds a claim, as the holder wrote it: `pid 123 since 2026-12-01T14:40:00+00:00`."""
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+        return f"pid {found['pid']} since {found['since']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "holder unknown"
+
+
+@contextmanager
+def cycle_claim(state_dir: Path, dataset: str) -> Iterator[str | None]:
+    """Claim the dataset's pending batches for one cycle; yields None when this cycle has
+    them, or the one line that says another cycle does.
+
+    The claim is an OS file lock held for the whole cycle, a pause for approval included:
+    batches waiting for a person's verdict are still pending in the manifest, so a second
+    cycle would otherwise monitor, retrain and ask about them again. The kernel drops the
+    lock when its holder dies (kill -9, OOM), so a crash never leaves the batches taken.
+    It never waits: the second cycle does nothing and the next one finds the batches."""
+    from filelock import FileLock, Timeout
+
+    lock_path, holder_path = _claim_paths(state_dir, dataset)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(lock_path))
+    try:
+        lock.acquire(blocking=False)
+    except Timeout:
+        yield (f"another cycle of {dataset} has its batches ({_holder(holder_path)}; "
+               f"claim {lock_path}): nothing to do, the next cycle after it takes what is new")
+        return
+    try:
+        holder_path.write_text(json.dumps({"pid": os.getpid(), "since": datetime.now(
+            UTC).isoformat(timespec="seconds")}), encoding="utf-8")
+        yield None
+    finally:
+        lock.release()

@@ -1,0 +1,84 @@
+"""The dataset spec: what a dataset's columns mean, read from `expectations/<name>/spec.json`.
+
+Every step reads the same spec, so the time column, target and features are named once,
+next to the Great Expectations suite that guards them.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from tasks.data.home import EXPECTATIONS_DIR
+
+
+class TrainingDefaults(BaseModel):
+    """The dataset's default training recipe; flow parameters override it."""
+
+    half_life_days: float | None = Field(
+        None, description="Recency half-life in days; null means equal weights."
+    )
+    window_days: float | None = Field(
+        None, description="Train only on the last N days before the gate window; null = all."
+    )
+
+
+class DatasetSpec(BaseModel):
+    """The columns and task of one dataset; the single source every step reads."""
+
+    name: str
+    time_column: str
+    target: str
+    task: Literal["classification", "regression"]
+    features: list[str]
+    categorical_features: list[str] = []
+    primary_metric: Literal["accuracy", "roc_auc", "mae", "rmse"]
+    positive_class: str | int | None = Field(
+        None, description="For classification: the label that counts as 1."
+    )
+    training: TrainingDefaults = TrainingDefaults()
+    label_key: str | None = Field(
+        None, description="Column that joins late labels (labels/ feed) to their rows; "
+                          "null joins on the time column.")
+    slice_feature: str | None = Field(
+        None, description="Categorical feature whose values the gate guards one by one.")
+
+    @property
+    def numerical_features(self) -> list[str]:
+        return [f for f in self.features if f not in self.categorical_features]
+
+    @property
+    def columns(self) -> list[str]:
+        """Columns a batch must carry: time, features, target."""
+        return [self.time_column, *self.features, self.target]
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.primary_metric in ("accuracy", "roc_auc")
+
+
+def available_datasets() -> list[str]:
+    """Datasets that ship a spec; used for CLI choices and clear errors."""
+    return sorted(p.parent.name for p in EXPECTATIONS_DIR.glob("*/spec.json"))
+
+
+@cache
+def load_spec(name: str) -> DatasetSpec:
+    """Load a dataset spec, failing with one line that names the file and the problem."""
+    path = EXPECTATIONS_DIR / name / "spec.json"
+    if not path.exists():
+        raise ValueError(
+            f"{path}: no such dataset spec (known: {', '.join(available_datasets()) or 'none'})"
+        )
+    try:
+        return DatasetSpec.model_validate(json.loads(path.read_text()))
+    except (json.JSONDecodeError, ValueError) as exc:
+        raise ValueError(f"{path}: invalid dataset spec: {exc}".splitlines()[0]) from exc
+
+
+def suite_path(name: str) -> Path:
+    return EXPECTATIONS_DIR / name / "suite.json"

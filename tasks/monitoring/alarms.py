@@ -1,0 +1,136 @@
+"""Alarms: which thresholds a monitored batch crossed, and the Prefect events they raise.
+
+One function turns a batch's numbers into alarms, so the retraining decision and the
+events agree by construction. Each alarm kind maps to an event name; an automation or a
+deployment trigger on that name acts on it with no glue code (deployments/prefect.yaml
+retrains on `greenlight.drift.detected` and `greenlight.model.decayed`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tasks.data.predictions import ServedStats
+    from tasks.monitoring.monitor import MonitorResult
+
+DRIFT_EVENT = "greenlight.drift.detected"
+DECAY_EVENT = "greenlight.model.decayed"
+QUALITY_EVENT = "greenlight.data.quality"
+FAILED_EVENT = "greenlight.predictions.failed"
+EVENTS = {"data": DRIFT_EVENT, "label": DRIFT_EVENT, "prediction": DRIFT_EVENT,
+          "adversarial": DRIFT_EVENT, "decay": DECAY_EVENT, "missing": QUALITY_EVENT,
+          "out_of_range": QUALITY_EVENT, "failed_predictions": FAILED_EVENT}
+# Kinds that mean "the live model may be wrong now": they retrain. Quality alarms say the
+# data is broken, which a new model would learn from, so they alert and do not retrain.
+RETRAIN_KINDS = frozenset({"data", "label", "prediction", "adversarial", "decay"})
+
+
+@dataclass(frozen=True)
+class Alarm:
+    kind: str
+    batch_id: str
+    value: float
+    threshold: float | None
+    reason: str
+    features: tuple[str, ...] = ()
+
+    @property
+    def event(self) -> str:
+        return EVENTS[self.kind]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "features": list(self.features), "event": self.event}
+
+
+def _over(value: float | None, limit: float | None) -> bool:
+    return value is not None and limit is not None and math.isfinite(value) and value >= limit
+
+
+def check(r: MonitorResult, *, drift_share: float, max_decay: float,
+          max_missing_share: float | None = None, max_out_of_range: float | None = None,
+          max_failed_predictions: float | None = None) -> list[Alarm]:
+    """Every threshold `r` crosses. Label, prediction and adversarial verdicts were made at
+    monitoring time with their own thresholds (they need the test's method); the rest here."""
+    b, out = r.batch_id, []
+    if _over(r.drift_share, drift_share):
+        out.append(Alarm("data", b, r.drift_share, drift_share,
+                         f"{b}: data drift share {r.drift_share:.2f} >= {drift_share} "
+                         f"({', '.join(r.drifted_features)})", tuple(r.drifted_features)))
+    if r.label_drifted:
+        out.append(Alarm("label", b, r.label_score, r.label_threshold,
+                         f"{b}: label drift (score {r.label_score:.3f})"))
+    if r.prediction_drifted:
+        out.append(Alarm("prediction", b, r.prediction_score, r.prediction_threshold,
+                         f"{b}: prediction drift (score {r.prediction_score:.3f})"))
+    if r.adversarial_drifted:
+        out.append(Alarm("adversarial", b, r.adversarial_auc, r.adversarial_threshold,
+                         f"{b}: a domain classifier tells it from the reference (AUC "
+                         f"{r.adversarial_auc:.2f}; driven by {', '.join(r.adversarial_features)})",
+                         tuple(r.adversarial_features)))
+    if _over(r.decay, max_decay):
+        out.append(Alarm("decay", b, r.decay, max_decay,
+                         f"{b}: champion decayed {r.decay:.1%} >= {max_decay:.0%} "
+                         f"({r.champion_metric:.4f} vs registered {r.registered_metric:.4f})"))
+    for kind, shares, limit in (("missing", r.missing_share, max_missing_share),
+                                ("out_of_range", r.out_of_range_share, max_out_of_range)):
+        bad = {c: v for c, v in shares.items() if _over(v, limit)}
+        if bad:
+            worst = max(bad.values())
+            out.append(Alarm(kind, b, worst, limit, f"{b}: {kind.replace('_', ' ')} share "
+                             f"{worst:.1%} >= {limit:.1%} in {', '.join(bad)}", tuple(bad)))
+    if _over(r.failed_predictions, max_failed_predictions) and r.failed_predictions > 0:
+        out.append(Alarm("failed_predictions", b, r.failed_predictions, max_failed_predictions,
+                         f"{b}: {r.failed_predictions:.1%} of predictions failed"))
+    return out
+
+
+def check_served(stats: list[ServedStats], *, max_failed_predictions: float | None
+                 ) -> list[Alarm]:
+    """Failed served predictions, per version and variant (a failing canary or shadow is
+    named as such); the same threshold and event as a batch's failed predictions."""
+    return [Alarm("failed_predictions", f"served {s.name}", s.failed_share,
+                  max_failed_predictions, f"served {s.name}: {s.failed_share:.1%} of "
+                  f"{s.count} predictions failed")
+            for s in stats if _over(s.failed_share, max_failed_predictions)
+            and s.failed_share > 0]
+
+
+def resource(dataset: str, policy: str) -> dict[str, str]:
+    """The event's resource: the dataset being monitored, labelled with the run's policy so
+    a trigger can choose which runs it answers (the retrain deployment answers `monitor`)."""
+    return {"prefect.resource.id": f"greenlight.dataset.{dataset}",
+            "prefect.resource.name": dataset, "greenlight.dataset": dataset,
+            "greenlight.policy": policy}
+
+
+def emit(alarms: list[Alarm], *, dataset: str, policy: str, model: str,
+         champion_version: int | None, retraining: bool) -> list[str]:
+    """One Prefect event per event name, its payload carrying every alarm's numbers.
+
+    `retraining` says whether this run retrains by itself, so listeners can tell an alarm
+    already being answered from one that needs them. Returns the event names emitted."""
+    from prefect.events import emit_event
+
+    grouped: dict[str, list[Alarm]] = defaultdict(list)
+    for a in alarms:
+        grouped[a.event].append(a)
+    related = ([{"prefect.resource.id": f"mlflow.model.{model}.v{champion_version}",
+                 "prefect.resource.role": "champion", "prefect.resource.name":
+                 f"{model} v{champion_version}"}] if champion_version is not None else [])
+    for name, group in grouped.items():
+        emit_event(event=name, resource=resource(dataset, policy), related=related, payload={
+            "dataset": dataset, "model": model, "champion_version": champion_version,
+            "policy": policy, "retraining": retraining,
+            "batch_ids": sorted({a.batch_id for a in group}),
+            "kinds": sorted({a.kind for a in group}),
+            "alarms": [_json_safe(a.to_dict()) for a in group]})
+    return list(grouped)
+
+
+def _json_safe(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in d.items()}

@@ -1,0 +1,267 @@
+"""Monitor one batch against the live champion: data, label and prediction drift, adversarial
+validation, input and output metrics, and decay (once the batch's labels are there).
+
+Drift is measured against the champion's own reference sample, so it always answers
+"has the world moved away from what the live model knows?"
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import weakref
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tasks.data.spec import DatasetSpec
+from tasks.monitoring.adversarial import domain_classifier
+from tasks.monitoring.drift import (
+    CLASSIFICATION_LABEL_THRESHOLD,
+    CLASSIFICATION_PREDICTION_THRESHOLD,
+    MAX_ROWS,
+    StatTests,
+    collector_paused,
+    measure_drift,
+    sample_rows,
+    save_report,
+)
+from tasks.monitoring.quality import InputMetrics, Ranges, input_metrics, output_metrics
+from tasks.training.evaluate import evaluate, relative_gain
+from tasks.training.model import GreenlightModel
+
+PREDICTION = "prediction"
+
+
+@dataclass
+class MonitorResult:
+    batch_id: str
+    rows: int
+    drift_share: float
+    drifted_features: list[str]
+    label_score: float | None  # None: the batch carries no labels (yet)
+    label_drifted: bool
+    prediction_score: float | None
+    champion_metric: float | None  # None until the batch's labels land
+    registered_metric: float
+    decay: float | None
+    reports: dict[str, str] = field(default_factory=dict)
+    label_threshold: float | None = None
+    prediction_drifted: bool = False
+    prediction_threshold: float | None = None
+    adversarial_auc: float = float("nan")
+    adversarial_drifted: bool = False
+    adversarial_threshold: float | None = None
+    adversarial_features: list[str] = field(default_factory=list)
+    adversarial_importance: dict[str, float] = field(default_factory=dict)
+    feature_scores: dict[str, float | None] = field(default_factory=dict)
+    feature_methods: dict[str, str] = field(default_factory=dict)
+    missing_share: dict[str, float] = field(default_factory=dict)
+    out_of_range_share: dict[str, float] = field(default_factory=dict)
+    failed_predictions: float = 0.0
+    score_mean: float | None = None
+    score_quantiles: dict[str, float] = field(default_factory=dict)
+    positive_share: float | None = None
+    labelled_rows: int = 0
+    # Why drift and decay were not judged (e.g. "not enough rows: 1 < 30"); "" when they were.
+    not_judged: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: _finite(v) for k, v in asdict(self).items()}
+
+    def run_metrics(self, metric: str) -> dict[str, float]:
+        """The numbers a monitoring run logs, so MLflow can chart them over batches."""
+        flat = {"drift_share": self.drift_share, "label_drift": self.label_score,
+                f"champion_{metric}": self.champion_metric, "decay": self.decay,
+                "rows": self.rows, "labelled_rows": self.labelled_rows,
+                "prediction_drift": self.prediction_score,
+                "adversarial_auc": self.adversarial_auc,
+                "failed_predictions": self.failed_predictions, "score_mean": self.score_mean,
+                "positive_share": self.positive_share,
+                **{f"score_{q}": v for q, v in self.score_quantiles.items()}}
+        for prefix, values in (("drift", self.feature_scores), ("missing", self.missing_share),
+                               ("out_of_range", self.out_of_range_share),
+                               ("adversarial_importance", self.adversarial_importance)):
+            flat.update({f"{prefix}.{c}": v for c, v in values.items()})
+        return {k: float(v) for k, v in flat.items()
+                if v is not None and math.isfinite(float(v))}
+
+    def run_tags(self, champion_version: int) -> dict[str, str]:
+        return {"greenlight.batch_id": self.batch_id,
+                "greenlight.champion_version": str(champion_version),
+                "greenlight.drifted_features": ",".join(self.drifted_features),
+                "greenlight.adversarial_features": ",".join(self.adversarial_features)}
+
+
+def _finite(v: Any) -> Any:
+    return None if isinstance(v, float) and not math.isfinite(v) else v
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The thresholds a verdict needs at monitoring time (the flow's Thresholds fill it)."""
+
+    label_drift: float | None = None
+    prediction_drift: float | None = None
+    adversarial_auc: float = 0.65
+    tests: StatTests = field(default_factory=StatTests)
+    drift_share: float | None = None  # for the Evidently report's headline; None: Evidently's
+    min_rows: int = 0  # below this many rows, drift and decay are "not enough rows"
+
+
+@dataclass(frozen=True)
+class _Scored:
+    """The champion's scores of rows it has already scored, in `evaluate`'s model shape, so
+    decay does not score the batch twice (200 trees over 3000 rows cost ~40 ms of CPU)."""
+
+    scores: np.ndarray
+
+    def score(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.scores
+
+
+# champion -> (its reference's content hash, its scores of that reference): see reference_scores
+_REFERENCE_SCORES: weakref.WeakKeyDictionary[GreenlightModel, tuple[np.ndarray, np.ndarray]] = (
+    weakref.WeakKeyDictionary())
+
+
+def reference_scores(champion: GreenlightModel, reference: pd.DataFrame) -> np.ndarray:
+    """The champion's scores of its own reference, computed once per champion and reference.
+
+    A cycle monitors each pending batch against the same champion and reference, and
+    scoring the reference again for every batch cost as much as scoring the batch. The
+    cache is keyed by the model object (dropped with it) and checked against a hash of the
+    reference's feature values, so a different or edited reference is scored afresh."""
+    key = pd.util.hash_pandas_object(reference[champion.features], index=False).to_numpy()
+    cached = _REFERENCE_SCORES.get(champion)
+    if cached is not None and np.array_equal(cached[0], key):
+        return cached[1]
+    scores = np.asarray(champion.score(reference))
+    scores.setflags(write=False)  # shared between batches: nobody may edit it in place
+    _REFERENCE_SCORES[champion] = (key, scores)
+    return scores
+
+
+def score_decay(champion: GreenlightModel, batch: pd.DataFrame, spec: DatasetSpec,
+                registered_metric: float, scores: np.ndarray | None = None
+                ) -> tuple[float | None, float | None, int]:
+    """The champion's primary metric on the batch's labelled rows, and its relative decay
+    against the registered metric; (None, None, 0) while no labels have landed. `scores`,
+    when given, are the champion's scores of every row of `batch`, in order."""
+    mask = (batch[spec.target].notna() if spec.target in batch
+            else pd.Series(False, index=batch.index)).to_numpy()
+    labelled = batch[mask]
+    if labelled.empty:
+        return None, None, 0
+    model = champion if scores is None else _Scored(np.asarray(scores)[mask])
+    metric = evaluate(model, labelled, spec)[spec.primary_metric]  # type: ignore[arg-type]
+    return metric, -relative_gain(metric, registered_metric, spec.higher_is_better), len(labelled)
+
+
+def monitor_batch(batch_id: str, batch: pd.DataFrame, reference: pd.DataFrame,
+                  champion: GreenlightModel, registered_metric: float, spec: DatasetSpec,
+                  out_dir: Path, label_threshold: float | None = None,
+                  limits: Limits | None = None, ranges: Ranges | None = None,
+                  max_rows: int = MAX_ROWS, inputs: InputMetrics | None = None,
+                  source: str | None = None) -> MonitorResult:
+    """Drift, adversarial validation, input/output metrics and decay for one batch, with the
+    Evidently report and a JSON of everything written to `out_dir`.
+
+    A batch (or reference) above `max_rows` rows is scored and measured on a seeded sample
+    of that many rows (`sample_rows`): the verdicts agree with every row's (see
+    benchmarks/monitoring_speed.py) at a fifth of the time. `rows` still counts the whole
+    batch, and the input metrics (missing, out of range) read every row: they are cheap.
+    On Dask, `batch` is the sample drawn from every partition and `inputs` the partitions'
+    combined input metrics (tasks/scale/distributed.py); `rows` is then `inputs.rows`.
+
+    Below `limits.min_rows` rows nothing is judged (`too_few_rows`): one row's "drift
+    share" is 0 or 1 and its accuracy 0 or 1, which is noise, not evidence. `source` (the
+    landed file) goes into the report's title with the batch id."""
+    limits = limits or Limits(label_drift=label_threshold)
+    rows = inputs.rows if inputs is not None else len(batch)
+    if rows < limits.min_rows:
+        return too_few_rows(batch_id, batch, champion, registered_metric, spec, out_dir,
+                            limits, ranges, inputs)
+    title = f"greenlight drift: batch {batch_id}" + (f" ({source})" if source else "")
+    with collector_paused():
+        return _monitor(batch_id, batch, reference, champion, registered_metric, spec, out_dir,
+                        limits, ranges, max_rows, inputs, title)
+
+
+def too_few_rows(batch_id: str, batch: pd.DataFrame, champion: GreenlightModel,
+                 registered_metric: float, spec: DatasetSpec, out_dir: Path, limits: Limits,
+                 ranges: Ranges | None, inputs: InputMetrics | None) -> MonitorResult:
+    """A batch too small to judge: input and output metrics only; drift share and decay
+    unknown (null), no drift verdict, and `not_judged` says why, so the cycle's reasons
+    say "not enough rows" rather than "drift share 1.00"."""
+    inputs = inputs or input_metrics(batch, spec, ranges or Ranges())
+    scores = champion.score(batch) if len(batch) else np.array([])
+    outputs = output_metrics(scores, spec)
+    mask = (batch[spec.target].notna() if spec.target in batch
+            else pd.Series(False, index=batch.index))
+    result = MonitorResult(
+        batch_id=batch_id, rows=inputs.rows, drift_share=float("nan"), drifted_features=[],
+        label_score=None, label_drifted=False, prediction_score=None, champion_metric=None,
+        registered_metric=registered_metric, decay=None,
+        adversarial_threshold=limits.adversarial_auc,
+        missing_share=inputs.missing_share, out_of_range_share=inputs.out_of_range_share,
+        failed_predictions=outputs.failed_share, score_mean=_finite(outputs.score_mean),
+        score_quantiles=outputs.score_quantiles, positive_share=outputs.positive_share,
+        labelled_rows=int(mask.sum()),
+        not_judged=f"not enough rows to judge drift or decay: {inputs.rows} < "
+                   f"{limits.min_rows} (Thresholds.min_rows)")
+    path = Path(out_dir) / "monitor.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result.to_dict(), indent=2, default=str))
+    result.reports = {"monitor": str(path)}
+    return result
+
+
+def _monitor(batch_id: str, batch: pd.DataFrame, reference: pd.DataFrame,
+             champion: GreenlightModel, registered_metric: float, spec: DatasetSpec,
+             out_dir: Path, limits: Limits, ranges: Ranges | None, max_rows: int,
+             inputs: InputMetrics | None, title: str | None = None) -> MonitorResult:
+    """`monitor_batch`'s work, with its arguments resolved."""
+    scored, reference = sample_rows(batch, max_rows), sample_rows(reference, max_rows)
+    scores = champion.score(scored)
+    current = scored[spec.columns].assign(**{PREDICTION: scores})
+    ref = reference[spec.columns].assign(**{PREDICTION: reference_scores(champion, reference)})
+    drift = measure_drift(ref, current, spec, label_threshold=limits.label_drift,
+                          prediction_column=PREDICTION,
+                          prediction_threshold=limits.prediction_drift, tests=limits.tests,
+                          max_rows=max_rows, drift_share=limits.drift_share, title=title)
+    paths = save_report(drift, out_dir)
+    adv = domain_classifier(reference, scored, spec)
+    inputs = inputs or input_metrics(batch, spec, ranges or Ranges())
+    outputs = output_metrics(scores, spec)
+    metric, decay, labelled = score_decay(champion, scored, spec, registered_metric, scores)
+    classify = spec.task == "classification"
+    default_cut = CLASSIFICATION_LABEL_THRESHOLD if classify else None
+    adv_drifted = bool(adv.auc >= limits.adversarial_auc)
+    result = MonitorResult(
+        batch_id=batch_id, rows=inputs.rows, drift_share=float(drift.drift_share),
+        drifted_features=list(drift.drifted_features), label_score=drift.label_score,
+        label_drifted=bool(drift.label_drifted),
+        prediction_score=None if drift.prediction_score is None else float(drift.prediction_score),
+        champion_metric=metric, registered_metric=registered_metric, decay=decay,
+        label_threshold=limits.label_drift or default_cut,
+        prediction_drifted=bool(drift.prediction_drifted),
+        prediction_threshold=limits.prediction_drift or (
+            CLASSIFICATION_PREDICTION_THRESHOLD if classify else limits.label_drift),
+        adversarial_auc=adv.auc, adversarial_drifted=adv_drifted,
+        adversarial_threshold=limits.adversarial_auc,
+        # the drivers are named only when there is a shift to drive: at AUC ~0.5 they are noise
+        adversarial_features=adv.top_features if adv_drifted else [],
+        adversarial_importance=adv.importance,
+        feature_scores=drift.to_dict()["feature_scores"], feature_methods=drift.feature_methods,
+        missing_share=inputs.missing_share, out_of_range_share=inputs.out_of_range_share,
+        failed_predictions=outputs.failed_share, score_mean=_finite(outputs.score_mean),
+        score_quantiles=outputs.score_quantiles, positive_share=outputs.positive_share,
+        labelled_rows=labelled)
+    paths["monitor"] = Path(out_dir) / "monitor.json"
+    paths["monitor"].write_text(json.dumps(result.to_dict(), indent=2, default=str))
+    result.reports = {k: str(v) for k, v in paths.items()}
+    return result

@@ -1,0 +1,3 @@
+"""Publishing what a cycle saw where people look: MLflow and Prefect reports
+(`reports`), the Evidently workspace and dashboards (`workspace`, `dashboards`) and the
+history plots (`plots`)."""

@@ -1,0 +1,2 @@
+"""The heavy steps on Dask above a size threshold: validation and monitoring by
+partition, training with lightgbm.dask (`distributed`)."""

@@ -1,0 +1,267 @@
+"""Train a challenger on a time window of the lake with recency sample weights.
+
+Time is respected: the gate window is the newest rows and is held out; training uses
+only rows older than it, and weights decay with age so the model follows the present.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from tasks.data.spec import DatasetSpec
+from tasks.training.model import GreenlightModel
+
+# One thread: batches are small (a fit takes ~0.15 s), and on a 2-core machine shared with a
+# server or a second cycle, OpenMP's spin-waiting made a 2-thread fit take minutes.
+LGBM_PARAMS = {"n_estimators": 200, "learning_rate": 0.05, "num_leaves": 31,
+               "min_child_samples": 20, "random_state": 0, "n_jobs": 1, "verbose": -1}
+
+
+@dataclass(frozen=True)
+class Split:
+    train: pd.DataFrame
+    gate: pd.DataFrame
+
+
+def split_gate_window(frame: pd.DataFrame, spec: DatasetSpec, gate_rows: int,
+                      window_days: float | None) -> Split:
+    """Hold out the newest `gate_rows` rows; train on what came before, within the window."""
+    # The lake is read in time order, so the sort (a copy of all history) is usually skipped.
+    times = frame[spec.time_column]
+    ordered = frame if times.is_monotonic_increasing else frame.sort_values(spec.time_column,
+                                                                          kind="stable")
+    ordered = ordered.reset_index(drop=True)
+    gate_rows = min(gate_rows, len(ordered) // 2)
+    gate = ordered.iloc[len(ordered) - gate_rows:]
+    train = ordered.iloc[: len(ordered) - gate_rows]
+    if window_days is not None and len(train):
+        start = train[spec.time_column].max() - pd.Timedelta(days=window_days)
+        train = train[train[spec.time_column] > start]
+    return Split(train.reset_index(drop=True), gate.reset_index(drop=True))
+
+
+def recency_weights(times: pd.Series, half_life_days: float | None) -> np.ndarray:
+    """`0.5 ** (age / half_life)`, age in days from the newest training row."""
+    if not half_life_days:
+        return np.ones(len(times))
+    age_days = (times.max() - times).dt.total_seconds().to_numpy() / 86400.0
+    return np.power(0.5, age_days / half_life_days)
+
+
+def binary_target(frame: pd.DataFrame, spec: DatasetSpec) -> np.ndarray:
+    """1 where the label is the positive class: the one encoding every metric agrees on.
+
+    A label column with gaps (late labels) is float: 1.0 must still match positive class 1."""
+    y = frame[spec.target]
+    if pd.api.types.is_float_dtype(y) and bool((y.dropna() % 1 == 0).all()):
+        y = y.astype("Int64")
+    return (y.astype(str) == str(spec.positive_class)).to_numpy(dtype=int)
+
+
+# (task, params, X, y, sample weights, categorical features) -> fitted sklearn-API estimator
+Fitter = Callable[[str, dict, pd.DataFrame, np.ndarray, np.ndarray, Any], Any]
+
+
+def local_fit(task: str, params: dict, X: pd.DataFrame, y: np.ndarray, weights: np.ndarray,
+              categorical: Any) -> Any:
+    """LightGBM in this process: the default below the Dask threshold."""
+    cls = lgb.LGBMClassifier if task == "classification" else lgb.LGBMRegressor
+    return cls(**params).fit(X, y, sample_weight=weights, categorical_feature=categorical)
+
+
+def _encoded(train: pd.DataFrame, spec: DatasetSpec) -> tuple[GreenlightModel, np.ndarray]:
+    """A model with its categories fixed from `train` (no estimator yet), and the labels."""
+    categories = {c: sorted(train[c].dropna().unique().tolist()) for c in spec.categorical_features}
+    if spec.task == "classification":
+        y = binary_target(train, spec)
+        values = train[spec.target].dropna().unique().tolist()
+        negative = next((v for v in values if str(v) != str(spec.positive_class)), "other")
+        positive = next((v for v in values if str(v) == str(spec.positive_class)),
+                        spec.positive_class)
+        labels = [negative, positive]
+    else:
+        y = train[spec.target].to_numpy(dtype=float)
+        labels = None
+    return GreenlightModel(None, spec, categories, labels), y
+
+
+def fit(train: pd.DataFrame, spec: DatasetSpec, half_life_days: float | None,
+        params: dict | None = None, fitter: Fitter | None = None) -> GreenlightModel:
+    """Fit LightGBM on the training rows; categories are fixed from the training data.
+
+    `params` overrides LGBM_PARAMS: the recipe backtest fits many small models, and
+    benchmarks match a baseline's settings. `fitter` runs the fit elsewhere (Dask, see
+    tasks/scale/distributed.py) on exactly the same encoded rows, labels and weights."""
+    params = {**LGBM_PARAMS, **(params or {})}
+    model, y = _encoded(train, spec)
+    weights = recency_weights(train[spec.time_column], half_life_days)
+    model.estimator = (fitter or local_fit)(spec.task, params, model.encode(train), y, weights,
+                                            list(model.categories) or "auto")
+    return model
+
+
+def _booster_params(task: str, params: dict) -> dict | None:
+    """The parameters LightGBM's sklearn estimator hands to `lightgbm.train` for `params`,
+    or None if this LightGBM does not say (then `fit_scores` fits through sklearn)."""
+    cls = lgb.LGBMClassifier if task == "classification" else lgb.LGBMRegressor
+    process = getattr(cls(**params), "_process_params", None)
+    return process(stage="fit") if process is not None else None
+
+
+def fit_scores(train: pd.DataFrame, score_on: pd.DataFrame, spec: DatasetSpec,
+               half_lives: list[float | None], params: dict | None = None
+               ) -> dict[float | None, np.ndarray]:
+    """`fit(train, spec, h, params).score(score_on)` for each half-life h, bit for bit, with
+    the rows encoded and binned once.
+
+    The recipe backtest fits up to six half-lives on the same rows of a fold. LightGBM bins
+    a Dataset's features without looking at the weights, so one constructed Dataset serves
+    every fit, its weights swapped in between (weights of all ones are no weights, as the
+    sklearn estimator passes them). Labels of one class only go through `fit`: the sklearn
+    estimator relabels those."""
+    model, y = _encoded(train, spec)
+    return _shared_fits(model.encode(train), y, train[spec.time_column],
+                        lambda: model.encode(score_on), list(model.categories), spec,
+                        half_lives, params,
+                        lambda h: fit(train, spec, h, params).score(score_on))
+
+
+def _shared_fits(X: pd.DataFrame, y: np.ndarray, times: pd.Series,
+                 X_score: Callable[[], pd.DataFrame], categorical: list[str],
+                 spec: DatasetSpec, half_lives: list[float | None], params: dict | None,
+                 separate: Callable[[float | None], np.ndarray]
+                 ) -> dict[float | None, np.ndarray]:
+    """`fit_scores` on rows already encoded as `fit` encodes them; `separate(h)` is the
+    separate fit and score, for what one shared Dataset cannot do."""
+    params = {**LGBM_PARAMS, **(params or {})}
+    booster_params = _booster_params(spec.task, params)
+    if booster_params is None or (spec.task == "classification" and len(np.unique(y)) < 2):
+        return {h: separate(h) for h in half_lives}
+    by_weights: dict[float | None, np.ndarray | None] = {}
+    for h in dict.fromkeys(half_lives):
+        w = recency_weights(times, h)
+        by_weights[h] = None if np.all(w == 1) else w
+    # Unweighted fits first: a constructed Dataset's weights can be replaced, not removed.
+    order = sorted(by_weights, key=lambda h: by_weights[h] is not None)
+    data = lgb.Dataset(X, label=y, weight=by_weights[order[0]], params=booster_params,
+                       categorical_feature=categorical or "auto")
+    scored = X_score()
+    out = {}
+    for i, h in enumerate(order):
+        if i:
+            data.set_weight(by_weights[h])
+        booster = lgb.train(booster_params, data, num_boost_round=params["n_estimators"],
+                            keep_training_booster=True)
+        out[h] = booster.predict(scored, num_threads=1)
+    return {h: out[h] for h in half_lives}
+
+
+@dataclass(frozen=True)
+class EncodedRows:
+    """Rows encoded once, for many fits on subsets of them (the recipe backtest's folds):
+    encoding and labelling every fold's rows again cost ~10% of the backtest.
+
+    Categorical codes here are over the values of every row; `fit` numbers the values of
+    its own training rows, so `range_scores` renumbers them per subset (same order, since
+    both are sorted), giving the frame `fit` would encode, bit for bit."""
+
+    frame: pd.DataFrame
+    X: pd.DataFrame
+    y: np.ndarray | None  # None: the labels of a subset are not a slice of these (below)
+    categories: dict[str, list[Any]]
+
+
+def encode_rows(frame: pd.DataFrame, spec: DatasetSpec) -> EncodedRows:
+    """`frame` (index 0..n-1) encoded once for `range_scores`."""
+    model, y = _encoded(frame, spec)
+    target = frame[spec.target]
+    # A float label column with a fractional value is not cast to integers whole, but a
+    # subset without one would be (binary_target): there, label each subset itself.
+    sliceable = not (spec.task == "classification" and pd.api.types.is_float_dtype(target)
+                     and not bool((target.dropna() % 1 == 0).all()))
+    return EncodedRows(frame, model.encode(frame), y if sliceable else None, model.categories)
+
+
+def _renumbered(rows: EncodedRows, train: np.ndarray, score: np.ndarray
+                ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The features of two subsets with category codes over the values in `train` only
+    (-1 for a value it lacks, as `GreenlightModel.encode` gives)."""
+    X, X_score = rows.X.iloc[train].copy(), rows.X.iloc[score].copy()
+    for col, cats in rows.categories.items():
+        codes = rows.X[col].to_numpy()
+        seen = np.zeros(len(cats) + 1, dtype=bool)
+        seen[codes[train] + 1] = True
+        seen[0] = False  # -1 (missing) stays -1
+        lookup = np.full(len(cats) + 1, -1, dtype="int32")
+        lookup[seen] = np.arange(int(seen.sum()), dtype="int32")
+        X[col], X_score[col] = lookup[codes[train] + 1], lookup[codes[score] + 1]
+    return X, X_score
+
+
+def range_scores(rows: EncodedRows, train: np.ndarray, score: np.ndarray, spec: DatasetSpec,
+                 half_lives: list[float | None], params: dict | None = None
+                 ) -> dict[float | None, np.ndarray]:
+    """`fit_scores(frame.iloc[train], frame.iloc[score], ...)`, bit for bit, from rows encoded
+    once (`train` and `score` are row positions, in time order)."""
+    X, X_score = _renumbered(rows, train, score)
+    part = rows.frame.iloc[train]
+    y = rows.y[train] if rows.y is not None else binary_target(part, spec)
+    return _shared_fits(X, y, part[spec.time_column], lambda: X_score, list(rows.categories),
+                        spec, half_lives, params,
+                        lambda h: fit(part, spec, h, params).score(rows.frame.iloc[score]))
+
+
+def reference_sample(train: pd.DataFrame, spec: DatasetSpec, batch_column: str,
+                     min_rows: int, max_rows: int = 20_000) -> pd.DataFrame:
+    """The newest batch the model trained on: what it takes as "now".
+
+    A longer reference would mix regimes the model has already moved past, and every
+    batch after a change would keep looking drifted. At least `min_rows` (Evidently uses
+    distance measures from 1000 reference rows on, p-value tests below)."""
+    ordered = train.sort_values(spec.time_column, kind="stable")
+    newest = ordered[ordered[batch_column] == ordered[batch_column].iloc[-1]]
+    rows = min(max(len(newest), min_rows), max_rows)
+    return ordered.iloc[-rows:][spec.columns].reset_index(drop=True)
+
+
+@dataclass
+class Challenger:
+    model: GreenlightModel
+    split: Split
+    reference: pd.DataFrame
+    params: dict
+    batch_set: str
+    data_hash: str
+
+
+def train_challenger(history: pd.DataFrame, spec: DatasetSpec, *, gate_rows: int,
+                     half_life_days: float | None, window_days: float | None,
+                     reference_rows: int, batch_column: str,
+                     fitter: Fitter | None = None) -> Challenger:
+    """Split off the gate window, fit on the older rows, and keep the reference sample.
+
+    `batch_set` hashes the batches and recipe, so the same data never registers twice."""
+    split = split_gate_window(history, spec, gate_rows, window_days)
+    model = fit(split.train, spec, half_life_days, fitter=fitter)
+    batches = sorted(history[batch_column].unique().tolist())
+    params = {"half_life_days": half_life_days, "window_days": window_days,
+              "train_rows": len(split.train), "gate_rows": len(split.gate),
+              "train_start": str(split.train[spec.time_column].min()),
+              "train_end": str(split.train[spec.time_column].max()),
+              "gate_start": str(split.gate[spec.time_column].min()),
+              "gate_end": str(split.gate[spec.time_column].max()), "refit": False,
+              "trained_until": str(split.train[spec.time_column].max()), **LGBM_PARAMS,
+              "engine": getattr(fitter, "engine", "lightgbm")}
+    # Batch ids are content hashes, so this hashes the data; the batch set adds the recipe.
+    data_hash = hashlib.sha256(",".join(batches).encode()).hexdigest()[:16]
+    recipe = f"{data_hash}|{half_life_days}|{window_days}|{gate_rows}"
+    reference = reference_sample(split.train, spec, batch_column, reference_rows)
+    return Challenger(model, split, reference, params,
+                      hashlib.sha256(recipe.encode()).hexdigest()[:16], data_hash)
