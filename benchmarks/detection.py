@@ -30,9 +30,9 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from flows.params import Thresholds  # noqa: E402
-from tasks.monitoring import alarms  # noqa: E402
 from tasks.data.sources import SYNTHETIC_CHANGE_POINTS, SYNTHETIC_MALFORMED, synthetic_batch  # noqa: E402
 from tasks.data.spec import load_spec, suite_path  # noqa: E402
+from tasks.monitoring import alarms  # noqa: E402
 from tasks.monitoring.drift import StatTests  # noqa: E402
 from tasks.monitoring.monitor import Limits, MonitorResult, monitor_batch  # noqa: E402
 from tasks.monitoring.quality import load_ranges  # noqa: E402
