@@ -419,6 +419,39 @@ def approve(
 
 
 @app.command()
+def notify(
+    off: Annotated[bool, typer.Option("--off", help="Remove greenlight's automations.")]
+    = False,
+    home: HomeOpt = None,
+) -> None:
+    """Tell people when it matters: set up Prefect automations that send an approval
+    waiting, a rollback, a drift or decay alarm and a quarantined batch through a
+    notification block (GREENLIGHT_NOTIFY_URL, a webhook; or GREENLIGHT_NOTIFY_BLOCK,
+    e.g. slack-webhook/NAME). `greenlight up` does it by itself when either is set."""
+    _environment(home)
+    from cli import notify as notices
+
+    if not os.environ.get("PREFECT_API_URL"):
+        _fail("notify talks to a Prefect server: start `greenlight up` on this state dir, "
+              "or set PREFECT_API_URL")
+    if off:
+        console.print(f"removed {notices.remove()} greenlight automations")
+        return
+    where = notices.configured()
+    if where is None:
+        console.print(f"notifications are off: set {notices.NOTIFY_URL_ENV} (a webhook) or "
+                      f"{notices.NOTIFY_BLOCK_ENV} (a Prefect notification block)")
+        return
+    from cli.outages import prefect_unreachable
+
+    down = prefect_unreachable(os.environ["PREFECT_API_URL"])
+    if down:
+        _fail(down, UNREACHABLE_EXIT)
+    made = notices.set_up()
+    console.print(f"{len(made)} automations send to {where}: {', '.join(made)}")
+
+
+@app.command()
 def up(
     dataset: DatasetOpt = "synthetic",
     prefect_port: Annotated[int, typer.Option(help="Prefect server and UI port.")] = 4200,

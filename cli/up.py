@@ -248,6 +248,21 @@ def _where(url: str | None, sqlite_file: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+def _notifications(say: _Say) -> None:
+    """Set up the automations that tell people (cli/notify.py) when a destination is set;
+    a notification is news, so a failure here is said and never stops the stack."""
+    from cli import notify
+
+    where = notify.configured()
+    if where is None:
+        say(f"  notify      off (set {notify.NOTIFY_URL_ENV} to a webhook URL to be told)")
+        return
+    try:
+        say(f"  notify      {len(notify.set_up())} automations send to {where}")
+    except Exception as exc:  # noqa: BLE001 (see the docstring)
+        say(f"  notify      not set up ({type(exc).__name__}: {exc})")
+
+
 def up(home: Path, *, prefect_port: int = 4200, mlflow_port: int = 5000,
        dataset: str = "synthetic", console: Console | None = None,
        evidently_port: int | None = 8000, prefect_db: str | None = None,
@@ -312,6 +327,7 @@ def up(home: Path, *, prefect_port: int = 4200, mlflow_port: int = 5000,
         say(f"  stores      Prefect {_where(prefect_db, 'prefect/prefect.db')}, "
             f"MLflow {_where(mlflow_db, 'mlflow.db')}; authentication: "
             f"{', '.join(auth) or 'off'}")
+        _notifications(say)
         serve_deployments(defs, dataset=dataset, home=home)
     except KeyboardInterrupt:
         pass

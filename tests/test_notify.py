@@ -1,0 +1,114 @@
+"""Notifications: greenlight's events reach a real HTTP receiver through Prefect's own
+automations and notification block, on a real Prefect server. Nothing of ours sends HTTP."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+ARRIVAL_TIMEOUT = 90.0
+
+
+class Receiver:
+    """A webhook receiver on loopback that keeps every JSON body posted to it."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict] = []
+        bodies = self.bodies
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                length = int(self.headers.get("Content-Length") or 0)
+                bodies.append(json.loads(self.rfile.read(length) or b"{}"))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def about(self, dataset: str, n: int, timeout: float = ARRIVAL_TIMEOUT) -> list[dict]:
+        """The messages about `dataset` once `n` have come (or the timeout passed), after a
+        moment more so that a duplicate would have come too."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and len(self._about(dataset)) < n:
+            time.sleep(0.5)
+        time.sleep(3.0)
+        return self._about(dataset)
+
+    def _about(self, dataset: str) -> list[dict]:
+        return [b for b in self.bodies if dataset in b.get("subject", "") + b.get("body", "")]
+
+
+@pytest.fixture
+def receiver(prefect_server, monkeypatch) -> Iterator[Receiver]:
+    from cli import notify
+
+    got = Receiver()
+    monkeypatch.setenv(notify.NOTIFY_URL_ENV, got.url)
+    monkeypatch.delenv(notify.NOTIFY_BLOCK_ENV, raising=False)
+    yield got
+    notify.remove()
+    got.server.shutdown()
+
+
+def test_each_event_arrives_once_with_the_dataset_the_version_and_the_link(receiver):
+    from cli import notify
+    from core import events
+
+    made = notify.set_up()
+    assert notify.set_up() == made  # twice is still one automation of each kind
+    assert len(made) == len(notify.NOTICES)
+    dataset = f"notify-{uuid.uuid4().hex[:8]}"
+    link = "http://127.0.0.1:4200/runs/flow-run/abc"
+    events.emit(events.APPROVAL_EVENT, dataset, {"version": 7, "link": link})
+    events.emit(events.ROLLBACK_EVENT, dataset, {"version": 6, "link": link,
+                                                 "reason": "worse on batch W09"})
+    got = receiver.about(dataset, 2)
+    subjects = sorted(b["subject"] for b in got)
+    assert subjects == [f"greenlight: {dataset} rolled back to v6",
+                        f"greenlight: {dataset} v7 waits for approval"], got
+    for body in got:
+        assert link in body["body"] and f"dataset {dataset}" in body["body"]
+    assert "worse on batch W09" in next(b["body"] for b in got if "rolled" in b["subject"])
+
+
+def test_nothing_is_set_up_without_a_destination(monkeypatch):
+    from cli import notify
+
+    monkeypatch.delenv(notify.NOTIFY_URL_ENV, raising=False)
+    monkeypatch.delenv(notify.NOTIFY_BLOCK_ENV, raising=False)
+    assert notify.configured() is None
+
+
+def test_prefect_deploy_sets_them_up_with_the_build_step_of_prefect_yaml(receiver, tmp_path):
+    """`prefect deploy` runs prefect.yaml's build steps; the `notify` one creates them."""
+    import asyncio
+    from pathlib import Path
+
+    import yaml
+    from prefect.client.orchestration import get_client
+    from prefect.deployments.steps import run_shell_script
+
+    from cli import notify
+
+    doc = yaml.safe_load((Path(__file__).parents[1] / "deployments" / "prefect.yaml")
+                         .read_text())
+    step = next(s["prefect.deployments.steps.run_shell_script"] for s in doc["build"]
+                if s["prefect.deployments.steps.run_shell_script"].get("id") == "notify")
+    notify.remove()
+    out = asyncio.run(run_shell_script(script=step["script"], stream_output=False,
+                                       env={"GREENLIGHT_HOME": str(tmp_path / "gl")}))
+    assert "automations send to" in out["stdout"], out
+    with get_client(sync_client=True) as client:
+        names = {a.name for a in client.read_automations()}
+    assert {notify.PREFIX + n.name for n in notify.NOTICES} <= names
