@@ -110,7 +110,9 @@ def promote(reg: Registry, version: int, *, reason: str, by: str | None = None,
 
 
 def rollback(reg: Registry, *, reason: str, by: str | None = None,
-             expected_from: int | None = None) -> dict[str, Any]:
+             expected_from: int | None = None, action: str = "rollback",
+             metrics: dict[str, float] | None = None,
+             batches: list[str] | None = None) -> dict[str, Any]:
     """Swap `champion` and `previous` (blue-green): the old champion serves again.
 
     `expected_from` is the champion the caller saw (and means to leave). Two rollbacks at
@@ -124,9 +126,9 @@ def rollback(reg: Registry, *, reason: str, by: str | None = None,
                                  f"v{champion}); not rolling back")
         if PREVIOUS not in current:
             raise PromotionError(f"{reg.model_name}: nothing to roll back to (no @previous)")
-        return _move_locked(reg, current, action="rollback", to=current[PREVIOUS],
-                            previous=champion, reason=reason, by=by, metrics=None,
-                            batches=None, expected_from=champion, check_expected=True)
+        return _move_locked(reg, current, action=action, to=current[PREVIOUS],
+                            previous=champion, reason=reason, by=by, metrics=metrics,
+                            batches=batches, expected_from=champion, check_expected=True)
 
 
 def try_promote(reg: Registry, version: int, *, reason: str, **kwargs: Any) -> dict[str, Any]:
