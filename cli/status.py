@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.clean import json_safe
-from registry import promote, versions
+from registry import probation, promote, versions
 from registry.store import Registry
 from tasks.data import manifest
 from tasks.data.home import Home
@@ -17,8 +17,20 @@ BATCH_FIELDS = ("id", "file", "status", "reason", "rows", "drift_share", "label_
                 "promotion_refused", "no_champion")
 
 
-def status(home: Home, reg: Registry) -> dict[str, Any]:
-    """Stable, machine-readable state: aliases, versions, batches and promotions."""
+def on_probation(reg: Registry, batches: int, hours: float | None) -> dict[str, Any] | None:
+    """The champion's probation in figures and words, or None when it is not on one."""
+    found = probation.current(reg)
+    if found is None:
+        return None
+    return {"version": found.version, "previous": found.previous,
+            "since": found.since.isoformat(timespec="seconds"), "judged": found.judged,
+            "left": found.left(batches, hours)}
+
+
+def status(home: Home, reg: Registry, baking_batches: int = 2,
+           baking_hours: float | None = None) -> dict[str, Any]:
+    """Stable, machine-readable state: aliases, versions, batches and promotions, and
+    whether the champion is on probation (for `baking_batches` or `baking_hours`)."""
     current = versions.aliases(reg)
     batches = [{k: b.get(k) for k in BATCH_FIELDS} for b in manifest.load(home.manifest).values()]
     return json_safe({
@@ -30,4 +42,5 @@ def status(home: Home, reg: Registry) -> dict[str, Any]:
                      for v in versions.all_versions(reg)],
         "batches": batches,
         "promotions": promote.records(reg),
+        "probation": on_probation(reg, baking_batches, baking_hours),
     })

@@ -57,6 +57,11 @@ def print_status(state: dict[str, Any], console: Console) -> None:
                   f"{'v' + str(champion) if champion else 'none'}  previous: "
                   f"{'v' + str(previous) if previous else 'none'}  versions: "
                   f"{len(state['versions'])}  store: {state['tracking_uri']}")
+    if probation := state.get("probation"):
+        console.print(f"[yellow]on probation[/] v{probation['version']} since "
+                      f"{probation['since']}: judged against v{probation['previous']} for "
+                      f"{probation['left']}; rolled back by itself if it proves worse",
+                      highlight=False)
     console.print(batch_table(state))
     print_quarantine(state, console)
 

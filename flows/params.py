@@ -120,3 +120,15 @@ class Scale(BaseModel):
                           "is started when a step first needs it and closed after the cycle.")
     partition_rows: int = Field(
         1_000_000, ge=1, description="Rows per partition for validation and monitoring.")
+
+
+class Guardrails(BaseModel):
+    """Probation after a promotion: how long the new champion is judged against @previous
+    on what is new, and rolled back by itself when the evidence turns against it."""
+
+    baking_batches: int = Field(
+        2, ge=0, description="The champion is on probation for this many newly labelled "
+                             "batches after a promotion (0: no probation).")
+    baking_hours: float | None = Field(
+        None, gt=0, description="Or for this many hours after the promotion, whichever "
+                                "ends first; null counts batches only.")
