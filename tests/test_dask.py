@@ -1,7 +1,7 @@
 """The Dask path agrees with the single-process path on the same data, and a cycle really
 runs its heavy steps on Dask through Prefect when the threshold is low.
 
-Agreement, stated (README, "When you outgrow one machine"):
+Agreement, stated (docs/scale.md, "When you outgrow one machine"):
 - validation: the same verdict, the same failing expectations and unexpected counts;
 - monitoring: the same drift, label, prediction and adversarial verdicts, and the same
   input metrics; under `MAX_ROWS` rows the Dask sample is every row, so scores are equal;

@@ -1,5 +1,5 @@
 """Which package modules the fast tier leaves untouched: the check behind "it touches every
-module" (README, "The tests in tiers").
+module" (docs/index.md, "The tests in tiers").
 
 Run the fast tier under coverage, child processes included (the CLI tests run commands in
 their own process), then this. coverage is not a project dependency: install it in your own
