@@ -368,6 +368,11 @@ def rollback(
         if down is None:
             raise
         _fail(down, UNREACHABLE_EXIT)
+    from core import events
+
+    events.emit(events.ROLLBACK_EVENT, dataset, {
+        "version": record["to"], "from": record["previous"], "reason": reason,
+        "by": record.get("by"), "action": "rollback", "link": None})
     console.print(f"{reg.model_name}: @champion v{record['previous']} -> v{record['to']} "
                   f"(@previous is now v{record['previous']})")
 

@@ -8,6 +8,7 @@ is one, the model `version` and a `link` to look at.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 DRIFT_EVENT = "greenlight.drift.detected"
@@ -41,7 +42,12 @@ def run_link() -> str | None:
 def emit(event: str, dataset: str, payload: dict[str, Any], *, policy: str | None = None,
          related: list[dict[str, str]] | None = None) -> None:
     """Raise `event` about `dataset`. Never fails the caller: an event is news, not state,
-    and Prefect buffers and retries it in the background."""
+    and Prefect buffers and retries it in the background (and drains it at exit).
+
+    With no Prefect API set there is nobody to tell, and asking Prefect would start a
+    temporary server: a light command such as `greenlight rollback` then raises nothing."""
+    if not os.environ.get("PREFECT_API_URL"):
+        return
     from prefect.events import emit_event
 
     from core.clean import json_safe

@@ -7,6 +7,8 @@ from typing import Literal
 from prefect.input import RunInput
 from pydantic import Field
 
+from core import events
+
 Choice = Literal["approve", "reject"]
 
 
@@ -34,7 +36,8 @@ GRACE_S = 60  # how much longer the server's pause lasts than our own wait (> a 
 
 
 def wait_for_answer(form: type[Approval], *, timeout_s: int, key: str,
-                    poll_s: float = 5.0) -> Approval | None:
+                    poll_s: float = 5.0, dataset: str | None = None,
+                    version: int | None = None) -> Approval | None:
     """Pause the running flow on `form` in the Prefect UI; the answer, or None on a timeout.
 
     Prefect's `pause_flow_run` gives the server the same timeout as the flow, and the flow
@@ -42,7 +45,10 @@ def wait_for_answer(form: type[Approval], *, timeout_s: int, key: str,
     service fails the run, which goes red though a timeout here is a decision. So the
     server's pause outlives our deadline by GRACE_S, and at the deadline the flow ends its
     own pause (forced back to Running, after which no answer is accepted) and then reads
-    whether an answer came in first. The run is never Failed."""
+    whether an answer came in first. The run is never Failed.
+
+    Once paused, it raises the approval event (with `dataset`, `version` and the run's
+    link), so the people `greenlight notify` set up are told that someone must answer."""
     import time
 
     from prefect import get_client
@@ -63,6 +69,10 @@ def wait_for_answer(form: type[Approval], *, timeout_s: int, key: str,
             raise RuntimeError(f"flow run {run_id} could not pause for approval: "
                                f"{state.type.value}")
         form.save(keyset)
+        if dataset is not None:
+            events.emit(events.APPROVAL_EVENT, dataset, {
+                "version": version, "link": events.run_link(), "flow_run_id": str(run_id),
+                "timeout_s": timeout_s})
         while (left := deadline - time.monotonic()) > 0:
             time.sleep(min(poll_s, left))
             if client.read_flow_run(run_id).state.is_running():  # a person answered
