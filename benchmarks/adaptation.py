@@ -10,9 +10,10 @@ mean monthly primary metric of:
   the data before it (what recipe selection alone is worth);
 - auto: the flow with its defaults. Each month the champion is scored on the month (the
   number that counts); then monitor_batch + decide (drift share 0.3, max decay 0.05); on
-  "retrain" the gate window is the newest 30% of the month, choose_before_gate backtests on
-  the rows before it in three gate-sized folds (as the flow does), the challenger is fitted
-  with that recipe, and tasks.gate.gate judges it against the champion. As decide retrained on
+  "retrain" the flow's own retrain sequence runs (tasks.training.sequence.retrain_sequence):
+  the gate window is the newest 30% of the month, choose_before_gate backtests on the rows
+  before it in three gate-sized folds, the challenger is fitted with that recipe, and
+  tasks.gate.gate judges it against the champion. As decide retrained on
   drift, a challenger on newer rows than the champion passes unless the champion is proven
   better (verdict "refresh", Training.refresh_on, tasks.gate.decide.champion_stale);
   a passing challenger is refitted with its recipe on every row, gate window included,
@@ -49,15 +50,18 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from flows.params import Training  # noqa: E402
 from tasks.data.sources import cut_batches, load_dataset  # noqa: E402
 from tasks.data.spec import load_spec  # noqa: E402
-from tasks.gate.decide import champion_stale, decide  # noqa: E402
-from tasks.gate.gate import gate, sanity_checks  # noqa: E402
+from tasks.gate.decide import Decision, decide  # noqa: E402
+from tasks.gate.gate import GateResult, gate  # noqa: E402
+from tasks.monitoring import alarms  # noqa: E402
 from tasks.monitoring.monitor import monitor_batch  # noqa: E402
 from tasks.training.evaluate import evaluate  # noqa: E402
 from tasks.training.model import GreenlightModel  # noqa: E402
 from tasks.training.recipe import Recipe, choose_before_gate, choose_recipe, fit_recipe  # noqa: E402
-from tasks.training.train import fit, reference_sample, split_gate_window  # noqa: E402
+from tasks.training.sequence import Calls, retrain_sequence  # noqa: E402
+from tasks.training.train import Challenger, train_challenger  # noqa: E402
 
 BATCH = "_batch"
 # PROVENANCE: warm-up months and LightGBM settings; plus a slice for the gate's guard.
@@ -124,20 +128,20 @@ class Replay:
         return self._once(("choose_recipe", *key), lambda: self.timed(
             "choose_recipe", choose_recipe, rows, self.spec, fold_rows=fold_rows)).best
 
-    def challenger(self, i: int):
-        """The flow's retrain at month i: recipe backtested on rows older than the gate
-        window (never on it), challenger fitted on those rows with that recipe."""
-        def make():
-            gate_rows = int(FLOW["gate_fraction"] * len(self.frames[i]))
-            recipe = self.timed("choose_recipe", choose_before_gate, self.history(i), self.spec,
-                                gate_rows=gate_rows).best
-            split = split_gate_window(self.history(i), self.spec, gate_rows,
-                                      recipe.window_days)
-            return recipe, fit(split.train, self.spec, recipe.half_life_days, self.params), split
-        return self._once(("fit", i), make)
+    def calls(self, i: int) -> Calls:
+        """The sequence's steps at month i: the recipe backtest and the challenger's fit
+        are shared by the strategies (they depend on the month only), the gate is timed
+        and judges with the dataset's slice guard."""
+        def choose(*args, **kwargs) -> object:
+            return self._once(("choose", i), lambda: self.timed(
+                "choose_recipe", choose_before_gate, *args, **kwargs))
 
-    def refit(self, i: int, recipe: Recipe):
-        return self._once(("refit", i), lambda: self.fit(self.history(i), recipe))
+        def train(*args, **kwargs) -> Challenger:
+            return self._once(("fit", i), lambda: train_challenger(*args, **kwargs))
+
+        def judge(*args, slice_feature=None, **kwargs) -> GateResult:
+            return self.timed("gate", gate, *args, slice_feature=self.slice, **kwargs)
+        return Calls(choose=choose, train=train, gate=judge)
 
     def score(self, model, i: int) -> float:
         return evaluate(model, self.frames[i], self.spec)[self.spec.primary_metric]
@@ -162,13 +166,17 @@ def fixed_strategies(r: Replay) -> dict[str, list[float]]:
 
 def auto_policy(r: Replay, out_dir: Path, label: str, refresh_on: str, refit: bool
                 ) -> tuple[list[float], Counter]:
-    """Monitor, decide, retrain with a backtested recipe, gate, promote: month by month.
+    """Monitor, decide, then the flow's retrain sequence, and promote: month by month.
 
     `refresh_on` is Training.refresh_on (when a challenger on newer rows only has to not
     lose), `refit` is Training.refit (the promoted model is refitted with the gate window)."""
+    training = Training(gate_fraction=FLOW["gate_fraction"], min_delta=FLOW["min_delta"],
+                        refresh_on=refresh_on, refit=refit,
+                        reference_rows=FLOW["reference_rows"])
     log: Counter = Counter()
     scores: list[float] = []
     champion = registered = reference = seen_until = born = None
+    decision = Decision("bootstrap", ["no champion yet"], frozenset({"bootstrap"}))
     for i in range(r.warmup - 1, len(r.frames)):
         row: dict = {"month": r.batches[i].label}
         if champion is not None:
@@ -176,34 +184,32 @@ def auto_policy(r: Replay, out_dir: Path, label: str, refresh_on: str, refit: bo
             row.update(score=scores[-1], age=i - born)
             seen = r.timed("monitor", monitor_batch, r.batches[i].label, r.frames[i],
                            reference, champion, registered, r.spec, out_dir / f"{label}-{i}")
-            decision = decide([seen], has_champion=True, drift_share=FLOW["drift_share"],
-                              max_decay=FLOW["max_decay"])
+            raised = alarms.check(seen, drift_share=FLOW["drift_share"],
+                                  max_decay=FLOW["max_decay"])
+            decision = decide([seen], raised, has_champion=True)
             row["decide"] = ",".join(sorted(decision.kinds)) or "-"
             r.trace.setdefault(label, []).append(row)
             if not decision.retrain:
                 continue
             log["retrains"] += 1
-        recipe, model, split = r.challenger(i)
-        log[f"recipe {recipe.name}"] += 1
-        newer = seen_until is not None and split.train[r.spec.time_column].max() > seen_until
-        # `newer and` first: before the first champion there is no decision to read
-        stale = newer and champion_stale(decision, refresh_on=refresh_on, newer=newer)
-        result = r.timed("gate", gate, model, champion, split.gate, r.spec,
-                         min_delta=FLOW["min_delta"], slice_feature=r.slice, stale=stale)
+        done = retrain_sequence(r.history(i), r.spec, training,
+                                gate_rows=int(FLOW["gate_fraction"] * len(r.frames[i])),
+                                decision=decision, champion=champion, champion_until=seen_until,
+                                batch_column=BATCH, refit_if=lambda result: result.passed,
+                                calls=r.calls(i), lgbm=r.params)
+        if done.blocked:
+            continue
+        result, challenger = done.result, done.challenger
+        log[f"recipe {done.choice.best.name}"] += 1
         log[result.verdict] += 1
-        row.update(recipe=recipe.name, verdict=result.verdict, gain=result.gain,
+        row.update(recipe=done.choice.best.name, verdict=result.verdict, gain=result.gain,
                    ci_low=result.ci_low, champ_ci_low=result.champion_ci_low)
         if not result.passed:
             continue
         log["promotions"] += champion is not None
-        promoted, learned = model, split.train
-        if refit:  # the refitted model must pass the same sanity checks as the gated one
-            full = r.refit(i, recipe)
-            if not sanity_checks(full, champion, full.score(split.gate), r.spec):
-                promoted, learned = full, r.history(i)
-        champion, registered, born = promoted, result.challenger, i
-        seen_until = learned[r.spec.time_column].max()
-        reference = reference_sample(learned, r.spec, BATCH, FLOW["reference_rows"])
+        champion, registered, born = challenger.model, result.challenger, i
+        seen_until = pd.Timestamp(challenger.params["trained_until"])
+        reference = challenger.reference
     return scores, log
 
 

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from flows.policies import Policy, approval_needs_server
 from tasks.data.home import adopt_servers
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -125,8 +126,9 @@ def demo(
 @app.command()
 def run(
     dataset: DatasetOpt = "synthetic",
-    policy: Annotated[str, typer.Option(
-        help="monitor | shadow | manual | partial | auto")] = "auto",
+    policy: Annotated[Policy, typer.Option(
+        help="The promotion policy: what happens to a challenger that passes the gate.")
+    ] = "auto",
     force: Annotated[bool, typer.Option("--force", help="Retrain even without drift.")] = False,
     harvest_served: Annotated[bool, typer.Option(
         "--harvest/--no-harvest", help="First land served predictions whose labels have "
@@ -160,8 +162,6 @@ def run(
     # Checked before the idle answer, so a typo is caught on a run with nothing to do.
     chosen = _settings(dataset, settings, root, {"scale": {
         "dask_min_rows": dask_min_rows, "dask_address": dask_address or None}})
-    from flows.policies import approval_needs_server
-
     refusal = approval_needs_server(policy, os.environ.get("PREFECT_API_URL"))
     if refusal:
         _fail(refusal)

@@ -16,3 +16,22 @@ CHALLENGER = "challenger"
 def monitoring_experiment(model_name: str) -> str:
     """The MLflow experiment that holds a model's monitoring runs (one per batch)."""
     return f"{model_name}-monitoring"
+
+
+# Model-version tags a retrain writes (registry/tags.py builds them; the cycle, status and
+# the re-run after a crash read them back by these names).
+DATASET_TAG = "greenlight.dataset"
+DECISION_TAG = "greenlight.decision"
+REASONS_TAG = "greenlight.reasons"
+GATE_TAG = "greenlight.gate"
+GATE_REASON_TAG = "greenlight.gate_reason"
+GATE_GAIN_TAG = "greenlight.gate_gain"
+GATE_CI_TAG = "greenlight.gate_ci"
+POLICY_TAG = "greenlight.policy"
+RECIPE_TAG = "greenlight.recipe"
+RECIPE_REASON_TAG = "greenlight.recipe_reason"
+BATCH_IDS_TAG = "greenlight.batch_ids"
+DATA_HASH_TAG = "greenlight.data_hash"
+CHAMPION_SEEN_TAG = "greenlight.champion_version"  # the champion the batches were judged by
+ACK_TAG = "greenlight.drift_acknowledged"  # drift kinds the champion has answered
+BASELINE_TAG = "greenlight.baseline_metric"  # the champion's score decay is measured against

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from functools import cache
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -10,32 +13,29 @@ from prefect.settings import PREFECT_API_URL
 
 from core.clean import json_safe
 from core.faults import crash_point, hold_point
-from core.servers import real_api_url
+from core.names import BATCH_IDS_TAG, CHAMPION, CHAMPION_SEEN_TAG, monitoring_experiment
 from core.steps import Steps
-from flows import heartbeat, scaled
-from flows.params import Policy, Scale, Thresholds, Training, approval_needs_server
-from flows.retrain import (
-    BASELINE_TAG,
-    BATCH_IDS_TAG,
-    CHAMPION_SEEN_TAG,
-    acknowledged,
-    links,
-    retrain,
-)
-from registry import promote as promotion
+from flows import heartbeat
+from flows.params import Scale, Thresholds, Training
+from flows.policies import Policy, approval_needs_server
+from flows.retrain import RetrainOptions, retrain
 from registry import versions
 from registry.locks import cycle_claim
 from registry.store import Registry, for_dataset
-from tasks.data import harvest, idle, ingest, labels, lake, manifest, predictions
+from registry.tags import acknowledged, baseline_metric
+from tasks.data import harvest, idle, ingest, labels, late, manifest, predictions
 from tasks.data.home import Home
 from tasks.data.spec import DatasetSpec, load_spec, suite_path
 from tasks.data.validate import read_suite, split_label_checks, validate_frame
-from tasks.gate.decide import decide
+from tasks.gate.decide import Decision, decide
 from tasks.monitoring import alarms
-from tasks.monitoring.drift import StatTests
-from tasks.monitoring.monitor import Limits, MonitorResult, monitor_batch
-from tasks.monitoring.quality import load_ranges
-from tasks.publish import dashboards, reports
+from tasks.monitoring.monitor import MonitorResult
+from tasks.monitoring.served import ServedWindow, served_window
+from tasks.monitoring.watch import Judge, monitor_stored, raised_alarms, watch_for
+from tasks.publish import reports
+from tasks.publish.links import links
+from tasks.publish.monitoring import Target, log_late, log_served, publish_monitored
+from tasks.scale import dispatch
 from tasks.scale.distributed import DaskEngine
 
 scan_t = task(ingest.scan, name="ingest")
@@ -43,10 +43,10 @@ read_t = task(ingest.try_read, name="read")
 validate_t = task(validate_frame, name="validate")
 accept_t = task(ingest.accept, name="accept")
 reject_t = task(ingest.reject, name="quarantine")
-monitor_t = task(monitor_batch, name="monitor")
-publish_t = task(dashboards.publish_batch, name="publish")
+monitor_t = task(monitor_stored, name="monitor")
+publish_t = task(publish_monitored, name="publish")
 harvest_t = task(harvest.harvest, name="harvest")
-served_t = task(predictions.served_metrics, name="served predictions")
+served_t = task(served_window, name="served predictions")
 labels_t = task(labels.implausible, name="label check")
 heartbeat.off_unless_asked()
 
@@ -81,7 +81,7 @@ def _intake(home: Home, spec: DatasetSpec, engine: DaskEngine) -> list[str]:
             reason = reject_t(home, landed, error)
         else:
             where = {"source": landed.path.name, "time_column": spec.time_column}
-            checked = (scaled.validate(engine, frame, suite, **where)
+            checked = (dispatch.validate(engine, frame, suite, **where)
                        if engine.wants(len(frame)) else validate_t(frame, suite, **where))
             crash_point("validate")
             if checked.success:
@@ -114,7 +114,7 @@ def _hold(home: Home, spec: DatasetSpec, min_rows: int) -> list[str]:
     for batch in manifest.pending(home.manifest):
         if batch.get("released_by"):
             continue
-        frame = labels.attach(lake.read_batches(home.lake, [batch["id"]]), home, spec)
+        frame = late.labelled(home, spec, batch["id"])
         reason = labels_t(frame, spec, label_suite, min_rows=min_rows,
                           source=batch.get("file") or batch["id"])
         if reason is None:
@@ -127,38 +127,35 @@ def _hold(home: Home, spec: DatasetSpec, min_rows: int) -> list[str]:
     return held
 
 
-def _monitor(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.VersionInfo,
-             pending: list[dict], thresholds: Thresholds, engine: DaskEngine
-             ) -> tuple[list[MonitorResult], dict[str, str]]:
-    model = versions.load_model(reg, champion.version)
-    reference = versions.load_reference(reg, champion)
-    registered = float(champion.tags.get(BASELINE_TAG)
-                       or champion.metrics[f"gate_challenger_{spec.primary_metric}"])
-    experiment = reg.experiment_id(f"{reg.model_name}-monitoring")
-    limits = Limits(label_drift=thresholds.label_drift,
-                    prediction_drift=thresholds.prediction_drift,
-                    adversarial_auc=thresholds.adversarial_auc,
-                    tests=StatTests(thresholds.num_method, thresholds.cat_method,
-                                    thresholds.per_column_method, thresholds.column_threshold),
-                    drift_share=thresholds.drift_share, min_rows=thresholds.min_rows)
-    ranges = load_ranges(suite_path(spec.name))
-    results, runs = [], {}
+def _target(reg: Registry, home: Home) -> Target:
+    """Where this model's monitoring is published (the experiment is made on first use)."""
+    return Target(reg.tracking_uri, reg.experiment_id(monitoring_experiment(reg.model_name)),
+                  home.evidently)
+
+
+def _judge(reg: Registry, spec: DatasetSpec, champion: versions.VersionInfo) -> Judge:
+    """The champion as monitoring needs it, read from the registry once a cycle (the
+    reference only where drift is measured: `_monitor`)."""
+    return Judge(champion.version, versions.load_model(reg, champion.version),
+                 baseline_metric(champion, spec.primary_metric))
+
+
+def _monitor(home: Home, reg: Registry, spec: DatasetSpec, judge: Judge,
+             champion: versions.VersionInfo, pending: list[dict], thresholds: Thresholds,
+             engine: DaskEngine) -> tuple[list[MonitorResult], dict[str, str]]:
+    """Each pending batch against the champion, logged and published. On Dask (a batch of
+    at least `scale.dask_min_rows` rows) the partitions give the input metrics and a
+    sample of the whole batch."""
+    watch = watch_for(replace(judge, reference=versions.load_reference(reg, champion)),
+                      thresholds, spec)
+    target, results, runs = _target(reg, home), [], {}
     for batch in pending:
-        frame = labels.attach(lake.read_batches(home.lake, [batch["id"]]), home, spec)
-        # On Dask, the partitions give the input metrics and a sample of the whole batch.
-        rows, inputs = (scaled.profile(engine, frame, spec, ranges) if engine.wants(len(frame))
-                        else (frame, None))
-        result = monitor_t(batch["id"], rows, reference, model, registered, spec,
-                           home.reports / batch["id"], limits=limits, ranges=ranges,
-                           inputs=inputs, source=batch.get("file"))
-        runs[batch["id"]] = reports.log_run(
-            reg.tracking_uri, experiment, f"monitor-{batch['file']}",
-            metrics=result.run_metrics(spec.primary_metric),
-            tags={"greenlight.file": batch["file"], **result.run_tags(champion.version)},
-            artifacts={"drift": home.reports / batch["id"]})
-        publish_t(home.evidently, reg.tracking_uri, experiment, runs[batch["id"]], spec,
-                  batch["id"], frame, result.to_dict(), thresholds.model_dump(),
-                  tags={"file": batch["file"], "champion_version": str(champion.version)})
+        frame = late.labelled(home, spec, batch["id"])
+        rows, inputs = (dispatch.profile(engine, frame, spec, watch.ranges)
+                        if engine.wants(len(frame)) else (frame, None))
+        result = monitor_t(batch, rows, watch, spec, home.reports, inputs=inputs)
+        runs[batch["id"]] = publish_t(target, batch, frame, result, spec, judge.version,
+                                      thresholds.model_dump(), home.reports)
         results.append(result)
     return results, runs
 
@@ -167,23 +164,23 @@ def _served(home: Home, reg: Registry, spec: DatasetSpec,
             champion: versions.VersionInfo | None) -> list[predictions.ServedStats]:
     """Output metrics of what the service answered since the last cycle, per version and
     variant, logged as one `served-…` run in the monitoring experiment."""
-    since, until = predictions.last_monitored(home), predictions.window_end()
-    log = predictions.read(home, since, until)
-    log = log[log["model"] == reg.model_name]
-    stats = served_t(log, spec) if not log.empty else []
-    if stats:
-        reports.log_run(
-            reg.tracking_uri, reg.experiment_id(f"{reg.model_name}-monitoring"),
-            f"served-{until:%Y%m%dT%H%M%S}",
-            metrics={"served.count": len(log),
-                     **{k: v for s in stats for k, v in s.run_metrics().items()}},
-            tags={"greenlight.served": "true",
-                  "greenlight.predictions_since": since.isoformat() if since else "",
-                  "greenlight.predictions_until": until.isoformat(),
-                  "greenlight.champion_version": str(champion.version) if champion else "none",
-                  "greenlight.served_versions": ",".join(sorted({s.name for s in stats}))})
-    predictions.mark_monitored(home, until)
-    return stats
+    window: ServedWindow = served_t(home, spec, reg.model_name)
+    if window.stats:
+        log_served(_target(reg, home), window, champion.version if champion else None)
+    predictions.mark_monitored(home, window.until)
+    return window.stats
+
+
+def _late_labels(home: Home, reg: Registry, spec: DatasetSpec,
+                 judge: Callable[[], Judge]) -> list[MonitorResult]:
+    """Decay of monitored batches whose labels landed since (`judge` loads the champion when
+    one waits): each logged to the monitoring experiment, then recorded in the manifest."""
+    found = late.late_results(home, spec, lambda: (judge().model, judge().registered))
+    target = _target(reg, home) if found else None
+    for batch, result in found:
+        log_late(target, batch, result, spec, judge().version)
+        late.record_late(home, batch, result, judge().registered)
+    return [result for _, result in found]
 
 
 def _intake_rows(before: dict[str, dict], after: dict[str, dict]) -> tuple[int, int]:
@@ -196,34 +193,6 @@ def _intake_rows(before: dict[str, dict], after: dict[str, dict]) -> tuple[int, 
 def _newest_accepted(home: Home) -> list[dict]:
     accepted = [b for b in manifest.load(home.manifest).values() if b.get("status") == "accepted"]
     return accepted[-1:]
-
-
-def _late_labels(home: Home, reg: Registry, spec: DatasetSpec,
-                 champion: versions.VersionInfo) -> list[MonitorResult]:
-    """Decay of monitored batches whose labels landed since: batch t's labels may come with
-    batch t+k. Each is logged to the monitoring experiment and recorded in the manifest."""
-    waiting = labels.awaiting(manifest.load(home.manifest))
-    if not waiting or not labels.available(home):
-        return []
-    model = versions.load_model(reg, champion.version)
-    registered = float(champion.tags.get(BASELINE_TAG)
-                       or champion.metrics[f"gate_challenger_{spec.primary_metric}"])
-    experiment = reg.experiment_id(f"{reg.model_name}-monitoring")
-    out = []
-    for batch in waiting:
-        frame = labels.attach(lake.read_batches(home.lake, [batch["id"]]), home, spec)
-        result = labels.late_decay(batch, frame, model, spec, registered)
-        if result is None:
-            continue
-        reports.log_run(reg.tracking_uri, experiment, f"labels-{batch['file']}",
-                        metrics=result.run_metrics(spec.primary_metric),
-                        tags={"greenlight.file": batch["file"], "greenlight.late_labels": "true",
-                              **result.run_tags(champion.version)})
-        manifest.append(home.manifest, batch["id"], champion_metric=result.champion_metric,
-                        decay=result.decay, labelled_rows=result.labelled_rows,
-                        registered_metric=registered, labels_at=manifest.now_iso())
-        out.append(result)
-    return out
 
 
 def _seen(result: MonitorResult, batches: list[dict], late: bool) -> dict[str, Any]:
@@ -244,7 +213,7 @@ def _judged_against(reg: Registry, pending: list[dict]) -> versions.VersionInfo 
     same batches crashed after registering its challenger. Then it is the champion that run
     saw, so the re-run reaches the same decision and finds its registration (and promotion)
     already done, instead of judging its own batches against the model they produced."""
-    live = versions.by_alias(reg, promotion.CHAMPION)
+    live = versions.by_alias(reg, CHAMPION)
     ids = ",".join(b["id"] for b in pending)
     done = versions.find_by_tag(reg, BATCH_IDS_TAG, ids) if ids else None
     if done is None:
@@ -255,6 +224,89 @@ def _judged_against(reg: Registry, pending: list[dict]) -> versions.VersionInfo 
     if live is not None and str(live.version) == seen:
         return live
     return versions.by_version(reg, int(seen))
+
+
+def _take_in(state: Home, spec: DatasetSpec, reg: Registry, steps: Steps, min_rows: int,
+             harvest_served: bool, engine: DaskEngine) -> dict[str, Any]:
+    """Harvest, ingest+validate and the label check, under the intake lock."""
+    before = manifest.load(state.manifest)
+    with ingest.intake_lock(state):
+        with steps.step("harvest") as step:
+            harvested = harvest_t(state, spec, reg.model_name) if harvest_served else None
+            step.rows_out = harvested.rows if harvested else 0
+        with steps.step("ingest+validate") as step:
+            quarantined = _intake(state, spec, engine)
+            step.rows_in, step.rows_out = _intake_rows(before, manifest.load(state.manifest))
+        with steps.step("label check"):
+            held = _hold(state, spec, min_rows)
+    return {"quarantined": quarantined, "held": held,
+            "harvested": harvested.to_dict() if harvested else None}
+
+
+def _record(state: Home, reg: Registry, policy: Policy, batches: list[dict],
+            pending: list[dict], decision: Decision, results: list[MonitorResult],
+            outcome: dict[str, Any], raised: list[alarms.Alarm], events: list[str],
+            steps: Steps) -> None:
+    """The decision on each batch's manifest record, and the cycle as a pipeline run."""
+    by_id = {r.batch_id: {k: v for k, v in r.to_dict().items() if k != "batch_id"}
+             for r in results}
+    for batch in batches:
+        manifest.append(state.manifest, batch["id"], decision=decision.action,
+                        reasons=decision.reasons, **by_id.get(batch["id"], {}),
+                        **{k: v for k, v in outcome.items() if k != "gate"},
+                        gate=outcome.get("gate", {}).get("reason"), timings=steps.timings,
+                        alarms=sorted({a.kind for a in raised if a.batch_id == batch["id"]}))
+    reports.log_run(reg.tracking_uri, reg.experiment_id(f"{reg.model_name}-pipeline"),
+                    f"cycle-{policy}", metrics=steps.mlflow_metrics(),
+                    tags={"greenlight.decision": decision.action, "greenlight.policy": policy,
+                          "greenlight.batch_ids": ",".join(b["id"] for b in pending),
+                          "greenlight.events": ",".join(events)})
+
+
+@dataclass
+class Seen:
+    """What a cycle saw, for its records: intake, monitored and late-labelled batches, the
+    served predictions, the alarms, and the monitoring runs (for links)."""
+
+    taken: dict[str, Any]
+    results: list[MonitorResult] = field(default_factory=list)
+    late: list[MonitorResult] = field(default_factory=list)
+    served: list[predictions.ServedStats] = field(default_factory=list)
+    raised: list[alarms.Alarm] = field(default_factory=list)
+    monitor_runs: dict[str, str] = field(default_factory=dict)
+
+
+def _summary(state: Home, pending: list[dict], decision: Decision, outcome: dict[str, Any],
+             policy: Policy, champion: versions.VersionInfo | None, seen: Seen,
+             events: list[str], steps: Steps) -> dict[str, Any]:
+    """The cycle's JSON summary: what `greenlight run` prints as one line and keeps."""
+    labelled = list(manifest.load(state.manifest).values()) if seen.late else []
+    return {"batches": [b["id"] for b in pending], "files": [b.get("file") for b in pending],
+            "decision": decision.action, "reasons": decision.reasons, **outcome,
+            "policy": policy, "champion_version": champion.version if champion else None,
+            "monitored": [_seen(r, pending, late=False) for r in seen.results]
+            + [_seen(r, labelled, late=True) for r in seen.late],
+            "quarantined": seen.taken["quarantined"], "held": seen.taken["held"],
+            "timings": steps.timings, "alarms": [a.to_dict() for a in seen.raised],
+            "events": events, "late_labels": [r.batch_id for r in seen.late],
+            "served": [s.to_dict() for s in seen.served], "harvested": seen.taken["harvested"]}
+
+
+def _show(state: Home, reg: Registry, spec: DatasetSpec, decision: Decision, seen: Seen,
+          outcome: dict[str, Any], steps: Steps) -> None:
+    """What this cycle saw and decided, as the Prefect artifact a person opens first."""
+    create_markdown_artifact(
+        key=f"greenlight-cycle-{spec.name.replace('_', '-')}",
+        markdown=reports.cycle_markdown(spec.name, decision.action, decision.reasons,
+                                        [r.to_dict() for r in seen.results], outcome,
+                                        steps.timings, reg.tracking_uri, steps=steps.rows(),
+                                        alarms=[a.to_dict() for a in seen.raised],
+                                        late=[r.to_dict() for r in seen.late],
+                                        links=links(reg, outcome.get("registered_version"),
+                                                    seen.monitor_runs, state),
+                                        served=[s.to_dict() for s in seen.served],
+                                        held=seen.taken["held"]),
+        description="What this cycle saw and decided")
 
 
 @flow(name="greenlight-cycle", log_prints=True)
@@ -270,7 +322,7 @@ def cycle(dataset: str = "synthetic", policy: Policy = "auto",
     in landing (tasks/data/harvest.py), so the loop trains on what the service saw. With policy
     manual or partial the run may pause for approval in the Prefect UI; an unanswered
     request times out after `approval_timeout_seconds` and counts as a rejection.
-    Steps whose input reaches `scale.dask_min_rows` rows run on Dask (flows/scaled.py).
+    Steps whose input reaches `scale.dask_min_rows` rows run on Dask (tasks/scale/dispatch.py).
     One cycle of a dataset at a time has its batches (registry/locks.py); a second one started
     meanwhile says so and does nothing."""
     with cycle_claim(Home.from_env(home).ensure().root, dataset) as taken:
@@ -278,7 +330,7 @@ def cycle(dataset: str = "synthetic", policy: Policy = "auto",
             get_run_logger().warning(taken)
             return {"batches": [], "taken": taken}
         hold_point("cycle")  # test-only: a second cycle starts while this one has the claim
-        with scaled.engine(scale) as engine:
+        with dispatch.engine(**scale.model_dump()) as engine:
             return _cycle(dataset, policy, thresholds, training, force_retrain,
                           approval_timeout_seconds, home, harvest_served, engine)
 
@@ -286,101 +338,51 @@ def cycle(dataset: str = "synthetic", policy: Policy = "auto",
 def _cycle(dataset: str, policy: Policy, thresholds: Thresholds, training: Training,
            force_retrain: bool, approval_timeout_seconds: int, home: str | None,
            harvest_served: bool, engine: DaskEngine) -> dict[str, Any]:
-    logger = get_run_logger()
-    refusal = approval_needs_server(policy, real_api_url(PREFECT_API_URL.value()))
+    refusal = approval_needs_server(policy, PREFECT_API_URL.value())
     if refusal:
         raise ValueError(refusal)
-    spec, state = load_spec(dataset), Home.from_env(home).ensure()
+    spec, state, steps = load_spec(dataset), Home.from_env(home).ensure(), Steps()
     reg = registry_for(state, spec)
-    steps = Steps()
-    before = manifest.load(state.manifest)
     labels_seen = idle.labels_fingerprint(state)  # before any step reads the feed
-    with ingest.intake_lock(state):
-        with steps.step("harvest") as step:
-            harvested = harvest_t(state, spec, reg.model_name) if harvest_served else None
-            step.rows_out = harvested.rows if harvested else 0
-        with steps.step("ingest+validate") as step:
-            quarantined = _intake(state, spec, engine)
-            step.rows_in, step.rows_out = _intake_rows(before, manifest.load(state.manifest))
-        with steps.step("label check"):
-            held = _hold(state, spec, thresholds.min_rows)
+    seen = Seen(_take_in(state, spec, reg, steps, thresholds.min_rows, harvest_served, engine))
     pending = manifest.pending(state.manifest)
     champion = _judged_against(reg, pending)
+    judge = cache(lambda: _judge(reg, spec, champion))
     with steps.step("late labels") as step:
-        late = _late_labels(state, reg, spec, champion) if champion else []
-        step.rows_out = sum(r.labelled_rows for r in late)
+        seen.late = _late_labels(state, reg, spec, judge) if champion else []
+        step.rows_out = sum(r.labelled_rows for r in seen.late)
     with steps.step("served") as step:
-        served = _served(state, reg, spec, champion)
-        step.rows_in = sum(s.count for s in served)
-    if not pending and not force_retrain and not late and not served:
-        logger.info("nothing new in %s", state.landing)
+        seen.served = _served(state, reg, spec, champion)
+        step.rows_in = sum(s.count for s in seen.served)
+    if not pending and not force_retrain and not seen.late and not seen.served:
+        get_run_logger().info("nothing new in %s", state.landing)
         idle.remember_labels(state, spec.name, labels_seen)
-        return {"batches": [], "quarantined": quarantined, "held": held,
-                "timings": steps.timings,
-                "harvested": harvested.to_dict() if harvested else None}
+        return {"batches": [], **{k: seen.taken[k] for k in ("quarantined", "held")},
+                "timings": steps.timings, "harvested": seen.taken["harvested"]}
     with steps.step("monitor", rows_in=sum(b["rows"] for b in pending)):
-        results, monitor_runs = (_monitor(state, reg, spec, champion, pending, thresholds,
-                                          engine) if champion else ([], {}))
+        if champion:
+            seen.results, seen.monitor_runs = _monitor(state, reg, spec, judge(), champion,
+                                                       pending, thresholds, engine)
     crash_point("monitor")
-    decision = decide(results + late, has_champion=champion is not None,
-                      drift_share=thresholds.drift_share, max_decay=thresholds.max_decay,
+    seen.raised = raised_alarms(seen.results + seen.late, seen.served, thresholds)
+    decision = decide(seen.results + seen.late, seen.raised, has_champion=champion is not None,
                       force=force_retrain, acknowledged=acknowledged(champion))
-    raised = [a for r in results + late for a in alarms.check(
-        r, drift_share=thresholds.drift_share, max_decay=thresholds.max_decay,
-        max_missing_share=thresholds.max_missing_share,
-        max_out_of_range=thresholds.max_out_of_range,
-        max_failed_predictions=thresholds.max_failed_predictions)]
-    raised += alarms.check_served(served, max_failed_predictions=thresholds.max_failed_predictions)
     retraining = decision.retrain and policy != "monitor"
     # A forced run with nothing new (e.g. started by a drift event) retrains on the newest batch.
     train_on = pending or _newest_accepted(state)
     outcome: dict[str, Any] = {}
     if retraining and train_on:
-        params = {"policy": policy, "training": training,
-                  "approval_timeout_seconds": approval_timeout_seconds, "engine": engine}
-        outcome = retrain(state, reg, spec, champion, train_on, decision, results, monitor_runs,
-                          params, steps)
-    events = alarms.emit(raised, dataset=spec.name, policy=policy, model=reg.model_name,
+        outcome = retrain(state, reg, spec, champion, train_on, decision, seen.results,
+                          seen.monitor_runs, RetrainOptions(policy, training,
+                                                            approval_timeout_seconds, engine),
+                          steps)
+    events = alarms.emit(seen.raised, dataset=spec.name, policy=policy, model=reg.model_name,
                          champion_version=champion.version if champion else None,
-                         retraining=retraining) if raised else []
-    by_id = {r.batch_id: {k: v for k, v in r.to_dict().items() if k != "batch_id"}
-             for r in results}
-    recorded = pending or (train_on if outcome else [])
-    for batch in recorded:
-        manifest.append(state.manifest, batch["id"], decision=decision.action,
-                        reasons=decision.reasons, **by_id.get(batch["id"], {}),
-                        **{k: v for k, v in outcome.items() if k != "gate"},
-                        gate=outcome.get("gate", {}).get("reason"), timings=steps.timings,
-                        alarms=sorted({a.kind for a in raised if a.batch_id == batch["id"]}))
-    reports.log_run(reg.tracking_uri, reg.experiment_id(f"{reg.model_name}-pipeline"),
-                    f"cycle-{policy}", metrics=steps.mlflow_metrics(),
-                    tags={"greenlight.decision": decision.action, "greenlight.policy": policy,
-                          "greenlight.batch_ids": ",".join(b["id"] for b in pending),
-                          "greenlight.events": ",".join(events)})
-    labelled = list(manifest.load(state.manifest).values()) if late else []
-    summary = {"batches": [b["id"] for b in pending], "files": [b.get("file") for b in pending],
-               "decision": decision.action, "reasons": decision.reasons, **outcome,
-               "policy": policy,
-               "champion_version": champion.version if champion else None,
-               "monitored": [_seen(r, pending, late=False) for r in results]
-               + [_seen(r, labelled, late=True) for r in late],
-               "quarantined": quarantined,
-               "held": held,
-               "timings": steps.timings, "alarms": [a.to_dict() for a in raised],
-               "events": events, "late_labels": [r.batch_id for r in late],
-               "served": [s.to_dict() for s in served],
-               "harvested": harvested.to_dict() if harvested else None}
-    create_markdown_artifact(
-        key=f"greenlight-cycle-{spec.name.replace('_', '-')}",
-        markdown=reports.cycle_markdown(spec.name, decision.action, decision.reasons,
-                                        [r.to_dict() for r in results], outcome, steps.timings,
-                                        reg.tracking_uri, steps=steps.rows(),
-                                        alarms=[a.to_dict() for a in raised],
-                                        late=[r.to_dict() for r in late],
-                                        links=links(reg, outcome.get("registered_version"),
-                                                     monitor_runs, state),
-                                        served=[s.to_dict() for s in served], held=held),
-        description="What this cycle saw and decided")
+                         retraining=retraining) if seen.raised else []
+    _record(state, reg, policy, pending or (train_on if outcome else []), pending, decision,
+            seen.results, outcome, seen.raised, events, steps)
+    summary = _summary(state, pending, decision, outcome, policy, champion, seen, events, steps)
+    _show(state, reg, spec, decision, seen, outcome, steps)
     idle.remember_labels(state, spec.name, labels_seen)
     if outcome.get("no_champion"):
         # The data cannot give a first champion yet: recorded on the batches above (status

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from flows.policies import Policy, approval_needs_server  # noqa: F401 (the flow's names)
+from flows.policies import Policy  # noqa: F401 (the flow's names)
 
 
 class Thresholds(BaseModel):

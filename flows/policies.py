@@ -1,9 +1,12 @@
 """Promotion policies: their names, what each does with a gate verdict, and what each needs to
-run (standard library only, so the command line can refuse a run before it imports Prefect)."""
+run (standard library and core only, so the command line can refuse a run before it imports
+Prefect)."""
 
 from __future__ import annotations
 
 from typing import Literal
+
+from core.servers import real_api_url
 
 Policy = Literal["monitor", "shadow", "manual", "partial", "auto"]
 Route = Literal["promote", "ask", "challenger", "none"]
@@ -47,8 +50,12 @@ def route_note(policy: str, verdict: str, routed: str) -> str:
 
 
 def approval_needs_server(policy: str, api_url: str | None) -> str | None:
-    """Why this policy cannot run here, or None: approval needs a Prefect UI to answer in."""
-    if policy in ("manual", "partial") and not api_url:
+    """Why this policy cannot run here, or None: approval needs a Prefect UI to answer in.
+
+    The one check, for the command line (before it imports Prefect) and the flow (for runs
+    not started by it): `api_url` counts only if it is a real server (core/servers.py),
+    not the temporary one an embedded run starts, whose UI dies with the process."""
+    if policy in ("manual", "partial") and not real_api_url(api_url):
         return (f"policy {policy} asks for approval in the Prefect UI, which needs a Prefect "
                 "server: run `greenlight up` or set PREFECT_API_URL")
     return None

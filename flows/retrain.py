@@ -1,10 +1,11 @@
-"""The retraining half of a cycle: recipe, train, gate, refit, register, then route the
-challenger by policy (promote, ask a person, shadow, or nothing). Ordering and decisions
-only; the work is in tasks/ and the registry moves in registry/."""
+"""The retraining half of a cycle: the retrain sequence (recipe, train, gate, refit, in
+tasks/training/sequence.py), then register and route the challenger by policy (promote,
+ask a person, shadow, or nothing). Ordering and decisions only; the work is in tasks/ and
+the registry moves and tags in registry/."""
 
 from __future__ import annotations
 
-import os
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
@@ -13,24 +14,29 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from core.faults import crash_point, hold_point
+from core.names import CHALLENGER
 from core.steps import Steps
-from flows import scaled
 from flows.approval import Approval, wait_for_answer
 from flows.params import Training
-from flows.policies import route, route_note
+from flows.policies import Policy, route, route_note
 from registry import promote as promotion
 from registry import register as registration
 from registry import versions
 from registry.locks import promotion_lock
 from registry.store import Registry
+from registry.tags import ChallengerTags, held_tags
 from tasks.data import labels, lake, manifest
 from tasks.data.home import Home
 from tasks.data.spec import DatasetSpec
-from tasks.gate.decide import Decision, champion_stale
-from tasks.gate.gate import bootstrap_blocker, gate
+from tasks.gate.decide import Decision
+from tasks.gate.gate import GateResult, gate
 from tasks.monitoring.monitor import MonitorResult
 from tasks.publish import reports
+from tasks.publish.links import links
+from tasks.scale import dispatch
+from tasks.scale.distributed import DaskEngine
 from tasks.training import recipe, train
+from tasks.training.sequence import Calls, Retrained, retrain_sequence
 
 # No cache key: Prefect's default one hashes every input (the history frame, and each
 # LightGBM model pickled to text), ~0.15 s of CPU per retrain, for results that are never
@@ -46,33 +52,11 @@ register_t = task(registration.register, name="register", retries=2, retry_delay
 try_promote_t = task(promotion.try_promote, name="promote", retries=2, retry_delay_seconds=2,
                      cache_policy=NO_CACHE)
 
-BATCH_IDS_TAG, CHAMPION_SEEN_TAG = "greenlight.batch_ids", "greenlight.champion_version"
-ACK_TAG = "greenlight.drift_acknowledged"
-BASELINE_TAG = "greenlight.baseline_metric"
 
-
-def acknowledged(champion: versions.VersionInfo | None) -> frozenset[str]:
-    """Drift kinds the champion has answered: a retrain on them found nothing better."""
-    return frozenset(filter(None, (champion.tags.get(ACK_TAG, "") if champion else "").split(",")))
-
-
-def links(reg: Registry, version: int | None, monitor_runs: dict[str, str],
-           home: Home) -> dict:
-    """Where a person checks the version, its drift reports and the dashboard: UI links
-    with servers (`greenlight up` sets GREENLIGHT_EVIDENTLY_URL), else local paths."""
-    uri = reg.tracking_uri.rstrip("/")
-    dashboard = {"Evidently dashboard": os.environ.get("GREENLIGHT_EVIDENTLY_URL")
-                 or f"uv run evidently ui --workspace {home.evidently}"}
-    if not uri.startswith("http"):
-        return {"MLflow store (open with `mlflow ui`)": uri,
-                **{f"drift report {b}": str(home.reports / b / "drift.html")
-                   for b in monitor_runs}, **dashboard}
-    experiment = reg.experiment_id(f"{reg.model_name}-monitoring")
-    model = ({f"MLflow model version v{version}":
-              f"{uri}/#/models/{reg.model_name}/versions/{version}"} if version else {})
-    return {**model,
-            **{f"drift report {b}": f"{uri}/#/experiments/{experiment}/runs/{run}/artifacts"
-               for b, run in monitor_runs.items()}, **dashboard}
+def _calls() -> Calls:
+    """The sequence's steps as this module's Prefect tasks, looked up at call time (the
+    overhead benchmark swaps them for their plain functions)."""
+    return Calls(choose=recipe_t, train=train_t, gate=gate_t, refit=refit_t)
 
 
 def _ask_and_promote(reg: Registry, version: int, description: str, timeout_s: int,
@@ -108,148 +92,160 @@ def _ask_and_promote(reg: Registry, version: int, description: str, timeout_s: i
     return {"approval": "approved", **said}
 
 
-def _recipe(history: pd.DataFrame, spec: DatasetSpec, training: Training, gate_rows: int,
-            steps: Steps) -> recipe.RecipeChoice:
-    """The recipe the challenger trains with: backtested, or fixed by the user or spec."""
-    fixed = recipe.Recipe(training.half_life_days or spec.training.half_life_days,
-                          training.window_days or spec.training.window_days)
-    if not training.auto_recipe or training.half_life_days or training.window_days:
-        return recipe.RecipeChoice(fixed, pd.DataFrame(), spec.primary_metric,
-                                   reason="fixed by the flow parameters or the dataset spec")
-    with steps.step("recipe", rows_in=len(history)):
-        choice = recipe_t(history, spec, gate_rows=gate_rows, batch_column=lake.BATCH_COLUMN)
-    if not choice.table.empty:
-        create_table_artifact(key=f"greenlight-recipe-{spec.name.replace('_', '-')}",
-                              table=choice.table.round(4).to_dict(orient="records"),
-                              description=choice.reason)
-    get_run_logger().info("recipe %s (%s)", choice.best.name, choice.reason)
-    return choice
+@dataclass(frozen=True)
+class RetrainOptions:
+    """How the cycle retrains, typed: the policy routes the verdict, `training` is the
+    Prefect form's Training, the engine takes a training set too big for this process."""
+
+    policy: Policy
+    training: Training
+    approval_timeout_seconds: int
+    engine: DaskEngine
 
 
-def _newer(reg: Registry, champion: versions.VersionInfo | None,
-           challenger: train.Challenger) -> bool:
-    """Did the challenger learn from rows newer than any the champion saw?"""
-    seen = versions.trained_until(reg, champion) if champion else None
-    return seen is not None and pd.Timestamp(challenger.params["train_end"]) > seen
-
-
-def retrain(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.VersionInfo | None,
-             pending: list[dict], decision: Decision, results: list[MonitorResult],
-             monitor_runs: dict[str, str], params: dict[str, Any],
-             steps: Steps) -> dict[str, Any]:
-    """Train, gate, register and route by policy; the champion moves only through promote."""
-    training: Training = params["training"]
+def _labelled_history(home: Home, spec: DatasetSpec) -> pd.DataFrame:
+    """Every accepted batch with its labels attached; train and gate on labelled rows only."""
     accepted = [b["id"] for b in manifest.load(home.manifest).values() if b["status"] == "accepted"]
     history = labels.attach(lake.read_batches(home.lake, accepted), home, spec)
-    history = history[history[spec.target].notna()]  # train and gate on labelled rows only
-    gate_rows = int(training.gate_fraction * max(b["rows"] for b in pending))
-    # Before the backtest: rows that cannot give a first model need no recipe either.
-    blocked = bootstrap_blocker(history, spec, gate_rows) if champion is None else None
-    if blocked:  # the cycle records it and ends with it as one line (flows/cycle.py)
-        get_run_logger().warning(blocked)
-        return {"no_champion": blocked, "verdict": "not trained", "route": "none"}
-    choice = _recipe(history, spec, training, gate_rows, steps)
-    with steps.step("train", rows_in=len(history)) as step:
-        challenger = train_t(history, spec, gate_rows=gate_rows,
-                             half_life_days=choice.best.half_life_days,
-                             window_days=choice.best.window_days,
-                             reference_rows=training.reference_rows,
-                             batch_column=lake.BATCH_COLUMN,
-                             fitter=scaled.fitter(params["engine"], len(history)))
-        step.rows_out = len(challenger.split.train)
-    crash_point("train")
-    with steps.step("gate", rows_in=len(challenger.split.gate)):
-        champion_model = versions.load_model(reg, champion.version) if champion else None
-        result = gate_t(challenger.model, champion_model, challenger.split.gate, spec,
-                        min_delta=training.min_delta, min_rows=training.gate_min_rows,
-                        slice_feature=spec.slice_feature,
-                        stale=champion_stale(decision, refresh_on=training.refresh_on,
-                                             newer=_newer(reg, champion, challenger)))
-    create_table_artifact(key=f"greenlight-gate-{spec.name.replace('_', '-')}",
-                          table=result.to_rows(), description=result.reason)
-    route_to = route(params["policy"], result.verdict)
-    note = route_note(params["policy"], result.verdict, route_to)
-    get_run_logger().info(note)
-    out: dict[str, Any] = {"gate": result.to_dict(), "verdict": result.verdict,
-                           "route": route_to, "route_note": note, "recipe": choice.best.name,
-                           "recipe_reason": choice.reason,
-                           "challenger_metric": result.challenger,
-                           "gate_champion_metric": result.champion}
-    ch_metrics, champ_metrics = result.challenger_metrics, result.champion_metrics
-    metrics = {**{f"gate_challenger_{k}": v for k, v in ch_metrics.items()},
-               **{f"gate_champion_{k}": v for k, v in champ_metrics.items()}}
-    tags = {"greenlight.dataset": spec.name, "greenlight.decision": decision.action,
-            "greenlight.reasons": " | ".join(decision.reasons)[:4000],
-            "greenlight.gate": result.verdict, "greenlight.gate_reason": result.reason,
-            "greenlight.gate_gain": f"{result.gain}", "greenlight.gate_ci": f"{result.ci_low}"
-                                                                            f"..{result.ci_high}",
-            "greenlight.policy": params["policy"], "greenlight.recipe": choice.best.name,
-            "greenlight.recipe_reason": choice.reason[:4000],
-            BATCH_IDS_TAG: ",".join(b["id"] for b in pending),
-            "greenlight.data_hash": challenger.data_hash,
-            CHAMPION_SEEN_TAG: str(champion.version) if champion else "none"}
-    if route_to == "none" and champion is None:  # the cycle ends with it (flows/cycle.py)
-        out["no_champion"] = f"no first champion: the gate said {result.reason}"
-    if route_to == "none":
-        if champion is not None and result.champion is not None:
-            # The champion held on the newest data: acknowledge the drift, and its score there
-            # becomes the baseline decay is measured against.
-            kinds = (decision.kinds - {"decay", "forced"}) | acknowledged(champion)
-            registration.tag_version(reg, champion.version, {
-                ACK_TAG: ",".join(sorted(kinds)), BASELINE_TAG: f"{result.champion}"})
-        experiment = reg.experiment_id(f"{reg.model_name}-training")
-        reports.log_run(reg.tracking_uri, experiment, f"rejected-{challenger.batch_set[:8]}",
-                        metrics=metrics, tags=tags, params=challenger.params)
-        return out
-    if training.refit:
-        with steps.step("refit", rows_in=len(history)) as step:
-            challenger, problems = refit_t(challenger, history, spec, choice.best, champion_model,
-                                           reference_rows=training.reference_rows,
-                                           batch_column=lake.BATCH_COLUMN)
-            step.rows_out = challenger.params.get("refit_rows", 0)
-        if problems:
-            get_run_logger().warning("refit failed its sanity checks (%s): registering the "
-                                     "gated model", "; ".join(problems))
-    tags[versions.TRAINED_UNTIL_TAG] = challenger.params["trained_until"]
+    return history[history[spec.target].notna()]
+
+
+def _show(spec: DatasetSpec, done: Retrained) -> None:
+    """The backtest table and the gate's verdict as Prefect artifacts, where a person looks."""
+    choice, result = done.choice, done.result
+    slug = spec.name.replace("_", "-")
+    if not choice.table.empty:
+        create_table_artifact(key=f"greenlight-recipe-{slug}", description=choice.reason,
+                              table=choice.table.round(4).to_dict(orient="records"))
+    get_run_logger().info("recipe %s (%s)", choice.best.name, choice.reason)
+    create_table_artifact(key=f"greenlight-gate-{slug}", table=result.to_rows(),
+                          description=result.reason)
+    if done.refit_problems:
+        get_run_logger().warning("refit failed its sanity checks (%s): registering the "
+                                 "gated model", "; ".join(done.refit_problems))
+
+
+def _tags(spec: DatasetSpec, decision: Decision, done: Retrained, policy: Policy,
+          pending: list[dict], champion: versions.VersionInfo | None) -> ChallengerTags:
+    result, choice = done.result, done.choice
+    return ChallengerTags(
+        dataset=spec.name, decision=decision.action, reasons=decision.reasons,
+        verdict=result.verdict, gate_reason=result.reason, gain=result.gain,
+        ci_low=result.ci_low, ci_high=result.ci_high, policy=policy, recipe=choice.best.name,
+        recipe_reason=choice.reason, batch_ids=[b["id"] for b in pending],
+        data_hash=done.challenger.data_hash,
+        champion_seen=champion.version if champion else None)
+
+
+def _gate_metrics(result: GateResult) -> dict[str, float]:
+    return {**{f"gate_challenger_{k}": v for k, v in result.challenger_metrics.items()},
+            **{f"gate_champion_{k}": v for k, v in result.champion_metrics.items()}}
+
+
+def _rejected(reg: Registry, champion: versions.VersionInfo | None, decision: Decision,
+              done: Retrained, metrics: dict[str, float], tags: ChallengerTags) -> None:
+    """A challenger not promoted: its run is kept, unregistered. A champion that held on the
+    newest data answers the drift, and its score there becomes the baseline for decay."""
+    if champion is not None and done.result.champion is not None:
+        registration.tag_version(reg, champion.version,
+                                 held_tags(champion, decision.kinds, done.result.champion))
+    reports.log_run(reg.tracking_uri, reg.experiment_id(f"{reg.model_name}-training"),
+                    f"rejected-{done.challenger.batch_set[:8]}", metrics=metrics,
+                    tags=tags.to_tags(), params=done.challenger.params)
+
+
+def _register(home: Home, reg: Registry, done: Retrained, metrics: dict[str, float],
+              tags: ChallengerTags, steps: Steps) -> int:
+    """The challenger as a model version, with its reference, recipe and lineage tags."""
+    challenger = done.challenger
+    tags = replace(tags, trained_until=challenger.params["trained_until"])
     hold_point("register")
     with steps.step("register"):
         sample = challenger.model.example(challenger.split.gate.head(5))
         version = register_t(reg, python_model=challenger.model, input_example=sample,
                              output_example=challenger.model.predict(None, sample),
                              reference=challenger.reference, batch_set=challenger.batch_set,
-                             params=challenger.params, metrics=metrics, tags=tags,
+                             params=challenger.params, metrics=metrics, tags=tags.to_tags(),
                              experiment=f"{reg.model_name}-training",
                              artifacts={"recipe": reports.write_json(
                                  home.reports / "recipes" / f"{challenger.batch_set}.json",
-                                 choice.to_dict())}).version
+                                 done.choice.to_dict())}).version
     crash_point("register")
-    out["registered_version"] = version
+    return version
+
+
+def _promote(reg: Registry, version: int, promote_kwargs: dict[str, Any],
+             steps: Steps) -> dict[str, Any]:
+    """Move the champion under the lock; a refusal (it moved meanwhile) is a decision."""
+    hold_point("promote")
+    with steps.step("promote"), promotion_lock(reg.model_name):
+        moved = try_promote_t(reg, version, **promote_kwargs)
+    if "refused" in moved:  # the champion moved meanwhile: a decision, no traceback
+        get_run_logger().warning("v%s registered, not promoted: %s", version, moved["refused"])
+        return {"promotion_refused": moved["refused"]}
+    crash_point("promote")
+    return {"promoted_version": version}
+
+
+def _ask(home: Home, reg: Registry, version: int, result: GateResult,
+         results: list[MonitorResult], monitor_runs: dict[str, str], options: RetrainOptions,
+         promote_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Put the challenger to a person with the evidence, and promote on approval."""
+    options.engine.close()  # no idle LocalCluster while a person takes hours to answer
+    rows = [{"metric": k, "champion": result.champion_metrics.get(k), "challenger": v}
+            for k, v in result.challenger_metrics.items()]
+    description = reports.approval_markdown(
+        reg.model_name, version, result.verdict, result.reason, rows,
+        [r.to_dict() for r in results], links(reg, version, monitor_runs, home))
+    out = _ask_and_promote(reg, version, description, options.approval_timeout_seconds,
+                           promote_kwargs)
+    get_run_logger().info("approval of v%s: %s", version, reports.approval_line(out))
+    return {**out, "promoted_version": version} if out["approval"] == "approved" else out
+
+
+def retrain(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.VersionInfo | None,
+            pending: list[dict], decision: Decision, results: list[MonitorResult],
+            monitor_runs: dict[str, str], options: RetrainOptions,
+            steps: Steps) -> dict[str, Any]:
+    """Train, gate, register and route by policy; the champion moves only through promote."""
+    history = _labelled_history(home, spec)
+    gate_rows = int(options.training.gate_fraction * max(b["rows"] for b in pending))
+    done = retrain_sequence(
+        history, spec, options.training, gate_rows=gate_rows, decision=decision,
+        champion=versions.load_model(reg, champion.version) if champion else None,
+        champion_until=versions.trained_until(reg, champion) if champion else None,
+        batch_column=lake.BATCH_COLUMN, steps=steps, calls=_calls(),
+        refit_if=lambda result: route(options.policy, result.verdict) != "none",
+        fitter=dispatch.fitter(options.engine, len(history)))
+    if done.blocked:  # the cycle records it and ends with it as one line (flows/cycle.py)
+        get_run_logger().warning(done.blocked)
+        return {"no_champion": done.blocked, "verdict": "not trained", "route": "none"}
+    _show(spec, done)
+    result = done.result
+    route_to = route(options.policy, result.verdict)
+    note = route_note(options.policy, result.verdict, route_to)
+    get_run_logger().info(note)
+    out: dict[str, Any] = {"gate": result.to_dict(), "verdict": result.verdict,
+                           "route": route_to, "route_note": note,
+                           "recipe": done.choice.best.name, "recipe_reason": done.choice.reason,
+                           "challenger_metric": result.challenger,
+                           "gate_champion_metric": result.champion}
+    metrics, tags = _gate_metrics(result), _tags(spec, decision, done, options.policy, pending,
+                                                 champion)
+    if route_to == "none":
+        if champion is None:  # the cycle ends with it (flows/cycle.py)
+            out["no_champion"] = f"no first champion: the gate said {result.reason}"
+        _rejected(reg, champion, decision, done, metrics, tags)
+        return out
+    version = out["registered_version"] = _register(home, reg, done, metrics, tags, steps)
     promote_kwargs = {"reason": f"{decision.action}: {result.reason}", "metrics": metrics,
                       "batches": [b["id"] for b in pending],
                       "expected_from": champion.version if champion else None}
     if route_to == "promote":
-        hold_point("promote")
-        with steps.step("promote"), promotion_lock(reg.model_name):
-            moved = try_promote_t(reg, version, **promote_kwargs)
-        if "refused" in moved:  # the champion moved meanwhile: a decision, no traceback
-            get_run_logger().warning("v%s registered, not promoted: %s", version,
-                                     moved["refused"])
-            out["promotion_refused"] = moved["refused"]
-            return out
-        crash_point("promote")
-        out["promoted_version"] = version
+        out.update(_promote(reg, version, promote_kwargs, steps))
     elif route_to == "challenger":
-        promotion.set_alias(reg, "challenger", version)
+        promotion.set_alias(reg, CHALLENGER, version)
     elif route_to == "ask":
-        params["engine"].close()  # no idle LocalCluster while a person takes hours to answer
-        rows = [{"metric": k, "champion": champ_metrics.get(k), "challenger": v}
-                for k, v in ch_metrics.items()]
-        description = reports.approval_markdown(
-            reg.model_name, version, result.verdict, result.reason, rows,
-            [r.to_dict() for r in results], links(reg, version, monitor_runs, home))
-        out.update(_ask_and_promote(reg, version, description,
-                                    params["approval_timeout_seconds"], promote_kwargs))
-        get_run_logger().info("approval of v%s: %s", version, reports.approval_line(out))
-        if out["approval"] == "approved":
-            out["promoted_version"] = version
+        out.update(_ask(home, reg, version, result, results, monitor_runs, options,
+                        promote_kwargs))
     return out

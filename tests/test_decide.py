@@ -3,13 +3,22 @@
 import pytest
 
 from flows.policies import route
-from tasks.gate.decide import champion_stale, decide
+from tasks.gate import decide as deciding
+from tasks.gate.decide import champion_stale
+from tasks.monitoring import alarms
 from tasks.monitoring.monitor import MonitorResult
 
 
 def _result(drift=0.0, label=False, decay=0.0):
     return MonitorResult("b1", 100, drift, ["x"] if drift else [], 0.2 if label else 0.0, label,
                          None, 0.8 * (1 - decay), 0.8, decay)
+
+
+def decide(results, *, drift_share, max_decay, **kw):
+    """The decision on the alarms the batches raise, as the cycle computes them once."""
+    raised = [a for r in results
+              for a in alarms.check(r, drift_share=drift_share, max_decay=max_decay)]
+    return deciding.decide(results, raised, **kw)
 
 
 def test_each_threshold_triggers_with_its_reason():

@@ -227,10 +227,10 @@ def test_a_batch_below_min_rows_is_not_enough_rows_not_drift(tmp_path):
     assert result.drifted_features == [] and result.to_dict()["drift_share"] is None
     assert result.decay is None and not result.label_drifted
     assert result.rows == 1 and result.labelled_rows == 1
-    assert alarms.check(result, drift_share=thresholds.drift_share,
-                        max_decay=thresholds.max_decay) == []
-    decision = decide([result], has_champion=True, drift_share=thresholds.drift_share,
-                      max_decay=thresholds.max_decay)
+    raised = alarms.check(result, drift_share=thresholds.drift_share,
+                          max_decay=thresholds.max_decay)
+    assert raised == []
+    decision = decide([result], raised, has_champion=True)
     assert decision.action == "no action"
     assert any("not enough rows" in r for r in decision.reasons)
     # at the threshold the batch is judged as before

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 from flows.cycle import registry_for
-from flows.retrain import links as _links
 from registry.store import Registry
 from tasks.data.spec import load_spec
+from tasks.publish.links import links as _links
 from tasks.publish.reports import cycle_markdown
 
 

@@ -19,22 +19,21 @@ class Decision:
         return self.action != "no action"
 
 
-def decide(results: list[MonitorResult], *, has_champion: bool, drift_share: float,
-           max_decay: float, force: bool = False,
-           acknowledged: frozenset[str] = frozenset()) -> Decision:
+def decide(results: list[MonitorResult], raised: list[alarms.Alarm], *, has_champion: bool,
+           force: bool = False, acknowledged: frozenset[str] = frozenset()) -> Decision:
     """Retrain when any batch crosses a threshold; every reason is kept for the record.
 
-    `acknowledged` are drift kinds (data, label) the live champion has already answered: a
-    retrain on them found no better model. The same drift against the same champion then
-    does not retrain again on every batch; decay always does, since it is the model failing.
-    A batch too small to judge (`MonitorResult.not_judged`) raises nothing; its reason is
-    kept, so the record says "not enough rows" rather than nothing, or drift."""
+    `raised` are the cycle's alarms (`tasks.monitoring.watch.raised_alarms`, or
+    `alarms.check` per batch), computed once so the decision and the events agree; only
+    the kinds in alarms.RETRAIN_KINDS retrain. `acknowledged` are drift kinds (data,
+    label) the live champion has already answered: a retrain on them found no better model.
+    The same drift against the same champion then does not retrain again on every batch;
+    decay always does, since it is the model failing. A batch too small to judge
+    (`MonitorResult.not_judged`) raises nothing; its reason is kept, so the record says
+    "not enough rows" rather than nothing, or drift."""
     if not has_champion:
         return Decision("bootstrap", ["no champion yet"], frozenset({"bootstrap"}))
-    found = [(a.kind, a.reason)
-             for r in results
-             for a in alarms.check(r, drift_share=drift_share, max_decay=max_decay)
-             if a.kind in alarms.RETRAIN_KINDS]
+    found = [(a.kind, a.reason) for a in raised if a.kind in alarms.RETRAIN_KINDS]
     if force:
         found.append(("forced", "forced by the caller"))
     live = [(k, why) for k, why in found if k not in acknowledged or k in ("decay", "forced")]

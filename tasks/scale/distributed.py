@@ -35,7 +35,7 @@ from tasks.monitoring.quality import InputMetrics, Ranges, input_metrics
 
 ADDRESS_ENV = "GREENLIGHT_DASK_ADDRESS"
 # Runs a function once per keyword set on the cluster; returns the results in call order.
-# The cycle's runs each call as a Prefect task through prefect-dask (flows/scaled.py).
+# The cycle's runs each call as a Prefect task through prefect-dask (tasks/scale/dispatch.py).
 Mapper = Callable[[Callable[..., Any], list[dict]], list]
 
 

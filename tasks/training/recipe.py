@@ -151,15 +151,17 @@ def recipe_rows(rows: pd.DataFrame, spec: DatasetSpec, recipe: Recipe) -> pd.Dat
 
 def refit_challenger(challenger: Challenger, history: pd.DataFrame, spec: DatasetSpec,
                      recipe: Recipe, champion: GreenlightModel | None, *, reference_rows: int,
-                     batch_column: str) -> tuple[Challenger, list[str]]:
+                     batch_column: str, lgbm: dict | None = None
+                     ) -> tuple[Challenger, list[str]]:
     """The gated challenger's recipe refitted on every labelled row, gate window included.
 
     The gate judged the recipe on rows its model never saw; serving that model would then
     leave the newest rows (the most telling, under drift) out until the next retrain. On the
     adaptation benchmark the refit gained 1 point of Elec2 accuracy and 2 of Bike MAE. The
     refit must pass the same sanity checks; if it does not, the gated model is kept and the
-    problems are returned. Params record what the served model learned from."""
-    model = fit_recipe(history, spec, recipe)
+    problems are returned. Params record what the served model learned from; `lgbm`
+    overrides LightGBM's settings, as in `fit`."""
+    model = fit_recipe(history, spec, recipe, lgbm)
     problems = sanity_checks(model, champion, model.score(challenger.split.gate), spec)
     if problems:
         return challenger, problems

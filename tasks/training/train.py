@@ -244,12 +244,13 @@ class Challenger:
 def train_challenger(history: pd.DataFrame, spec: DatasetSpec, *, gate_rows: int,
                      half_life_days: float | None, window_days: float | None,
                      reference_rows: int, batch_column: str,
-                     fitter: Fitter | None = None) -> Challenger:
+                     fitter: Fitter | None = None, lgbm: dict | None = None) -> Challenger:
     """Split off the gate window, fit on the older rows, and keep the reference sample.
 
+    `lgbm` overrides LGBM_PARAMS (a benchmark matching a baseline's settings).
     `batch_set` hashes the batches and recipe, so the same data never registers twice."""
     split = split_gate_window(history, spec, gate_rows, window_days)
-    model = fit(split.train, spec, half_life_days, fitter=fitter)
+    model = fit(split.train, spec, half_life_days, lgbm, fitter=fitter)
     batches = sorted(history[batch_column].unique().tolist())
     params = {"half_life_days": half_life_days, "window_days": window_days,
               "train_rows": len(split.train), "gate_rows": len(split.gate),
@@ -258,6 +259,7 @@ def train_challenger(history: pd.DataFrame, spec: DatasetSpec, *, gate_rows: int
               "gate_start": str(split.gate[spec.time_column].min()),
               "gate_end": str(split.gate[spec.time_column].max()), "refit": False,
               "trained_until": str(split.train[spec.time_column].max()), **LGBM_PARAMS,
+              **(lgbm or {}),
               "engine": getattr(fitter, "engine", "lightgbm")}
     # Batch ids are content hashes, so this hashes the data; the batch set adds the recipe.
     data_hash = hashlib.sha256(",".join(batches).encode()).hexdigest()[:16]

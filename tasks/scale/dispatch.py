@@ -1,6 +1,9 @@
-"""The heavy steps on Dask, through prefect-dask's task runner: every partition is a Prefect
-task run of the cycle, executed on a Dask worker. How a batch is split and how partition
-results combine into the batch's verdicts is in tasks/scale/distributed.py.
+"""Dispatching the heavy steps to Dask, through prefect-dask's task runner: every partition
+is a Prefect task run of the cycle, executed on a Dask worker. How a batch is split and how
+partition results combine into the batch's verdicts is in `distributed`.
+
+The cycle asks `engine.wants(rows)` and calls these instead of the in-process step; they
+are work, not ordering, so they live here rather than in flows/.
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ from typing import Any
 import pandas as pd
 from prefect import get_client, task
 
-from flows.params import Scale
 from tasks.data.spec import DatasetSpec
 from tasks.data.validate import ValidationOutcome
 from tasks.monitoring.quality import InputMetrics, Ranges
@@ -23,14 +25,15 @@ _TASKS = {distributed.validate_partition: task(distributed.validate_partition,
                                               name="profile-partition")}
 
 
-def engine(scale: Scale) -> distributed.DaskEngine:
-    """The cycle's Dask engine. A LocalCluster's workers report their task runs to this
-    run's Prefect API, even the temporary one of embedded mode (else each worker would
-    start a server of its own)."""
+def engine(*, dask_min_rows: int, dask_address: str | None,
+           partition_rows: int) -> distributed.DaskEngine:
+    """The cycle's Dask engine (the fields of flows.params.Scale). A LocalCluster's workers
+    report their task runs to this run's Prefect API, even the temporary one of embedded
+    mode (else each worker would start a server of its own)."""
     def worker_env() -> dict[str, str]:
         api_url = str(get_client(sync_client=True).api_url or "")
         return {"PREFECT_API_URL": api_url} if api_url else {}
-    return distributed.DaskEngine(scale.dask_min_rows, scale.dask_address, scale.partition_rows,
+    return distributed.DaskEngine(dask_min_rows, dask_address, partition_rows,
                                   worker_env=worker_env)
 
 

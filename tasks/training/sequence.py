@@ -1,0 +1,122 @@
+"""The retrain sequence as one plain function: recipe, train, gate, refit.
+
+The flow (flows/retrain.py) and the adaptation benchmark (benchmarks/adaptation.py) both
+run it, so what the benchmark measures is what the flow does. `decide` runs before it (its
+Decision is an input: the cycle records it for every batch, retrained or not); registering
+and routing by policy run after it, in the flow.
+
+Each step's implementation is a field of `Calls`: the flow passes its Prefect tasks (one
+task run per step in the UI), the benchmark its cached fits, a test the plain functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import pandas as pd
+
+from core.faults import crash_point
+from core.steps import Steps
+from tasks.data.spec import DatasetSpec
+from tasks.gate.decide import Decision, champion_stale
+from tasks.gate.gate import GateResult, bootstrap_blocker, gate
+from tasks.training import recipe as recipes
+from tasks.training.model import GreenlightModel
+from tasks.training.train import Challenger, Fitter, train_challenger
+
+
+class TrainingSettings(Protocol):
+    """What the sequence reads of flows.params.Training (which satisfies it as it is)."""
+
+    auto_recipe: bool
+    half_life_days: float | None
+    window_days: float | None
+    gate_min_rows: int
+    min_delta: float
+    refresh_on: str
+    refit: bool
+    reference_rows: int
+
+
+@dataclass(frozen=True)
+class Calls:
+    """The step implementations; the plain task functions unless a caller wraps them."""
+
+    choose: Callable[..., recipes.RecipeChoice] = recipes.choose_before_gate
+    train: Callable[..., Challenger] = train_challenger
+    gate: Callable[..., GateResult] = gate
+    refit: Callable[..., tuple[Challenger, list[str]]] = recipes.refit_challenger
+
+
+@dataclass
+class Retrained:
+    """What the sequence produced: the recipe, the (refitted) challenger and the gate's
+    verdict; `blocked` instead when the rows cannot give a first champion."""
+
+    blocked: str | None = None
+    choice: recipes.RecipeChoice | None = None
+    challenger: Challenger | None = None
+    result: GateResult | None = None
+    refit_problems: list[str] = field(default_factory=list)
+
+
+def fixed_recipe(spec: DatasetSpec, training: TrainingSettings) -> recipes.RecipeChoice | None:
+    """The recipe the user or the spec fixed, or None when it is to be backtested."""
+    if training.auto_recipe and not training.half_life_days and not training.window_days:
+        return None
+    fixed = recipes.Recipe(training.half_life_days or spec.training.half_life_days,
+                           training.window_days or spec.training.window_days)
+    return recipes.RecipeChoice(fixed, pd.DataFrame(), spec.primary_metric,
+                                reason="fixed by the flow parameters or the dataset spec")
+
+
+def newer_than(challenger: Challenger, champion_until: pd.Timestamp | None) -> bool:
+    """Did the challenger learn from rows newer than any the champion saw?"""
+    return (champion_until is not None
+            and pd.Timestamp(challenger.params["train_end"]) > champion_until)
+
+
+def retrain_sequence(history: pd.DataFrame, spec: DatasetSpec, training: TrainingSettings, *,
+                     gate_rows: int, decision: Decision,
+                     champion: GreenlightModel | None, champion_until: pd.Timestamp | None,
+                     batch_column: str, refit_if: Callable[[GateResult], bool],
+                     steps: Steps | None = None, fitter: Fitter | None = None,
+                     calls: Calls = Calls(), lgbm: dict[str, Any] | None = None) -> Retrained:
+    """Recipe, train, gate and (when `refit_if` the verdict) refit, on labelled `history`.
+
+    The gate window is the newest `gate_rows` rows; the recipe is backtested only on rows
+    before it. Without a champion, rows that cannot give a first model stop the sequence
+    before the backtest (`blocked`). `lgbm` overrides LightGBM's settings (the benchmark)."""
+    steps = steps or Steps()
+    if champion is None:
+        blocked = bootstrap_blocker(history, spec, gate_rows)
+        if blocked:
+            return Retrained(blocked=blocked)
+    choice = fixed_recipe(spec, training)
+    if choice is None:
+        with steps.step("recipe", rows_in=len(history)):
+            choice = calls.choose(history, spec, gate_rows=gate_rows, batch_column=batch_column)
+    with steps.step("train", rows_in=len(history)) as step:
+        challenger = calls.train(history, spec, gate_rows=gate_rows,
+                                 half_life_days=choice.best.half_life_days,
+                                 window_days=choice.best.window_days,
+                                 reference_rows=training.reference_rows,
+                                 batch_column=batch_column, fitter=fitter, lgbm=lgbm)
+        step.rows_out = len(challenger.split.train)
+    crash_point("train")
+    with steps.step("gate", rows_in=len(challenger.split.gate)):
+        stale = champion_stale(decision, refresh_on=training.refresh_on,
+                               newer=newer_than(challenger, champion_until))
+        result = calls.gate(challenger.model, champion, challenger.split.gate, spec,
+                            min_delta=training.min_delta, min_rows=training.gate_min_rows,
+                            slice_feature=spec.slice_feature, stale=stale)
+    out = Retrained(choice=choice, challenger=challenger, result=result)
+    if training.refit and refit_if(result):
+        with steps.step("refit", rows_in=len(history)) as step:
+            out.challenger, out.refit_problems = calls.refit(
+                challenger, history, spec, choice.best, champion,
+                reference_rows=training.reference_rows, batch_column=batch_column, lgbm=lgbm)
+            step.rows_out = out.challenger.params.get("refit_rows", 0)
+    return out

@@ -1,0 +1,71 @@
+"""The retrain sequence (recipe, train, gate, refit) as the flow and the adaptation
+benchmark run it: a plain function on real data, without Prefect."""
+
+import pandas as pd
+
+from core.steps import Steps
+from flows.params import Training
+from tasks.data.sources import SYNTHETIC_CHANGE_POINTS, synthetic_batch
+from tasks.data.spec import load_spec
+from tasks.gate.decide import Decision
+from tasks.training.sequence import Calls, fixed_recipe, retrain_sequence
+
+SPEC = load_spec("synthetic")
+BATCH = "_batch_id"
+FIRST = Decision("bootstrap", ["no champion yet"], frozenset({"bootstrap"}))
+DRIFT = Decision("retrain", ["b: data drift"], frozenset({"data"}))
+
+
+def history(*indexes, rows=1500):
+    return pd.concat([synthetic_batch(i, rows=rows).frame.assign(**{BATCH: f"b{i}"})
+                      for i in indexes], ignore_index=True)
+
+
+def test_a_first_champion_is_backtested_trained_gated_and_refitted_on_every_row():
+    rows, steps = history(0, 1, 2), Steps()
+    gate_rows = int(0.3 * 1500)
+    done = retrain_sequence(rows, SPEC, Training(), gate_rows=gate_rows, decision=FIRST,
+                            champion=None, champion_until=None, batch_column=BATCH,
+                            refit_if=lambda result: result.passed, steps=steps)
+    assert done.blocked is None and done.result.verdict == "bootstrap"
+    assert done.choice.reason and not done.choice.table.empty  # backtested, not fixed
+    assert len(done.challenger.split.gate) == gate_rows
+    assert done.challenger.params["refit"] is True and not done.refit_problems
+    assert done.challenger.params["refit_rows"] <= len(rows)
+    assert list(steps.timings) == ["recipe", "train", "gate", "refit"]
+
+
+def test_a_challenger_on_newer_drifted_rows_must_be_beaten_and_is_not_refitted_if_unwanted():
+    """Against a champion that saw only older rows and drift behind the retrain, the
+    champion must prove itself (verdict refresh possible); `refit_if` False keeps the gated
+    model, and a fixed recipe skips the backtest."""
+    old = history(0, 1, 2)
+    first = retrain_sequence(old, SPEC, Training(refit=False), gate_rows=450, decision=FIRST,
+                             champion=None, champion_until=None, batch_column=BATCH,
+                             refit_if=lambda result: True)
+    change = SYNTHETIC_CHANGE_POINTS["covariate"]
+    newer, steps = history(0, 1, 2, change), Steps()
+    done = retrain_sequence(newer, SPEC, Training(half_life_days=30), gate_rows=450,
+                            decision=DRIFT, champion=first.challenger.model,
+                            champion_until=pd.Timestamp(first.challenger.params["train_end"]),
+                            batch_column=BATCH, refit_if=lambda result: False, steps=steps)
+    assert done.choice.best.half_life_days == 30 and "fixed" in done.choice.reason
+    assert done.result.verdict in ("clear", "refresh", "marginal", "fail", "insufficient")
+    assert done.result.champion is not None  # judged against the champion, same window
+    assert done.challenger.params["refit"] is False
+    assert list(steps.timings) == ["train", "gate"]
+
+
+def test_too_few_rows_for_a_first_champion_stop_before_the_backtest():
+    calls = Calls(choose=lambda *a, **k: (_ for _ in ()).throw(AssertionError("backtested")))
+    done = retrain_sequence(history(0, rows=40), SPEC, Training(), gate_rows=12,
+                            decision=FIRST, champion=None, champion_until=None,
+                            batch_column=BATCH, refit_if=lambda result: True, calls=calls)
+    assert done.blocked and done.result is None
+
+
+def test_a_recipe_is_fixed_by_the_parameters_or_left_to_the_backtest():
+    assert fixed_recipe(SPEC, Training()) is None
+    assert fixed_recipe(SPEC, Training(auto_recipe=False)).best.half_life_days == \
+        SPEC.training.half_life_days
+    assert fixed_recipe(SPEC, Training(window_days=90)).best.window_days == 90
