@@ -55,7 +55,7 @@ if TYPE_CHECKING:
 SETTINGS_FILE = "greenlight.toml"
 # The cycle's parameters that take settings: section name -> model name in flows/params.py.
 SECTIONS: dict[str, str] = {"thresholds": "Thresholds", "training": "Training",
-                            "scale": "Scale"}
+                            "scale": "Scale", "guardrails": "Guardrails"}
 FLAG = "--set"
 
 Layer = dict[str, dict[str, Any]]  # section -> key -> value, one source's values

@@ -12,14 +12,15 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.settings import PREFECT_API_URL
 
 from core.clean import json_safe
+from core.events import run_link
 from core.faults import crash_point, hold_point
 from core.names import BATCH_IDS_TAG, CHAMPION, CHAMPION_SEEN_TAG, monitoring_experiment
 from core.steps import Steps
 from flows import heartbeat
-from flows.params import Scale, Thresholds, Training
+from flows.params import Guardrails, Scale, Thresholds, Training
 from flows.policies import Policy, approval_needs_server
 from flows.retrain import RetrainOptions, retrain
-from registry import versions
+from registry import probation, versions
 from registry.locks import cycle_claim
 from registry.store import Registry, for_dataset
 from registry.tags import acknowledged, baseline_metric
@@ -27,6 +28,7 @@ from tasks.data import harvest, idle, ingest, labels, late, manifest, prediction
 from tasks.data.home import Home
 from tasks.data.spec import DatasetSpec, load_spec, suite_path
 from tasks.data.validate import read_suite, split_label_checks, validate_frame
+from tasks.gate import probation as baking
 from tasks.gate.decide import Decision, decide
 from tasks.monitoring import alarms
 from tasks.monitoring.monitor import MonitorResult
@@ -78,7 +80,7 @@ def _intake(home: Home, spec: DatasetSpec, engine: DaskEngine) -> list[str]:
             continue
         frame, error = read_t(landed.path, spec)
         if error:
-            reason = reject_t(home, landed, error)
+            reason = reject_t(home, landed, error, dataset=spec.name)
         else:
             where = {"source": landed.path.name, "time_column": spec.time_column}
             checked = (dispatch.validate(engine, frame, suite, **where)
@@ -96,7 +98,7 @@ def _intake(home: Home, spec: DatasetSpec, engine: DaskEngine) -> list[str]:
                         quarantined.append(record.get("reason"))
                 continue
             reason = reject_t(home, landed, checked.reason, checked.to_dict(),
-                              checked.to_markdown(), rows=len(frame))
+                              checked.to_markdown(), rows=len(frame), dataset=spec.name)
         known[landed.batch_id] = {"file": landed.path.name, "status": "quarantined"}
         logger.warning("quarantined %s", reason)
         quarantined.append(reason)
@@ -263,6 +265,48 @@ def _record(state: Home, reg: Registry, policy: Policy, batches: list[dict],
                           "greenlight.events": ",".join(events)})
 
 
+bake_t = task(probation.bake, name="bake", retries=2, retry_delay_seconds=2)
+checked_t = task(probation.checked, name="probation", retries=2, retry_delay_seconds=2)
+rollback_t = task(probation.auto_rollback, name="auto-rollback", retries=2,
+                  retry_delay_seconds=2)
+
+
+def _probation(home: Home, reg: Registry, spec: DatasetSpec, pending: list[dict], seen: Seen,
+               thresholds: Thresholds, training: Training,
+               guardrails: Guardrails) -> dict[str, Any] | None:
+    """A champion on probation is judged against @previous on what is new (its newly
+    labelled batches, its served predictions) and rolled back, baked, or held."""
+    on = probation.current(reg)
+    if on is None or on.previous is None or not guardrails.baking_batches:
+        return None
+    ids = [b["id"] for b in pending] + [r.batch_id for r in seen.late]
+    rows, batches = baking.new_rows({b: late.labelled(home, spec, b) for b in ids}, spec,
+                                    on.judged)
+    span = replace(on, judged=on.judged + batches)
+    verdict = baking.judge(
+        versions.load_model(reg, on.version), versions.load_model(reg, on.previous), rows,
+        spec, min_delta=training.min_delta, min_rows=training.gate_min_rows,
+        failed_share=baking.failed_share(seen.served, on.version),
+        max_failed=thresholds.max_failed_predictions,
+        span_over=span.over(guardrails.baking_batches, guardrails.baking_hours))
+    said = dict(reason=verdict.reason, batches=batches, figures=verdict.figures)
+    if verdict.action == "rollback":
+        rollback_t(reg, on.version, dataset=spec.name, link=run_link(), **said)
+    elif verdict.action == "baked":
+        bake_t(reg, on.version, **said)
+    elif batches:
+        checked_t(reg, on.version, **said)
+    get_run_logger().info("probation of v%s: %s (%s)", on.version, verdict.action,
+                          verdict.reason)
+    return {"version": on.version, "previous": on.previous, "action": verdict.action,
+            "reason": verdict.reason, "batches": batches,
+            "left": span.left(guardrails.baking_batches, guardrails.baking_hours)}
+
+
+def _rolled_back(seen: Seen) -> bool:
+    return bool(seen.probation and seen.probation["action"] == "rollback")
+
+
 @dataclass
 class Seen:
     """What a cycle saw, for its records: intake, monitored and late-labelled batches, the
@@ -274,6 +318,7 @@ class Seen:
     served: list[predictions.ServedStats] = field(default_factory=list)
     raised: list[alarms.Alarm] = field(default_factory=list)
     monitor_runs: dict[str, str] = field(default_factory=dict)
+    probation: dict[str, Any] | None = None
 
 
 def _summary(state: Home, pending: list[dict], decision: Decision, outcome: dict[str, Any],
@@ -289,6 +334,7 @@ def _summary(state: Home, pending: list[dict], decision: Decision, outcome: dict
             "quarantined": seen.taken["quarantined"], "held": seen.taken["held"],
             "timings": steps.timings, "alarms": [a.to_dict() for a in seen.raised],
             "events": events, "late_labels": [r.batch_id for r in seen.late],
+            "probation": seen.probation,
             "served": [s.to_dict() for s in seen.served], "harvested": seen.taken["harvested"]}
 
 
@@ -314,7 +360,7 @@ def cycle(dataset: str = "synthetic", policy: Policy = "auto",
           thresholds: Thresholds = Thresholds(), training: Training = Training(),
           force_retrain: bool = False, approval_timeout_seconds: int = 86_400,
           home: str | None = None, harvest_served: bool = True,
-          scale: Scale = Scale()) -> dict[str, Any]:
+          scale: Scale = Scale(), guardrails: Guardrails = Guardrails()) -> dict[str, Any]:
     """Harvest, ingest what landed, validate, monitor against the champion, decide, retrain,
     promote.
 
@@ -332,12 +378,13 @@ def cycle(dataset: str = "synthetic", policy: Policy = "auto",
         hold_point("cycle")  # test-only: a second cycle starts while this one has the claim
         with dispatch.engine(**scale.model_dump()) as engine:
             return _cycle(dataset, policy, thresholds, training, force_retrain,
-                          approval_timeout_seconds, home, harvest_served, engine)
+                          approval_timeout_seconds, home, harvest_served, engine, guardrails)
 
 
 def _cycle(dataset: str, policy: Policy, thresholds: Thresholds, training: Training,
            force_retrain: bool, approval_timeout_seconds: int, home: str | None,
-           harvest_served: bool, engine: DaskEngine) -> dict[str, Any]:
+           harvest_served: bool, engine: DaskEngine,
+           guardrails: Guardrails = Guardrails()) -> dict[str, Any]:
     refusal = approval_needs_server(policy, PREFECT_API_URL.value())
     if refusal:
         raise ValueError(refusal)
@@ -364,10 +411,14 @@ def _cycle(dataset: str, policy: Policy, thresholds: Thresholds, training: Train
             seen.results, seen.monitor_runs = _monitor(state, reg, spec, judge(), champion,
                                                        pending, thresholds, engine)
     crash_point("monitor")
+    with steps.step("probation"):
+        seen.probation = _probation(state, reg, spec, pending, seen, thresholds, training,
+                                    guardrails) if champion else None
     seen.raised = raised_alarms(seen.results + seen.late, seen.served, thresholds)
     decision = decide(seen.results + seen.late, seen.raised, has_champion=champion is not None,
                       force=force_retrain, acknowledged=acknowledged(champion))
-    retraining = decision.retrain and policy != "monitor"
+    # After a rollback the champion this cycle judged is gone: retrain from the next one.
+    retraining = decision.retrain and policy != "monitor" and not _rolled_back(seen)
     # A forced run with nothing new (e.g. started by a drift event) retrains on the newest batch.
     train_on = pending or _newest_accepted(state)
     outcome: dict[str, Any] = {}

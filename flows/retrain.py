@@ -68,7 +68,8 @@ def _ask_and_promote(reg: Registry, version: int, description: str, timeout_s: i
     decision, so the run goes on to end Completed."""
     logger = get_run_logger()
     answer = wait_for_answer(Approval.with_initial_data(description=description),
-                             timeout_s=timeout_s, key=f"approve-v{version}")
+                             timeout_s=timeout_s, key=f"approve-v{version}",
+                             dataset=reg.dataset, version=version)
     if answer is None:
         reason = f"no answer within {timeout_s} s"
         promotion.record_decision(reg, version, outcome="timed out", by=None, reason=reason)

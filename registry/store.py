@@ -94,6 +94,9 @@ def reroot(tracking_uri: str, state_dir: Path) -> Path | None:
     return Path(unquote(olds[0].removeprefix("file://"))).parent
 
 
+MODEL_PREFIX = "greenlight-"  # a dataset's registered model is greenlight-<dataset>
+
+
 @dataclass(frozen=True)
 class Registry:
     """A registered model in one tracking store, with the state dir holding its lock and log."""
@@ -114,6 +117,11 @@ class Registry:
                              f"store now points at its own artifacts "
                              f"({self.state_dir / ARTIFACTS})\n")
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    @property
+    def dataset(self) -> str:
+        """The dataset whose model this is (`model_name` is `greenlight-<dataset>`)."""
+        return self.model_name.removeprefix(MODEL_PREFIX)
 
     @property
     def lock_path(self) -> Path:
@@ -138,7 +146,7 @@ class Registry:
 
 def model_name(dataset: str) -> str:
     """The registered model of a dataset: one name, so every command finds the same one."""
-    return f"greenlight-{dataset}"
+    return f"{MODEL_PREFIX}{dataset}"
 
 
 def for_dataset(dataset: str, state_dir: Path, tracking_uri: str) -> Registry:

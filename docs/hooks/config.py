@@ -47,6 +47,7 @@ FLOW_PARAMETER_NOTES: dict[str, str] = {
     "harvest_served": "First land served predictions whose labels have arrived as a batch "
                       "(`greenlight harvest`); `greenlight run --no-harvest` turns it off.",
     "scale": "The `[scale]` section below.",
+    "guardrails": "The `[guardrails]` section below: probation after a promotion.",
 }
 
 VERDICTS = ("bootstrap", "clear", "refresh", "marginal", "fail", "insufficient")

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from filelock import FileLock
 
+from core import events
 from tasks.data import lake, manifest
 from tasks.data.home import Home
 from tasks.data.idle import is_landed
@@ -489,7 +490,7 @@ def accept(home: Home, landed: LandedFile, frame: pd.DataFrame, spec: DatasetSpe
                   "not trained on twice")
         log.warning("quarantined %s", reason)
         reject(home, landed, reason, {"duplicate_of": twin["id"], "content": content},
-               rows=len(kept))
+               rows=len(kept), dataset=spec.name)
         return landed.batch_id
     lake.write_partition(home.lake, landed.batch_id, kept)
     times = kept[spec.time_column]
@@ -503,10 +504,10 @@ def accept(home: Home, landed: LandedFile, frame: pd.DataFrame, spec: DatasetSpe
 
 
 def reject(home: Home, landed: LandedFile, reason: str, report: dict | None = None,
-           report_md: str = "", rows: int | None = None) -> str:
+           report_md: str = "", rows: int | None = None, dataset: str | None = None) -> str:
     """Keep the raw file in quarantine with a readable report, so a person can fix and re-land
     it. The bytes kept are the ones judged; an original that changed meanwhile stays in
-    landing (see `_release`)."""
+    landing (see `_release`). With `dataset`, the quarantine event tells people."""
     dest_dir = home.quarantine / landed.batch_id
     dest_dir.mkdir(parents=True, exist_ok=True)
     (dest_dir / "report.json").write_text(
@@ -519,6 +520,10 @@ def reject(home: Home, landed: LandedFile, reason: str, report: dict | None = No
                     decision="quarantined", rows=rows)
     _move(landed.path, dest_dir)
     _release(landed)
+    if dataset is not None:
+        events.emit(events.QUARANTINE_EVENT, dataset, {
+            "file": landed.name, "batch_id": landed.batch_id, "reason": reason,
+            "kept": str(dest_dir / landed.name), "link": events.run_link(), "version": None})
     return reason
 
 

@@ -60,3 +60,21 @@ def judge(champion: Scorer, previous: Scorer, rows: pd.DataFrame, spec: DatasetS
         return Verdict("baked", f"held through its baking span ({len(labelled):,} newly "
                                 "labelled rows judged)", figures)
     return Verdict("hold", f"holds on {len(labelled):,} newly labelled rows", figures)
+
+
+def failed_share(served: list[Any], version: int) -> float | None:
+    """The share of the champion's served predictions that failed since the last cycle,
+    over every variant it served in; None when it served nothing."""
+    mine = [s for s in served if s.version == version and s.count]
+    total = sum(s.count for s in mine)
+    return sum(s.failed_share * s.count for s in mine) / total if total else None
+
+
+def new_rows(frames: dict[str, pd.DataFrame], spec: DatasetSpec,
+             judged: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    """The labelled rows of the batches not judged yet, and those batches' ids: a batch
+    counts towards the baking span once it has labels to judge on."""
+    fresh = {b: f[f[spec.target].notna()] for b, f in frames.items() if b not in judged}
+    fresh = {b: f for b, f in fresh.items() if len(f)}
+    rows = pd.concat(fresh.values(), ignore_index=True) if fresh else pd.DataFrame()
+    return rows, list(fresh)
