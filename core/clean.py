@@ -27,9 +27,10 @@ def finite_floats(values: dict[str, Any]) -> dict[str, float]:
 
 
 def json_safe(value: Any) -> Any:
-    """`value` with every NaN or infinity replaced by None, recursively; a numpy scalar
-    becomes its Python number first (json cannot write numpy's bool or int)."""
-    if getattr(value, "ndim", None) == 0 and hasattr(value, "item"):
+    """`value` with every NaN or infinity replaced by None, recursively; a numpy number or
+    bool becomes Python's first (json cannot write numpy's bool or int)."""
+    if getattr(getattr(value, "dtype", None), "kind", "") in ("b", "i", "u", "f") \
+            and getattr(value, "ndim", None) == 0:
         value = value.item()
     if isinstance(value, float):
         return finite_or_none(value)

@@ -82,3 +82,8 @@ def test_finite_helpers():
     assert non_finite(float("inf")) and not non_finite(1) and not non_finite(None)
     assert finite_floats({"a": 1, "b": None, "c": float("nan"), "d": np.float64(2.5)}) == \
         {"a": 1.0, "d": 2.5}
+
+
+def test_json_safe_leaves_numpy_times_to_the_caller():
+    when = np.datetime64("2026-01-01T00:00:00.000000000")
+    assert json_safe({"t": when})["t"] is when  # .item() would make it an int of ns
