@@ -41,7 +41,8 @@ def read_state(home: Path) -> dict[str, Any]:
 
 
 def set_fraction(home: Path, fraction: float, reason: str, **extra: Any) -> dict[str, Any]:
-    """Write the new share atomically (rename) and append it to the canary history."""
+    """Write the new share whole (`replacing`: a temp name per process, so two writers never
+    share one) and append it to the canary history."""
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"canary fraction {fraction}: must be between 0 and 1")
     state = {"fraction": fraction, "reason": reason,
