@@ -351,7 +351,8 @@ def rollback(
     root = _environment(home)
     from cli.outages import mlflow_unreachable, quiet_console
     from core.faults import hold_point
-    from registry.promote import CHAMPION, PromotionError
+    from core.names import CHAMPION
+    from registry.promote import PromotionError
     from registry.promote import rollback as do_rollback
     from registry.versions import aliases
 

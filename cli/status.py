@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.clean import json_safe
+from core.names import CHAMPION, PREVIOUS
 from registry import probation, promote, versions
 from registry.store import Registry
 from tasks.data import manifest
@@ -35,7 +36,7 @@ def status(home: Home, reg: Registry, baking_batches: int = 2,
     batches = [{k: b.get(k) for k in BATCH_FIELDS} for b in manifest.load(home.manifest).values()]
     return json_safe({
         "home": str(home.root), "model": reg.model_name, "tracking_uri": reg.tracking_uri,
-        "champion": current.get(promote.CHAMPION), "previous": current.get(promote.PREVIOUS),
+        "champion": current.get(CHAMPION), "previous": current.get(PREVIOUS),
         "aliases": current,
         "versions": [{"version": v.version, "decision": v.tags.get("greenlight.decision"),
                       "gate": v.tags.get("greenlight.gate_reason")}

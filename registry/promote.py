@@ -8,17 +8,16 @@ its holder dies, so a crashed cycle cannot leak it.
 from __future__ import annotations
 
 import getpass
-import json
-import os
 from datetime import UTC, datetime
 from typing import Any
 
 from filelock import FileLock
 
+from core import jsonl
+from core.names import CHAMPION, PREVIOUS  # also read as promotion.CHAMPION by flows/
 from registry.store import Registry
 from registry.versions import aliases
 
-CHAMPION, PREVIOUS = "champion", "previous"
 LOCK_TIMEOUT_S = 120
 
 
@@ -28,27 +27,12 @@ class PromotionError(RuntimeError):
 
 def records(reg: Registry) -> list[dict[str, Any]]:
     """The promotion log, oldest first (a torn last line from a crash is skipped)."""
-    if not reg.promotions_path.exists():
-        return []
-    out = []
-    for line in reg.promotions_path.read_text(encoding="utf-8").splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return [r for r in out if r.get("model") == reg.model_name]
+    return [r for r in jsonl.read(reg.promotions_path) if r.get("model") == reg.model_name]
 
 
 def _append(reg: Registry, record: dict[str, Any]) -> dict[str, Any]:
-    reg.state_dir.mkdir(parents=True, exist_ok=True)
-    with reg.promotions_path.open("a+b") as fh:
-        # After a torn last line (power cut mid-write), start a new line: glued to the torn
-        # one, this record would be unreadable too.
-        torn = fh.seek(0, os.SEEK_END) > 0 and fh.seek(-1, os.SEEK_END) >= 0 \
-            and fh.read(1) != b"\n"
-        fh.write((("\n" if torn else "") + json.dumps(record, default=str) + "\n").encode())
-        fh.flush()
-        os.fsync(fh.fileno())
+    """Add a record to the promotion log, fsynced: a move is never forgotten."""
+    jsonl.append(reg.promotions_path, record)
     return record
 
 

@@ -58,6 +58,11 @@ def aliases(reg: Registry) -> dict[str, int]:
     return {alias: int(version) for alias, version in (model.aliases or {}).items()}
 
 
+def _listed(mv: Any) -> VersionInfo:
+    """A version as a search lists it, without metrics (they would cost a query each)."""
+    return VersionInfo(int(mv.version), mv.run_id, dict(mv.tags or {}))
+
+
 def all_versions(reg: Registry) -> list[VersionInfo]:
     try:
         found = reg.client.search_model_versions(f"name='{reg.model_name}'")
@@ -65,13 +70,27 @@ def all_versions(reg: Registry) -> list[VersionInfo]:
         if not absent(exc):
             raise
         return []
-    return sorted((VersionInfo(int(v.version), v.run_id, dict(v.tags or {})) for v in found),
-                  key=lambda v: v.version)
+    return sorted(map(_listed, found), key=lambda v: v.version)
 
 
 def find_by_tag(reg: Registry, key: str, value: str) -> VersionInfo | None:
-    """The version carrying a tag value; used to make registration idempotent."""
-    return next((v for v in all_versions(reg) if v.tags.get(key) == value), None)
+    """The earliest version carrying a tag value; used to make registration idempotent.
+
+    The store filters, so a model with hundreds of versions costs one small query, not a
+    read of every version. MLflow's filter has no escape for quotes: a value holding both
+    quote characters (or a key holding a backtick) is found by reading every version."""
+    quote = next((q for q in "'\"" if q not in value), None)
+    if quote is None or "`" in key:
+        return next((v for v in all_versions(reg) if v.tags.get(key) == value), None)
+    try:
+        found = reg.client.search_model_versions(
+            f"name = '{reg.model_name}' and tags.`{key}` = {quote}{value}{quote}",
+            max_results=1, order_by=["version_number ASC"])
+    except MlflowException as exc:
+        if not absent(exc):
+            raise
+        return None
+    return next(map(_listed, found), None)
 
 
 def load_pyfunc(reg: Registry, version: int) -> Any:

@@ -18,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic_core import to_json
 from starlette.concurrency import run_in_threadpool
 
+from core.names import CHALLENGER, CHAMPION
 from registry.store import Registry
 from serving.metrics import Metrics
 from serving.models import Router, Served
@@ -197,14 +198,14 @@ def create_app(reg: Registry, home: Path, *, poll_seconds: float = 5.0, shadow: 
                 "canary_fraction": live.canary_fraction, "poll_seconds": router.poll_seconds,
                 "serving": {alias: {"version": s.version, "loaded_at": s.loaded_at,
                                     "fields": s.fields}
-                            for alias, s in (("champion", live.champion),
-                                             ("challenger", live.challenger)) if s}}
+                            for alias, s in ((CHAMPION, live.champion),
+                                             (CHALLENGER, live.challenger)) if s}}
 
     @app.get("/metrics")
     def prometheus() -> Response:
         live = router.live
         metrics.canary.set(live.canary_fraction)
-        for alias, served in (("champion", live.champion), ("challenger", live.challenger)):
+        for alias, served in ((CHAMPION, live.champion), (CHALLENGER, live.challenger)):
             if served is not None:
                 metrics.version.labels(alias).set(served.version)
             else:  # an alias that is gone must not keep reporting its last version

@@ -8,7 +8,6 @@ every running service agree on it without a network call; every change is also a
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,12 +17,14 @@ from typing import Any
 
 import numpy as np
 
+from core import jsonl
+from core.files import replacing
+from core.names import CHALLENGER, CHAMPION
+from registry.locks import promotion_lock
 from registry.promote import PromotionError, clear_alias, promote
 from registry.store import Registry
 from registry.versions import aliases
 from serving import plog
-
-CHAMPION, CHALLENGER = "champion", "challenger"
 
 
 def _dir(home: Path) -> Path:
@@ -40,25 +41,21 @@ def read_state(home: Path) -> dict[str, Any]:
 
 
 def set_fraction(home: Path, fraction: float, reason: str, **extra: Any) -> dict[str, Any]:
-    """Write the new share atomically (rename) and append it to the canary history."""
+    """Write the new share whole (`replacing`: a temp name per process, so two writers never
+    share one) and append it to the canary history."""
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"canary fraction {fraction}: must be between 0 and 1")
-    _dir(home).mkdir(parents=True, exist_ok=True)
     state = {"fraction": fraction, "reason": reason,
              "at": datetime.now(UTC).isoformat(timespec="milliseconds"), **extra}
-    tmp = _dir(home) / "canary.json.tmp"
-    tmp.write_text(json.dumps(state), encoding="utf-8")
-    os.replace(tmp, _dir(home) / "canary.json")
-    with (_dir(home) / "canary.jsonl").open("a", encoding="utf-8") as fh:
-        fh.write(json.dumps(state) + "\n")
+    with replacing(_dir(home) / "canary.json") as tmp:
+        tmp.write_text(json.dumps(state), encoding="utf-8")
+    jsonl.append(_dir(home) / "canary.jsonl", state)
     return state
 
 
 def history(home: Path) -> list[dict[str, Any]]:
-    path = _dir(home) / "canary.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    """Every change of the share, oldest first (a line torn by a crash is skipped)."""
+    return list(jsonl.read(_dir(home) / "canary.jsonl"))
 
 
 @dataclass(frozen=True)
@@ -78,17 +75,10 @@ def _output(rec: dict[str, Any]) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-def _ks(a: list[float], b: list[float]) -> float:
-    """Two-sample KS statistic: the largest gap between the two empirical CDFs."""
-    a_s, b_s = np.sort(a), np.sort(b)
-    grid = np.concatenate([a_s, b_s])
-    cdf_a = np.searchsorted(a_s, grid, side="right") / len(a_s)
-    cdf_b = np.searchsorted(b_s, grid, side="right") / len(b_s)
-    return float(np.max(np.abs(cdf_a - cdf_b)))
-
-
 def figures(canary: list[dict[str, Any]], champ: list[dict[str, Any]]) -> dict[str, float]:
     """The numbers the guards judge: counts, canary error rate, p99 latencies, output KS."""
+    from scipy.stats import ks_2samp  # here: `greenlight canary --ramp 0` never needs it
+
     out: dict[str, float] = {"canary_predictions": len(canary),
                              "champion_predictions": len(champ)}
     if canary:
@@ -100,7 +90,7 @@ def figures(canary: list[dict[str, Any]], champ: list[dict[str, Any]]) -> dict[s
     a = [v for v in map(_output, canary) if v is not None]
     b = [v for v in map(_output, champ) if v is not None]
     if a and b:
-        out["ks"] = _ks(a, b)
+        out["ks"] = float(ks_2samp(a, b).statistic)  # the largest gap between the two CDFs
     return out
 
 
@@ -169,10 +159,21 @@ def ramp(home: Path, steps: list[float], every_s: float, guards: Guards = Guards
 
 def complete(home: Path, reg: Registry, began: dict[str, int], held: list[dict[str, Any]],
              *, by: str | None = None) -> dict[str, Any]:
-    """The rollout's last move: promote the challenger the ramp judged, under the registry's
-    lock with a `canary` promotion record carrying every step's guard figures, drop its
-    @challenger alias, then set 0%. If either alias moved during the ramp, the figures
-    judged another pairing: nothing is promoted and the share goes back to 0%."""
+    """The rollout's last move: promote the challenger the ramp judged, with a `canary`
+    promotion record carrying every step's guard figures, drop its @challenger alias, then
+    set 0%. If either alias moved during the ramp, the figures judged another pairing:
+    nothing is promoted and the share goes back to 0%.
+
+    All of it holds the promotion lock a cycle's promotion holds (a Prefect slot with a
+    server, `registry.locks`), around the file lock `promote` takes: a cycle on another
+    machine cannot move @champion between this check and this move."""
+    with promotion_lock(reg.model_name):
+        return _complete_locked(home, reg, began, held, by=by)
+
+
+def _complete_locked(home: Path, reg: Registry, began: dict[str, int],
+                     held: list[dict[str, Any]], *, by: str | None) -> dict[str, Any]:
+    """`complete`, with the promotion lock held: compare the aliases, promote, record."""
     version, champion, now = began.get(CHALLENGER), began.get(CHAMPION), aliases(reg)
     if version is None or now.get(CHALLENGER) != version or now.get(CHAMPION) != champion:
         return set_fraction(home, 0.0, f"held at 100%, not promoted: aliases moved during the "

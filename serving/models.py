@@ -18,13 +18,13 @@ from typing import Any
 import pandas as pd
 from pydantic import TypeAdapter
 
+from core.names import CHALLENGER, CHAMPION
 from registry.store import Registry
 from registry.versions import aliases, load_pyfunc
 from serving import canary
 from serving.schema import record_adapter
 
 log = logging.getLogger("greenlight.serving")
-CHAMPION, CHALLENGER = "champion", "challenger"
 REASON_CHARS = 300  # /health and the log carry one line, of whole sentences
 
 

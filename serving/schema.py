@@ -28,6 +28,8 @@ from pydantic import (
     create_model,
 )
 
+from core.clean import non_finite
+
 _DOUBLE_MAX, _LONG_MAX = 1.7976931348623157e308, 2**63 - 1
 
 
@@ -39,7 +41,7 @@ def _digits(value: int) -> int:
 def _a_double(value: float | int) -> float | int:
     """A number the model can compute with: finite, and an integer within a double. NaN
     and infinities are not JSON, and a huge integer failed inside the model as a 500."""
-    if isinstance(value, float) and not math.isfinite(value):
+    if non_finite(value):
         raise ValueError(f"{value} is not a finite number")
     if isinstance(value, int) and abs(value) > _DOUBLE_MAX:
         raise ValueError(f"an integer of about {_digits(value)} digits does not fit a double")

@@ -260,3 +260,45 @@ def test_a_refused_promotion_is_one_line_and_never_retried(two_versions_home):
     (batch,) = [b for b in manifest.load(Home(root).manifest).values()
                 if b.get("registered_version") == summary["registered_version"]]
     assert batch["promotion_refused"] == summary["promotion_refused"]
+
+
+@pytest.mark.e2e
+def test_a_canary_completion_waits_for_the_promotion_slot_a_cycle_holds(prefect_server,
+                                                                        tmp_path):
+    """The canary's last move takes the same Prefect slot as a cycle's promotion: while a
+    cycle on another machine holds it and moves @champion, the completion waits, then sees
+    the champion moved and promotes nothing (without the slot it would have promoted its
+    challenger first, and the cycle's move would have been refused)."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    from registry.locks import limit_name
+    from serving import canary
+
+    reg = _registry(tmp_path, "m-race-canary", 3)
+    promote.set_alias(reg, "challenger", 2)
+    began = versions.aliases(reg)
+    go = tmp_path / "go"
+    args = f"{reg.tracking_uri!r}, {reg.model_name!r}, {str(reg.state_dir)!r}"
+    cycle = _child(f"contender({args}, 3, 1, {str(go)!r}, True)")
+    assert cycle.stdout.readline().strip() == "ready", cycle.communicate()[1][-2000:]
+    go.touch()
+    deadline = time.monotonic() + 60
+    with get_client(sync_client=True) as client:  # the cycle holds the slot
+        while time.monotonic() < deadline:
+            try:  # the cycle creates the limit on its first use
+                limit = client.read_global_concurrency_limit_by_name(limit_name(reg.model_name))
+            except ObjectNotFound:
+                limit = None
+            if limit is not None and limit.active_slots == 1:
+                break
+            time.sleep(0.02)
+    state = canary.complete(tmp_path, reg, began, [{"fraction": 1.0, "ks": 0.1}], by="test")
+    done = time.time()
+    stdout, stderr = cycle.communicate(timeout=120)
+    moved = json.loads(stdout.strip().splitlines()[-1])
+    assert "record" in moved, stderr[-2000:]
+    assert done >= moved["left"]  # the completion went in after the cycle's move
+    assert state["fraction"] == 0.0 and "not promoted" in state["reason"]
+    assert versions.aliases(reg) == {"champion": 3, "previous": 1, "challenger": 2}
+    assert [r.get("action") for r in promote.records(reg)] == ["promote", "promote"]

@@ -123,3 +123,41 @@ def test_a_rollback_that_expects_another_champion_is_refused(reg):
         promote.rollback(reg, reason="second, read v2 too", expected_from=2)
     assert versions.aliases(reg) == {"champion": 1, "previous": 2}
     assert [r["action"] for r in promote.records(reg)] == ["promote", "promote", "rollback"]
+
+
+FOUND_BY_TAG = ["a,b", "A,B", "it's", 'say "hi"', "both ' and \"", "pct%_", "back\\slash"]
+
+
+def _versions_tagged(reg):
+    """Versions of `reg` and of a second model, tagged as a registration tags them."""
+    reg.client.create_registered_model(reg.model_name)
+    reg.client.create_registered_model(reg.model_name + "-other")
+    for value in ["x", *FOUND_BY_TAG, "a,b"]:  # "a,b" twice: the earliest is the one found
+        for name in (reg.model_name + "-other", reg.model_name):
+            reg.client.create_model_version(name, source=str(reg.state_dir),
+                                            tags={register.BATCH_SET_TAG: value})
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_find_by_tag_asks_the_store_for_the_exact_value(backend, store, tmp_path):
+    """One filtered query on both stores (SQLite in tests, PostgreSQL in production): exact,
+    case-sensitive, no wildcards, quotes either way, only this model, the earliest version."""
+    from contextlib import nullcontext
+
+    from tests.servers import postgres_database, postgres_unavailable
+
+    if backend == "postgresql" and postgres_unavailable():
+        pytest.skip(postgres_unavailable())
+    database = postgres_database("mlflow") if backend == "postgresql" else nullcontext(
+        f"sqlite:///{store}/mlflow.db")
+    with database as uri:
+        reg = Registry(uri, f"m-tag-{backend}", tmp_path)
+        assert versions.find_by_tag(reg, register.BATCH_SET_TAG, "a,b") is None  # no model yet
+        _versions_tagged(reg)
+        for i, value in enumerate(FOUND_BY_TAG, start=2):
+            found = versions.find_by_tag(reg, register.BATCH_SET_TAG, value)
+            assert found is not None and found.version == i, value
+            assert found.tags[register.BATCH_SET_TAG] == value
+        for absent in ["a,%", "a_b", "nope", ""]:
+            assert versions.find_by_tag(reg, register.BATCH_SET_TAG, absent) is None
+        assert versions.find_by_tag(reg, "greenlight.other", "x") is None

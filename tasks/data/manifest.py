@@ -6,11 +6,11 @@ history; a batch's state is its records merged in order.
 
 from __future__ import annotations
 
-import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from core import jsonl
 
 
 def now_iso() -> str:
@@ -19,28 +19,14 @@ def now_iso() -> str:
 
 def append(manifest: Path, batch_id: str, **fields: Any) -> None:
     """Record new facts about a batch; fsync so a recorded decision survives a crash."""
-    manifest.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps({"id": batch_id, "at": now_iso(), **fields}, default=str)
-    with manifest.open("a+b") as fh:
-        # After a torn last line (a crash mid-write), start a new line: glued to the torn
-        # one, this record would be unreadable too.
-        torn = fh.seek(0, os.SEEK_END) > 0 and fh.seek(-1, os.SEEK_END) >= 0 \
-            and fh.read(1) != b"\n"
-        fh.write((("\n" if torn else "") + line + "\n").encode())
-        fh.flush()
-        os.fsync(fh.fileno())
+    jsonl.append(manifest, {"id": batch_id, "at": now_iso(), **fields})
 
 
 def load(manifest: Path) -> dict[str, dict[str, Any]]:
-    """Current state of every batch, in the order batches first appeared."""
+    """Current state of every batch, in the order batches first appeared (a torn last line
+    from a crash is skipped; the next write supersedes it)."""
     batches: dict[str, dict[str, Any]] = {}
-    if not manifest.exists():
-        return batches
-    for line in manifest.read_text(encoding="utf-8").splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a torn last line from a crash; the next write supersedes it
+    for record in jsonl.read(manifest):
         batches.setdefault(record["id"], {}).update(record)
     return batches
 

@@ -12,8 +12,6 @@ prediction mean), the share flagged for review and the latency. Nothing is ever 
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core import jsonl
+from core.clean import finite_floats, finite_or_none
 from tasks.data.home import Home
 from tasks.data.idle import last_monitored, mark_monitored  # noqa: F401 (the cycle's names)
 from tasks.data.spec import DatasetSpec
@@ -43,13 +43,7 @@ def _lines(path: Path) -> pd.DataFrame:
     try:
         return pd.read_json(path, lines=True, dtype=False, convert_dates=False)
     except ValueError:  # a torn line somewhere: keep the readable ones
-        rows = []
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-        return pd.DataFrame(rows)
+        return pd.DataFrame(list(jsonl.read(path)))
 
 
 def read(home: Home, since: datetime | None = None, until: datetime | None = None
@@ -102,8 +96,7 @@ class ServedStats:
         return f"v{self.version}.{self.variant}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: None if isinstance(v, float) and not math.isfinite(v) else v
-                for k, v in asdict(self).items()}
+        return {k: finite_or_none(v) for k, v in asdict(self).items()}
 
     def run_metrics(self) -> dict[str, float]:
         """`served.v<version>.<variant>.<number>`, so MLflow charts each one over cycles."""
@@ -112,8 +105,7 @@ class ServedStats:
                 "needs_review_share": self.needs_review_share,
                 "latency_p50_ms": self.latency_p50_ms, "latency_p99_ms": self.latency_p99_ms,
                 **{f"score_{q}": v for q, v in self.score_quantiles.items()}}
-        return {f"served.{self.name}.{k}": float(v) for k, v in flat.items()
-                if v is not None and math.isfinite(float(v))}
+        return {f"served.{self.name}.{k}": v for k, v in finite_floats(flat).items()}
 
 
 def served_metrics(log: pd.DataFrame, spec: DatasetSpec) -> list[ServedStats]:
@@ -127,7 +119,7 @@ def served_metrics(log: pd.DataFrame, spec: DatasetSpec) -> list[ServedStats]:
         latency = pd.to_numeric(lines["latency_ms"], errors="coerce").dropna()
         out.append(ServedStats(
             int(version), str(variant), len(lines), metrics.failed_share,
-            metrics.score_mean if math.isfinite(metrics.score_mean) else None,
+            finite_or_none(metrics.score_mean),
             metrics.score_quantiles, metrics.positive_share,
             float(lines["needs_review"].eq(True).mean()),
             float(latency.quantile(0.5)) if len(latency) else None,

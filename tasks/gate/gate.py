@@ -55,6 +55,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from core.clean import json_safe
 from tasks.data.spec import DatasetSpec
 from tasks.gate.bootstrap import (
     MAX_ROWS,
@@ -113,7 +114,7 @@ class GateResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe: NaN becomes None, numpy scalars become Python numbers."""
-        return _clean(asdict(self))
+        return json_safe(asdict(self))
 
     def to_rows(self) -> list[dict[str, Any]]:
         """One row per metric and per slice, for a table artifact."""
@@ -133,19 +134,7 @@ class GateResult:
                          "rows": s["rows"], "champion": s["champion"],
                          "challenger": s["challenger"], "gain": s["gain"],
                          "ci_low": s["ci_low"], "ci_high": s["ci_high"], "ok": s["ok"]})
-        return _clean(rows)
-
-
-def _clean(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+        return json_safe(rows)
 
 
 class _Fixed:

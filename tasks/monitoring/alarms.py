@@ -13,6 +13,8 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from core.clean import json_safe
+
 if TYPE_CHECKING:
     from tasks.data.predictions import ServedStats
     from tasks.monitoring.monitor import MonitorResult
@@ -127,10 +129,6 @@ def emit(alarms: list[Alarm], *, dataset: str, policy: str, model: str,
             "policy": policy, "retraining": retraining,
             "batch_ids": sorted({a.batch_id for a in group}),
             "kinds": sorted({a.kind for a in group}),
-            "alarms": [_json_safe(a.to_dict()) for a in group]})
+            "alarms": [json_safe(a.to_dict()) for a in group]})
     return list(grouped)
 
-
-def _json_safe(d: dict[str, Any]) -> dict[str, Any]:
-    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-            for k, v in d.items()}

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.clean import finite_or_none
 from tasks.data.spec import DatasetSpec
 
 # Label drift default for classification. PSI is the usual label-prior measure, but on a
@@ -64,12 +65,12 @@ class DriftResult:
         return {
             "drift_share": self.drift_share,
             "drifted_features": list(self.drifted_features),
-            "feature_scores": {k: _finite(v) for k, v in self.feature_scores.items()},
+            "feature_scores": {k: finite_or_none(v) for k, v in self.feature_scores.items()},
             "feature_methods": dict(self.feature_methods),
-            "label_score": _finite(self.label_score),
+            "label_score": finite_or_none(self.label_score),
             "label_method": self.label_method,
             "label_drifted": self.label_drifted,
-            "prediction_score": _finite(self.prediction_score),
+            "prediction_score": finite_or_none(self.prediction_score),
             "prediction_method": self.prediction_method,
             "prediction_drifted": self.prediction_drifted,
             "sampled": self.sampled,
@@ -84,10 +85,6 @@ class _Verdict:
     score: float
     method: str
     drifted: bool
-
-
-def _finite(value: float | None) -> float | None:
-    return None if value is None or not math.isfinite(value) else float(value)
 
 
 @contextmanager

@@ -1,6 +1,8 @@
 """greenlight's own numbers as Evidently metrics, so the Evidently UI can plot them over time.
 
-Imported only where Evidently is (its import costs seconds)."""
+Imported only where Evidently is (its import costs seconds). Evidently's models are
+pydantic v1 models (`pydantic.v1` under the pydantic 2 we pin), so `PrivateAttr` comes from
+pydantic's public v1 namespace, not from Evidently's private `_pydantic_compat`."""
 
 from __future__ import annotations
 
@@ -8,8 +10,8 @@ import math
 from typing import Any
 
 from evidently import Dataset
-from evidently._pydantic_compat import PrivateAttr
 from evidently.core.metric_types import SingleValueCalculation, SingleValueMetric
+from pydantic.v1 import PrivateAttr
 
 # The UI prefixes any type without it with "evidently:metric_v2:", so ours carries it too.
 VALUE = "evidently:metric_v2:GreenlightValue"

@@ -8,7 +8,6 @@ Drift is measured against the champion's own reference sample, so it always answ
 from __future__ import annotations
 
 import json
-import math
 import weakref
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.clean import finite_floats, finite_or_none
 from tasks.data.spec import DatasetSpec
 from tasks.monitoring.adversarial import domain_classifier
 from tasks.monitoring.drift import (
@@ -70,7 +70,7 @@ class MonitorResult:
     not_judged: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: _finite(v) for k, v in asdict(self).items()}
+        return {k: finite_or_none(v) for k, v in asdict(self).items()}
 
     def run_metrics(self, metric: str) -> dict[str, float]:
         """The numbers a monitoring run logs, so MLflow can chart them over batches."""
@@ -86,18 +86,13 @@ class MonitorResult:
                                ("out_of_range", self.out_of_range_share),
                                ("adversarial_importance", self.adversarial_importance)):
             flat.update({f"{prefix}.{c}": v for c, v in values.items()})
-        return {k: float(v) for k, v in flat.items()
-                if v is not None and math.isfinite(float(v))}
+        return finite_floats(flat)
 
     def run_tags(self, champion_version: int) -> dict[str, str]:
         return {"greenlight.batch_id": self.batch_id,
                 "greenlight.champion_version": str(champion_version),
                 "greenlight.drifted_features": ",".join(self.drifted_features),
                 "greenlight.adversarial_features": ",".join(self.adversarial_features)}
-
-
-def _finite(v: Any) -> Any:
-    return None if isinstance(v, float) and not math.isfinite(v) else v
 
 
 @dataclass(frozen=True)
@@ -208,7 +203,7 @@ def too_few_rows(batch_id: str, batch: pd.DataFrame, champion: GreenlightModel,
         registered_metric=registered_metric, decay=None,
         adversarial_threshold=limits.adversarial_auc,
         missing_share=inputs.missing_share, out_of_range_share=inputs.out_of_range_share,
-        failed_predictions=outputs.failed_share, score_mean=_finite(outputs.score_mean),
+        failed_predictions=outputs.failed_share, score_mean=finite_or_none(outputs.score_mean),
         score_quantiles=outputs.score_quantiles, positive_share=outputs.positive_share,
         labelled_rows=int(mask.sum()),
         not_judged=f"not enough rows to judge drift or decay: {inputs.rows} < "
@@ -258,7 +253,7 @@ def _monitor(batch_id: str, batch: pd.DataFrame, reference: pd.DataFrame,
         adversarial_importance=adv.importance,
         feature_scores=drift.to_dict()["feature_scores"], feature_methods=drift.feature_methods,
         missing_share=inputs.missing_share, out_of_range_share=inputs.out_of_range_share,
-        failed_predictions=outputs.failed_share, score_mean=_finite(outputs.score_mean),
+        failed_predictions=outputs.failed_share, score_mean=finite_or_none(outputs.score_mean),
         score_quantiles=outputs.score_quantiles, positive_share=outputs.positive_share,
         labelled_rows=labelled)
     paths["monitor"] = Path(out_dir) / "monitor.json"

@@ -7,6 +7,9 @@ batch's snapshot is its drift report (the one the flow already ran, read back fr
 column, and greenlight's own numbers (drift share, champion metric, decay, thresholds) as
 single-value metrics, so one dashboard plots them all. The dashboard panels are written when
 the project is created, so a fresh workspace already shows them; edits made in the UI stay.
+
+The merge is by hand (`_snapshot_json`): Evidently 0.7.23 has no public way to combine two
+snapshots (`Snapshot` only loads, dumps and renders one), checked 2026-12-06.
 """
 
 from __future__ import annotations
