@@ -1,0 +1,295 @@
+"""Performance before the labels land: the champion's primary metric estimated on an
+unlabelled batch, with a band.
+
+- Classification, CBPE (confidence-based performance estimation, as NannyML does it).
+  The champion's scores are calibrated on its reference (labelled rows it did not train on,
+  e.g. its gate window): isotonic regression or Platt's sigmoid, whichever has the lower
+  Brier score on held-out, time-ordered folds of the reference (isotonic is more flexible
+  but overfits a small reference, sigmoid is two numbers; below `MIN_ISOTONIC_ROWS` only
+  sigmoid is tried). On a batch, each row's calibrated probability `c` gives its expected
+  correctness (`c` where the champion says positive, `1 - c` where it says negative), so
+  the expected accuracy is their mean; ROC AUC is the AUC of the scores against the
+  calibrated probabilities used as fractional labels (each row counted as a positive
+  with weight `c` and a negative with weight `1 - c`).
+- Regression, DLE (direct loss estimation). A small LightGBM "nanny" learns the champion's
+  absolute error (MAE) or squared error (RMSE) on the reference from the features and the
+  champion's prediction; its mean over a batch is the estimate (the root of it for RMSE).
+  The reference must be rows the champion did not train on, so the nanny learns real
+  errors, not training errors.
+
+The band adds two variances: the sampling noise of the batch's own rows (per-row Bernoulli
+variances `c (1 - c)` for accuracy, the nanny's residual variance for DLE, a Hanley-McNeil
+standard error for AUC) and a systematic term: how far the estimator, refitted without one
+contiguous chunk of the reference, misses that chunk's realised metric beyond the chunk's
+own sampling noise. Both methods assume no concept drift (P(y | x) stays as on the
+reference): a change in the labels alone is invisible to them, and that is what labels,
+once they land, are for.
+
+The estimator is plain data (`to_json` / `from_json`): numbers for the calibrator, LightGBM's
+text model for the nanny, so it can be saved next to the model and read back without
+pickling. No Prefect, no MLflow here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tasks.data.spec import DatasetSpec
+from tasks.training.evaluate import primary_metric, relative_gain, truth_of
+from tasks.training.model import GreenlightModel
+
+FORMAT = 1
+Z = {0.8: 1.2816, 0.9: 1.6449, 0.95: 1.96}
+LEVEL = 0.9  # the band's nominal coverage
+MIN_ISOTONIC_ROWS = 500  # below this, isotonic steps are too coarse: sigmoid only
+FOLDS = 5  # contiguous chunks of the reference, for choosing the calibrator and the band
+EPS = 1e-6
+# The nanny: small and regularised, it learns from one reference of a few hundred rows up.
+NANNY_PARAMS = {"n_estimators": 150, "learning_rate": 0.05, "num_leaves": 8,
+                "min_child_samples": 20, "subsample": 0.8, "subsample_freq": 1,
+                "colsample_bytree": 0.8, "reg_lambda": 1.0, "random_state": 0,
+                "n_jobs": 1, "verbose": -1}
+PREDICTION = "__prediction__"
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The estimated primary metric of one batch and its band (`low` <= `value` <= `high`)."""
+
+    metric: str
+    value: float
+    low: float
+    high: float
+    rows: int
+
+    def covers(self, realised: float) -> bool:
+        return self.low <= realised <= self.high
+
+
+@dataclass
+class Estimator:
+    """Everything `estimate` needs besides the champion: plain numbers and text."""
+
+    method: str  # "cbpe" or "dle"
+    metric: str  # the spec's primary metric
+    task: str
+    reference_metric: float  # the champion's realised metric on the reference
+    reference_rows: int
+    calibrator: dict[str, Any] = field(default_factory=dict)  # CBPE: kind and its numbers
+    nanny: str | None = None  # DLE: LightGBM's text model
+    noise_var: float = 0.0  # DLE: per-row variance of the loss around the nanny's estimate
+    systematic_sd: float = 0.0  # the band's systematic term, in the metric's units
+    level: float = LEVEL
+    format: int = FORMAT
+    _booster: Any = field(default=None, repr=False, compare=False)
+
+    def to_json(self) -> str:
+        state = {k: v for k, v in asdict(self).items() if not k.startswith("_")}
+        return json.dumps(state, allow_nan=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> Estimator:
+        state = json.loads(text)
+        if state.get("format") != FORMAT:
+            raise ValueError(f"estimator format {state.get('format')!r}: this greenlight "
+                             f"reads format {FORMAT}")
+        return cls(**state)
+
+    def booster(self) -> Any:
+        if self._booster is None and self.nanny is not None:
+            import lightgbm as lgb
+
+            self._booster = lgb.Booster(model_str=self.nanny)
+        return self._booster
+
+
+# --- calibration ----------------------------------------------------------------------------
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, EPS, 1 - EPS)
+    return np.log(p / (1 - p))
+
+
+def _fit_calibrator(kind: str, scores: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    if len(np.unique(y)) < 2:  # one class only: the reference rate, whatever the score
+        return {"kind": "constant", "value": float(np.clip(y.mean(), EPS, 1 - EPS))}
+    if kind == "isotonic":
+        from sklearn.isotonic import IsotonicRegression
+
+        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(scores, y)
+        return {"kind": "isotonic", "x": iso.X_thresholds_.tolist(),
+                "y": iso.y_thresholds_.tolist()}
+    from sklearn.linear_model import LogisticRegression
+
+    lr = LogisticRegression(C=1e4).fit(_logit(scores)[:, None], y)
+    return {"kind": "sigmoid", "a": float(lr.coef_[0, 0]), "b": float(lr.intercept_[0])}
+
+
+def calibrate(calibrator: dict[str, Any], scores: np.ndarray) -> np.ndarray:
+    """P(y = 1 | score) by the fitted calibrator."""
+    kind = calibrator["kind"]
+    if kind == "constant":
+        return np.full(len(scores), calibrator["value"])
+    if kind == "isotonic":
+        c = np.interp(scores, calibrator["x"], calibrator["y"])
+    else:
+        c = 1 / (1 + np.exp(-(calibrator["a"] * _logit(scores) + calibrator["b"])))
+    return np.clip(c, EPS, 1 - EPS)
+
+
+def _chunks(n: int, folds: int = FOLDS) -> list[np.ndarray]:
+    """Contiguous, time-ordered chunks of row positions 0..n-1."""
+    return [c for c in np.array_split(np.arange(n), folds) if len(c)]
+
+
+def choose_calibrator(scores: np.ndarray, y: np.ndarray) -> str:
+    """"isotonic" or "sigmoid": the lower Brier score on held-out contiguous chunks of the
+    reference (each chunk calibrated by the others). Small references get sigmoid."""
+    if len(y) < MIN_ISOTONIC_ROWS:
+        return "sigmoid"
+    brier = {}
+    for kind in ("isotonic", "sigmoid"):
+        errors = []
+        for chunk in _chunks(len(y)):
+            rest = np.setdiff1d(np.arange(len(y)), chunk)
+            c = calibrate(_fit_calibrator(kind, scores[rest], y[rest]), scores[chunk])
+            errors.append((c - y[chunk]) ** 2)
+        brier[kind] = float(np.concatenate(errors).mean())
+    return min(brier, key=brier.__getitem__)
+
+
+# --- CBPE -------------------------------------------------------------------------------------
+def _cbpe(metric: str, scores: np.ndarray, c: np.ndarray) -> tuple[float, float]:
+    """The expected metric of these scores given calibrated probabilities `c`, and its
+    sampling variance."""
+    n = len(scores)
+    if metric == "accuracy":
+        correct = np.where(scores >= 0.5, c, 1 - c)
+        return float(correct.mean()), float((c * (1 - c)).sum() / n**2)
+    # roc_auc: the scores against fractional labels; Hanley-McNeil for the variance
+    from sklearn.metrics import roc_auc_score
+
+    pos, neg = float(c.sum()), float((1 - c).sum())
+    auc = float(roc_auc_score(np.r_[np.ones(n), np.zeros(n)], np.r_[scores, scores],
+                              sample_weight=np.r_[c, 1 - c]))
+    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
+    var = (auc * (1 - auc) + (pos - 1) * (q1 - auc**2) + (neg - 1) * (q2 - auc**2)) / max(
+        pos * neg, 1.0)
+    return auc, float(max(var, 0.0))
+
+
+def _fit_cbpe(model: GreenlightModel, reference: pd.DataFrame, spec: DatasetSpec
+              ) -> Estimator:
+    scores, y = model.score(reference), truth_of(reference, spec)
+    kind = choose_calibrator(scores, y)
+    # The systematic term: each chunk estimated by a calibrator fitted without it.
+    misses, noise = [], []
+    for chunk in _chunks(len(y)):
+        rest = np.setdiff1d(np.arange(len(y)), chunk)
+        c = calibrate(_fit_calibrator(kind, scores[rest], y[rest]), scores[chunk])
+        value, var = _cbpe(spec.primary_metric, scores[chunk], c)
+        realised = primary_metric(scores[chunk], reference.iloc[chunk], spec, y[chunk])
+        if not math.isnan(realised):
+            misses.append(value - realised)
+            noise.append(var)
+    systematic = max(float(np.mean(np.square(misses)) - np.mean(noise)), 0.0) if misses else 0.0
+    return Estimator("cbpe", spec.primary_metric, spec.task,
+                     primary_metric(scores, reference, spec, y), len(y),
+                     calibrator=_fit_calibrator(kind, scores, y),
+                     systematic_sd=math.sqrt(systematic))
+
+
+# --- DLE --------------------------------------------------------------------------------------
+def _nanny_frame(model: GreenlightModel, frame: pd.DataFrame, scores: np.ndarray
+                 ) -> pd.DataFrame:
+    X = model.encode(frame).reset_index(drop=True)
+    X[PREDICTION] = scores
+    return X
+
+
+def _loss(metric: str, y: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    err = y - scores
+    return np.abs(err) if metric == "mae" else err**2
+
+
+def _fit_nanny(X: pd.DataFrame, loss: np.ndarray, categorical: list[str]) -> Any:
+    import lightgbm as lgb
+
+    return lgb.LGBMRegressor(**NANNY_PARAMS).fit(X, loss, categorical_feature=categorical
+                                                 or "auto")
+
+
+def _dle_value(metric: str, mean_loss: float) -> float:
+    return math.sqrt(max(mean_loss, 0.0)) if metric == "rmse" else mean_loss
+
+
+def _fit_dle(model: GreenlightModel, reference: pd.DataFrame, spec: DatasetSpec
+             ) -> Estimator:
+    metric = spec.primary_metric
+    scores, y = model.score(reference), truth_of(reference, spec)
+    X, loss = _nanny_frame(model, reference, scores), _loss(metric, y, scores)
+    categorical = list(model.categories)
+    # Out-of-chunk: the nanny's residual variance per row and its miss per chunk.
+    oof = np.empty(len(y))
+    misses, noise = [], []
+    for chunk in _chunks(len(y)):
+        rest = np.setdiff1d(np.arange(len(y)), chunk)
+        oof[chunk] = _fit_nanny(X.iloc[rest], loss[rest], categorical).predict(X.iloc[chunk])
+    noise_var = float(np.mean((loss - oof) ** 2))
+    for chunk in _chunks(len(y)):
+        misses.append(float(oof[chunk].mean() - loss[chunk].mean()))
+        noise.append(noise_var / len(chunk))
+    systematic = max(float(np.mean(np.square(misses)) - np.mean(noise)), 0.0)
+    nanny = _fit_nanny(X, loss, categorical)
+    return Estimator("dle", metric, spec.task, primary_metric(scores, reference, spec, y),
+                     len(y), nanny=nanny.booster_.model_to_string(), noise_var=noise_var,
+                     systematic_sd=math.sqrt(systematic))
+
+
+# --- the API ------------------------------------------------------------------------------------
+def fit_estimator(model: GreenlightModel, reference: pd.DataFrame, spec: DatasetSpec
+                  ) -> Estimator:
+    """An estimator of `model`'s primary metric, from labelled rows it did not train on
+    (its gate window, or a newer held-out batch), in time order."""
+    reference = reference[reference[spec.target].notna()].reset_index(drop=True)
+    if len(reference) < 2 * FOLDS:
+        raise ValueError(f"estimation needs at least {2 * FOLDS} labelled reference rows, "
+                         f"got {len(reference)}")
+    if spec.task == "classification":
+        return _fit_cbpe(model, reference, spec)
+    return _fit_dle(model, reference, spec)
+
+
+def estimate(estimator: Estimator, model: GreenlightModel, batch: pd.DataFrame,
+             scores: np.ndarray | None = None) -> Estimate:
+    """The champion's primary metric on `batch` (labels not needed), with a band at
+    `estimator.level`. `scores`, when given, are `model.score(batch)`."""
+    if len(batch) == 0:
+        raise ValueError("cannot estimate the metric of an empty batch")
+    scores = model.score(batch) if scores is None else np.asarray(scores)
+    z = Z.get(estimator.level, 1.6449)
+    if estimator.method == "cbpe":
+        c = calibrate(estimator.calibrator, scores)
+        value, var = _cbpe(estimator.metric, scores, c)
+        half = z * math.sqrt(var + estimator.systematic_sd**2)
+        return Estimate(estimator.metric, value, max(value - half, 0.0),
+                        min(value + half, 1.0), len(batch))
+    losses = estimator.booster().predict(_nanny_frame(model, batch, scores), num_threads=1)
+    mean_loss = float(np.mean(losses))
+    half = z * math.sqrt(estimator.noise_var / len(batch) + estimator.systematic_sd**2)
+    low, high = max(mean_loss - half, 0.0), mean_loss + half
+    return Estimate(estimator.metric, _dle_value(estimator.metric, mean_loss),
+                    _dle_value(estimator.metric, low), _dle_value(estimator.metric, high),
+                    len(batch))
+
+
+def estimated_decay(estimator: Estimator, result: Estimate, higher_is_better: bool
+                    ) -> float:
+    """The estimate's relative decay against the reference's realised metric, signed as
+    monitoring's decay is (positive = worse)."""
+    return -relative_gain(result.value, estimator.reference_metric, higher_is_better)
