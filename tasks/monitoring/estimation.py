@@ -15,15 +15,22 @@ unlabelled batch, with a band.
   absolute error (MAE) or squared error (RMSE) on the reference from the features and the
   champion's prediction; its mean over a batch is the estimate (the root of it for RMSE).
   The reference must be rows the champion did not train on, so the nanny learns real
-  errors, not training errors.
+  errors, not training errors. The nanny learns the error relative to the prediction's
+  size (floored at the reference's 10% quantile): trees cannot extrapolate, and when demand
+  grows past the reference's level, relative errors carry over where absolute ones do not.
 
-The band adds two variances: the sampling noise of the batch's own rows (per-row Bernoulli
-variances `c (1 - c)` for accuracy, the nanny's residual variance for DLE, a Hanley-McNeil
-standard error for AUC) and a systematic term: how far the estimator, refitted without one
-contiguous chunk of the reference, misses that chunk's realised metric beyond the chunk's
-own sampling noise. Both methods assume no concept drift (P(y | x) stays as on the
-reference): a change in the labels alone is invisible to them, and that is what labels,
-once they land, are for.
+The band (nominal `LEVEL`) adds the variances of
+- the batch's own sampling noise: per-row Bernoulli variances `c (1 - c)` for accuracy, a
+  Hanley-McNeil standard error for AUC, the nanny's out-of-chunk residual variance for DLE;
+- the estimator's own, learned from `reference_rows` rows: the same per-row variance over
+  the reference's size;
+- a systematic term: how far the estimator, refitted without one contiguous chunk of the
+  reference, misses that chunk's realised metric (CBPE: beyond the chunk's Bernoulli noise;
+  DLE: all of it, relative to the loss level, as rows an hour apart are not independent);
+- CBPE only: rows with a category the champion never saw may each be right or wrong.
+
+Both methods assume no concept drift (P(y | x) stays as on the reference): a change in the
+labels alone is invisible to them, and that is what labels, once they land, are for.
 
 The estimator is plain data (`to_json` / `from_json`): numbers for the calibrator, LightGBM's
 text model for the nanny, so it can be saved next to the model and read back without
@@ -86,7 +93,9 @@ class Estimator:
     nanny: str | None = None  # DLE: LightGBM's text model
     noise_var: float = 0.0  # DLE: per-row variance of the loss around the nanny's estimate
     scale_floor: float | None = None  # DLE: the nanny learns loss / max(|prediction|, this)
-    systematic_sd: float = 0.0  # the band's systematic term, in the metric's units
+    # the band's systematic term: CBPE in the metric's units, DLE (relative) a fraction of
+    # the estimated loss
+    systematic_sd: float = 0.0
     level: float = LEVEL
     format: int = FORMAT
     _booster: Any = field(default=None, repr=False, compare=False)
@@ -263,16 +272,17 @@ def _fit_dle(model: GreenlightModel, reference: pd.DataFrame, spec: DatasetSpec
     categorical = list(model.categories)
     # Out-of-chunk: the nanny's residual variance per row and its miss per chunk.
     oof = np.empty(len(y))
-    misses, noise = [], []
     for chunk in _chunks(len(y)):
         rest = np.setdiff1d(np.arange(len(y)), chunk)
         nanny = _fit_nanny(X.iloc[rest], loss[rest] / divisor[rest], categorical)
         oof[chunk] = nanny.predict(X.iloc[chunk]) * divisor[chunk]
     noise_var = float(np.mean((loss - oof) ** 2))
-    for chunk in _chunks(len(y)):
-        misses.append(float(oof[chunk].mean() - loss[chunk].mean()))
-        noise.append(noise_var / len(chunk))
-    systematic = max(float(np.mean(np.square(misses)) - np.mean(noise)), 0.0)
+    misses = [float(oof[chunk].mean() - loss[chunk].mean()) for chunk in _chunks(len(y))]
+    # Not less the per-row noise, as CBPE does: hourly rows are not independent, so their
+    # residual variance over n says little of a chunk's miss, which is measured whole.
+    systematic = float(np.mean(np.square(misses)))
+    if RELATIVE:  # errors grow with the level, and so does the estimator's miss
+        systematic /= float(loss.mean()) ** 2
     nanny = _fit_nanny(X, loss / divisor, categorical)
     return Estimator("dle", metric, spec.task, primary_metric(scores, reference, spec, y),
                      len(y), nanny=nanny.booster_.model_to_string(), noise_var=noise_var,
@@ -333,7 +343,9 @@ def estimate(estimator: Estimator, model: GreenlightModel, batch: pd.DataFrame,
                                                       estimator.scale_floor)
     mean_loss = float(np.mean(losses))
     noise = estimator.noise_var * (1 / len(batch) + 1 / estimator.reference_rows)
-    half = z * math.sqrt(noise + estimator.systematic_sd**2)
+    systematic = estimator.systematic_sd * (mean_loss if estimator.scale_floor is not None
+                                            else 1.0)
+    half = z * math.sqrt(noise + systematic**2)
     low, high = max(mean_loss - half, 0.0), mean_loss + half
     return Estimate(estimator.metric, _dle_value(estimator.metric, mean_loss),
                     _dle_value(estimator.metric, low), _dle_value(estimator.metric, high),
