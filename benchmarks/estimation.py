@@ -8,17 +8,24 @@ as the gate window is in the flow); tasks.monitoring.estimation fits CBPE
 (classification) or DLE (regression) on that reference. Then, batch by batch, labels
 hidden, the estimate is compared with the realised primary metric.
 
-`--champion static` keeps that champion for the whole replay (the hard case: it ages
-through every drift). `--champion monthly` refreshes it before every batch as the loop
-would: fitted on the batches before the previous one (with the spec's recipe), the
-previous batch its reference, so the estimate is always one batch ahead of the labels.
+Two champions, both printed by default (`--champion static|monthly` for one):
+- monthly: refreshed before every batch as the loop would, fitted with the spec's recipe
+  on the batches before the previous one; the previous batch is its reference, so the
+  estimate is always one batch ahead of the labels. This is how the estimator is meant to
+  be used: refitted with every champion, on the champion's own held-out rows.
+- static: the first champion kept for the whole replay, the hard case: it ages through
+  every drift, including the concept changes (Elec2's, synthetic's at batch 15) and Bike
+  Sharing's growth in 2012, which no estimator without labels can see.
 
-Prints per dataset: batches, the mean absolute error of the estimate, the batch-to-batch
-spread (std) of the realised metric, their ratio (goal < 1/3) and the share of realised
-values inside the band (goal >= 80%).
+Prints per dataset and champion: batches, the mean absolute error of the estimate, the
+batch-to-batch spread (std) of the realised metric, their ratio (goal < 1/3), the naive
+MAE (the reference's realised metric taken as the estimate), the share of realised values
+inside the band (goal >= 80%), the band's mean width and the estimate's mean bias.
 
     uv run python benchmarks/estimation.py [--dataset elec2|bike_sharing|synthetic]
-        [--champion static|monthly] [--trace]
+        [--champion static|monthly|both] [--trace]
+
+About a minute for all three datasets and both champions.
 """
 
 from __future__ import annotations
@@ -29,7 +36,6 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -41,7 +47,7 @@ from tasks.data.sources import (  # noqa: E402
     synthetic_stream,
 )
 from tasks.data.spec import load_spec  # noqa: E402
-from tasks.monitoring.estimation import estimate, fit_estimator  # noqa: E402
+from tasks.monitoring.estimation import LEVEL, estimate, fit_estimator  # noqa: E402
 from tasks.training.evaluate import primary_metric  # noqa: E402
 from tasks.training.train import fit  # noqa: E402
 
@@ -52,6 +58,8 @@ SETUP = {"elec2": {"warmup": 6, "params": {"n_estimators": 200, "learning_rate":
          "synthetic": {"warmup": 2, "params": {}}}
 GOAL_RATIO, GOAL_COVERAGE = 1 / 3, 0.80
 SYNTHETIC_BATCHES = 30
+# How many batches before the scored one are the champion's reference (held out).
+REFERENCE_BATCHES = 1
 
 
 def batches(name: str, data: Path | None = None) -> list[pd.DataFrame]:
@@ -75,13 +83,14 @@ def replay(name: str, champion: str = "static", data: Path | None = None,
     model = estimator = None
     for i in range(warmup, len(frames)):
         if model is None or champion == "monthly":
-            train = pd.concat(frames[: i - 1], ignore_index=True)
+            train = pd.concat(frames[: i - REFERENCE_BATCHES], ignore_index=True)
+            reference = pd.concat(frames[i - REFERENCE_BATCHES: i], ignore_index=True)
             half_life = training.half_life_days if champion == "monthly" else None
             if champion == "monthly" and training.window_days:
                 start = train[spec.time_column].max() - pd.Timedelta(days=training.window_days)
                 train = train[train[spec.time_column] > start]
             model = fit(train, spec, half_life, params)
-            estimator = fit_estimator(model, frames[i - 1], spec)
+            estimator = fit_estimator(model, reference, spec)
         batch = frames[i]
         scores = model.score(batch)
         labelled = batch[spec.target].notna().to_numpy()
@@ -116,30 +125,32 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", choices=DATASETS, action="append",
                         help="one dataset (repeat for more; default all three)")
-    parser.add_argument("--champion", choices=("static", "monthly"), default="static")
+    parser.add_argument("--champion", choices=("static", "monthly", "both"), default="both")
     parser.add_argument("--data", type=Path, default=None,
                         help="the folder holding elec2/ and bike_sharing/ (default ../shared/data)")
     parser.add_argument("--trace", action="store_true", help="print every batch")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    out = []
-    for name in args.dataset or DATASETS:
-        data = args.data / name if args.data is not None and name != "synthetic" else None
-        out.append(summary(name, replay(name, args.champion, data, args.trace)))
-    table = pd.DataFrame(out).set_index("dataset")
-    table["ratio goal"] = f"< {GOAL_RATIO:.3f}"
-    table["coverage goal"] = f">= {GOAL_COVERAGE:.0%}"
-    table["meets"] = [bool(r < GOAL_RATIO and c >= GOAL_COVERAGE)
-                      for r, c in zip(table["ratio"], table["coverage"], strict=True)]
-    command = "uv run python benchmarks/estimation.py " + " ".join(sys.argv[1:] if argv is None
-                                                                   else argv)
-    print(f"\nestimation benchmark, {args.champion} champion, "
-          f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+    command = "uv run python benchmarks/estimation.py " + " ".join(
+        sys.argv[1:] if argv is None else argv)
+    print(f"estimation benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     print(f"command: {command.strip()}")
-    with pd.option_context("display.width", 200, "display.max_columns", 20):
-        print(table.to_string(float_format=lambda v: f"{v:.3f}"))
-    print(f"({time.perf_counter() - start:.0f} s; {np.mean([r['batches'] for r in out]):.0f} "
-          "batches a dataset on average)")
+    print(f"goals: ratio (MAE of the estimate / std of the realised metric) < {GOAL_RATIO:.3f}, "
+          f"coverage (realised inside the {LEVEL:.0%} band) >= {GOAL_COVERAGE:.0%}; naive MAE "
+          "= the reference's realised metric taken as the estimate")
+    modes = ("monthly", "static") if args.champion == "both" else (args.champion,)
+    for mode in modes:
+        out = []
+        for name in args.dataset or DATASETS:
+            data = args.data / name if args.data is not None and name != "synthetic" else None
+            out.append(summary(name, replay(name, mode, data, args.trace)))
+        table = pd.DataFrame(out).set_index("dataset")
+        table["meets goals"] = [bool(r < GOAL_RATIO and c >= GOAL_COVERAGE)
+                                for r, c in zip(table["ratio"], table["coverage"], strict=True)]
+        print(f"\n{mode} champion:")
+        with pd.option_context("display.width", 200, "display.max_columns", 20):
+            print(table.to_string(float_format=lambda v: f"{v:.3f}"))
+    print(f"\n({time.perf_counter() - start:.0f} s)")
 
 
 if __name__ == "__main__":
