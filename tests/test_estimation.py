@@ -18,6 +18,7 @@ from tasks.monitoring.estimation import (
     estimated_decay,
     fit_estimator,
 )
+from tasks.training.evaluate import primary_metric
 from tests.conftest import shared_file
 
 SPEC = DatasetSpec(name="toy", time_column="t", target="y", task="classification",
@@ -121,11 +122,12 @@ def test_estimate_refuses_an_empty_batch_and_a_tiny_reference():
         fit_estimator(Scores(), _rows(np.random.default_rng(0), 5), SPEC)
 
 
-def test_dle_round_trips_through_json():
+@pytest.mark.parametrize("metric", ["mae", "rmse"])
+def test_dle_round_trips_through_json(metric):
     from tasks.data.spec import load_spec
     from tasks.training.train import fit
 
-    spec = load_spec("bike_sharing")
+    spec = load_spec("bike_sharing").model_copy(update={"primary_metric": metric})
     frame = pd.read_csv(shared_file("bike_sharing", "hour.csv"), nrows=3000)
     frame["timestamp"] = pd.to_datetime(frame["dteday"]) + pd.to_timedelta(frame["hr"], "h")
     model = fit(frame.iloc[:2000], spec, None, {"n_estimators": 50})
@@ -135,6 +137,17 @@ def test_dle_round_trips_through_json():
     e = estimate(estimator, model, batch)
     assert 0 <= e.low <= e.value <= e.high
     assert estimate(Estimator.from_json(estimator.to_json()), model, batch) == e
+    assert e.metric == metric and e.value > 0
+
+
+def test_cbpe_roc_auc_from_a_reference():
+    rng = np.random.default_rng(4)
+    spec = SPEC.model_copy(update={"primary_metric": "roc_auc"})
+    estimator = fit_estimator(Scores(), _rows(rng, 2000), spec)
+    batch = _rows(rng, 2000, 2.0, 5.0)
+    e = estimate(estimator, Scores(), batch.drop(columns="y"))
+    realised = primary_metric(batch["s"].to_numpy(), batch, spec)
+    assert e.metric == "roc_auc" and e.low <= realised <= e.high
 
 
 # Looser than the benchmark's goals (ratio < 1/3, coverage >= 80%), so a change of
