@@ -174,19 +174,21 @@ def _chunks(n: int, folds: int = FOLDS) -> list[np.ndarray]:
 
 
 def choose_calibrator(scores: np.ndarray, y: np.ndarray) -> str:
-    """"isotonic" or "sigmoid": the lower Brier score on held-out contiguous chunks of the
-    reference (each chunk calibrated by the others). Small references get sigmoid."""
-    if len(y) < MIN_ISOTONIC_ROWS:
+    """"isotonic" or "sigmoid", by the Brier score on held-out contiguous chunks of the
+    reference (each chunk calibrated by the others). Sigmoid, two numbers, unless isotonic
+    is better by more than one standard error of the paired per-row difference (the
+    one-SE rule: the simpler model unless the flexible one is clearly better); a reference
+    under MIN_ISOTONIC_ROWS gets sigmoid without trying."""
+    if len(y) < MIN_ISOTONIC_ROWS or len(np.unique(y)) < 2:
         return "sigmoid"
-    brier = {}
-    for kind in ("isotonic", "sigmoid"):
-        errors = []
-        for chunk in _chunks(len(y)):
-            rest = np.setdiff1d(np.arange(len(y)), chunk)
+    errors: dict[str, list[np.ndarray]] = {"isotonic": [], "sigmoid": []}
+    for chunk in _chunks(len(y)):
+        rest = np.setdiff1d(np.arange(len(y)), chunk)
+        for kind in errors:
             c = calibrate(_fit_calibrator(kind, scores[rest], y[rest]), scores[chunk])
-            errors.append((c - y[chunk]) ** 2)
-        brier[kind] = float(np.concatenate(errors).mean())
-    return min(brier, key=brier.__getitem__)
+            errors[kind].append((c - y[chunk]) ** 2)
+    gain = np.concatenate(errors["sigmoid"]) - np.concatenate(errors["isotonic"])
+    return "isotonic" if gain.mean() > gain.std(ddof=1) / len(gain) ** 0.5 else "sigmoid"
 
 
 # --- CBPE -------------------------------------------------------------------------------------
