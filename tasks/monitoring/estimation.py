@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -54,7 +54,7 @@ from tasks.training.model import GreenlightModel
 FORMAT = 1
 Z = {0.8: 1.2816, 0.9: 1.6449, 0.95: 1.96}
 LEVEL = 0.9  # the band's nominal coverage
-MIN_ISOTONIC_ROWS = 500  # below this, isotonic steps are too coarse: sigmoid only
+MIN_ISOTONIC_ROWS = 500  # below this, isotonic's steps overfit: sigmoid without trying
 FOLDS = 5  # contiguous chunks of the reference, for choosing the calibrator and the band
 EPS = 1e-6
 # The nanny: small and regularised, it learns from one reference of a few hundred rows up.
@@ -101,7 +101,10 @@ class Estimator:
     _booster: Any = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> str:
-        state = {k: v for k, v in asdict(self).items() if not k.startswith("_")}
+        state = {f.name: getattr(self, f.name) for f in fields(self)
+                 if not f.name.startswith("_")}
+        if isinstance(self.reference_metric, float) and math.isnan(self.reference_metric):
+            state["reference_metric"] = None  # e.g. ROC AUC of a one-class reference
         return json.dumps(state, allow_nan=False)
 
     @classmethod
@@ -110,6 +113,8 @@ class Estimator:
         if state.get("format") != FORMAT:
             raise ValueError(f"estimator format {state.get('format')!r}: this greenlight "
                              f"reads format {FORMAT}")
+        if state["reference_metric"] is None:
+            state["reference_metric"] = float("nan")
         return cls(**state)
 
     def booster(self) -> Any:
@@ -305,7 +310,10 @@ def fit_estimator(model: GreenlightModel, reference: pd.DataFrame, spec: Dataset
                   ) -> Estimator:
     """An estimator of `model`'s primary metric, from labelled rows it did not train on
     (its gate window, or a newer held-out batch), in time order."""
-    reference = reference[reference[spec.target].notna()].reset_index(drop=True)
+    reference = reference[reference[spec.target].notna()]
+    if spec.time_column in reference:  # the chunks below are contiguous stretches of time
+        reference = reference.sort_values(spec.time_column, kind="stable")
+    reference = reference.reset_index(drop=True)
     if len(reference) < 2 * FOLDS:
         raise ValueError(f"estimation needs at least {2 * FOLDS} labelled reference rows, "
                          f"got {len(reference)}")
