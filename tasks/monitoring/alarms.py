@@ -14,15 +14,19 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from core.clean import json_safe
+from core.events import (  # the names live in core, once
+    DECAY_EVENT,
+    DRIFT_EVENT,
+    FAILED_EVENT,
+    QUALITY_EVENT,
+    dataset_resource,
+    run_link,
+)
 
 if TYPE_CHECKING:
     from tasks.data.predictions import ServedStats
     from tasks.monitoring.monitor import MonitorResult
 
-DRIFT_EVENT = "greenlight.drift.detected"
-DECAY_EVENT = "greenlight.model.decayed"
-QUALITY_EVENT = "greenlight.data.quality"
-FAILED_EVENT = "greenlight.predictions.failed"
 EVENTS = {"data": DRIFT_EVENT, "label": DRIFT_EVENT, "prediction": DRIFT_EVENT,
           "adversarial": DRIFT_EVENT, "decay": DECAY_EVENT, "missing": QUALITY_EVENT,
           "out_of_range": QUALITY_EVENT, "failed_predictions": FAILED_EVENT}
@@ -101,14 +105,6 @@ def check_served(stats: list[ServedStats], *, max_failed_predictions: float | No
             and s.failed_share > 0]
 
 
-def resource(dataset: str, policy: str) -> dict[str, str]:
-    """The event's resource: the dataset being monitored, labelled with the run's policy so
-    a trigger can choose which runs it answers (the retrain deployment answers `monitor`)."""
-    return {"prefect.resource.id": f"greenlight.dataset.{dataset}",
-            "prefect.resource.name": dataset, "greenlight.dataset": dataset,
-            "greenlight.policy": policy}
-
-
 def emit(alarms: list[Alarm], *, dataset: str, policy: str, model: str,
          champion_version: int | None, retraining: bool) -> list[str]:
     """One Prefect event per event name, its payload carrying every alarm's numbers.
@@ -124,8 +120,9 @@ def emit(alarms: list[Alarm], *, dataset: str, policy: str, model: str,
                  "prefect.resource.role": "champion", "prefect.resource.name":
                  f"{model} v{champion_version}"}] if champion_version is not None else [])
     for name, group in grouped.items():
-        emit_event(event=name, resource=resource(dataset, policy), related=related, payload={
+        emit_event(event=name, resource=dataset_resource(dataset, policy), related=related, payload={
             "dataset": dataset, "model": model, "champion_version": champion_version,
+            "version": champion_version, "link": run_link(),
             "policy": policy, "retraining": retraining,
             "batch_ids": sorted({a.batch_id for a in group}),
             "kinds": sorted({a.kind for a in group}),
