@@ -120,12 +120,13 @@ def emit(alarms: list[Alarm], *, dataset: str, policy: str, model: str,
                  "prefect.resource.role": "champion", "prefect.resource.name":
                  f"{model} v{champion_version}"}] if champion_version is not None else [])
     for name, group in grouped.items():
-        emit_event(event=name, resource=dataset_resource(dataset, policy), related=related, payload={
-            "dataset": dataset, "model": model, "champion_version": champion_version,
-            "version": champion_version, "link": run_link(),
-            "policy": policy, "retraining": retraining,
-            "batch_ids": sorted({a.batch_id for a in group}),
-            "kinds": sorted({a.kind for a in group}),
-            "alarms": [json_safe(a.to_dict()) for a in group]})
+        payload = {"dataset": dataset, "model": model, "champion_version": champion_version,
+                   "version": champion_version, "link": run_link(), "policy": policy,
+                   "retraining": retraining,
+                   "batch_ids": sorted({a.batch_id for a in group}),
+                   "kinds": sorted({a.kind for a in group}),
+                   "alarms": [json_safe(a.to_dict()) for a in group]}
+        emit_event(event=name, resource=dataset_resource(dataset, policy), related=related,
+                   payload=payload)
     return list(grouped)
 
