@@ -280,15 +280,17 @@ def _probation(home: Home, reg: Registry, spec: DatasetSpec, pending: list[dict]
     if on is None or on.previous is None or not guardrails.baking_batches:
         return None
     ids = [b["id"] for b in pending] + [r.batch_id for r in seen.late]
-    rows, batches = baking.new_rows({b: late.labelled(home, spec, b) for b in ids}, spec,
-                                    on.judged)
+    rows, unlabelled, batches = baking.new_rows(
+        {b: late.labelled(home, spec, b) for b in ids}, spec, on.judged)
     span = replace(on, judged=on.judged + batches)
+    champion, previous = (versions.load_model(reg, v) for v in (on.version, on.previous))
     verdict = baking.judge(
-        versions.load_model(reg, on.version), versions.load_model(reg, on.previous), rows,
-        spec, min_delta=training.min_delta, min_rows=training.gate_min_rows,
+        champion, previous, rows, spec, min_delta=training.min_delta,
+        min_rows=training.gate_min_rows,
         failed_share=baking.failed_share(seen.served, on.version),
         max_failed=thresholds.max_failed_predictions,
-        span_over=span.over(guardrails.baking_batches, guardrails.baking_hours))
+        span_over=span.over(guardrails.baking_batches, guardrails.baking_hours),
+        estimates=baking.estimate_pair(champion, previous, unlabelled))
     said = dict(reason=verdict.reason, batches=batches, figures=verdict.figures)
     if verdict.action == "rollback":
         rollback_t(reg, on.version, dataset=spec.name, link=run_link(), **said)

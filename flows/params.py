@@ -31,6 +31,13 @@ class Thresholds(BaseModel):
         0.05, ge=0,
         description="Retrain when the champion's primary metric on a batch is this much worse "
                     "(relative) than the metric it was registered with.")
+    max_estimated_decay: float | None = Field(
+        None, ge=0,
+        description="Retrain when the champion's primary metric, estimated without labels "
+                    "(CBPE for classification, DLE for regression), is this much worse "
+                    "(relative) than on its gate window, on a batch whose labels have not "
+                    "landed. Off (null) by default: benchmarks/estimation.py shows the "
+                    "estimate's error on your data first.")
     prediction_drift: float | None = Field(
         None, gt=0,
         description="Drift threshold of the champion's scores on the batch vs on its reference "

@@ -32,7 +32,10 @@ def test_a_first_champion_is_backtested_trained_gated_and_refitted_on_every_row(
     assert len(done.challenger.split.gate) == gate_rows
     assert done.challenger.params["refit"] is True and not done.refit_problems
     assert done.challenger.params["refit_rows"] <= len(rows)
-    assert list(steps.timings) == ["recipe", "train", "gate", "refit"]
+    assert list(steps.timings) == ["recipe", "train", "gate", "estimator", "refit"]
+    # the label-free estimator fitted on the gate window travels with the refit model
+    assert done.challenger.model.performance and '"method": "cbpe"' in \
+        done.challenger.model.performance
 
 
 def test_a_challenger_on_newer_drifted_rows_must_be_beaten_and_is_not_refitted_if_unwanted():
@@ -53,7 +56,9 @@ def test_a_challenger_on_newer_drifted_rows_must_be_beaten_and_is_not_refitted_i
     assert done.result.verdict in ("clear", "refresh", "marginal", "fail", "insufficient")
     assert done.result.champion is not None  # judged against the champion, same window
     assert done.challenger.params["refit"] is False
-    assert list(steps.timings) == ["train", "gate"]
+    # a passing challenger gets its label-free estimator; no refit was wanted
+    assert list(steps.timings) == ["train", "gate"] + (["estimator"] if done.result.passed
+                                                       else [])
 
 
 def test_too_few_rows_for_a_first_champion_stop_before_the_backtest():

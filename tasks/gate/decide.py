@@ -36,7 +36,8 @@ def decide(results: list[MonitorResult], raised: list[alarms.Alarm], *, has_cham
     found = [(a.kind, a.reason) for a in raised if a.kind in alarms.RETRAIN_KINDS]
     if force:
         found.append(("forced", "forced by the caller"))
-    live = [(k, why) for k, why in found if k not in acknowledged or k in ("decay", "forced")]
+    live = [(k, why) for k, why in found
+            if k not in acknowledged or k in ("decay", "estimated_decay", "forced")]
     known = [f"{why} [known: champion already re-validated]" for k, why in found
              if (k, why) not in live]
     unjudged = [f"{r.batch_id}: {r.not_judged}" for r in results if r.not_judged]

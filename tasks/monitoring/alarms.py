@@ -28,11 +28,13 @@ if TYPE_CHECKING:
     from tasks.monitoring.monitor import MonitorResult
 
 EVENTS = {"data": DRIFT_EVENT, "label": DRIFT_EVENT, "prediction": DRIFT_EVENT,
-          "adversarial": DRIFT_EVENT, "decay": DECAY_EVENT, "missing": QUALITY_EVENT,
+          "adversarial": DRIFT_EVENT, "decay": DECAY_EVENT, "estimated_decay": DECAY_EVENT,
+          "missing": QUALITY_EVENT,
           "out_of_range": QUALITY_EVENT, "failed_predictions": FAILED_EVENT}
 # Kinds that mean "the live model may be wrong now": they retrain. Quality alarms say the
 # data is broken, which a new model would learn from, so they alert and do not retrain.
-RETRAIN_KINDS = frozenset({"data", "label", "prediction", "adversarial", "decay"})
+RETRAIN_KINDS = frozenset({"data", "label", "prediction", "adversarial", "decay",
+                           "estimated_decay"})
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,8 @@ def _over(value: float | None, limit: float | None) -> bool:
 
 def check(r: MonitorResult, *, drift_share: float, max_decay: float,
           max_missing_share: float | None = None, max_out_of_range: float | None = None,
-          max_failed_predictions: float | None = None) -> list[Alarm]:
+          max_failed_predictions: float | None = None,
+          max_estimated_decay: float | None = None) -> list[Alarm]:
     """Every threshold `r` crosses. Label, prediction and adversarial verdicts were made at
     monitoring time with their own thresholds (they need the test's method); the rest here."""
     b, out = r.batch_id, []
@@ -81,6 +84,12 @@ def check(r: MonitorResult, *, drift_share: float, max_decay: float,
         out.append(Alarm("decay", b, r.decay, max_decay,
                          f"{b}: champion decayed {r.decay:.1%} >= {max_decay:.0%} "
                          f"({r.champion_metric:.4f} vs registered {r.registered_metric:.4f})"))
+    if r.decay is None and _over(r.estimated_decay, max_estimated_decay):
+        out.append(Alarm("estimated_decay", b, r.estimated_decay, max_estimated_decay,
+                         f"{b}: champion estimated to decay {r.estimated_decay:.1%} >= "
+                         f"{max_estimated_decay:.0%} before its labels land (estimated "
+                         f"{r.estimated_metric:.4f}, band {r.estimated_low:.4f}.."
+                         f"{r.estimated_high:.4f})"))
     for kind, shares, limit in (("missing", r.missing_share, max_missing_share),
                                 ("out_of_range", r.out_of_range_share, max_out_of_range)):
         bad = {c: v for c, v in shares.items() if _over(v, limit)}

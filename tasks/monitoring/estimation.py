@@ -39,6 +39,7 @@ pickling. No Prefect, no MLflow here.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass, field, fields
@@ -377,3 +378,10 @@ def estimated_decay(estimator: Estimator, result: Estimate, higher_is_better: bo
     """The estimate's relative decay against the reference's realised metric, signed as
     monitoring's decay is (positive = worse)."""
     return -relative_gain(result.value, estimator.reference_metric, higher_is_better)
+
+
+@functools.lru_cache(maxsize=8)
+def load_estimator(text: str | None) -> Estimator | None:
+    """The estimator a model carries (its JSON), parsed once per cycle and champion; None
+    for a model without one."""
+    return None if not text else Estimator.from_json(text)

@@ -66,6 +66,12 @@ class MonitorResult:
     score_quantiles: dict[str, float] = field(default_factory=dict)
     positive_share: float | None = None
     labelled_rows: int = 0
+    # The champion's primary metric estimated without labels (CBPE/DLE), its band and its
+    # decay against the estimator's reference; None without an estimator.
+    estimated_metric: float | None = None
+    estimated_low: float | None = None
+    estimated_high: float | None = None
+    estimated_decay: float | None = None
     # Why drift and decay were not judged (e.g. "not enough rows: 1 < 30"); "" when they were.
     not_judged: str = ""
 
@@ -81,6 +87,10 @@ class MonitorResult:
                 "adversarial_auc": self.adversarial_auc,
                 "failed_predictions": self.failed_predictions, "score_mean": self.score_mean,
                 "positive_share": self.positive_share,
+                f"estimated_{metric}": self.estimated_metric,
+                f"estimated_{metric}_low": self.estimated_low,
+                f"estimated_{metric}_high": self.estimated_high,
+                "estimated_decay": self.estimated_decay,
                 **{f"score_{q}": v for q, v in self.score_quantiles.items()}}
         for prefix, values in (("drift", self.feature_scores), ("missing", self.missing_share),
                                ("out_of_range", self.out_of_range_share),
@@ -105,6 +115,22 @@ class Limits:
     tests: StatTests = field(default_factory=StatTests)
     drift_share: float | None = None  # for the Evidently report's headline; None: Evidently's
     min_rows: int = 0  # below this many rows, drift and decay are "not enough rows"
+
+
+def estimated(champion: GreenlightModel, batch: pd.DataFrame, scores: np.ndarray,
+              spec: DatasetSpec) -> dict[str, float | None]:
+    """The champion's metric on `batch` estimated without its labels, as MonitorResult's
+    `estimated_*` fields; empty when the champion has no estimator (older versions)."""
+    from tasks.monitoring.estimation import estimate, estimated_decay, load_estimator
+
+    found = load_estimator(champion.performance)
+    if found is None or not len(batch):
+        return {}
+    guess = estimate(found, champion, batch, scores=scores)
+    return {"estimated_metric": guess.value, "estimated_low": guess.low,
+            "estimated_high": guess.high,
+            "estimated_decay": finite_or_none(
+                estimated_decay(found, guess, spec.higher_is_better))}
 
 
 @dataclass(frozen=True)
@@ -255,7 +281,7 @@ def _monitor(batch_id: str, batch: pd.DataFrame, reference: pd.DataFrame,
         missing_share=inputs.missing_share, out_of_range_share=inputs.out_of_range_share,
         failed_predictions=outputs.failed_share, score_mean=finite_or_none(outputs.score_mean),
         score_quantiles=outputs.score_quantiles, positive_share=outputs.positive_share,
-        labelled_rows=labelled)
+        labelled_rows=labelled, **estimated(champion, scored, scores, spec))
     paths["monitor"] = Path(out_dir) / "monitor.json"
     paths["monitor"].write_text(json.dumps(result.to_dict(), indent=2, default=str))
     result.reports = {k: str(v) for k, v in paths.items()}

@@ -30,6 +30,7 @@ class MonitorThresholds(Protocol):
     label_drift: float | None
     min_rows: int
     max_decay: float
+    max_estimated_decay: float | None
     prediction_drift: float | None
     adversarial_auc: float
     max_missing_share: float | None
@@ -92,6 +93,6 @@ def raised_alarms(results: list[MonitorResult], served: list[ServedStats],
     the decision, the events and the records all read this list."""
     found = [a for r in results for a in alarms.check(
         r, drift_share=t.drift_share, max_decay=t.max_decay,
-        max_missing_share=t.max_missing_share, max_out_of_range=t.max_out_of_range,
-        max_failed_predictions=t.max_failed_predictions)]
+        max_estimated_decay=t.max_estimated_decay, max_missing_share=t.max_missing_share,
+        max_out_of_range=t.max_out_of_range, max_failed_predictions=t.max_failed_predictions)]
     return found + alarms.check_served(served, max_failed_predictions=t.max_failed_predictions)

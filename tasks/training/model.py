@@ -54,6 +54,17 @@ class GreenlightModel(PythonModel):
         return loaded if loaded is not None else self.estimator.booster_
 
     @property
+    def performance(self) -> str | None:
+        """The label-free performance estimator fitted for this model
+        (tasks/monitoring/estimation.py, as its JSON), or None: set after the gate, kept
+        with the version, read by monitoring and probation."""
+        return self.__dict__.get("_performance")
+
+    @performance.setter
+    def performance(self, value: str | None) -> None:
+        self.__dict__["_performance"] = value
+
+    @property
     def is_classifier(self) -> bool:
         return self.labels is not None
 
@@ -65,7 +76,8 @@ class GreenlightModel(PythonModel):
         booster, state_file = directory / "booster.txt", directory / "state.json"
         self.booster.save_model(str(booster))
         state = {"format": FORMAT, "spec": self.spec, "features": self.features,
-                 "categories": self.categories, "labels": self.labels}
+                 "categories": self.categories, "labels": self.labels,
+                 "performance": self.performance}
         text = json.dumps(state, allow_nan=False)
         if json.loads(text) != state:
             raise ValueError("the model's categories or labels do not survive JSON: "
@@ -87,6 +99,7 @@ class GreenlightModel(PythonModel):
         self.estimator = None
         self.spec, self.features = state["spec"], state["features"]
         self.categories, self.labels = state["categories"], state["labels"]
+        self.performance = state.get("performance")  # versions before estimation: None
         self._booster = Booster(model_file=context.artifacts[BOOSTER_ARTIFACT])
 
     def encode(self, frame: pd.DataFrame) -> pd.DataFrame:

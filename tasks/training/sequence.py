@@ -113,10 +113,29 @@ def retrain_sequence(history: pd.DataFrame, spec: DatasetSpec, training: Trainin
                             min_delta=training.min_delta, min_rows=training.gate_min_rows,
                             slice_feature=spec.slice_feature, stale=stale)
     out = Retrained(choice=choice, challenger=challenger, result=result)
+    if result.passed:
+        with steps.step("estimator", rows_in=len(challenger.split.gate)):
+            challenger.model.performance = performance_estimator(
+                challenger.model, challenger.split.gate, spec)
     if training.refit and refit_if(result):
         with steps.step("refit", rows_in=len(history)) as step:
             out.challenger, out.refit_problems = calls.refit(
                 challenger, history, spec, choice.best, champion,
                 reference_rows=training.reference_rows, batch_column=batch_column, lgbm=lgbm)
             step.rows_out = out.challenger.params.get("refit_rows", 0)
+        # the refit model keeps the gated model's estimator: fitted on rows neither
+        # learned from, where the refit model has seen the gate window
+        out.challenger.model.performance = challenger.model.performance
     return out
+
+
+def performance_estimator(model: GreenlightModel, window: pd.DataFrame, spec: DatasetSpec
+                          ) -> str | None:
+    """The label-free performance estimator of a model that passed the gate, fitted on the
+    gate window (rows it never trained on), as JSON; None where the window is too small."""
+    from tasks.monitoring.estimation import fit_estimator
+
+    try:
+        return fit_estimator(model, window, spec).to_json()
+    except ValueError:
+        return None
