@@ -128,7 +128,7 @@ class Replay:
         return self._once(("choose_recipe", *key), lambda: self.timed(
             "choose_recipe", choose_recipe, rows, self.spec, fold_rows=fold_rows)).best
 
-    def calls(self, i: int) -> Calls:
+    def step_calls(self, i: int) -> Calls:
         """The sequence's steps at month i: the recipe backtest and the challenger's fit
         are shared by the strategies (they depend on the month only), the gate is timed
         and judges with the dataset's slice guard."""
@@ -196,7 +196,7 @@ def auto_policy(r: Replay, out_dir: Path, label: str, refresh_on: str, refit: bo
                                 gate_rows=int(FLOW["gate_fraction"] * len(r.frames[i])),
                                 decision=decision, champion=champion, champion_until=seen_until,
                                 batch_column=BATCH, refit_if=lambda result: result.passed,
-                                calls=r.calls(i), lgbm=r.params)
+                                calls=r.step_calls(i), lgbm=r.params)
         if done.blocked:
             continue
         result, challenger = done.result, done.challenger
