@@ -98,12 +98,24 @@ def cycle_line(summary: dict[str, Any], dataset: str) -> str:
     if summary.get("taken"):  # another cycle of this dataset holds the batches
         return f"{dataset}: {summary['taken']}"
     notes = ([f"quarantined {_cut(q)}" for q in summary.get("quarantined") or []]
-             + list(summary.get("held") or []))
+             + list(summary.get("held") or []) + _probation(summary.get("probation")))
     if not summary.get("decision"):
         head = f"{dataset}: nothing new" + (" to decide on" if notes else "")
         return "; ".join([head, *notes])
     chain = [_evidence(summary), *_decision(summary)]
     return "; ".join([f"{_batches(summary, dataset)}: {f' {ARROW} '.join(chain)}", *notes])
+
+
+def _probation(said: dict[str, Any] | None) -> list[str]:
+    """The champion's probation in words, when the cycle judged one."""
+    if not said:
+        return []
+    v, prev = said["version"], said["previous"]
+    if said["action"] == "rollback":
+        return [f"v{v} ROLLED BACK to v{prev} on probation: {_cut(said['reason'])}"]
+    if said["action"] == "baked":
+        return [f"v{v} baked (held through probation)"]
+    return [f"v{v} on probation for {said['left']}"]
 
 
 def _cut(reason: str) -> str:
