@@ -112,3 +112,32 @@ def test_prefect_deploy_sets_them_up_with_the_build_step_of_prefect_yaml(receive
     with get_client(sync_client=True) as client:
         names = {a.name for a in client.read_automations()}
     assert {notify.PREFIX + n.name for n in notify.NOTICES} <= names
+
+
+def test_a_paused_approval_and_a_cli_rollback_tell_the_receiver(receiver, prefect_server,
+                                                                two_versions_home):
+    """The real paths raise the events: the cycle's approval step pausing on a version, and
+    `greenlight rollback` against a server. Each message arrives once, with the link."""
+    import os
+    import subprocess
+    import sys
+
+    from cli import notify
+    from tests.test_approval_form import _probe
+
+    notify.set_up()
+    state = _probe(str(two_versions_home), 2, return_state=True)  # pauses, then times out
+    run_id = str(state.state_details.flow_run_id)
+    env = {**os.environ, "PREFECT_API_URL": prefect_server.api_url,
+           "GREENLIGHT_HOME": str(two_versions_home)}
+    done = subprocess.run([sys.executable, "-m", "cli", "rollback", "--reason",
+                           "checking the alert"], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    got = receiver.about("synthetic", 2)
+    waiting = [b for b in got if "waits for approval" in b["subject"]]
+    rolled = [b for b in got if "rolled back to v1" in b["subject"]]
+    assert len(waiting) == 1 and len(rolled) == 1, got
+    assert waiting[0]["subject"] == "greenlight: synthetic v1 waits for approval"
+    assert run_id in waiting[0]["body"]  # the link to the paused run in the Prefect UI
+    assert "checking the alert" in rolled[0]["body"]
