@@ -69,6 +69,9 @@ def dashboard(spec: DatasetSpec) -> list[Any]:
             _value("max_decay", "retrain threshold")], size="half"),
         line_plot_panel(f"Champion {metric} on each batch", [
             _value("champion_metric", "on the batch"),
+            _value("estimated_metric", "estimated before the labels"),
+            _value("estimated_low", "estimate's band, low"),
+            _value("estimated_high", "estimate's band, high"),
             _value("registered_metric", "registered")], size="half"),
         line_plot_panel("Label and prediction drift", [
             _value("label_score", "label"), _value("prediction_score", "prediction")],
@@ -203,7 +206,8 @@ def record_batch(root: Path, spec: DatasetSpec, batch_id: str, batch: pd.DataFra
 
 
 VALUES = ("drift_share", "label_score", "prediction_score", "champion_metric",
-          "registered_metric", "decay")
+          "registered_metric", "decay", "estimated_metric", "estimated_low", "estimated_high",
+          "estimated_decay")
 
 
 def record_monitoring(root: Path, spec: DatasetSpec, batch_id: str, batch: pd.DataFrame,
