@@ -319,9 +319,11 @@ def status(
     found = _registry(dataset)
     from cli.status import status as collect
     from cli.views import print_status
+    from flows.params import Guardrails
 
+    guardrails = Guardrails(**_settings(dataset, None, root).values.get("guardrails", {}))
     try:
-        state = collect(*found)
+        state = collect(*found, guardrails)
     except Exception as exc:  # a server that is down is one line; anything else goes up
         down = mlflow_unreachable(exc, found[1].tracking_uri, log)
         if down is None:

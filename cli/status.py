@@ -6,6 +6,7 @@ from typing import Any
 
 from core.clean import json_safe
 from core.names import CHAMPION, PREVIOUS
+from flows.params import Guardrails
 from registry import probation, promote, versions
 from registry.store import Registry
 from tasks.data import manifest
@@ -28,10 +29,11 @@ def on_probation(reg: Registry, batches: int, hours: float | None) -> dict[str, 
             "left": found.left(batches, hours)}
 
 
-def status(home: Home, reg: Registry, baking_batches: int = 2,
-           baking_hours: float | None = None) -> dict[str, Any]:
+def status(home: Home, reg: Registry, guardrails: Guardrails | None = None
+           ) -> dict[str, Any]:
     """Stable, machine-readable state: aliases, versions, batches and promotions, and
-    whether the champion is on probation (for `baking_batches` or `baking_hours`)."""
+    whether the champion is on probation (for as long as `guardrails` say)."""
+    guardrails = guardrails or Guardrails()
     current = versions.aliases(reg)
     batches = [{k: b.get(k) for k in BATCH_FIELDS} for b in manifest.load(home.manifest).values()]
     return json_safe({
@@ -43,5 +45,5 @@ def status(home: Home, reg: Registry, baking_batches: int = 2,
                      for v in versions.all_versions(reg)],
         "batches": batches,
         "promotions": promote.records(reg),
-        "probation": on_probation(reg, baking_batches, baking_hours),
+        "probation": on_probation(reg, guardrails.baking_batches, guardrails.baking_hours),
     })
