@@ -181,7 +181,9 @@ def _decision(summary: dict[str, Any]) -> list[str]:
     decision = summary["decision"]
     if decision == "no action":
         return ["no action"]
-    if not summary.get("verdict"):  # retrain advised, not done (policy monitor)
+    if not summary.get("verdict"):  # retrain advised, not done (policy monitor, a rollback)
+        if (summary.get("probation") or {}).get("action") == "rollback":
+            return [decision, "not retrained against the champion just rolled back"]
         return [decision, f"not retrained (policy {summary.get('policy') or 'monitor'})"]
     return [decision, _gate(summary), _where(summary)]
 

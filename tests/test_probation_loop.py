@@ -78,8 +78,9 @@ def test_a_bad_promotion_is_rolled_back_by_itself_and_the_service_swaps_back(tmp
     said = summary["probation"]
     assert said["action"] == "rollback" and said["version"] == bad, said
     assert "@previous is better" in said["reason"] and said["batches"]
-    assert f"v{bad} ROLLED BACK to v1 on probation: @previous is better" in cycle_line(
-        summary, "synthetic")
+    line = cycle_line(summary, "synthetic")
+    assert f"v{bad} ROLLED BACK to v1 on probation: @previous is better" in line
+    assert "not retrained against the champion just rolled back" in line
     assert versions.aliases(reg)[CHAMPION] == 1 and versions.aliases(reg)[PREVIOUS] == bad
     last = promote.records(reg)[-1]
     assert last["action"] == "auto-rollback" and last["from"] == bad and last["to"] == 1
