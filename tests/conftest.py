@@ -121,3 +121,22 @@ def two_versions_home(two_versions_state, tmp_path) -> Path:
     from tests.state_helpers import copy_state
 
     return copy_state(two_versions_state, tmp_path / "gl")
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, migrated_mlflow) -> Path:
+    """One SQLite MLflow store per test module, a copy of the run's migrated one: creating
+    one costs seconds of migrations."""
+    from tests.state_helpers import fresh_store
+
+    root = tmp_path_factory.mktemp("mlflow")
+    fresh_store(migrated_mlflow, root)
+    return root
+
+
+@pytest.fixture
+def reg(store, request):
+    """A registered model of the test's own name in the module's store."""
+    from registry.store import Registry
+
+    return Registry(f"sqlite:///{store}/mlflow.db", f"m-{request.node.name[:40]}", store)

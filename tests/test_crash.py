@@ -46,7 +46,8 @@ def end_state(root: Path) -> dict:
         "versions": [(v.version, v.tags.get("greenlight.batch_set"))
                      for v in versions.all_versions(reg)],
         "aliases": versions.aliases(reg),
-        "promotions": [(r["action"], r["from"], r["to"], r["previous"], r["batches"])
+        "promotions": [(r["action"], r.get("from"), r.get("to"), r.get("previous"),
+                        r.get("batches"))
                        for r in promote.records(reg)],
         "batches": {i: (b["file"], b["status"], b.get("decision"), b.get("registered_version"),
                         b.get("promoted_version")) for i, b in batches.items()},

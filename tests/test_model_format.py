@@ -25,20 +25,6 @@ REGRESSION = CLASSIFICATION.model_copy(update={"task": "regression", "primary_me
                                                "positive_class": None})
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory, migrated_mlflow) -> Path:
-    from tests.state_helpers import fresh_store
-
-    root = tmp_path_factory.mktemp("mlflow")
-    fresh_store(migrated_mlflow, root)
-    return root
-
-
-@pytest.fixture
-def reg(store, request) -> Registry:
-    return Registry(f"sqlite:///{store}/mlflow.db", f"m-{request.node.name[:40]}", store)
-
-
 def _frame(n: int = 600, seed: int = 0) -> pd.DataFrame:
     """Numbers with gaps and a categorical column: what the encoding has to carry."""
     rng = np.random.default_rng(seed)

@@ -15,20 +15,6 @@ SPEC = DatasetSpec(name="t", time_column="ts", target="y", task="classification"
                    features=["x"], primary_metric="accuracy", positive_class=1)
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory, migrated_mlflow):
-    from tests.state_helpers import fresh_store
-
-    root = tmp_path_factory.mktemp("mlflow")
-    fresh_store(migrated_mlflow, root)
-    return root
-
-
-@pytest.fixture
-def reg(store, request):
-    return Registry(f"sqlite:///{store}/mlflow.db", f"m-{request.node.name[:40]}", store)
-
-
 def _rows(n: int, seed: int, flip: bool = False) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     df = pd.DataFrame({"ts": pd.date_range("2026-01-01", periods=n, freq="h"),
