@@ -47,8 +47,9 @@ class DatasetSpec(BaseModel):
     slice_feature: str | None = Field(
         None, description="Categorical feature whose values the gate guards one by one.")
     source: dict[str, Any] | None = Field(
-        None, description="Where batches come from besides landing/: a SQL table or query, "
-                          "or a landing folder at an fsspec URL (tasks/data/source.py).")
+        None, exclude=True,  # never dumped with a model or a report: it may hold a URL
+        description="Where batches come from besides landing/: a SQL table or query, "
+                    "or a landing folder at an fsspec URL (tasks/data/source.py).")
 
     @property
     def numerical_features(self) -> list[str]:
