@@ -134,6 +134,12 @@ def test_a_young_object_waits_out_the_settle_time(bucket, s3_endpoint, tmp_path)
     assert time.monotonic() - start >= 0.4  # waited (S3 stamps to the second)
 
 
+def test_a_store_that_does_not_answer_is_a_warning(s3_endpoint, tmp_path):
+    config = _config("http://127.0.0.1:1", "nowhere")  # nothing listens there
+    taken = RemoteLanding(Home.from_env(tmp_path / "gl"), config, "test").take()
+    assert taken.ready == [] and "cannot read (EndpointConnectionError)" in taken.notes[0]
+
+
 def test_a_bad_landing_url_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setenv(source.SOURCE_ENV, "nosuchproto://bucket/landing/")
     with pytest.raises(ValueError) as caught:

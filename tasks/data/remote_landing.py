@@ -77,11 +77,23 @@ class RemoteLanding:
                 for e in entries if _is_landed(e)}
 
     def take(self) -> Scan:
-        """Settled objects, downloaded and hashed; those still changing are named busy."""
+        """Settled objects, downloaded and hashed; those still changing are named busy.
+
+        A store that does not answer is a warning and nothing taken: the objects stay and
+        the next cycle tries again."""
+        try:
+            return self._take()
+        except Exception as exc:  # fsspec raises OSError; an unreachable S3 a botocore error
+            line = (str(exc).strip().splitlines() or [""])[0]
+            return Scan(notes=[f"{self.label}: cannot read ({type(exc).__name__}): {line}; "
+                               "nothing taken"])
+
+    def _take(self) -> Scan:
         first = self._listing()
         ages = [a for _, a in first.values() if a is not None]
         if first and (len(ages) < len(first) or min(ages) < self.settle):
-            time.sleep(self.settle if len(ages) < len(first) else self.settle - min(ages))
+            young = max(min(ages), 0.0) if len(ages) == len(first) else 0.0
+            time.sleep(self.settle - young)
         second, out = self._listing(), Scan()
         for path in sorted(second, key=lambda p: p.rsplit("/", 1)[-1]):
             name = path.rsplit("/", 1)[-1]
