@@ -127,6 +127,34 @@ def test_late_rows_are_counted_and_reported_once(pg_url, tmp_path):
     assert src.take().notes == []  # reported once
 
 
+def test_late_rows_while_a_slice_is_in_flight_are_reported_once(pg_url, tmp_path):
+    home = Home.from_env(tmp_path / "gl").ensure()
+    _insert(pg_url, sources.synthetic_batch(1, rows=100).frame)
+    src = _source(home)
+    first = src.take().ready[0]
+    _decide(home, first)
+    src.commit(first)
+    _insert(pg_url, sources.synthetic_batch(2, rows=100).frame)
+    src.take()  # read, then a crash before its decision
+    _insert(pg_url, sources.synthetic_batch(0, rows=4).frame)
+    again = _source(home)
+    taken = again.take()
+    assert "4 late row(s)" in taken.notes[0]
+    _decide(home, taken.ready[0])
+    again.commit(taken.ready[0])
+    assert again.take().notes == [] and again.state()["late_rows"] == 4
+
+
+def test_a_query_is_a_source_too(pg_url, tmp_path):
+    home = Home.from_env(tmp_path / "gl").ensure()
+    _insert(pg_url, sources.synthetic_batch(0, rows=300).frame)
+    config = source.SqlConfig(kind="sql", url_env=URL_ENV,
+                              query="SELECT * FROM applications WHERE market = 'north';")
+    landed = SqlSource(home, load_spec("synthetic"), config, "test").take().ready[0]
+    frame, _ = ingest.try_read(landed.path, load_spec("synthetic"))
+    assert 0 < len(frame) < 300 and set(frame["market"]) == {"north"}
+
+
 def test_the_password_never_shows(pg_url, tmp_path, monkeypatch):
     home = Home.from_env(tmp_path / "gl").ensure()
     src = _source(home)

@@ -152,8 +152,7 @@ class SqlSource:
             if hi is None:
                 self._save(state)
                 return Scan(notes=notes)
-            below = int(state.get("rows_below", 0))
-            pending = {"from": _iso(mark), "upto": _iso(hi), "rows_below": below}
+            pending = {"from": _iso(mark), "upto": _iso(hi)}
             state["pending"] = pending
             self._save(state)  # bounds first: a crash from here on re-reads this slice
         frame = self._slice(conn, engine, _when(pending["from"]), _when(pending["upto"]))
@@ -173,10 +172,11 @@ class SqlSource:
         return LandedFile(path, sha256(path), path.stat().st_size)
 
     def _advanced(self, state: dict[str, Any]) -> dict[str, Any]:
-        """The watermark past the slice in flight, and its rows counted as below it."""
+        """The watermark past the slice in flight, and its rows counted as below it (on top
+        of those below the old watermark, late ones included: each is reported once)."""
         pending = state.pop("pending")
         state.update(watermark=pending["upto"], committed_batch=pending.get("batch_id"),
-                     rows_below=int(pending.get("rows_below", 0)) + int(pending.get("rows", 0)))
+                     rows_below=int(state.get("rows_below", 0)) + int(pending.get("rows", 0)))
         return state
 
     def commit(self, landed: LandedFile) -> None:
