@@ -70,9 +70,9 @@ def _intake(home: Home, spec: DatasetSpec, engine: DaskEngine) -> tuple[list[str
     known = manifest.load(home.manifest)
     quarantined: list[str] = []
     reported: list[str] = []
-    for taken, src in enumerate(source.for_cycle(home, spec, scan_t)):
+    for i, src in enumerate(source.for_cycle(home, spec, scan_t)):
         found = src.take()
-        if not taken:
+        if i == 0:  # landing/, as before
             crash_point("ingest")
         for name in found.busy:
             logger.warning("%s: still being written; left in landing for the next cycle", name)
