@@ -205,3 +205,28 @@ def test_a_cycle_from_a_postgres_table_end_to_end(pg_url, tmp_path):
     for path in root.rglob("*"):  # manifest, source state, reports, MLflow store, artifacts
         if path.is_file() and path.stat().st_size < 50 << 20:
             assert SECRET.encode() not in path.read_bytes(), path
+
+
+@pytest.mark.e2e
+def test_a_cycle_killed_after_reading_a_slice_takes_it_once_when_run_again(pg_url, tmp_path,
+                                                                          monkeypatch):
+    """kill -9 (core.faults) right after the slice is read and validated, before any decision:
+    the watermark has not moved, the next run reads the same slice and accepts it once."""
+    from tests.test_crash import crashed_run
+
+    root = tmp_path / "gl"
+    _insert(pg_url, sources.synthetic_batch(0).frame)
+    monkeypatch.setenv(source.SOURCE_ENV, json.dumps(
+        {"kind": "sql", "url_env": URL_ENV, "table": "applications"}))
+    assert crashed_run(root, "validate") == -9
+    src = _source(Home.from_env(root))
+    pending = src.state()["pending"]
+    assert "watermark" not in src.state() and not manifest.load(Home.from_env(root).manifest)
+    env = {**os.environ, "GREENLIGHT_HOME": str(root), "PREFECT_HOME": str(root / "prefect")}
+    env.pop("PREFECT_API_URL", None)
+    done = subprocess.run([sys.executable, "-m", "cli.main", "run"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    batches = list(manifest.load(Home.from_env(root).manifest).values())
+    assert [(b["id"], b["status"]) for b in batches] == [(pending["batch_id"], "accepted")]
+    assert src.state()["watermark"] == pending["upto"] and "pending" not in src.state()
