@@ -24,7 +24,7 @@ from registry import probation, versions
 from registry.locks import cycle_claim
 from registry.store import Registry, for_dataset
 from registry.tags import acknowledged, baseline_metric
-from tasks.data import harvest, idle, ingest, labels, late, manifest, predictions
+from tasks.data import harvest, idle, ingest, labels, late, manifest, predictions, source
 from tasks.data.home import Home
 from tasks.data.spec import DatasetSpec, load_spec, suite_path
 from tasks.data.validate import read_suite, split_label_checks, validate_frame
@@ -57,52 +57,69 @@ def registry_for(home: Home, spec: DatasetSpec) -> Registry:
     return for_dataset(spec.name, home.root, home.tracking_uri)
 
 
-def _intake(home: Home, spec: DatasetSpec, engine: DaskEngine) -> list[str]:
-    """Every landed file becomes an accepted batch or a quarantined one; none is lost.
+def _intake(home: Home, spec: DatasetSpec, engine: DaskEngine) -> tuple[list[str], list[str]]:
+    """Every batch a source offers (landing/, and the dataset's SQL table or remote landing:
+    tasks/data/source.py) becomes an accepted batch or a quarantined one; none is lost.
 
-    Returns the one-line reasons of what was quarantined; each is also logged, so the user
-    sees it on the console. A file still being written stays in landing for the next cycle."""
+    Returns the one-line reasons of what was quarantined and a source's reports (late rows
+    of a SQL table); each is also logged, so the user sees it. A file still being written
+    stays in landing for the next cycle. A source moves past a batch only once its decision
+    is in the manifest."""
     logger = get_run_logger()
     suite, _ = split_label_checks(read_suite(suite_path(spec.name)), spec.target)
     known = manifest.load(home.manifest)
-    found = scan_t(home.landing)
-    crash_point("ingest")
-    for name in found.busy:
-        logger.warning("%s: still being written; left in landing for the next cycle", name)
     quarantined: list[str] = []
-    for landed in found.ready:
-        if landed.batch_id in known:
-            twin = known[landed.batch_id]
-            ingest.file_duplicate(home, landed, twin.get("status"))
-            logger.warning("%s: same bytes as %s (batch %s, %s); kept beside it, not processed "
-                           "again", landed.path.name, twin.get("file"), landed.batch_id,
-                           twin.get("status"))
-            continue
-        frame, error = read_t(landed.path, spec)
-        if error:
-            reason = reject_t(home, landed, error, dataset=spec.name)
-        else:
-            where = {"source": landed.path.name, "time_column": spec.time_column}
-            checked = (dispatch.validate(engine, frame, suite, **where)
-                       if engine.wants(len(frame)) else validate_t(frame, suite, **where))
-            crash_point("validate")
-            if checked.success:
-                accept_t(home, landed, frame, spec)
-                # accept may refuse: a file that changed meanwhile stays in landing, and the
-                # same rows as a batch in the lake are quarantined (already logged there).
-                record = manifest.load(home.manifest).get(landed.batch_id)
-                if record is not None:
-                    known[landed.batch_id] = {"file": landed.path.name,
-                                              "status": record.get("status")}
-                    if record.get("status") == "quarantined":
-                        quarantined.append(record.get("reason"))
-                continue
-            reason = reject_t(home, landed, checked.reason, checked.to_dict(),
-                              checked.to_markdown(), rows=len(frame), dataset=spec.name)
-        known[landed.batch_id] = {"file": landed.path.name, "status": "quarantined"}
-        logger.warning("quarantined %s", reason)
-        quarantined.append(reason)
-    return quarantined
+    reported: list[str] = []
+    for i, src in enumerate(source.for_cycle(home, spec, scan_t)):
+        found = src.take()
+        if i == 0:  # landing/, as before
+            crash_point("ingest")
+        for name in found.busy:
+            logger.warning("%s: still being written; left in landing for the next cycle", name)
+        for note in found.notes:
+            logger.warning(note)
+            reported.append(note)
+        for landed in found.ready:
+            quarantined += _intake_one(home, spec, engine, suite, known, landed)
+            src.commit(landed)
+    return quarantined, reported
+
+
+def _intake_one(home: Home, spec: DatasetSpec, engine: DaskEngine, suite: Any,
+                known: dict[str, dict], landed: ingest.LandedFile) -> list[str]:
+    """One batch read, validated and filed (or found to repeat one): what was quarantined."""
+    logger = get_run_logger()
+    if landed.batch_id in known:
+        twin = known[landed.batch_id]
+        ingest.file_duplicate(home, landed, twin.get("status"))
+        logger.warning("%s: same bytes as %s (batch %s, %s); kept beside it, not processed "
+                       "again", landed.path.name, twin.get("file"), landed.batch_id,
+                       twin.get("status"))
+        return []
+    frame, error = read_t(landed.path, spec)
+    if error:
+        reason = reject_t(home, landed, error, dataset=spec.name)
+    else:
+        where = {"source": landed.path.name, "time_column": spec.time_column}
+        checked = (dispatch.validate(engine, frame, suite, **where)
+                   if engine.wants(len(frame)) else validate_t(frame, suite, **where))
+        crash_point("validate")
+        if checked.success:
+            accept_t(home, landed, frame, spec)
+            # accept may refuse: a file that changed meanwhile stays in landing, and the
+            # same rows as a batch in the lake are quarantined (already logged there).
+            record = manifest.load(home.manifest).get(landed.batch_id)
+            if record is not None:
+                known[landed.batch_id] = {"file": landed.path.name,
+                                          "status": record.get("status")}
+                if record.get("status") == "quarantined":
+                    return [record.get("reason")]
+            return []
+        reason = reject_t(home, landed, checked.reason, checked.to_dict(),
+                          checked.to_markdown(), rows=len(frame), dataset=spec.name)
+    known[landed.batch_id] = {"file": landed.path.name, "status": "quarantined"}
+    logger.warning("quarantined %s", reason)
+    return [reason]
 
 
 def _hold(home: Home, spec: DatasetSpec, min_rows: int) -> list[str]:
@@ -237,11 +254,11 @@ def _take_in(state: Home, spec: DatasetSpec, reg: Registry, steps: Steps, min_ro
             harvested = harvest_t(state, spec, reg.model_name) if harvest_served else None
             step.rows_out = harvested.rows if harvested else 0
         with steps.step("ingest+validate") as step:
-            quarantined = _intake(state, spec, engine)
+            quarantined, reported = _intake(state, spec, engine)
             step.rows_in, step.rows_out = _intake_rows(before, manifest.load(state.manifest))
         with steps.step("label check"):
             held = _hold(state, spec, min_rows)
-    return {"quarantined": quarantined, "held": held,
+    return {"quarantined": quarantined, "held": held, "sources": reported,
             "harvested": harvested.to_dict() if harvested else None}
 
 
@@ -334,6 +351,7 @@ def _summary(state: Home, pending: list[dict], decision: Decision, outcome: dict
             "monitored": [_seen(r, pending, late=False) for r in seen.results]
             + [_seen(r, labelled, late=True) for r in seen.late],
             "quarantined": seen.taken["quarantined"], "held": seen.taken["held"],
+            "sources": seen.taken["sources"],
             "timings": steps.timings, "alarms": [a.to_dict() for a in seen.raised],
             "events": events, "late_labels": [r.batch_id for r in seen.late],
             "probation": seen.probation,
@@ -406,7 +424,7 @@ def _cycle(dataset: str, policy: Policy, thresholds: Thresholds, training: Train
     if not pending and not force_retrain and not seen.late and not seen.served:
         get_run_logger().info("nothing new in %s", state.landing)
         idle.remember_labels(state, spec.name, labels_seen)
-        return {"batches": [], **{k: seen.taken[k] for k in ("quarantined", "held")},
+        return {"batches": [], **{k: seen.taken[k] for k in ("quarantined", "held", "sources")},
                 "timings": steps.timings, "harvested": seen.taken["harvested"]}
     with steps.step("monitor", rows_in=sum(b["rows"] for b in pending)):
         if champion:

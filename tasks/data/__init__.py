@@ -3,4 +3,5 @@ seeded synthetic stream, the shipped datasets), ingest, Great Expectations valid
 quarantine, the parquet lake, the batch manifest, late labels, the prediction log and its
 harvest, and `greenlight init` (a spec and suite inferred from a file).
 
-A new data source goes in `sources.py` beside the landing folder."""
+A new data source implements `source.Source` (tasks/data/source.py) beside the landing
+folder, the SQL source (`sql_source.py`) and the remote landing (`remote_landing.py`)."""

@@ -101,11 +101,25 @@ def _predictions_since(home: Home, since: datetime | None) -> bool:
     return any(p.stat().st_mtime > since.timestamp() for p in files)
 
 
+def _has_source(dataset: str) -> bool:
+    """A SQL table or a remote landing feeds the dataset (tasks/data/source.py): only a
+    query says whether it holds something new, so the whole cycle runs."""
+    import os
+
+    if os.environ.get("GREENLIGHT_SOURCE", "").strip():
+        return True
+    try:
+        spec = json.loads((EXPECTATIONS_DIR / dataset / "spec.json").read_text())
+    except (OSError, ValueError):
+        return True  # the whole cycle names the problem
+    return isinstance(spec, dict) and bool(spec.get("source"))
+
+
 def nothing_new(home: Home, dataset: str) -> str | None:
     """One line saying there is nothing to do, or None when a whole cycle must run.
 
     An unknown dataset is left to the whole cycle, which names the problem."""
-    if not (EXPECTATIONS_DIR / dataset / "spec.json").is_file():
+    if not (EXPECTATIONS_DIR / dataset / "spec.json").is_file() or _has_source(dataset):
         return None
     if home.landing.is_dir() and any(is_landed(p) for p in home.landing.iterdir()):
         return None

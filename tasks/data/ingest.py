@@ -76,10 +76,12 @@ def sha256(path: Path) -> str:
 
 @dataclass(frozen=True)
 class Scan:
-    """What a cycle may take from landing now, and what is still being written."""
+    """What a cycle may take from a source now, what is still being written, and lines the
+    source reports (late rows of a SQL table)."""
 
     ready: list[LandedFile] = field(default_factory=list)
     busy: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def _env_number(name: str, default: float) -> float:

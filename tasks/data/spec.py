@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -46,6 +46,10 @@ class DatasetSpec(BaseModel):
                           "null joins on the time column.")
     slice_feature: str | None = Field(
         None, description="Categorical feature whose values the gate guards one by one.")
+    source: dict[str, Any] | None = Field(
+        None, exclude=True,  # never dumped with a model or a report: it may hold a URL
+        description="Where batches come from besides landing/: a SQL table or query, "
+                    "or a landing folder at an fsspec URL (tasks/data/source.py).")
 
     @property
     def numerical_features(self) -> list[str]:

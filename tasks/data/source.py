@@ -1,0 +1,149 @@
+"""The source interface: what a cycle asks a source for, and how it says a batch is done.
+
+A source hands the cycle `LandedFile`s (tasks/data/ingest.py): local files holding the
+exact bytes of one batch, whose id is their content hash. The cycle reads, validates,
+accepts or quarantines each one in the same way whatever the source, and then calls
+`commit`, which a source obeys only once the batch's decision is in the manifest:
+
+- the landing folder: nothing to do (accept and reject have already filed the file);
+- SQL (tasks/data/sql_source.py): the watermark moves past the slice;
+- a landing folder at an fsspec URL (tasks/data/remote_landing.py): the object moves to
+  archive/ or quarantine/ beside that landing.
+
+A crash before `commit` leaves the source where it was, so the next cycle is offered the
+same bytes, and the content hash makes the second offer a no-op.
+
+Which source a dataset has: `GREENLIGHT_SOURCE` (a deployment's setting: a JSON object, or
+just the URL of a landing folder), else the `source` key of its spec.json. The local
+`landing/` of the state dir is always read too (served predictions are harvested there).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, Literal, Protocol
+
+from pydantic import BaseModel, Field, ValidationError
+
+from tasks.data.home import EXPECTATIONS_DIR, Home
+from tasks.data.ingest import LandedFile, Scan
+from tasks.data.spec import DatasetSpec
+
+SOURCE_ENV = "GREENLIGHT_SOURCE"
+
+
+class Source(Protocol):
+    """What a cycle asks of a source: the batches ready now, and a commit per decided one."""
+
+    label: str  # how logs name it; never holds a credential
+
+    def take(self) -> Scan:
+        """Batches ready now (each a local file of exact bytes), names still being written,
+        and lines to report (late rows)."""
+        ...
+
+    def commit(self, landed: LandedFile) -> None:
+        """The cycle has decided on `landed`: advance past it, if the manifest says so."""
+        ...
+
+
+class LandingFolder:
+    """The state dir's `landing/`: the scan is `ingest.scan` (or the flow's task around it,
+    so the Prefect UI keeps its "ingest" step), and filing is ingest's own work."""
+
+    def __init__(self, path: Path, scan: Callable[[Path], Scan]) -> None:
+        self.path, self._scan, self.label = path, scan, str(path)
+
+    def take(self) -> Scan:
+        return self._scan(self.path)
+
+    def commit(self, landed: LandedFile) -> None:
+        """Nothing: accept, reject and file_duplicate moved the file already."""
+
+
+class SqlConfig(BaseModel, extra="forbid"):
+    """A table or a query read by time slices. The URL comes from `url_env` (the name of an
+    environment variable: the way to keep a password out of the repo) or `url`."""
+
+    kind: Literal["sql"]
+    url: str | None = None
+    url_env: str | None = None
+    table: str | None = None
+    query: str | None = None
+    time_column: str | None = Field(None, description="Default: the spec's time column.")
+
+
+class LandingConfig(BaseModel, extra="forbid"):
+    """A landing folder at an fsspec URL; `storage_options` go to the filesystem
+    (an `endpoint_url`, a profile); credentials come from the environment."""
+
+    kind: Literal["landing"]
+    url: str
+    storage_options: dict[str, Any] = {}
+    settle_seconds: float | None = None
+
+
+SourceConfig = Annotated[SqlConfig | LandingConfig, Field(discriminator="kind")]
+
+
+class _Holder(BaseModel):
+    source: SourceConfig
+
+
+def configured(spec: DatasetSpec) -> tuple[SqlConfig | LandingConfig | None, str]:
+    """The dataset's source config and where it came from (for error lines); `None` when
+    only the local landing folder feeds it."""
+    raw = os.environ.get(SOURCE_ENV, "").strip()
+    where = SOURCE_ENV if raw else f"{EXPECTATIONS_DIR / spec.name / 'spec.json'} source"
+    if raw:
+        value: Any = {"kind": "landing", "url": raw} if not raw.startswith("{") else None
+        if value is None:
+            try:
+                value = json.loads(raw)
+            except ValueError as exc:
+                raise ValueError(f"{SOURCE_ENV}: not a JSON object or a URL: {exc}") from None
+    else:
+        value = spec.source
+    if value is None:
+        return None, where
+    try:
+        return _Holder(source=value).source, where
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        key = ".".join(str(p) for p in problem["loc"][2:] if p not in ("sql", "landing"))
+        raise ValueError(f"{where}{'.' + key if key else ''}: {problem['msg']}") from None
+
+
+def for_cycle(home: Home, spec: DatasetSpec, scan: Callable[[Path], Scan]) -> list[Source]:
+    """The sources a cycle of `spec` reads, the local landing folder first; a bad config is
+    a ValueError with one line naming the setting or file and the key."""
+    sources: list[Source] = [LandingFolder(home.landing, scan)]
+    config, where = configured(spec)
+    if isinstance(config, SqlConfig):
+        from tasks.data.sql_source import SqlSource
+
+        sources.append(SqlSource(home, spec, config, where))
+    elif isinstance(config, LandingConfig):
+        from tasks.data.remote_landing import RemoteLanding
+
+        sources.append(RemoteLanding(home, config, where))
+    return sources
+
+
+def decided(home: Home, batch_id: str) -> str | None:
+    """The batch's status once its decision is in the manifest (accepted, quarantined,
+    held), else None: the one condition under which a source may move on."""
+    from tasks.data import manifest
+
+    return (manifest.load(home.manifest).get(batch_id) or {}).get("status")
+
+
+def staging(home: Home, owner: str, kind: str) -> Path:
+    """Where a source puts the local copy of a batch's bytes until ingest files them in
+    archive/ or quarantine/ (outside landing/, which is not its to tidy)."""
+    path = home.root / "sources" / owner / kind
+    path.mkdir(parents=True, exist_ok=True)
+    return path
