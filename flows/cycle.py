@@ -298,7 +298,7 @@ def _probation(home: Home, reg: Registry, spec: DatasetSpec, pending: list[dict]
         return None
     ids = [b["id"] for b in pending] + [r.batch_id for r in seen.late]
     rows, unlabelled, batches = baking.new_rows(
-        {b: late.labelled(home, spec, b) for b in ids}, spec, on.judged)
+        {b: late.labelled(home, spec, b) for b in ids}, spec, on.judged + on.decided_on)
     span = replace(on, judged=on.judged + batches)
     champion, previous = (versions.load_model(reg, v) for v in (on.version, on.previous))
     verdict = baking.judge(

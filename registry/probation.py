@@ -26,12 +26,14 @@ BAKED, CHECKED, AUTO_ROLLBACK = "baked", "probation", "auto-rollback"
 
 @dataclass(frozen=True)
 class Probation:
-    """The champion on probation: since when, what it replaced, the batches judged so far."""
+    """The champion on probation: since when, what it replaced, the batches judged so far,
+    and the batches its promotion was decided on (never evidence about it afterwards)."""
 
     version: int
     previous: int | None
     since: datetime
     judged: list[str] = field(default_factory=list)
+    decided_on: list[str] = field(default_factory=list)
 
     def left(self, batches: int, hours: float | None, now: datetime | None = None) -> str:
         """What is left of the baking span, in words (for status and the cycle's line)."""
@@ -62,7 +64,7 @@ def current(reg: Registry) -> Probation | None:
         return None
     judged = [b for r in after if r.get("action") == CHECKED for b in r.get("batches", [])]
     return Probation(int(move["to"]), move.get("from"), datetime.fromisoformat(move["at"]),
-                     list(dict.fromkeys(judged)))
+                     list(dict.fromkeys(judged)), list(move.get("batches") or []))
 
 
 def _note(reg: Registry, action: str, version: int, *, reason: str, batches: list[str],

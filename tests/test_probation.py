@@ -87,3 +87,19 @@ def test_failing_served_predictions_roll_back_without_labels(reg):
                     SPEC, min_delta=0.005, min_rows=200, failed_share=0.2, max_failed=0.05)
     assert verdict.action == "rollback" and "20.0% of its served predictions failed" in \
         verdict.reason
+
+
+def test_the_batches_a_promotion_was_decided_on_are_never_evidence_about_it(reg):
+    """A crash after the promote step leaves its batch pending: the re-run must not judge
+    the new champion on the rows it was trained and gated on."""
+    from tasks.gate.probation import new_rows
+
+    good = _version(reg, _rows(600, 0), "a")
+    promote.promote(reg, good, reason="first")
+    new = _version(reg, _rows(600, 1), "b")
+    promote.promote(reg, new, reason="gate clear", expected_from=good, batches=["W09"])
+    on = probation.current(reg)
+    assert on.decided_on == ["W09"]
+    frames = {"W09": _rows(300, 3), "W10": _rows(300, 4)}
+    rows, _, batches = new_rows(frames, SPEC, on.judged + on.decided_on)
+    assert batches == ["W10"] and len(rows) == 300
