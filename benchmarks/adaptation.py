@@ -4,10 +4,13 @@ Replays monthly batches of Elec2 and Bike Sharing (hourly) through the real task
 with the warm-up and LightGBM settings of ../shared/data/*/PROVENANCE.md, and prints the
 mean monthly primary metric of:
 - static: trained once on the warm-up months;
-- expanding, sliding 3 (the 3 previous batches), half-life 60d: refitted before
+- the complete fixed grid in batches (tasks.training.recipe.batch_grid): expanding,
+  sliding 1/3/6/12 batches, half-lives of 1/2, 1, 2, 4 and 8 batches, each refitted before
   every month on the data before it, and scored on it;
-- backtest, no gate: refitted before every month with the recipe choose_recipe picks on
-  the data before it (what recipe selection alone is worth);
+- no gate: refitted before every month with the flow's backtest (choose_before_gate) on the
+  data before it: its best recipe, or its softmax ensemble of the grid at each temperature
+  of TAUS, at the temperature that did best over the TAU_MEMORY months before ("tau by
+  backtest"), or backtested on LONG_FOLDS folds (what recipe selection alone is worth);
 - auto: the flow with its defaults. Each month the champion is scored on the month (the
   number that counts); then monitor_batch + decide (drift share 0.3, max decay 0.05); on
   "retrain" the flow's own retrain sequence runs (tasks.training.sequence.retrain_sequence):
@@ -18,17 +21,24 @@ mean monthly primary metric of:
   better (verdict "refresh", Training.refresh_on, tasks.gate.decide.champion_stale);
   a passing challenger is refitted with its recipe on every row, gate window included,
   before it is promoted (Training.refit);
+- auto, ensemble tau T: the flow with Training.recipe_mode "ensemble" at temperature T;
 - auto, gain only / gain only + refit: the same with refresh_on "never" (every challenger
   must prove its gain; "marginal" is not promoted), refit off or on; auto, no refit: the
   defaults with refit off. What each part is worth;
 - auto, refresh on decay: refresh_on "decay", where only a champion that decayed by
   max_decay loses the benefit of the doubt (an equal newer model is promoted only then).
 
+It prints the best fixed strategy and each policy's paired difference to it: the mean over
+batches and a 95% interval by t over the per-batch differences. `--policies` picks the
+automatic variants (the default and two ensembles unless told; each replays monitoring
+every month, the slow part).
+
 Months where the flow would not act (no retrain, a failed gate) keep the champion, so it
 ages: --trace prints, month by month, every strategy's score, decide's triggers, the gate's
 verdict and interval, and the champion's age in months.
 
     uv run python benchmarks/adaptation.py [--datasets elec2,bike_sharing] [--trace]
+        [--policies "auto;auto, ensemble tau 0.05"]
 
 Any dataset with a spec under expectations/ (e.g. one made by `greenlight init`) runs the
 same way, cut at any cadence (`tasks.data.sources.cut_batches`: Y, Q, M, W, D, h, with a
@@ -82,6 +92,7 @@ SETUP = {"elec2": {"warmup": 6, "params": {"n_estimators": 200, "learning_rate":
                           "slice": "workingday"}}
 TAUS = (0.02, 0.05, 0.1, 0.2)  # ensemble temperatures tried without the gate
 TAU_MEMORY = 6  # months of realised scores that pick the temperature ("tau by backtest")
+LONG_FOLDS = 6  # "longer backtest memory": twice the flow's 3 gate-sized folds
 FLOW = {"drift_share": 0.3, "max_decay": 0.05, "gate_fraction": 0.3, "min_delta": 0.005,
         "reference_rows": 1000}
 TRACE = False
@@ -92,7 +103,7 @@ AUTO = {"auto": {}, "auto, ensemble tau 0.05": {"recipe_mode": "ensemble"},
         "auto, gain only": {"refresh_on": "never", "refit": False},
         "auto, gain only + refit": {"refresh_on": "never"},
         "auto, refresh on decay": {"refresh_on": "decay"}, "auto, no refit": {"refit": False}}
-POLICIES = "auto;auto, ensemble tau 0.05"
+POLICIES = "auto;auto, ensemble tau 0.05;auto, ensemble tau 0.1"
 
 
 class Replay:
@@ -209,10 +220,12 @@ def no_gate_strategies(r: Replay) -> dict[str, list[float]]:
     the best backtested recipe, and the ensemble at each temperature of TAUS, both from the
     flow's backtest (gate-sized folds on the rows before the newest 30% of the last month).
     "tau by backtest" takes, each month, the temperature whose ensemble scored best over
-    the TAU_MEMORY months before it (realised scores only, so no look-ahead)."""
+    the TAU_MEMORY months before it (realised scores only, so no look-ahead); the last one
+    backtests on LONG_FOLDS folds instead of 3 (a longer backtest memory)."""
     out: dict[str, list[float]] = {"backtest best, no gate": [],
                                    **{f"ensemble tau {t:g}, no gate": [] for t in TAUS},
-                                   "ensemble tau by backtest, no gate": []}
+                                   "ensemble tau by backtest, no gate": [],
+                                   f"ensemble tau 0.05, {LONG_FOLDS} folds, no gate": []}
     sign = 1 if r.spec.higher_is_better else -1
     for i in range(r.warmup, len(r.frames)):
         before = r.history(i - 1)
@@ -233,6 +246,11 @@ def no_gate_strategies(r: Replay) -> dict[str, list[float]]:
         pick = max(TAUS, key=lambda t: sign * sum(past[t]) / len(past[t])) if done \
             else 0.05
         out["ensemble tau by backtest, no gate"].append(out[f"ensemble tau {pick:g}, no gate"][-1])
+        longer = r._once(("nogate-long", i), partial(
+            r.timed, "choose_recipe", choose_before_gate, before, r.spec, gate_rows=gate_rows,
+            batch_column=BATCH, ensemble_tau=0.05, folds=LONG_FOLDS))
+        out[f"ensemble tau 0.05, {LONG_FOLDS} folds, no gate"].append(
+            ensemble_scores(r, partial(r.fit, before), longer, 0.05, i))
     return out
 
 
