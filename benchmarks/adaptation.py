@@ -4,10 +4,13 @@ Replays monthly batches of Elec2 and Bike Sharing (hourly) through the real task
 with the warm-up and LightGBM settings of ../shared/data/*/PROVENANCE.md, and prints the
 mean monthly primary metric of:
 - static: trained once on the warm-up months;
-- expanding, sliding 3 (the 3 previous batches), half-life 60d: refitted before
+- the complete fixed grid in batches (tasks.training.recipe.batch_grid): expanding,
+  sliding 1/3/6/12 batches, half-lives of 1/2, 1, 2, 4 and 8 batches, each refitted before
   every month on the data before it, and scored on it;
-- backtest, no gate: refitted before every month with the recipe choose_recipe picks on
-  the data before it (what recipe selection alone is worth);
+- no gate: refitted before every month with the flow's backtest (choose_before_gate) on the
+  data before it: its best recipe, or its softmax ensemble of the grid at each temperature
+  of TAUS, at the temperature that did best over the TAU_MEMORY months before ("tau by
+  backtest"), or backtested on LONG_FOLDS folds (what recipe selection alone is worth);
 - auto: the flow with its defaults. Each month the champion is scored on the month (the
   number that counts); then monitor_batch + decide (drift share 0.3, max decay 0.05); on
   "retrain" the flow's own retrain sequence runs (tasks.training.sequence.retrain_sequence):
@@ -18,17 +21,24 @@ mean monthly primary metric of:
   better (verdict "refresh", Training.refresh_on, tasks.gate.decide.champion_stale);
   a passing challenger is refitted with its recipe on every row, gate window included,
   before it is promoted (Training.refit);
+- auto, ensemble tau T: the flow with Training.recipe_mode "ensemble" at temperature T;
 - auto, gain only / gain only + refit: the same with refresh_on "never" (every challenger
   must prove its gain; "marginal" is not promoted), refit off or on; auto, no refit: the
   defaults with refit off. What each part is worth;
 - auto, refresh on decay: refresh_on "decay", where only a champion that decayed by
   max_decay loses the benefit of the doubt (an equal newer model is promoted only then).
 
+It prints the best fixed strategy and each policy's paired difference to it: the mean over
+batches and a 95% interval by t over the per-batch differences. `--policies` picks the
+automatic variants (the default and two ensembles unless told; each replays monitoring
+every month, the slow part).
+
 Months where the flow would not act (no retrain, a failed gate) keep the champion, so it
 ages: --trace prints, month by month, every strategy's score, decide's triggers, the gate's
 verdict and interval, and the champion's age in months.
 
     uv run python benchmarks/adaptation.py [--datasets elec2,bike_sharing] [--trace]
+        [--policies "auto;auto, ensemble tau 0.05"]
 
 Any dataset with a spec under expectations/ (e.g. one made by `greenlight init`) runs the
 same way, cut at any cadence (`tasks.data.sources.cut_batches`: Y, Q, M, W, D, h, with a
@@ -44,6 +54,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -59,7 +70,17 @@ from tasks.monitoring import alarms  # noqa: E402
 from tasks.monitoring.monitor import monitor_batch  # noqa: E402
 from tasks.training.evaluate import evaluate  # noqa: E402
 from tasks.training.model import GreenlightModel  # noqa: E402
-from tasks.training.recipe import Recipe, choose_before_gate, choose_recipe, fit_recipe  # noqa: E402
+from tasks.training.recipe import (  # noqa: E402
+    Recipe,
+    RecipeChoice,
+    batch_days,
+    batch_grid,
+    choose_before_gate,
+    choose_recipe,
+    ensemble_weights,
+    fit_recipe,
+    refit_challenger,
+)
 from tasks.training.sequence import Calls, retrain_sequence  # noqa: E402
 from tasks.training.train import Challenger, train_challenger  # noqa: E402
 
@@ -69,14 +90,20 @@ SETUP = {"elec2": {"warmup": 6, "params": {"n_estimators": 200, "learning_rate":
                    "slice": "day"},
          "bike_sharing": {"warmup": 4, "params": {"n_estimators": 300, "learning_rate": 0.05},
                           "slice": "workingday"}}
-FIXED = {"expanding": Recipe(), "half-life 60d": Recipe(60)}
+TAUS = (0.02, 0.05, 0.1, 0.2)  # ensemble temperatures tried without the gate
+TAU_MEMORY = 6  # months of realised scores that pick the temperature ("tau by backtest")
+LONG_FOLDS = 6  # "longer backtest memory": twice the flow's 3 gate-sized folds
 FLOW = {"drift_share": 0.3, "max_decay": 0.05, "gate_fraction": 0.3, "min_delta": 0.005,
         "reference_rows": 1000}
 TRACE = False
-# The automatic policy: (label, Training.refresh_on, Training.refit); the flow's default last.
-AUTO = (("auto, gain only", "never", False), ("auto, gain only + refit", "never", True),
-        ("auto, refresh on decay", "decay", True), ("auto, no refit", "drift", False),
-        ("auto", "drift", True))
+# The automatic policy: label -> Training settings over FLOW's; the flow's default first.
+AUTO = {"auto": {}, "auto, ensemble tau 0.05": {"recipe_mode": "ensemble"},
+        "auto, ensemble tau 0.1": {"recipe_mode": "ensemble", "ensemble_tau": 0.1},
+        "auto, ensemble tau 0.2": {"recipe_mode": "ensemble", "ensemble_tau": 0.2},
+        "auto, gain only": {"refresh_on": "never", "refit": False},
+        "auto, gain only + refit": {"refresh_on": "never"},
+        "auto, refresh on decay": {"refresh_on": "decay"}, "auto, no refit": {"refit": False}}
+POLICIES = "auto;auto, ensemble tau 0.05;auto, ensemble tau 0.1"
 
 
 class Replay:
@@ -99,6 +126,9 @@ class Replay:
                              f"{len(self.batches)} batches; warm up on fewer")
         self.frames = [b.frame.assign(**{BATCH: b.label}) for b in self.batches]
         self.warmup, self.params, self.slice = setup["warmup"], setup["params"], setup["slice"]
+        whole = pd.concat(self.frames, ignore_index=True)
+        self.days = batch_days(whole, self.spec, BATCH)
+        self.grid = batch_grid(self.days)
         self.cache: dict = {}
         self.seconds: Counter = Counter()
         self.calls: Counter = Counter()
@@ -122,7 +152,18 @@ class Replay:
         return pd.concat(self.frames[: i + 1], ignore_index=True)
 
     def fit(self, rows: pd.DataFrame, recipe: Recipe) -> GreenlightModel:
-        return fit_recipe(rows, self.spec, recipe, self.params)
+        """The recipe on every row of a history (keyed by its length): a fixed strategy's
+        model for the next month, and the flow's refit of that recipe, are the same fit."""
+        return self._once(("fit_recipe", len(rows), recipe), lambda: self.timed(
+            "fits", fit_recipe, rows, self.spec, recipe, self.params))
+
+    def name(self, recipe: Recipe) -> str:
+        """A grid recipe in batches, as the issue names them."""
+        if recipe.window_days is not None:
+            return f"sliding {round(recipe.window_days / self.days * 2) / 2:g}"
+        if recipe.half_life_days is not None:
+            return f"half-life {round(recipe.half_life_days / self.days * 2) / 2:g}"
+        return "expanding"
 
     def choose(self, rows: pd.DataFrame, fold_rows: int, key: tuple) -> Recipe:
         return self._once(("choose_recipe", *key), lambda: self.timed(
@@ -133,46 +174,96 @@ class Replay:
         are shared by the strategies (they depend on the month only), the gate is timed
         and judges with the dataset's slice guard."""
         def choose(*args, **kwargs) -> object:
-            return self._once(("choose", i), lambda: self.timed(
+            return self._once(("choose", i, tuple(sorted(kwargs.items()))), lambda: self.timed(
                 "choose_recipe", choose_before_gate, *args, **kwargs))
 
         def train(*args, **kwargs) -> Challenger:
-            return self._once(("fit", i), lambda: train_challenger(*args, **kwargs))
+            key = ("train", i, kwargs["half_life_days"], kwargs["window_days"])
+            return self._once(key, lambda: self.timed("fits", train_challenger, *args,
+                                                      **kwargs))
 
         def judge(*args, slice_feature=None, **kwargs) -> GateResult:
             return self.timed("gate", gate, *args, slice_feature=self.slice, **kwargs)
-        return Calls(choose=choose, train=train, gate=judge)
+
+        def refit(challenger, history, spec, recipe, champion, **kwargs):
+            return refit_challenger(challenger, history, spec, recipe, champion,
+                                    model=self.fit(history, recipe), **kwargs)
+        return Calls(choose=choose, train=train, gate=judge, refit=refit)
 
     def score(self, model, i: int) -> float:
         return evaluate(model, self.frames[i], self.spec)[self.spec.primary_metric]
 
 
 def fixed_strategies(r: Replay) -> dict[str, list[float]]:
-    """Each fixed strategy refitted before every month and scored on that month."""
+    """Each fixed strategy of the complete grid (`batch_grid`, in batches) refitted before
+    every month on every row before it, and scored on that month; static is fitted once."""
     static = r.fit(r.history(r.warmup - 1), Recipe())
-    out: dict[str, list[float]] = {"static": [], "expanding": [], "sliding 3": [],
-                                   "half-life 60d": [], "backtest, no gate": []}
+    out: dict[str, list[float]] = {"static": [], **{r.name(g): [] for g in r.grid}}
     for i in range(r.warmup, len(r.frames)):
         before = r.history(i - 1)
         out["static"].append(r.score(static, i))
-        for name, recipe in FIXED.items():
-            out[name].append(r.score(r.fit(before, recipe), i))
-        last3 = pd.concat(r.frames[max(0, i - 3):i], ignore_index=True)
-        out["sliding 3"].append(r.score(r.fit(last3, Recipe()), i))
-        recipe = r.choose(before, len(r.frames[i - 1]), ("month", i))
-        out["backtest, no gate"].append(r.score(r.fit(before, recipe), i))
+        for recipe in r.grid:
+            out[r.name(recipe)].append(r.score(r.fit(before, recipe), i))
     return out
 
 
-def auto_policy(r: Replay, out_dir: Path, label: str, refresh_on: str, refit: bool
+def ensemble_scores(r: Replay, model_of, choice: RecipeChoice, tau: float, i: int) -> float:
+    """Month i's score of the softmax ensemble of `choice`'s backtest at temperature tau,
+    each member being `model_of(recipe)`."""
+    weights = ensemble_weights(choice, r.spec, tau=tau)
+    model = GreenlightModel.ensemble([model_of(g) for g in weights], list(weights.values()))
+    return r.score(model, i)
+
+
+def no_gate_strategies(r: Replay) -> dict[str, list[float]]:
+    """Recipe selection alone, refitted on every row before each month, no monitor or gate:
+    the best backtested recipe, and the ensemble at each temperature of TAUS, both from the
+    flow's backtest (gate-sized folds on the rows before the newest 30% of the last month).
+    "tau by backtest" takes, each month, the temperature whose ensemble scored best over
+    the TAU_MEMORY months before it (realised scores only, so no look-ahead); the last one
+    backtests on LONG_FOLDS folds instead of 3 (a longer backtest memory)."""
+    out: dict[str, list[float]] = {"backtest best, no gate": [],
+                                   **{f"ensemble tau {t:g}, no gate": [] for t in TAUS},
+                                   "ensemble tau by backtest, no gate": [],
+                                   f"ensemble tau 0.05, {LONG_FOLDS} folds, no gate": []}
+    sign = 1 if r.spec.higher_is_better else -1
+    for i in range(r.warmup, len(r.frames)):
+        before = r.history(i - 1)
+        gate_rows = int(FLOW["gate_fraction"] * len(r.frames[i - 1]))
+        best = r._once(("nogate-best", i), partial(
+            r.timed, "choose_recipe", choose_before_gate, before, r.spec, gate_rows=gate_rows,
+            batch_column=BATCH))
+        out["backtest best, no gate"].append(r.score(r.fit(before, best.best), i))
+        grid = r._once(("nogate-grid", i), partial(
+            r.timed, "choose_recipe", choose_before_gate, before, r.spec, gate_rows=gate_rows,
+            batch_column=BATCH, ensemble_tau=TAUS[0]))
+        for t in TAUS:
+            out[f"ensemble tau {t:g}, no gate"].append(
+                ensemble_scores(r, partial(r.fit, before), grid, t, i))
+        done = len(out["backtest best, no gate"]) - 1
+        past = {t: out[f"ensemble tau {t:g}, no gate"][max(0, done - TAU_MEMORY):done]
+                for t in TAUS}
+        pick = max(TAUS, key=lambda t: sign * sum(past[t]) / len(past[t])) if done \
+            else 0.05
+        out["ensemble tau by backtest, no gate"].append(out[f"ensemble tau {pick:g}, no gate"][-1])
+        longer = r._once(("nogate-long", i), partial(
+            r.timed, "choose_recipe", choose_before_gate, before, r.spec, gate_rows=gate_rows,
+            batch_column=BATCH, ensemble_tau=0.05, folds=LONG_FOLDS))
+        out[f"ensemble tau 0.05, {LONG_FOLDS} folds, no gate"].append(
+            ensemble_scores(r, partial(r.fit, before), longer, 0.05, i))
+    return out
+
+
+def auto_policy(r: Replay, out_dir: Path, label: str, settings: dict
                 ) -> tuple[list[float], Counter]:
     """Monitor, decide, then the flow's retrain sequence, and promote: month by month.
 
-    `refresh_on` is Training.refresh_on (when a challenger on newer rows only has to not
-    lose), `refit` is Training.refit (the promoted model is refitted with the gate window)."""
-    training = Training(gate_fraction=FLOW["gate_fraction"], min_delta=FLOW["min_delta"],
-                        refresh_on=refresh_on, refit=refit,
-                        reference_rows=FLOW["reference_rows"])
+    `settings` override Training's defaults: refresh_on (when a challenger on newer rows
+    only has to not lose), refit (the promoted model is refitted with the gate window),
+    recipe_mode (the best recipe or the ensemble)."""
+    training = Training(**{"gate_fraction": FLOW["gate_fraction"],
+                           "min_delta": FLOW["min_delta"],
+                           "reference_rows": FLOW["reference_rows"], **settings})
     log: Counter = Counter()
     scores: list[float] = []
     champion = registered = reference = seen_until = born = None
@@ -200,7 +291,7 @@ def auto_policy(r: Replay, out_dir: Path, label: str, refresh_on: str, refit: bo
         if done.blocked:
             continue
         result, challenger = done.result, done.challenger
-        log[f"recipe {done.choice.best.name}"] += 1
+        log[f"recipe {'ensemble' if done.choice.weights else done.choice.best.name}"] += 1
         log[result.verdict] += 1
         row.update(recipe=done.choice.best.name, verdict=result.verdict, gain=result.gain,
                    ci_low=result.ci_low, champ_ci_low=result.champion_ci_low)
@@ -223,22 +314,24 @@ def report(r: Replay, scores: dict[str, list[float]], logs: dict[str, Counter]
         out["2011"] = table[[m for m in months if m < "2012"]].mean(axis=1)
         out["2012"] = table[[m for m in months if m >= "2012"]].mean(axis=1)
     digits = 3 if spec.higher_is_better else 1
-    fixed = out["all"][["static", "expanding", "sliding 3", "half-life 60d"]]
+    fixed = out["all"][["static", *(r.name(g) for g in r.grid)]]
     best = fixed.idxmax() if spec.higher_is_better else fixed.idxmin()
+    policies = [k for k in out.index if k not in fixed.index]
     print(f"\n{spec.name}: mean {spec.primary_metric} a batch, {len(months)} batches "
           f"{months[0]}..{months[-1]}, warm-up {r.warmup} batches, "
           f"{r.params.get('n_estimators', 'default')} trees "
           f"lr {r.params.get('learning_rate', 'default')}")
     print(out.round(digits).to_string())
-    print(f"best fixed: {best} {fixed[best]:.{digits + 1}f}; " + "; ".join(
-        f"{k} {out['all'][k]:.{digits + 1}f}" for k in logs))
+    print(f"best fixed: {best} {fixed[best]:.{digits + 1}f}")
     sign = 1 if spec.higher_is_better else -1
-    for name in logs:  # "matches": is the automatic policy worse than the best, beyond noise?
+    print(f"each policy minus {best}, paired by batch: mean, 95% CI (t over the "
+          f"{len(months)} per-batch differences), batches better")
+    for name in policies:  # is the policy worse than the best, beyond noise? better?
         diff = table.loc[name] - table.loc[best]
         mean, half = diff.mean(), 1.96 * diff.std(ddof=1) / len(diff) ** 0.5
-        print(f"{name} - {best}: {mean:+.{digits + 1}f} a month (95% CI of the paired "
-              f"monthly difference {mean - half:+.{digits + 1}f}..{mean + half:+.{digits + 1}f}"
-              f"); better in {int((sign * diff > 0).sum())} of {len(diff)} months")
+        print(f"  {name}: {mean:+.{digits + 1}f} ({mean - half:+.{digits + 1}f}.."
+              f"{mean + half:+.{digits + 1}f}); better in {int((sign * diff > 0).sum())} "
+              f"of {len(diff)}")
     for name, log in logs.items():
         counts = {k: v for k, v in log.items() if not k.startswith("recipe ")}
         recipes = {k[7:]: v for k, v in log.items() if k.startswith("recipe ")}
@@ -251,15 +344,16 @@ def report(r: Replay, scores: dict[str, list[float]], logs: dict[str, Counter]
 
 
 def run(name: str, data: Path | None, params: dict, freq: str = "M",
-        warmup: int | None = None) -> pd.DataFrame:
+        warmup: int | None = None, policies: tuple[str, ...] = ("auto",)) -> pd.DataFrame:
     r = Replay(name, data, freq, warmup)
     r.params = {**r.params, **params}
     scores = r.timed("fixed strategies", fixed_strategies, r)
     r.calls["fixed strategies"] = 0
+    scores.update(no_gate_strategies(r))
     logs = {}
     with tempfile.TemporaryDirectory(prefix="greenlight-bench-") as tmp:
-        for label, refresh_on, refit in AUTO:
-            scores[label], logs[label] = auto_policy(r, Path(tmp), label, refresh_on, refit)
+        for label in policies:
+            scores[label], logs[label] = auto_policy(r, Path(tmp), label, AUTO[label])
     if TRACE:
         print_trace(r, scores)
     return report(r, scores, logs)
@@ -294,6 +388,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--learning-rate", type=float, default=None)
     parser.add_argument("--gate-fraction", type=float, default=FLOW["gate_fraction"],
                         help="share of the month held out as the gate window")
+    parser.add_argument("--policies", default=POLICIES,
+                        help="the automatic policies to replay, separated by ;, of: "
+                             + "; ".join(AUTO))
     parser.add_argument("--trace", action="store_true",
                         help="print every month: scores, decide, gate verdict, champion age")
     args = parser.parse_args(argv)
@@ -305,7 +402,12 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     names = [args.dataset] if args.dataset else [n.strip() for n in args.datasets.split(",")]
     try:
-        tables = [run(name, args.data, params, args.freq, args.warmup) for name in names]
+        chosen = tuple(p.strip() for p in args.policies.split(";") if p.strip())
+        unknown = [p for p in chosen if p not in AUTO]
+        if unknown:
+            raise ValueError(f"--policies: unknown {unknown}; known: {list(AUTO)}")
+        tables = [run(name, args.data, params, args.freq, args.warmup, chosen)
+                  for name in names]
     except ValueError as exc:  # an unknown dataset, a missing file, a bad cadence: one line
         raise SystemExit(f"error: {exc}") from None
     print("\nsummary (accuracy: higher is better; mae: lower is better)")

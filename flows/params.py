@@ -105,6 +105,16 @@ class Training(BaseModel):
     refit: bool = Field(
         True, description="After the gate, refit the chosen recipe on every labelled row, "
                           "gate window included, and register that model (same sanity checks).")
+    recipe_mode: Literal["best", "ensemble"] = Field(
+        "best", description="What the backtest gives the challenger: the best recipe, or "
+                            "an ensemble of the complete grid in batches (expanding, windows "
+                            "of 1-12 batches, half-lives of 1/2-8 batches) weighted by "
+                            "softmax of their backtest loss. Either way one model version, "
+                            "gated and served like any other (docs/benchmarks.md).")
+    ensemble_tau: float = Field(
+        0.05, gt=0, description="Temperature of the ensemble's softmax, relative to the best "
+                                "backtest loss: a recipe this much worse (relative) than the "
+                                "best gets 1/e of its weight.")
     reference_rows: int = Field(
         1000, gt=100, description="At least this many of the newest training rows (normally "
                                    "the newest training batch) are logged as drift reference.")

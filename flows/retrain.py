@@ -135,7 +135,8 @@ def _tags(spec: DatasetSpec, decision: Decision, done: Retrained, policy: Policy
         ci_low=result.ci_low, ci_high=result.ci_high, policy=policy, recipe=choice.best.name,
         recipe_reason=choice.reason, batch_ids=[b["id"] for b in pending],
         data_hash=done.challenger.data_hash,
-        champion_seen=champion.version if champion else None)
+        champion_seen=champion.version if champion else None,
+        members=choice.member_weights(), backtest=choice.backtest_means())
 
 
 def _gate_metrics(result: GateResult) -> dict[str, float]:

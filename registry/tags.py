@@ -1,19 +1,24 @@
 """The tags a retrain writes on a model version, typed and built here, and the few the
 cycle reads back from the champion (its acknowledged drift, its baseline metric).
 
-Tag names live in core/names.py; a tag is always a string, so the formatting of each value
-is fixed here once: a user filtering versions in the MLflow UI sees the same spelling
-whichever path wrote it."""
+Tag names live in core/names.py (an ensemble's two below, here); a tag is always a string,
+so the formatting of each value is fixed here once: a user filtering versions in the MLflow
+UI sees the same spelling whichever path wrote it."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from core import names
 from registry.versions import TRAINED_UNTIL_TAG, VersionInfo
 
 MAX_TEXT = 4000  # MLflow's limit on a tag value is 5000 characters: free text is cut before
+# An ensemble challenger's members and weights, and every version's backtest table (mean
+# score per recipe), as JSON: what the weights came from, beside the version.
+ENSEMBLE_TAG = "greenlight.ensemble"
+BACKTEST_TAG = "greenlight.recipe_backtest"
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,8 @@ class ChallengerTags:
     data_hash: str
     champion_seen: int | None
     trained_until: str | None = None  # set once the registered model is known (after refit)
+    members: dict[str, float] = field(default_factory=dict)  # an ensemble's recipe: weight
+    backtest: dict[str, float | None] = field(default_factory=dict)  # recipe: mean score
 
     def to_tags(self) -> dict[str, str]:
         """The MLflow tags, every value a string as MLflow stores it."""
@@ -52,6 +59,10 @@ class ChallengerTags:
                 if self.champion_seen is not None else "none"}
         if self.trained_until is not None:
             tags[TRAINED_UNTIL_TAG] = self.trained_until
+        if self.members:
+            tags[ENSEMBLE_TAG] = json.dumps(self.members)[:MAX_TEXT]
+        if self.backtest:
+            tags[BACKTEST_TAG] = json.dumps(self.backtest)[:MAX_TEXT]
         return tags
 
 

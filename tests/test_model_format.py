@@ -191,3 +191,44 @@ def test_a_version_registered_elsewhere_says_what_differs(tmp_path):
                      f"lightgbm {version('lightgbm')} (registered with lightgbm==0.1.0)",
                      "no-such-package missing (registered with no-such-package==1.0)"]
     assert versions.mismatches(tmp_path / "absent.txt", None) == []
+
+
+def test_an_ensemble_version_registers_loads_and_serves_as_it_scored_in_memory(reg):
+    """An ensemble of recipes is one version from code: each member's booster as LightGBM
+    text with its own categories and weight, no pickle; loaded back through MLflow and
+    served, it gives the weighted mean of its members' scores, exactly as in memory."""
+    from serving.app import create_app
+    from serving.models import load
+    from tasks.training.model import GreenlightModel
+    from tests.serving_helpers import running
+
+    df = _frame()
+    wide = fit(df, CLASSIFICATION, half_life_days=None, params={"n_estimators": 40})
+    # a short window whose rows lack one colour: the members' category codes differ
+    recent = df[df.colour != "blue"].tail(300)
+    short = fit(recent, CLASSIFICATION, half_life_days=5, params={"n_estimators": 40})
+    assert wide.categories != short.categories
+    model = GreenlightModel.ensemble([wide, short], [3.0, 1.0])
+    model.performance = '{"method": "cbpe"}'
+    version = _register(reg, model, df, "ensemble")
+    with fluent(reg.tracking_uri):
+        local = Path(mlflow.artifacts.download_artifacts(f"models:/{reg.model_name}/{version}"))
+    assert not list(local.rglob("*.pkl"))
+    assert {"artifacts/member-0.txt", "artifacts/member-1.txt"} <= {
+        str(p.relative_to(local)) for p in local.rglob("*")}
+    loaded = versions.load_model(reg, version)
+    assert [w for _, w in loaded.members] == [0.75, 0.25]
+    assert loaded.performance == model.performance
+    fresh = _frame(300, seed=3)
+    expected = 0.75 * wide.score(fresh) + 0.25 * short.score(fresh)
+    assert np.allclose(model.score(fresh), expected, rtol=0, atol=1e-12)
+    assert np.array_equal(loaded.score(fresh), model.score(fresh))
+    assert np.array_equal(loaded.predict(None, fresh)["score"], model.score(fresh))
+    rows = _rows(fresh)
+    assert np.array_equal(load(reg, version).model.score_rows(rows), model.score_rows(rows))
+    assert np.allclose(model.score_rows(rows), model.score(pd.DataFrame(rows)), atol=1e-12)
+    promote.promote(reg, version, reason="an ensemble champion")
+    with running(create_app(reg, reg.state_dir, poll_seconds=3600)) as url:
+        assert httpx.get(f"{url}/health").json()["champion"] == version
+        got = httpx.post(f"{url}/predict", json=rows).json()["predictions"]
+    assert [p["score"] for p in got] == model.score_rows(rows).tolist()

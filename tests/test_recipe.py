@@ -263,3 +263,34 @@ def test_without_batches_the_grid_is_todays():
     assert batch_months(_batched("Y").head(0), SPEC, "batch") == 1
     hourly_quarters = _batched("Q", years=1, rows_per_day=24)
     assert batch_months(hourly_quarters, SPEC, "batch") == 3
+
+
+def test_ensemble_weights_are_a_softmax_of_the_backtest_loss():
+    """exp(-loss / (tau * best loss)), tiny weights dropped: accuracy as 1 - accuracy, so a
+    recipe 5% worse in loss gets 1/e of the best's weight at tau 0.05."""
+    import math
+
+    from tasks.training.recipe import RecipeChoice, ensemble_weights
+
+    table = pd.DataFrame({"recipe": ["expanding", "half-life 30d", "sliding 30d", "x"],
+                          "half_life_days": [None, 30.0, None, 7.0],
+                          "window_days": [None, None, 30.0, None],
+                          "mean": [0.80, 0.79, 0.50, float("nan")]})
+    spec = SPEC
+    choice = RecipeChoice(Recipe(), table, spec.primary_metric)
+    weights = ensemble_weights(choice, spec, tau=0.05)
+    assert list(weights) == [Recipe(), Recipe(30)]  # 0.50 is far too poor, NaN unscored
+    ratio = weights[Recipe(30)] / weights[Recipe()]
+    assert math.isclose(ratio, math.exp(-0.01 / (0.05 * 0.2)), rel_tol=1e-9)
+    assert ensemble_weights(RecipeChoice(Recipe(60), pd.DataFrame(), "accuracy"), spec) == {
+        Recipe(60): 1.0}
+
+
+def test_the_complete_grid_is_in_batches():
+    from tasks.training.recipe import MONTH_DAYS, batch_grid
+
+    grid = batch_grid(MONTH_DAYS)
+    assert grid[0] == Recipe() and len(grid) == 10
+    assert [r.window_days for r in grid[1:5]] == [round(k * MONTH_DAYS, 2) for k in (1, 3, 6, 12)]
+    assert [r.half_life_days for r in grid[5:]] == [
+        round(k * MONTH_DAYS, 2) for k in (0.5, 1, 2, 4, 8)]

@@ -74,3 +74,28 @@ def test_a_recipe_is_fixed_by_the_parameters_or_left_to_the_backtest():
     assert fixed_recipe(SPEC, Training(auto_recipe=False)).best.half_life_days == \
         SPEC.training.half_life_days
     assert fixed_recipe(SPEC, Training(window_days=90)).best.window_days == 90
+
+
+def test_an_ensemble_challenger_is_weighted_by_the_backtest_and_gated_as_one_model():
+    """recipe_mode ensemble: the backtest of the complete grid weights the members (never
+    the gate window); the gate judges the one combined model; the refit refits every member
+    and keeps the weights."""
+    rows, steps = history(0, 1, 2), Steps()
+    done = retrain_sequence(rows, SPEC, Training(recipe_mode="ensemble"), gate_rows=450,
+                            decision=FIRST, champion=None, champion_until=None,
+                            batch_column=BATCH, refit_if=lambda result: result.passed,
+                            steps=steps)
+    weights = done.choice.weights
+    assert len(weights) >= 2 and abs(sum(weights.values()) - 1) < 1e-9
+    assert len(done.choice.table) == 10  # expanding, 4 windows, 5 half-lives
+    model = done.challenger.model
+    assert [w for _, w in model.members] == list(weights.values())
+    assert len(done.members) == len(weights)
+    gate = done.challenger.split.gate
+    assert gate[SPEC.time_column].min() > max(m.split.train[SPEC.time_column].max()
+                                              for m in done.members)
+    assert done.result.verdict == "bootstrap" and done.challenger.params["refit"] is True
+    assert [d["weight"] for d in done.challenger.params["members"]] == \
+        [round(w, 4) for w in weights.values()]
+    assert list(steps.timings) == ["recipe", "train", "gate", "estimator", "refit"]
+    assert done.challenger.model.performance

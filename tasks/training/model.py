@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # the served model needs no spec class: its spec is a plain d
 
 FORMAT = 1  # of the state file; `load_context` refuses one it does not know
 BOOSTER_ARTIFACT, STATE_ARTIFACT = "booster", "state"
+MEMBER_ARTIFACT = "member-"  # + the member's position, for an ensemble's boosters
 CODE_FILE = Path(__file__).with_name("model_code.py")
 
 
@@ -65,6 +66,32 @@ class GreenlightModel(PythonModel):
         self.__dict__["_performance"] = value
 
     @property
+    def members(self) -> list[tuple[GreenlightModel, float]]:
+        """The weighted models this one averages (an ensemble of recipes), or [] for a
+        single booster. Versions registered before ensembles have none."""
+        return self.__dict__.get("_members") or []
+
+    @classmethod
+    def ensemble(cls, members: list[GreenlightModel], weights: list[float]) -> GreenlightModel:
+        """One model scoring the weighted mean of `members`' scores (probabilities, or
+        estimates): a challenger that hedges between recipes is still one version, served
+        and gated like any other. Its own categories and labels are the first member's (the
+        longest memory: the drift monitor and the estimator encode with them); each member
+        encodes rows with its own."""
+        if not members or len(members) != len(weights) or min(weights) < 0 or not sum(weights):
+            raise ValueError(f"an ensemble needs members and non-negative weights: "
+                             f"{len(members)} members, weights {weights}")
+        total = float(sum(weights))
+        first = members[0]
+        model = cls.from_code()
+        model.__dict__.update(estimator=None, spec=first.spec, features=list(first.features),
+                              categories=first.categories, labels=first.labels,
+                              _booster=first.booster)
+        model.__dict__["_members"] = [(m, float(w) / total) for m, w in zip(members, weights,
+                                                                            strict=True)]
+        return model
+
+    @property
     def is_classifier(self) -> bool:
         return self.labels is not None
 
@@ -78,12 +105,21 @@ class GreenlightModel(PythonModel):
         state = {"format": FORMAT, "spec": self.spec, "features": self.features,
                  "categories": self.categories, "labels": self.labels,
                  "performance": self.performance}
+        artifacts = {BOOSTER_ARTIFACT: str(booster), STATE_ARTIFACT: str(state_file)}
+        if self.members:  # each member's booster as its own LightGBM text file
+            state["members"] = []
+            for i, (member, weight) in enumerate(self.members):
+                path = directory / f"member-{i}.txt"
+                member.booster.save_model(str(path))
+                artifacts[f"{MEMBER_ARTIFACT}{i}"] = str(path)
+                state["members"].append({"categories": member.categories,
+                                         "labels": member.labels, "weight": weight})
         text = json.dumps(state, allow_nan=False)
         if json.loads(text) != state:
             raise ValueError("the model's categories or labels do not survive JSON: "
                              f"{self.categories!r}, {self.labels!r}")
         state_file.write_text(text)
-        return CODE_FILE, {BOOSTER_ARTIFACT: str(booster), STATE_ARTIFACT: str(state_file)}
+        return CODE_FILE, artifacts
 
     def load_context(self, context: Any) -> None:
         """Read a version registered from code. A cloudpickled one has no artifacts: its
@@ -101,6 +137,15 @@ class GreenlightModel(PythonModel):
         self.categories, self.labels = state["categories"], state["labels"]
         self.performance = state.get("performance")  # versions before estimation: None
         self._booster = Booster(model_file=context.artifacts[BOOSTER_ARTIFACT])
+        members = []
+        for i, member in enumerate(state.get("members") or []):
+            model = type(self).from_code()
+            model.__dict__.update(estimator=None, spec=self.spec, features=self.features,
+                                  categories=member["categories"], labels=member["labels"],
+                                  _booster=Booster(model_file=context.artifacts[
+                                      f"{MEMBER_ARTIFACT}{i}"]))
+            members.append((model, float(member["weight"])))
+        self.__dict__["_members"] = members
 
     def encode(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Map categoricals to the training codes; unseen values become -1, which LightGBM
@@ -113,13 +158,18 @@ class GreenlightModel(PythonModel):
     def score(self, frame: pd.DataFrame) -> np.ndarray:
         """Probability of the positive class, or the regression estimate: the booster's
         output, which is the sklearn estimator's `predict_proba(X)[:, 1]` (or `predict`) bit
-        for bit. One thread, as the estimator was fitted (LGBM_PARAMS)."""
+        for bit. One thread, as the estimator was fitted (LGBM_PARAMS). An ensemble: the
+        weighted mean of its members' scores."""
+        if self.members:
+            return sum(w * m.score(frame) for m, w in self.members)
         return self.booster.predict(self.encode(frame), num_threads=1)
 
     def score_rows(self, rows: list[dict[str, Any]]) -> np.ndarray:
         """`score` for a few already-validated JSON records, without pandas: for one row
         the frame and its category encoding cost ~40x the booster itself (serving's hot
         path). Same codes as `encode`: an unseen category is -1, a null is missing."""
+        if self.members:
+            return sum(w * m.score_rows(rows) for m, w in self.members)
         codes = {col: {v: i for i, v in enumerate(cats)} for col, cats in self.categories.items()}
         X = np.array([[codes[f].get(row[f], -1) if f in codes else
                        (np.nan if row[f] is None else row[f]) for f in self.features]

@@ -116,6 +116,37 @@ def grid_for(months: int) -> tuple[Recipe, ...]:
                  for r in CANDIDATES)
 
 
+# The complete fixed grid in batches (the adaptation benchmark's, issue 20): sliding windows
+# of 1, 3, 6 and 12 batches and half-lives of 1/2 to 8 batches, beside expanding.
+WINDOW_BATCHES = (1, 3, 6, 12)
+HALF_LIFE_BATCHES = (0.5, 1, 2, 4, 8)
+
+
+def batch_days(history: pd.DataFrame, spec: DatasetSpec, batch_column: str | None) -> float:
+    """How long a batch is, in days: the median time between the starts of consecutive
+    batches (a month is MONTH_DAYS however long the calendar month), MONTH_DAYS when the
+    history cannot say.
+
+    The grid of an ensemble is in batches, so its recipes mean the same on weekly and
+    yearly data without a setting."""
+    if not batch_column or batch_column not in history.columns or not len(history):
+        return MONTH_DAYS
+    starts = history.groupby(batch_column, sort=False)[spec.time_column].min().sort_values()
+    if len(starts) < 2:
+        return MONTH_DAYS
+    days = float(starts.diff().dt.total_seconds().median()) / 86400.0
+    if not math.isfinite(days) or days <= 0:
+        return MONTH_DAYS
+    return round(days / MONTH_DAYS) * MONTH_DAYS if days >= 27 else days
+
+
+def batch_grid(days: float) -> tuple[Recipe, ...]:
+    """The complete fixed grid for batches of `days` days: expanding, the sliding windows of
+    WINDOW_BATCHES batches and the half-lives of HALF_LIFE_BATCHES batches."""
+    return (Recipe(), *(Recipe(None, round(k * days, 2)) for k in WINDOW_BATCHES),
+            *(Recipe(round(k * days, 2)) for k in HALF_LIFE_BATCHES))
+
+
 @dataclass
 class RecipeChoice:
     best: Recipe
@@ -124,13 +155,65 @@ class RecipeChoice:
     folds: list[dict] = field(default_factory=list)  # each fold's time bounds and rows
     reason: str = ""
     seconds: float = 0.0
+    weights: dict[Recipe, float] = field(default_factory=dict)  # an ensemble's members
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe, for run params and version tags."""
         table = self.table.astype(object).where(self.table.notna(), None)
         return {"recipe": self.best.name, **asdict(self.best), "metric": self.metric,
                 "reason": self.reason, "seconds": round(self.seconds, 3), "folds": self.folds,
-                "table": table.to_dict(orient="records")}
+                "table": table.to_dict(orient="records"),
+                "weights": {r.name: round(w, 4) for r, w in self.weights.items()}}
+
+    def member_weights(self) -> dict[str, float]:
+        """An ensemble's members by recipe name with their weights; {} for one recipe."""
+        return {r.name: round(w, 4) for r, w in self.weights.items()}
+
+    def backtest_means(self) -> dict[str, float | None]:
+        """Each candidate's mean backtest score by recipe name (None: not scored); {}
+        without a backtest (a fixed recipe, too few rows)."""
+        if self.table.empty or "mean" not in self.table:
+            return {}
+        return {name: None if pd.isna(m) else round(float(m), 5)
+                for name, m in zip(self.table["recipe"], self.table["mean"], strict=True)}
+
+
+def _loss(mean: float, spec: DatasetSpec) -> float:
+    """A backtest score as a loss, lower better: the error itself, or 1 - a score bounded
+    by 1 (accuracy, F1, AUC), so that a temperature relative to it means the same."""
+    return 1.0 - mean if spec.higher_is_better else mean
+
+
+def ensemble_weights(choice: RecipeChoice, spec: DatasetSpec, *, tau: float = 0.05,
+                     min_weight: float = 0.01) -> dict[Recipe, float]:
+    """Softmax weights of the backtested recipes, exp(-loss / (tau * best loss)), from the
+    backtest table only: never from the gate window, which then judges the ensemble.
+
+    A temperature relative to the best loss is scale-free (accuracy points and bike counts
+    alike): a recipe 5% worse than the best gets e^-1 of its weight at tau 0.05. Weights
+    under `min_weight` are dropped (a member costs a fit and a booster for nothing) and the
+    rest renormalised. No table (too few rows): the chosen recipe alone."""
+    table = choice.table
+    if table.empty or "mean" not in table:
+        return {choice.best: 1.0}
+    scored = table[table["mean"].notna()]
+    if scored.empty:
+        return {choice.best: 1.0}
+    losses = np.array([_loss(float(m), spec) for m in scored["mean"]])
+    scale = max(tau * float(losses.min()), 1e-12)
+    raw = np.exp(-(losses - losses.min()) / scale)
+    raw = raw / raw.sum()
+    recipes = [Recipe(_none(h), _none(w)) for h, w in
+               zip(scored["half_life_days"], scored["window_days"], strict=True)]
+    kept = {r: float(w) for r, w in zip(recipes, raw, strict=True) if w >= min_weight}
+    total = sum(kept.values())
+    return dict(sorted(((r, w / total) for r, w in kept.items()), key=lambda rw: -rw[1]))
+
+
+def _none(value: Any) -> float | None:
+    """A table cell as a recipe field: NaN and None are "not set"."""
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) \
+        else float(value)
 
 
 def fit_recipe(rows: pd.DataFrame, spec: DatasetSpec, recipe: Recipe,
@@ -151,8 +234,8 @@ def recipe_rows(rows: pd.DataFrame, spec: DatasetSpec, recipe: Recipe) -> pd.Dat
 
 def refit_challenger(challenger: Challenger, history: pd.DataFrame, spec: DatasetSpec,
                      recipe: Recipe, champion: GreenlightModel | None, *, reference_rows: int,
-                     batch_column: str, lgbm: dict | None = None
-                     ) -> tuple[Challenger, list[str]]:
+                     batch_column: str, lgbm: dict | None = None,
+                     model: GreenlightModel | None = None) -> tuple[Challenger, list[str]]:
     """The gated challenger's recipe refitted on every labelled row, gate window included.
 
     The gate judged the recipe on rows its model never saw; serving that model would then
@@ -160,8 +243,9 @@ def refit_challenger(challenger: Challenger, history: pd.DataFrame, spec: Datase
     adaptation benchmark the refit gained 1 point of Elec2 accuracy and 2 of Bike MAE. The
     refit must pass the same sanity checks; if it does not, the gated model is kept and the
     problems are returned. Params record what the served model learned from; `lgbm`
-    overrides LightGBM's settings, as in `fit`."""
-    model = fit_recipe(history, spec, recipe, lgbm)
+    overrides LightGBM's settings, as in `fit`; `model` is that fit when the caller already
+    has it (the benchmark shares it with the fixed strategy of the same recipe)."""
+    model = model or fit_recipe(history, spec, recipe, lgbm)
     problems = sanity_checks(model, champion, model.score(challenger.split.gate), spec)
     if problems:
         return challenger, problems
@@ -344,7 +428,8 @@ def candidates_for(spec: DatasetSpec, months: int = 1) -> tuple[Recipe, ...]:
 
 
 def choose_before_gate(history: pd.DataFrame, spec: DatasetSpec, *, gate_rows: int,
-                       folds: int = 3, batch_column: str | None = None) -> RecipeChoice:
+                       folds: int = 3, batch_column: str | None = None,
+                       ensemble_tau: float | None = None) -> RecipeChoice:
     """Backtest on the rows older than the gate window, never on it: the window that then
     judges the challenger must not also have picked how it was trained.
 
@@ -352,9 +437,21 @@ def choose_before_gate(history: pd.DataFrame, spec: DatasetSpec, *, gate_rows: i
     it), so a change inside the newest batch shows in the newest folds' training data.
     Batch-sized folds would train every fold on the old regime and always favour the
     longest memory right after a change. With `batch_column` the grid is on the scale of
-    the history's own batches (`batch_months`, `grid_for`)."""
+    the history's own batches (`batch_months`, `grid_for`).
+
+    With `ensemble_tau` the candidates are the complete grid in batches (`batch_grid`) and
+    the choice carries every recipe's weight (`ensemble_weights`): the challenger is then
+    their weighted ensemble."""
     months = batch_months(history, spec, batch_column)
     older = split_gate_window(history, spec, gate_rows, None).train
+    if ensemble_tau is not None:
+        days = batch_days(history, spec, batch_column)
+        choice = choose_recipe(older, spec, candidates=batch_grid(days), folds=folds,
+                               fold_rows=gate_rows)
+        choice.weights = ensemble_weights(choice, spec, tau=ensemble_tau)
+        choice.reason += "; ensemble " + ", ".join(
+            f"{r.name} {w:.2f}" for r, w in choice.weights.items())
+        return choice
     choice = choose_recipe(older, spec, candidates=candidates_for(spec, months), folds=folds,
                            fold_rows=gate_rows)
     if months > 1:

@@ -24,7 +24,7 @@ from tasks.gate.decide import Decision, champion_stale
 from tasks.gate.gate import GateResult, bootstrap_blocker, gate
 from tasks.training import recipe as recipes
 from tasks.training.model import GreenlightModel
-from tasks.training.train import Challenger, Fitter, train_challenger
+from tasks.training.train import Challenger, Fitter, ensemble_challenger, train_challenger
 
 
 class TrainingSettings(Protocol):
@@ -38,6 +38,8 @@ class TrainingSettings(Protocol):
     refresh_on: str
     refit: bool
     reference_rows: int
+    recipe_mode: str
+    ensemble_tau: float
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class Retrained:
     challenger: Challenger | None = None
     result: GateResult | None = None
     refit_problems: list[str] = field(default_factory=list)
+    members: list[Challenger] = field(default_factory=list)  # an ensemble's, else []
 
 
 def fixed_recipe(spec: DatasetSpec, training: TrainingSettings) -> recipes.RecipeChoice | None:
@@ -97,13 +100,18 @@ def retrain_sequence(history: pd.DataFrame, spec: DatasetSpec, training: Trainin
     choice = fixed_recipe(spec, training)
     if choice is None:
         with steps.step("recipe", rows_in=len(history)):
-            choice = calls.choose(history, spec, gate_rows=gate_rows, batch_column=batch_column)
+            ensemble = {"ensemble_tau": training.ensemble_tau} \
+                if training.recipe_mode == "ensemble" else {}
+            choice = calls.choose(history, spec, gate_rows=gate_rows, batch_column=batch_column,
+                                  **ensemble)
     with steps.step("train", rows_in=len(history)) as step:
-        challenger = calls.train(history, spec, gate_rows=gate_rows,
-                                 half_life_days=choice.best.half_life_days,
-                                 window_days=choice.best.window_days,
-                                 reference_rows=training.reference_rows,
-                                 batch_column=batch_column, fitter=fitter, lgbm=lgbm)
+        members = [calls.train(history, spec, gate_rows=gate_rows,
+                               half_life_days=recipe.half_life_days,
+                               window_days=recipe.window_days,
+                               reference_rows=training.reference_rows,
+                               batch_column=batch_column, fitter=fitter, lgbm=lgbm)
+                   for recipe in (choice.weights or [choice.best])]
+        challenger = ensemble_challenger(members, list(choice.weights.values()) or [1.0])
         step.rows_out = len(challenger.split.train)
     crash_point("train")
     with steps.step("gate", rows_in=len(challenger.split.gate)):
@@ -112,16 +120,22 @@ def retrain_sequence(history: pd.DataFrame, spec: DatasetSpec, training: Trainin
         result = calls.gate(challenger.model, champion, challenger.split.gate, spec,
                             min_delta=training.min_delta, min_rows=training.gate_min_rows,
                             slice_feature=spec.slice_feature, stale=stale)
-    out = Retrained(choice=choice, challenger=challenger, result=result)
+    out = Retrained(choice=choice, challenger=challenger, result=result,
+                    members=members if len(members) > 1 else [])
     if result.passed:
         with steps.step("estimator", rows_in=len(challenger.split.gate)):
             challenger.model.performance = performance_estimator(
                 challenger.model, challenger.split.gate, spec)
     if training.refit and refit_if(result):
         with steps.step("refit", rows_in=len(history)) as step:
-            out.challenger, out.refit_problems = calls.refit(
-                challenger, history, spec, choice.best, champion,
-                reference_rows=training.reference_rows, batch_column=batch_column, lgbm=lgbm)
+            refits = [calls.refit(member, history, spec, recipe, champion,
+                                  reference_rows=training.reference_rows,
+                                  batch_column=batch_column, lgbm=lgbm)
+                      for member, recipe in zip(members, choice.weights or [choice.best],
+                                                strict=True)]
+            out.challenger = ensemble_challenger([c for c, _ in refits],
+                                                 list(choice.weights.values()) or [1.0])
+            out.refit_problems = [p for _, problems in refits for p in problems]
             step.rows_out = out.challenger.params.get("refit_rows", 0)
         # the refit model keeps the gated model's estimator: fitted on rows neither
         # learned from, where the refit model has seen the gate window

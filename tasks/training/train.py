@@ -267,3 +267,29 @@ def train_challenger(history: pd.DataFrame, spec: DatasetSpec, *, gate_rows: int
     reference = reference_sample(split.train, spec, batch_column, reference_rows)
     return Challenger(model, split, reference, params,
                       hashlib.sha256(recipe.encode()).hexdigest()[:16], data_hash)
+
+
+def ensemble_challenger(members: list[Challenger], weights: list[float]) -> Challenger:
+    """One challenger from challengers of several recipes trained on the same history and
+    gate window: its model scores the weighted mean (`GreenlightModel.ensemble`), so the
+    gate, the registry and serving take it as any other.
+
+    It trained on every row some member trained on (the longest memory's split and
+    reference); `members` in its params lists each member's recipe and weight, and the batch
+    set hashes them, so a different ensemble of the same data is a different version."""
+    if len(members) == 1:
+        return members[0]
+    widest = max(members, key=lambda c: len(c.split.train))
+    model = GreenlightModel.ensemble([c.model for c in members], weights)
+    described = [{"half_life_days": c.params["half_life_days"],
+                  "window_days": c.params["window_days"], "weight": round(w / sum(weights), 4)}
+                 for c, w in zip(members, weights, strict=True)]
+    params = {**widest.params, "half_life_days": None, "window_days": None,
+              "members": described,
+              "train_start": min(c.params["train_start"] for c in members),
+              "trained_until": max(c.params["trained_until"] for c in members),
+              "refit": all(c.params.get("refit") for c in members)}
+    key = "|".join([widest.data_hash, *(f"{d['half_life_days']}/{d['window_days']}/"
+                                        f"{d['weight']}" for d in described)])
+    return Challenger(model, widest.split, widest.reference, params,
+                      hashlib.sha256(key.encode()).hexdigest()[:16], widest.data_hash)
