@@ -35,3 +35,7 @@ DATA_HASH_TAG = "greenlight.data_hash"
 CHAMPION_SEEN_TAG = "greenlight.champion_version"  # the champion the batches were judged by
 ACK_TAG = "greenlight.drift_acknowledged"  # drift kinds the champion has answered
 BASELINE_TAG = "greenlight.baseline_metric"  # the champion's score decay is measured against
+# An ensemble challenger's members and weights, and every version's backtest table (mean
+# score per recipe), as JSON: what the weights came from, beside the version.
+ENSEMBLE_TAG = "greenlight.ensemble"
+BACKTEST_TAG = "greenlight.recipe_backtest"

@@ -15,10 +15,6 @@ from core import names
 from registry.versions import TRAINED_UNTIL_TAG, VersionInfo
 
 MAX_TEXT = 4000  # MLflow's limit on a tag value is 5000 characters: free text is cut before
-# An ensemble challenger's members and weights, and every version's backtest table (mean
-# score per recipe), as JSON: what the weights came from, beside the version.
-ENSEMBLE_TAG = "greenlight.ensemble"
-BACKTEST_TAG = "greenlight.recipe_backtest"
 
 
 @dataclass(frozen=True)
@@ -60,9 +56,9 @@ class ChallengerTags:
         if self.trained_until is not None:
             tags[TRAINED_UNTIL_TAG] = self.trained_until
         if self.members:
-            tags[ENSEMBLE_TAG] = json.dumps(self.members)[:MAX_TEXT]
+            tags[names.ENSEMBLE_TAG] = json.dumps(self.members)[:MAX_TEXT]
         if self.backtest:
-            tags[BACKTEST_TAG] = json.dumps(self.backtest)[:MAX_TEXT]
+            tags[names.BACKTEST_TAG] = json.dumps(self.backtest)[:MAX_TEXT]
         return tags
 
 
