@@ -455,7 +455,10 @@ def notify(
     down = prefect_unreachable(os.environ["PREFECT_API_URL"])
     if down:
         _fail(down, UNREACHABLE_EXIT)
-    made = notices.set_up()
+    try:
+        made = notices.set_up()
+    except Exception as exc:  # a block that is not there, a bad name: one line
+        _fail(f"notifications not set up: {type(exc).__name__}: {exc}")
     console.print(f"{len(made)} automations send to {where}: {', '.join(made)}")
 
 

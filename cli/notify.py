@@ -72,11 +72,16 @@ def configured() -> str | None:
 def _block_id() -> UUID:
     """The notification block to send through: the named one, else the webhook block made
     (or updated) from `GREENLIGHT_NOTIFY_URL`."""
-    from prefect.blocks.core import Block
     from prefect.blocks.notifications import CustomWebhookNotificationBlock
+    from prefect.client.orchestration import get_client
 
     if slug := os.environ.get(NOTIFY_BLOCK_ENV):
-        return Block.load(slug)._block_document_id
+        type_slug, _, name = slug.partition("/")
+        if not name:
+            raise ValueError(f"{NOTIFY_BLOCK_ENV}={slug}: expected <block type slug>/<name>, "
+                             "e.g. slack-webhook/ml-alerts")
+        with get_client(sync_client=True) as client:
+            return client.read_block_document_by_name(name, type_slug).id
     block = CustomWebhookNotificationBlock(
         name="greenlight", url=os.environ[NOTIFY_URL_ENV],
         json_data={"subject": "{{subject}}", "body": "{{body}}"})

@@ -35,7 +35,7 @@ class Probation:
     judged: list[str] = field(default_factory=list)
     decided_on: list[str] = field(default_factory=list)
 
-    def left(self, batches: int, hours: float | None, now: datetime | None = None) -> str:
+    def left(self, batches: int, hours: float | None) -> str:
         """What is left of the baking span, in words (for status and the cycle's line)."""
         parts = [f"{max(0, batches - len(self.judged))} more batch(es)"]
         if hours is not None:

@@ -141,3 +141,37 @@ def test_a_paused_approval_and_a_cli_rollback_tell_the_receiver(receiver, prefec
     assert waiting[0]["subject"] == "greenlight: synthetic v1 waits for approval"
     assert run_id in waiting[0]["body"]  # the link to the paused run in the Prefect UI
     assert "checking the alert" in rolled[0]["body"]
+
+
+def test_another_block_by_name_carries_them_and_a_bad_name_is_one_line(receiver, monkeypatch,
+                                                                       tmp_path):
+    """Slack, Teams or email are the same automations through another block, named in
+    GREENLIGHT_NOTIFY_BLOCK; here a second webhook block stands in for one."""
+    import os
+    import subprocess
+    import sys
+
+    from prefect.blocks.notifications import CustomWebhookNotificationBlock
+
+    from cli import notify
+    from core import events
+
+    CustomWebhookNotificationBlock(
+        name="team", url=receiver.url,
+        json_data={"subject": "team: {{subject}}", "body": "{{body}}"}).save(
+        "team-hook", overwrite=True)
+    monkeypatch.delenv(notify.NOTIFY_URL_ENV)
+    monkeypatch.setenv(notify.NOTIFY_BLOCK_ENV, "custom-webhook/team-hook")
+    notify.set_up()
+    dataset = f"notify-{uuid.uuid4().hex[:8]}"
+    events.emit(events.QUARANTINE_EVENT, dataset, {"file": "bad.csv", "reason": "no rows",
+                                                    "version": None, "link": None})
+    got = receiver.about(dataset, 1)
+    assert [b["subject"] for b in got] == [
+        f"team: greenlight: a batch of {dataset} was quarantined"], got
+    env = {**os.environ, notify.NOTIFY_BLOCK_ENV: "custom-webhook/nobody",
+           "GREENLIGHT_HOME": str(tmp_path / "gl")}
+    done = subprocess.run([sys.executable, "-m", "cli", "notify"], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
