@@ -111,6 +111,8 @@ def _probation(said: dict[str, Any] | None) -> list[str]:
     if not said:
         return []
     v, prev = said["version"], said["previous"]
+    if said["action"] == "rollback" and said.get("refused"):
+        return [f"v{v} failed probation but was not rolled back: {_cut(said['refused'])}"]
     if said["action"] == "rollback":
         return [f"v{v} ROLLED BACK to v{prev} on probation: {_cut(said['reason'])}"]
     if said["action"] == "baked":

@@ -284,7 +284,7 @@ def _record(state: Home, reg: Registry, policy: Policy, batches: list[dict],
 
 bake_t = task(probation.bake, name="bake", retries=2, retry_delay_seconds=2)
 checked_t = task(probation.checked, name="probation", retries=2, retry_delay_seconds=2)
-rollback_t = task(probation.auto_rollback, name="auto-rollback", retries=2,
+rollback_t = task(probation.try_auto_rollback, name="auto-rollback", retries=2,
                   retry_delay_seconds=2)
 
 
@@ -309,8 +309,10 @@ def _probation(home: Home, reg: Registry, spec: DatasetSpec, pending: list[dict]
         span_over=span.over(guardrails.baking_batches, guardrails.baking_hours),
         estimates=baking.estimate_pair(champion, previous, unlabelled))
     said = dict(reason=verdict.reason, batches=batches, figures=verdict.figures)
+    refused = None
     if verdict.action == "rollback":
-        rollback_t(reg, on.version, dataset=spec.name, link=run_link(), **said)
+        refused = rollback_t(reg, on.version, dataset=spec.name, link=run_link(),
+                             **said).get("refused")
     elif verdict.action == "baked":
         bake_t(reg, on.version, **said)
     elif batches:
@@ -318,7 +320,7 @@ def _probation(home: Home, reg: Registry, spec: DatasetSpec, pending: list[dict]
     get_run_logger().info("probation of v%s: %s (%s)", on.version, verdict.action,
                           verdict.reason)
     return {"version": on.version, "previous": on.previous, "action": verdict.action,
-            "reason": verdict.reason, "batches": batches,
+            "reason": verdict.reason, "batches": batches, "refused": refused,
             "left": span.left(guardrails.baking_batches, guardrails.baking_hours)}
 
 

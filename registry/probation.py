@@ -100,3 +100,13 @@ def auto_rollback(reg: Registry, version: int, *, dataset: str, reason: str,
         "version": record["to"], "from": version, "reason": reason, "link": link,
         "action": AUTO_ROLLBACK, "batches": batches})
     return record
+
+
+def try_auto_rollback(reg: Registry, version: int, **kwargs: Any) -> dict[str, Any]:
+    """`auto_rollback`, with a refusal (the champion moved meanwhile, e.g. a person rolled
+    back first) returned as `{"refused": reason}`: a decision no retry can change. Failures
+    (a store that is down) still raise, so the caller's retries apply to them only."""
+    try:
+        return auto_rollback(reg, version, **kwargs)
+    except promote.PromotionError as exc:
+        return {"refused": str(exc)}

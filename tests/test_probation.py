@@ -58,6 +58,10 @@ def test_a_worse_champion_is_rolled_back_by_itself_and_says_why(reg):
     with pytest.raises(promote.PromotionError):  # twice: the champion moved meanwhile
         probation.auto_rollback(reg, bad, dataset="t", reason="again", batches=[],
                                 figures={})
+    refused = probation.try_auto_rollback(reg, bad, dataset="t", reason="again", batches=[],
+                                          figures={})
+    assert "champion moved meanwhile" in refused["refused"]
+    assert versions.aliases(reg)[promote.CHAMPION] == good  # a refusal moves nothing
 
 
 def test_one_as_good_holds_then_is_baked_after_its_span(reg):
