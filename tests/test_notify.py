@@ -114,6 +114,7 @@ def test_prefect_deploy_sets_them_up_with_the_build_step_of_prefect_yaml(receive
     assert {notify.PREFIX + n.name for n in notify.NOTICES} <= names
 
 
+@pytest.mark.e2e  # a real pause and a real command in a child process
 def test_a_paused_approval_and_a_cli_rollback_tell_the_receiver(receiver, prefect_server,
                                                                 two_versions_home):
     """The real paths raise the events: the cycle's approval step pausing on a version, and

@@ -196,6 +196,7 @@ def _one_line_naming_the_log(done: subprocess.CompletedProcess, url: str, root: 
     assert "Traceback" in log.read_text()  # the details are kept, where the line says
 
 
+@pytest.mark.e2e  # a fault test: three commands against a dead MLflow, ~15 s each
 @pytest.mark.parametrize("args", [["status"], ["status", "--json"], ["rollback"]])
 def test_registry_commands_with_mlflow_down_are_one_line(args, tmp_path):
     root = tmp_path / "gl"
