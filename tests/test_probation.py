@@ -84,6 +84,18 @@ def test_one_as_good_holds_then_is_baked_after_its_span(reg):
     assert versions.aliases(reg)[promote.CHAMPION] == new
 
 
+def test_a_negative_gate_margin_never_rolls_back_a_better_champion(reg):
+    """`training.min_delta=-1` lets any challenger through the gate; it must not let a
+    worse @previous take the champion's place (it did: found by the races e2e test)."""
+    good, bad = _promoted_pair(reg, bad=True)  # here @previous (bad) is the worse one
+    promote.rollback(reg, reason="swap the roles", expected_from=bad)
+    promote.promote(reg, bad, reason="and back", expected_from=good)
+    promote.promote(reg, good, reason="good is champion again", expected_from=bad)
+    verdict = judge(versions.load_model(reg, good), versions.load_model(reg, bad),
+                    _rows(400, 2), SPEC, min_delta=-1.0, min_rows=200)
+    assert verdict.action == "hold", verdict
+
+
 def test_failing_served_predictions_roll_back_without_labels(reg):
     good, new = _promoted_pair(reg, bad=False)
     unlabelled = _rows(300, 20).assign(y=np.nan)

@@ -57,7 +57,9 @@ def judge(champion: Scorer, previous: Scorer, rows: pd.DataFrame, spec: DatasetS
     labelled = rows[rows[spec.target].notna()] if len(rows) else rows
     figures: dict[str, Any] = {"rows": int(len(labelled))}
     if len(labelled) >= min_rows:
-        result = gate(previous, champion, labelled, spec, min_delta=min_delta,
+        # A negative min_delta is a tolerance for challengers; a rollback needs @previous
+        # proven better, never merely not much worse.
+        result = gate(previous, champion, labelled, spec, min_delta=max(min_delta, 0.0),
                       min_rows=min_rows)
         figures |= {"metric": result.metric, "champion": result.champion,
                     "previous": result.challenger, "gain_of_previous": result.gain,
