@@ -20,8 +20,10 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 console = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, soft_wrap=True)
 
-HomeOpt = Annotated[Path | None, typer.Option(
-    "--home", envvar="GREENLIGHT_HOME", help="State dir [default: ./.greenlight].")]
+HomeOpt = Annotated[str | None, typer.Option(
+    "--home", envvar="GREENLIGHT_HOME",
+    help="State dir, or an object-store URL shared by workers (s3://bucket/greenlight) "
+         "[default: ./.greenlight].")]
 DatasetOpt = Annotated[str, typer.Option(help="Dataset spec under expectations/.")]
 SetOpt = Annotated[list[str] | None, typer.Option(
     "--set", metavar="SECTION.KEY=VALUE",
@@ -32,13 +34,26 @@ SetOpt = Annotated[list[str] | None, typer.Option(
          "$GREENLIGHT_HOME/greenlight.toml, which beats the defaults.")]
 
 
-def _environment(home: Path | None, quiet: bool = False) -> Path:
+def _local_root(home: str | Path | None) -> tuple[Path, str]:
+    """This machine's folder for the state dir, and the state dir as GREENLIGHT_HOME says
+    it: the same folder, or an object-store URL whose local folder is its scratch."""
+    value = str(home or ".greenlight")
+    if "://" in value and not value.startswith("file://"):
+        from tasks.data.home import Home
+
+        state = Home.from_env(value)
+        return state.scratch, str(state.root)
+    root = Path(value.removeprefix("file://")).expanduser().resolve()
+    return root, str(root)
+
+
+def _environment(home: str | Path | None, quiet: bool = False) -> Path:
     """Quiet, offline, self-contained defaults, set before Prefect or MLflow are imported.
+    Returns this machine's folder for the state dir (see `_local_root`).
 
     `quiet` (the demo) leaves the console to the progress bar: warnings and errors only."""
-    root = (home or Path(".greenlight")).expanduser().resolve()
+    root, os.environ["GREENLIGHT_HOME"] = _local_root(home)
     (root / "prefect").mkdir(parents=True, exist_ok=True)
-    os.environ["GREENLIGHT_HOME"] = str(root)
     adopt_servers(root)  # the servers `greenlight up` runs on this state dir, unless set
     for key, value in {"DO_NOT_TRACK": "true", "MLFLOW_DISABLE_TELEMETRY": "true",
                        "MLFLOW_LOGGING_LEVEL": "ERROR" if quiet else "WARNING",

@@ -93,10 +93,12 @@ def start_prefect_server(home: Path, port: int, env: dict[str, str] | None = Non
 
 
 def start_mlflow_server(home: Path, port: int, database_url: str | None = None,
-                        auth: bool = False) -> Server:
+                        auth: bool = False, artifacts: str | None = None) -> Server:
     """`mlflow server` on the same SQLite store and artifact dir embedded runs use.
 
-    `database_url` (PostgreSQL) replaces the SQLite store; artifacts stay in the state dir.
+    `database_url` (PostgreSQL) replaces the SQLite store; artifacts stay in the state dir
+    unless `artifacts` names another place (an object-store URL: the server proxies them, so
+    clients need only its URL; boto3 reads the credentials and `MLFLOW_S3_ENDPOINT_URL`).
     `auth` turns on MLflow's basic auth (see `mlflow_auth_config`). One worker and no job
     runner: a single user on loopback, and a fraction of the memory."""
     _check_port("mlflow server", port)
@@ -104,7 +106,7 @@ def start_mlflow_server(home: Path, port: int, database_url: str | None = None,
     full.pop("MLFLOW_TRACKING_URI", None)
     store = with_driver(database_url, None) if database_url else f"sqlite:///{home / 'mlflow.db'}"
     args = ["mlflow", "server", "--backend-store-uri", store,
-            "--artifacts-destination", str(home / "mlartifacts"),
+            "--artifacts-destination", artifacts or str(home / "mlartifacts"),
             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     if auth:
         full["MLFLOW_AUTH_CONFIG_PATH"] = str(mlflow_auth_config(home))

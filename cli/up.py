@@ -280,6 +280,10 @@ def up(home: Path, *, prefect_port: int = 4200, mlflow_port: int = 5000,
     defs = for_policy(policy)  # a bad policy or dataset is refused before anything starts
     spec = load_spec(dataset)
     state = Home(home)
+    # An object-store GREENLIGHT_HOME: `home` is this machine's folder for it (servers' logs
+    # and databases), and MLflow keeps its artifacts in the store beside the lake.
+    shared = Home.from_env(os.environ.get("GREENLIGHT_HOME") or home)
+    shared = shared if shared.remote else state
     prefect_url, mlflow_url = f"http://127.0.0.1:{prefect_port}", f"http://127.0.0.1:{mlflow_port}"
     saved = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
     saved[signal.SIGINT] = signal.getsignal(signal.SIGINT)
@@ -291,7 +295,8 @@ def up(home: Path, *, prefect_port: int = 4200, mlflow_port: int = 5000,
         say(f"starting Prefect server on {prefect_url} (log {procs[-1].log})")
         procs.append(stack.start_mlflow_server(
             home, mlflow_port, database_url=mlflow_db,
-            auth=bool(os.environ.get("MLFLOW_AUTH_ADMIN_PASSWORD"))))
+            auth=bool(os.environ.get("MLFLOW_AUTH_ADMIN_PASSWORD")),
+            artifacts=str(shared.artifacts) if shared.remote else None))
         say(f"starting MLflow server on {mlflow_url} (log {procs[-1].log})")
         evidently_url = dashboard = None
         if evidently_port is not None:
@@ -319,7 +324,7 @@ def up(home: Path, *, prefect_port: int = 4200, mlflow_port: int = 5000,
         if dashboard:  # the flows link their artifacts to the project's dashboard
             settings["GREENLIGHT_EVIDENTLY_URL"] = dashboard
             health["GREENLIGHT_EVIDENTLY_URL"] = f"{evidently_url}{stack.EVIDENTLY_HEALTH}"
-        os.environ.update({**settings, "GREENLIGHT_HOME": str(home)})
+        os.environ.update({**settings, "GREENLIGHT_HOME": str(shared.root)})
         auth = client_auth(os.environ)
         state.record_servers(settings, health)
         for line in _banner(home, prefect_url, mlflow_url, dataset, dashboard, policy, defs):

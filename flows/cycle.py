@@ -175,6 +175,7 @@ def _monitor(home: Home, reg: Registry, spec: DatasetSpec, judge: Judge,
         result = monitor_t(batch, rows, watch, spec, home.reports, inputs=inputs)
         runs[batch["id"]] = publish_t(target, batch, frame, result, spec, judge.version,
                                       thresholds.model_dump(), home.reports)
+        home.keep(home.reports / batch["id"])
         results.append(result)
     return results, runs
 

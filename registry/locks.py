@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -80,6 +80,56 @@ def _holder(path: Path) -> str:
 
 
 @contextmanager
+def shared_claim(state_dir: object, dataset: str) -> Iterator[str | None]:
+    """The cycle's claim for a state dir in an object store, shared by workers on several
+    machines: a one-slot global concurrency limit on the Prefect server, taken without
+    waiting. Its lease is renewed while the cycle runs (a pause for approval included) and
+    expires LEASE_SECONDS after a holder dies. Without a server there is nothing that spans
+    machines, so that is one line, never an unlocked cycle."""
+    from prefect.settings import PREFECT_API_URL
+
+    from core.servers import real_api_url
+
+    if not real_api_url(PREFECT_API_URL.value()):
+        raise ValueError(f"GREENLIGHT_HOME={state_dir} is shared by workers, whose cycles "
+                         "take their batches through the Prefect server: set PREFECT_API_URL")
+    from prefect.concurrency.sync import concurrency
+
+    name = f"greenlight-cycle-{dataset}"
+    _ensure_limit(name)
+    held = ExitStack()
+    try:  # only the taking may time out: the cycle's own errors must pass through
+        with _quiet(PREFECT_SLOT_LOGGER):  # it logs an ERROR for a wait that timed out
+            held.enter_context(concurrency(name, occupy=1, strict=True,
+                                           lease_duration=LEASE_SECONDS,
+                                           timeout_seconds=CLAIM_WAIT_SECONDS))
+    except TimeoutError:
+        yield (f"another cycle of {dataset} has its batches (Prefect concurrency limit "
+               f"{name}): nothing to do, the next cycle after it takes what is new")
+        return
+    with held:
+        yield None
+
+
+CLAIM_WAIT_SECONDS = 1.0
+PREFECT_SLOT_LOGGER = "prefect._internal.concurrency"
+
+
+@contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    """Silence a library logger for a moment: a slot that is taken is an answer, said by
+    the claim in one line, not an error with Prefect's service internals."""
+    import logging
+
+    found = logging.getLogger(logger_name)
+    saved, found.disabled = found.disabled, True
+    try:
+        yield
+    finally:
+        found.disabled = saved
+
+
+@contextmanager
 def cycle_claim(state_dir: Path, dataset: str) -> Iterator[str | None]:
     """Claim the dataset's pending batches for one cycle; yields None when this cycle has
     them, or the one line that says another cycle does.
@@ -89,6 +139,12 @@ def cycle_claim(state_dir: Path, dataset: str) -> Iterator[str | None]:
     cycle would otherwise monitor, retrain and ask about them again. The kernel drops the
     lock when its holder dies (kill -9, OOM), so a crash never leaves the batches taken.
     It never waits: the second cycle does nothing and the next one finds the batches."""
+    from core.files import is_remote
+
+    if is_remote(state_dir):
+        with shared_claim(state_dir, dataset) as taken:
+            yield taken
+        return
     from filelock import FileLock, Timeout
 
     lock_path, holder_path = _claim_paths(state_dir, dataset)

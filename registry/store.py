@@ -19,6 +19,8 @@ from urllib.parse import unquote
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from core.files import is_remote, scratch_dir
+
 # MLflow's own HTTP retries default to 7 with backoff factor 2 and a 120 s timeout: against
 # a server that is down, one call retries for minutes, and the flow's task retries multiply
 # that. Bounded, a refused connection fails one call in about 15 s, and the register and
@@ -55,7 +57,7 @@ LOCATION_COLUMNS = (("experiments", "artifact_location"), ("runs", "artifact_uri
 def _store_db(tracking_uri: str, state_dir: Path) -> Path | None:
     """The SQLite file of a store kept in the state dir itself, or None (a server, or a
     database elsewhere that the user pointed at: not ours to re-root)."""
-    if not tracking_uri.startswith("sqlite:///"):
+    if not tracking_uri.startswith("sqlite:///") or is_remote(state_dir):
         return None
     db = Path(tracking_uri.removeprefix("sqlite:///")).resolve()
     return db if db.parent == state_dir.resolve() and db.exists() else None
@@ -125,7 +127,9 @@ class Registry:
 
     @property
     def lock_path(self) -> Path:
-        return self.state_dir / f"registry-{self.model_name}.lock"
+        """The OS file lock of every move: this machine's (see `core.files.scratch_dir`);
+        across machines the Prefect slot of `registry.locks.promotion_lock` serialises."""
+        return scratch_dir(self.state_dir) / f"registry-{self.model_name}.lock"
 
     @property
     def promotions_path(self) -> Path:

@@ -140,3 +140,29 @@ def reg(store, request):
     from registry.store import Registry
 
     return Registry(f"sqlite:///{store}/mlflow.db", f"m-{request.node.name[:40]}", store)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> str:
+    """moto's S3 server on loopback for the session: s3fs and boto3 talk to it exactly as
+    to AWS, with only the endpoint URL set (moto takes any key; these are dummies)."""
+    from moto.server import ThreadedMotoServer
+
+    from cli import stack
+
+    keys = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1"}
+    saved = {k: os.environ.get(k) for k in keys}
+    os.environ.update(keys)
+    port = stack.free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -16,7 +16,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cli import stack
 from tasks.data import ingest, lake, manifest, source, sources
 from tasks.data.home import Home
 from tasks.data.remote_landing import RemoteLanding
@@ -24,28 +23,6 @@ from tasks.data.spec import load_spec
 
 REPO = Path(__file__).resolve().parents[1]
 BUCKET = "greenlight-test"
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> str:
-    from moto.server import ThreadedMotoServer
-
-    keys = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1"}
-    saved = {k: os.environ.get(k) for k in keys}
-    os.environ.update(keys)
-    port = stack.free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @pytest.fixture

@@ -116,7 +116,7 @@ def harvest(home: Home, spec: DatasetSpec, model: str) -> Harvest:
     """Land the newly labelled served records of `model` as one CSV batch, or nothing."""
     _dir(home).mkdir(parents=True, exist_ok=True)
     home.landing.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(_dir(home) / ".lock"), timeout=600):
+    with FileLock(str(home.lock("harvest.lock")), timeout=600):
         taken = harvested_ids(home)
         if not _new_labels(home, spec, taken):  # the common case: skip reading the log
             return Harvest(None, 0, None, len(taken))

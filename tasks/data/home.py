@@ -2,6 +2,14 @@
 
 Keeping every path here means a user can copy, back up or inspect one folder and see
 the whole history: landed files, the lake, quarantine, reports and the MLflow store.
+
+`GREENLIGHT_HOME` may also be an object-store URL (`s3://bucket/greenlight`, any fsspec
+URL), shared by workers on several machines. The paths are then `upath.UPath`s: the same
+pathlib API, so the code that files, reads and appends is the same (core/files.py and
+core/jsonl.py say what an object store needs). What belongs to one machine stays local,
+in `scratch`: OS file locks, downloaded copies, the embedded Prefect database, the
+Evidently workspace a local UI serves, and which servers `greenlight up` runs here. The
+MLflow store cannot be a file in a bucket: such a home needs `MLFLOW_TRACKING_URI`.
 """
 
 from __future__ import annotations
@@ -11,6 +19,9 @@ import os
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from core.files import is_remote, scratch_dir
 
 # What `greenlight up` writes into the state dir while it runs: the URLs of its servers.
 SERVERS_FILE = "servers.json"
@@ -22,15 +33,41 @@ SERVER_PROBE_SECONDS = 2.0
 EXPECTATIONS_DIR = Path(__file__).resolve().parents[2] / "expectations"
 
 
+def _is_url(value: str) -> bool:
+    """`s3://…`, `gs://…`, `memory://…`: a scheme other than a local file's."""
+    scheme, sep, _ = value.partition("://")
+    return bool(sep) and scheme.isidentifier() and scheme not in ("file", "local")
+
+
 @dataclass(frozen=True)
 class Home:
-    root: Path
+    root: Any  # a local Path, or an upath.UPath in an object store
 
     @classmethod
     def from_env(cls, root: str | Path | None = None) -> Home:
-        """Resolve the state dir: explicit argument, else `GREENLIGHT_HOME`, else ./.greenlight."""
-        value = root or os.environ.get("GREENLIGHT_HOME") or ".greenlight"
-        return cls(Path(value).expanduser().resolve())
+        """Resolve the state dir: explicit argument, else `GREENLIGHT_HOME`, else ./.greenlight.
+        An object-store URL stays a URL (a UPath); `file://` is a local folder."""
+        value = str(root or os.environ.get("GREENLIGHT_HOME") or ".greenlight")
+        if _is_url(value):
+            from upath import UPath
+
+            return cls(UPath(value.rstrip("/")))
+        return cls(Path(value.removeprefix("file://")).expanduser().resolve())
+
+    @property
+    def remote(self) -> bool:
+        """Whether the state dir is in an object store, shared by workers."""
+        return is_remote(self.root)
+
+    @property
+    def scratch(self) -> Path:
+        """This machine's own folder for the state dir (the state dir itself when local)."""
+        return scratch_dir(self.root)
+
+    def lock(self, name: str) -> Path:
+        """An OS file lock's path: always local, since no file lock spans machines (an
+        object-store home's cross-machine locks are Prefect's: registry/locks.py)."""
+        return self.scratch / name
 
     @property
     def landing(self) -> Path:
@@ -60,12 +97,26 @@ class Home:
 
     @property
     def reports(self) -> Path:
-        return self.root / "reports"
+        """Where a run writes its reports: a local folder, since MLflow and Evidently log
+        files from a disk; `keep` copies them into an object-store home afterwards."""
+        return self.scratch / "reports"
+
+    def keep(self, written: Path) -> None:
+        """Copy a file or folder written under scratch into an object-store home, at the
+        same place under its root, so the store holds the reports beside the lake. A local
+        home wrote them in place already."""
+        if not self.remote or not written.exists():
+            return
+        files = [written] if written.is_file() else [p for p in written.rglob("*") if p.is_file()]
+        for path in files:
+            dest = self.root / path.relative_to(self.scratch).as_posix()
+            self.root.fs.put_file(str(path), dest.path)
 
     @property
     def evidently(self) -> Path:
-        """The Evidently workspace the Evidently UI (`greenlight up`) serves."""
-        return self.root / "evidently"
+        """The Evidently workspace the Evidently UI (`greenlight up`) serves: a local folder
+        (Evidently's workspace is files on a disk), in scratch for an object-store home."""
+        return self.scratch / "evidently"
 
     @property
     def mlflow_db(self) -> Path:
@@ -77,12 +128,12 @@ class Home:
 
     @property
     def prefect(self) -> Path:
-        return self.root / "prefect"
+        return self.scratch / "prefect"
 
     @property
     def servers_file(self) -> Path:
-        """Where `greenlight up` says which servers it runs over this state dir."""
-        return self.root / SERVERS_FILE
+        """Where `greenlight up` says which servers it runs over this state dir (per machine)."""
+        return self.scratch / SERVERS_FILE
 
     @property
     def tracking_uri(self) -> str:
@@ -91,9 +142,15 @@ class Home:
 
         Versions registered through the server carry `mlflow-artifacts:` URIs, which load
         only through an http tracking URI: a reader beside `up` must use the server too."""
-        return (os.environ.get("MLFLOW_TRACKING_URI")
-                or self.running_servers().get("MLFLOW_TRACKING_URI")
-                or f"sqlite:///{self.mlflow_db}")
+        found = (os.environ.get("MLFLOW_TRACKING_URI")
+                 or self.running_servers().get("MLFLOW_TRACKING_URI"))
+        if found:
+            return found
+        if self.remote:
+            raise ValueError(f"GREENLIGHT_HOME={self.root} is an object store, which cannot hold "
+                             "MLflow's database: set MLFLOW_TRACKING_URI to an MLflow server "
+                             "(artifacts in the same store: docs/scale.md)")
+        return f"sqlite:///{self.mlflow_db}"
 
     def record_servers(self, settings: Mapping[str, str], health: Mapping[str, str]) -> Path:
         """Write the servers this process (`greenlight up`) runs: setting -> URL, and the URL
@@ -124,6 +181,9 @@ class Home:
                 if key in SERVER_SETTINGS and url and _answers(str(health.get(key) or url))}
 
     def ensure(self) -> Home:
+        """Create the folders a run writes into; an object store has no folders to make."""
+        if self.remote:
+            return self
         for path in (self.landing, self.archive, self.quarantine, self.lake, self.reports):
             path.mkdir(parents=True, exist_ok=True)
         return self

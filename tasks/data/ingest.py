@@ -22,6 +22,7 @@ import pandas as pd
 from filelock import FileLock
 
 from core import events
+from core.files import move_into
 from tasks.data import lake, manifest
 from tasks.data.home import Home
 from tasks.data.idle import is_landed
@@ -361,16 +362,14 @@ def try_read(path: Path, spec: DatasetSpec) -> tuple[pd.DataFrame | None, str | 
 def intake_lock(home: Home, timeout_s: float = 600) -> FileLock:
     """One intake at a time per state dir: two cycles must not file the same landed file.
 
-    An OS file lock, so the kernel drops it when its holder dies."""
-    return FileLock(str(home.root / "intake.lock"), timeout=timeout_s)
+    An OS file lock, so the kernel drops it when its holder dies. For an object-store home
+    it guards this machine only; the cycle's claim (registry/locks.py) spans machines."""
+    return FileLock(str(home.lock("intake.lock")), timeout=timeout_s)
 
 
 def _move(src: Path, dest_dir: Path) -> Path:
     """Move without rewriting bytes; the directory is per batch, so names never collide."""
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    dest = dest_dir / src.name
-    os.replace(src, dest)
-    return dest
+    return move_into(src, dest_dir)
 
 
 def _changed(landed: LandedFile) -> str | None:
@@ -461,7 +460,7 @@ def _same_rows(home: Home, content: str, rows: int, spec: DatasetSpec) -> dict |
         known = batch.get("content")
         path = lake.partition_path(home.lake, batch["id"])
         if known is None and batch.get("rows") == rows and path.exists():
-            known = content_hash(pd.read_parquet(path), spec)
+            known = content_hash(lake.read_partition(path), spec)
             manifest.append(home.manifest, batch["id"], content=known)
         if known == content:
             return batch
@@ -511,7 +510,8 @@ def reject(home: Home, landed: LandedFile, reason: str, report: dict | None = No
     it. The bytes kept are the ones judged; an original that changed meanwhile stays in
     landing (see `_release`). With `dataset`, the quarantine event tells people."""
     dest_dir = home.quarantine / landed.batch_id
-    dest_dir.mkdir(parents=True, exist_ok=True)
+    if not home.remote:
+        dest_dir.mkdir(parents=True, exist_ok=True)
     (dest_dir / "report.json").write_text(
         json.dumps({"file": landed.name, "reason": reason, **(report or {})}, indent=2,
                    default=str))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from core.files import replacing
+from core.files import is_remote, replacing
 
 BATCH_COLUMN = "_batch_id"
 
@@ -23,9 +23,18 @@ def write_partition(lake: Path, batch_id: str, frame: pd.DataFrame) -> Path:
     return path
 
 
+def read_partition(path: Path) -> pd.DataFrame:
+    """One partition file, from a local disk or an object store (pandas takes a local path;
+    a store's object is read through its fsspec file, which pyarrow reads in ranges)."""
+    if is_remote(path):
+        with path.open("rb") as fh:
+            return pd.read_parquet(fh)
+    return pd.read_parquet(path)
+
+
 def read_batches(lake: Path, batch_ids: list[str]) -> pd.DataFrame:
     """The named batches as one frame, tagged with their batch id."""
     frames = [
-        pd.read_parquet(partition_path(lake, b)).assign(**{BATCH_COLUMN: b}) for b in batch_ids
+        read_partition(partition_path(lake, b)).assign(**{BATCH_COLUMN: b}) for b in batch_ids
     ]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -121,6 +121,15 @@ class RemoteLanding:
             return None
         return LandedFile(copy, digest.hexdigest(), seen[0])
 
+    def _holds(self, dest: str, size: int) -> bool:
+        """Whether `dest` already holds an object of `size` bytes (the same batch's bytes:
+        its name is under the batch's content-hash folder)."""
+        self.fs.invalidate_cache(dest.rsplit("/", 1)[0])
+        try:
+            return self.fs.info(dest).get("size") == size
+        except FileNotFoundError:
+            return False
+
     def commit(self, landed: LandedFile) -> None:
         """Move the object beside landing, into archive/ or quarantine/ by its decision."""
         status = source.decided(self.home, landed.batch_id)
@@ -129,7 +138,8 @@ class RemoteLanding:
             return
         kind = "quarantine" if status == "quarantined" else "archive"
         dest = f"{self.filed}/{kind}/{landed.batch_id}/{landed.name}"
-        self.fs.copy(path, dest)
+        if not self._holds(dest, landed.size):  # a home in this store: ingest filed it there
+            self.fs.copy(path, dest)
         if self.fs.info(dest).get("size") == landed.size:
             self.fs.rm(path)  # the copy holds the same bytes: the object moved, not lost
         log.info("%s: %s moved to %s", self.label, landed.name, dest)

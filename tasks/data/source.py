@@ -120,7 +120,7 @@ def configured(spec: DatasetSpec) -> tuple[SqlConfig | LandingConfig | None, str
 def for_cycle(home: Home, spec: DatasetSpec, scan: Callable[[Path], Scan]) -> list[Source]:
     """The sources a cycle of `spec` reads, the local landing folder first; a bad config is
     a ValueError with one line naming the setting or file and the key."""
-    sources: list[Source] = [LandingFolder(home.landing, scan)]
+    sources: list[Source] = [_home_landing(home, scan)]
     config, where = configured(spec)
     if isinstance(config, SqlConfig):
         from tasks.data.sql_source import SqlSource
@@ -131,6 +131,18 @@ def for_cycle(home: Home, spec: DatasetSpec, scan: Callable[[Path], Scan]) -> li
 
         sources.append(RemoteLanding(home, config, where))
     return sources
+
+
+def _home_landing(home: Home, scan: Callable[[Path], Scan]) -> Source:
+    """The state dir's own `landing/`: a folder, or objects under the home's URL, which
+    are taken exactly like a configured landing URL (settle time, nothing deleted)."""
+    if not home.remote:
+        return LandingFolder(home.landing, scan)
+    from tasks.data.remote_landing import RemoteLanding
+
+    return RemoteLanding(home, LandingConfig(kind="landing", url=str(home.landing),
+                                             storage_options=home.root.storage_options),
+                         "GREENLIGHT_HOME")
 
 
 def decided(home: Home, batch_id: str) -> str | None:
@@ -144,6 +156,6 @@ def decided(home: Home, batch_id: str) -> str | None:
 def staging(home: Home, owner: str, kind: str) -> Path:
     """Where a source puts the local copy of a batch's bytes until ingest files them in
     archive/ or quarantine/ (outside landing/, which is not its to tidy)."""
-    path = home.root / "sources" / owner / kind
+    path = home.scratch / "sources" / owner / kind
     path.mkdir(parents=True, exist_ok=True)
     return path
