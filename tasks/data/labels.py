@@ -52,8 +52,9 @@ def read_file(path: Path, spec: DatasetSpec, key: str | None = None) -> pd.DataF
     (batch rows vs served predictions). A bad file is one line naming it and the problem."""
     key = key or key_column(spec)
     try:
-        frame = (pd.read_parquet(path) if path.name.endswith(".parquet")
-                 else pd.read_csv(path))
+        with path.open("rb") as fh:  # a local file or a store's object alike
+            frame = (pd.read_parquet(fh) if path.name.endswith(".parquet")
+                     else pd.read_csv(fh))
     except Exception as exc:  # pandas raises many types for unreadable input
         raise ValueError(f"{path}: cannot be read: {exc}".splitlines()[0]) from None
     missing = [c for c in (key, spec.target) if c not in frame.columns]
