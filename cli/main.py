@@ -106,7 +106,11 @@ def _registry(dataset: str):
         _fail(str(exc))
     from registry.store import for_dataset
 
-    return home, for_dataset(spec.name, home.root, home.tracking_uri)
+    try:
+        tracking_uri = home.tracking_uri  # an object-store home without an MLflow server
+    except ValueError as exc:
+        _fail(str(exc))
+    return home, for_dataset(spec.name, home.root, tracking_uri)
 
 
 @app.command()
@@ -660,7 +664,7 @@ def main() -> None:
     except Exception as exc:  # the last line of defence: never show a raw traceback
         import traceback
 
-        log = Path(os.environ.get("GREENLIGHT_HOME", ".greenlight")) / "logs" / "errors.log"
+        log = _local_root(os.environ.get("GREENLIGHT_HOME"))[0] / "logs" / "errors.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("a", encoding="utf-8") as fh:
             traceback.print_exc(file=fh)

@@ -25,7 +25,6 @@ from tasks.data.home import Home
 
 REPO = Path(__file__).resolve().parents[1]
 BUCKET = "greenlight-shared"
-pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
@@ -38,26 +37,26 @@ def s3_env(s3_endpoint: str) -> dict[str, str]:
     fs = s3fs.S3FileSystem(endpoint_url=s3_endpoint)
     if not fs.exists(BUCKET):
         fs.mkdir(BUCKET)
-    return env
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    yield env
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 @pytest.fixture(scope="module")
 def mlflow_on_s3(tmp_path_factory, s3_env) -> str:
     """An MLflow server whose artifacts live in the bucket (`--artifacts-destination`)."""
     home, port = tmp_path_factory.mktemp("mlflow-s3"), stack.free_port()
-    saved = {k: os.environ.get(k) for k in s3_env}
-    os.environ.update(s3_env)
     proc = stack.start_mlflow_server(home, port, artifacts=f"s3://{BUCKET}/mlartifacts")
     try:
         stack.wait_healthy(f"http://127.0.0.1:{port}/health", 180, proc)
         yield f"http://127.0.0.1:{port}"
     finally:
         stack.stop([proc])
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def _run(url: str, scratch: Path, env: dict[str, str], *args: str,
@@ -70,6 +69,7 @@ def _run(url: str, scratch: Path, env: dict[str, str], *args: str,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
+@pytest.mark.e2e
 def test_two_workers_sharing_an_s3_home_register_once_and_promote_once(
         tmp_path, s3_env, mlflow_on_s3, prefect_server):
     import s3fs
@@ -79,7 +79,6 @@ def test_two_workers_sharing_an_s3_home_register_once_and_promote_once(
 
     url = f"s3://{BUCKET}/{tmp_path.name}"
     env = {**s3_env, "MLFLOW_TRACKING_URI": mlflow_on_s3}
-    os.environ.update(s3_env)
     home = Home.from_env(url)
     assert home.remote
     batch = sources.synthetic_stream(seed=7)[0]
@@ -123,3 +122,29 @@ def test_two_workers_sharing_an_s3_home_register_once_and_promote_once(
     assert fs.find(f"{root}/landing") == []  # both moved, neither deleted
     # the model's files are in the bucket, through the MLflow server
     assert fs.find(f"{BUCKET}/mlartifacts"), "no MLflow artifact in the store"
+
+
+def test_appends_from_many_writers_to_a_store_log_are_all_kept(s3_env):
+    """No append on S3: each record is an object of its own, so writers racing on one log
+    lose nothing, and a reader gets every record, oldest first."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from upath import UPath
+
+    log = UPath(f"s3://{BUCKET}/appends/promotions.jsonl")
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda i: jsonl.append(log, {"i": i}), range(40)))
+    jsonl.append(log, {"i": "last"})
+    found = list(jsonl.read(log))
+    assert sorted(r["i"] for r in found[:-1]) == list(range(40)) and found[-1] == {"i": "last"}
+
+
+def test_an_object_store_home_without_its_servers_is_one_line(tmp_path):
+    env = {**os.environ, "GREENLIGHT_HOME": "memory://bucket/state",
+           "GREENLIGHT_SCRATCH": str(tmp_path)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    done = subprocess.run([sys.executable, "-m", "cli.main", "status"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "set MLFLOW_TRACKING_URI" in lines[0], done.stderr
