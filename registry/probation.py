@@ -51,11 +51,13 @@ class Probation:
 
 
 def current(reg: Registry) -> Probation | None:
-    """The champion's probation, or None when it is not on one (baked, rolled back, or
-    never promoted by a cycle, an approval or a canary)."""
+    """The champion's probation, or None when it is not on one (baked, rolled back, never
+    promoted by a cycle, an approval or a canary, or a first champion: with no champion
+    before it there is nothing to judge it against or fall back to)."""
     log = promote.records(reg)
     moves = [i for i, r in enumerate(log) if "to" in r]
-    if not moves or log[moves[-1]].get("action") not in ON_PROBATION:
+    if (not moves or log[moves[-1]].get("action") not in ON_PROBATION
+            or log[moves[-1]].get("from") is None):
         return None
     start = moves[-1]
     move = log[start]

@@ -119,3 +119,11 @@ def test_the_batches_a_promotion_was_decided_on_are_never_evidence_about_it(reg)
     frames = {"W09": _rows(300, 3), "W10": _rows(300, 4)}
     rows, _, batches = new_rows(frames, SPEC, on.judged + on.decided_on)
     assert batches == ["W10"] and len(rows) == 300
+
+
+def test_a_first_champion_is_not_on_probation(reg):
+    """With no champion before it there is nothing to judge it against: `status` must not
+    say "judged against vNone" (found by a first cycle from a SQL table)."""
+    first = _version(reg, _rows(600, 0), "a")
+    promote.promote(reg, first, reason="first")
+    assert probation.current(reg) is None
