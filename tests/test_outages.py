@@ -118,9 +118,9 @@ def test_mlflow_down_at_register_then_promote_fails_clearly_and_loses_nothing(
     home = Home.from_env(root).ensure()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_stack.url)
     week = sources.SYNTHETIC_CHANGE_POINTS["covariate"]
-    for i in range(week):  # champion v1 from the stable weeks, one cycle a week
+    for i in range(week):  # champion v1 from the stable weeks, in one cycle
         _land(home, i)
-        cycle(dataset="synthetic", home=str(root))
+    cycle(dataset="synthetic", home=str(root))
     reg = registry_for(home, load_spec("synthetic"))
     assert versions.aliases(reg) == {"champion": 1}
     _land(home, week)  # the new market: retrain, register v2, promote it
