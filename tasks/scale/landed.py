@@ -120,7 +120,8 @@ def readers(path: str | Path, rows: int, partition_rows: int) -> list[PartReader
         with fsspec.open(path, "rb", compression="gzip" if gz else None) as fh:
             header = fh.readline().removeprefix(b"\xef\xbb\xbf")
             size = fh.size if not gz else None
-        blocksize = None if gz or blocks == 1 else max(1, math.ceil(size / blocks))
+        # read_bytes makes size // blocksize blocks: floor here, so there are `blocks`
+        blocksize = None if gz or blocks == 1 else max(1, size // blocks)
         _, parts = read_bytes(path, delimiter=b"\n", blocksize=blocksize, sample=False,
                               compression="gzip" if gz else None)
         return [PartReader(_CsvBlock(b, header, i == 0)) for i, b in enumerate(parts[0])]
