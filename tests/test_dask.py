@@ -329,7 +329,7 @@ def test_the_workers_file_a_landed_batch_as_one_process_does(client, tmp_path, m
                                                         "repeated rows"))
     assert not [p for p in home.lake.iterdir() if p.name.startswith(".")]  # no staging left
     if one is None:
-        assert len(lake.part_paths(home.lake, file.batch_id)) == 5
+        assert len(lake.part_paths(home.lake, file.batch_id)) > 1  # one per worker partition
         pd.testing.assert_frame_equal(lake.read_partition(home.lake, file.batch_id),
                                       lake.read_partition(homes["one"].lake, file.batch_id))
         assert (home.archive / file.batch_id / "b." f"{fmt}").read_bytes() == raw
