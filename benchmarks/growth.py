@@ -46,8 +46,8 @@ QUIET = {"DO_NOT_TRACK": "true", "MLFLOW_DISABLE_TELEMETRY": "true",
          "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
          "GREENLIGHT_SETTLE_SECONDS": "0", "GREENLIGHT_MAX_BATCH_BYTES": str(64 << 30)}
 CHAMPION_ROWS = 20_000  # the first champion's batch: small, so set-up stays cheap
-STEPS = ("ingest+validate", "late labels", "monitor", "recipe", "train", "gate", "register",
-         "promote")
+STEPS = ("ingest+validate", "label check", "late labels", "monitor", "recipe", "train", "gate",
+         "estimator", "refit", "register", "promote")
 
 
 def peak_rss_gb() -> float:
