@@ -24,7 +24,7 @@ from registry import probation, versions
 from registry.locks import cycle_claim
 from registry.store import Registry, for_dataset
 from registry.tags import acknowledged, baseline_metric
-from tasks.data import harvest, idle, ingest, labels, late, manifest, predictions, source
+from tasks.data import harvest, idle, ingest, labels, lake, late, manifest, predictions, source
 from tasks.data.home import Home
 from tasks.data.spec import DatasetSpec, load_spec, suite_path
 from tasks.data.validate import read_suite, split_label_checks, validate_frame
@@ -45,6 +45,7 @@ read_t = task(ingest.try_read, name="read")
 validate_t = task(validate_frame, name="validate")
 accept_t = task(ingest.accept, name="accept")
 reject_t = task(ingest.reject, name="quarantine")
+file_t = task(dispatch.file, name="file")
 monitor_t = task(monitor_stored, name="monitor")
 publish_t = task(publish_monitored, name="publish")
 harvest_t = task(harvest.harvest, name="harvest")
@@ -96,30 +97,40 @@ def _intake_one(home: Home, spec: DatasetSpec, engine: DaskEngine, suite: Any,
                        "again", landed.path.name, twin.get("file"), landed.batch_id,
                        twin.get("status"))
         return []
+    rows = ingest.landed_rows(landed.path)  # from the footer or line ends: nothing read
+    if rows is not None and engine.wants(rows):  # the workers read, validate and write it
+        staged = dispatch.stage(engine, home, landed, spec, suite, rows)
+        crash_point("validate")
+        reason = file_t(home, landed, spec, staged)
+        if reason:
+            logger.warning("quarantined %s", reason)
+        return _filed(home, landed, known)
     frame, error = read_t(landed.path, spec)
     if error:
         reason = reject_t(home, landed, error, dataset=spec.name)
     else:
         where = {"source": landed.path.name, "time_column": spec.time_column}
-        checked = (dispatch.validate(engine, frame, suite, **where)
-                   if engine.wants(len(frame)) else validate_t(frame, suite, **where))
+        checked = validate_t(frame, suite, **where)
         crash_point("validate")
         if checked.success:
             accept_t(home, landed, frame, spec)
-            # accept may refuse: a file that changed meanwhile stays in landing, and the
-            # same rows as a batch in the lake are quarantined (already logged there).
-            record = manifest.load(home.manifest).get(landed.batch_id)
-            if record is not None:
-                known[landed.batch_id] = {"file": landed.path.name,
-                                          "status": record.get("status")}
-                if record.get("status") == "quarantined":
-                    return [record.get("reason")]
-            return []
+            return _filed(home, landed, known)
         reason = reject_t(home, landed, checked.reason, checked.to_dict(),
                           checked.to_markdown(), rows=len(frame), dataset=spec.name)
     known[landed.batch_id] = {"file": landed.path.name, "status": "quarantined"}
     logger.warning("quarantined %s", reason)
     return [reason]
+
+
+def _filed(home: Home, landed: ingest.LandedFile, known: dict[str, dict]) -> list[str]:
+    """What filing decided, from the manifest: accept may refuse (a file that changed
+    meanwhile stays in landing; the same rows as a batch in the lake are quarantined,
+    already logged there)."""
+    record = manifest.load(home.manifest).get(landed.batch_id)
+    if record is None:
+        return []
+    known[landed.batch_id] = {"file": landed.path.name, "status": record.get("status")}
+    return [record.get("reason")] if record.get("status") == "quarantined" else []
 
 
 def _hold(home: Home, spec: DatasetSpec, min_rows: int) -> list[str]:
@@ -163,16 +174,17 @@ def _monitor(home: Home, reg: Registry, spec: DatasetSpec, judge: Judge,
              champion: versions.VersionInfo, pending: list[dict], thresholds: Thresholds,
              engine: DaskEngine) -> tuple[list[MonitorResult], dict[str, str]]:
     """Each pending batch against the champion, logged and published. On Dask (a batch of
-    at least `scale.dask_min_rows` rows) the partitions give the input metrics and a
-    sample of the whole batch."""
+    at least `scale.dask_min_rows` rows, counted from the lake's footers) the workers read
+    its partition and give the input metrics and a sample of the whole batch."""
     watch = watch_for(replace(judge, reference=versions.load_reference(reg, champion)),
                       thresholds, spec)
     target, results, runs = _target(reg, home), [], {}
     for batch in pending:
-        frame = late.labelled(home, spec, batch["id"])
-        rows, inputs = (dispatch.profile(engine, frame, spec, watch.ranges)
-                        if engine.wants(len(frame)) else (frame, None))
-        result = monitor_t(batch, rows, watch, spec, home.reports, inputs=inputs)
+        # On Dask the workers read the lake partition; `frame` is then the batch's sample.
+        frame, inputs = (dispatch.profile_stored(engine, home, spec, batch["id"], watch.ranges)
+                         if engine.wants(lake.partition_rows(home.lake, batch["id"]))
+                         else (late.labelled(home, spec, batch["id"]), None))
+        result = monitor_t(batch, frame, watch, spec, home.reports, inputs=inputs)
         runs[batch["id"]] = publish_t(target, batch, frame, result, spec, judge.version,
                                       thresholds.model_dump(), home.reports)
         home.keep(home.reports / batch["id"])

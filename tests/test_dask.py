@@ -229,3 +229,164 @@ def test_the_scale_out_deployment_is_valid_for_the_flow():
         assert deployment["entrypoint"] == "flows/cycle.py:cycle"
         params = cycle.validate_parameters(deployment["parameters"])
         assert params["scale"].dask_min_rows == 2_000_000
+
+
+# --- the lake path: the workers read the landed file and the lake, the flow never does ------
+
+def _land(home, frame, fmt: str):
+    """A landed file as a scan leaves it (no origin: the test owns the bytes)."""
+    from tasks.data import ingest
+
+    path = home.landing / f"b.{fmt}"
+    if fmt == "csv":
+        frame.to_csv(path, index=False)
+    else:
+        frame.to_parquet(path, index=False, row_group_size=PARTITION_ROWS)
+    return ingest.LandedFile(path, ingest.sha256(path), path.stat().st_size)
+
+
+def _intake_one_process(home, landed, suite):
+    """The single-process intake, as flows/cycle.py `_intake_one` runs it below the threshold."""
+    from tasks.data import ingest
+
+    frame, error = ingest.try_read(landed.path, SPEC)
+    if error:
+        return ingest.reject(home, landed, error, dataset=SPEC.name)
+    checked = validate_frame(frame, suite, source=landed.path.name, time_column=SPEC.time_column)
+    if not checked.success:
+        return ingest.reject(home, landed, checked.reason, checked.to_dict(),
+                             checked.to_markdown(), rows=len(frame), dataset=SPEC.name)
+    ingest.accept(home, landed, frame, SPEC)
+    return None
+
+
+def _no_whole_batch_here(monkeypatch):
+    """The flow's process must not read a batch: every pandas reader it could use raises
+    here (the workers are other processes, unpatched)."""
+    from tasks.data import ingest
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"the flow's process read a whole batch: {args[:1]}")
+
+    for target in (ingest, pd):
+        for name in ("read_csv", "read_parquet", "read_batch"):
+            if hasattr(target, name):
+                monkeypatch.setattr(target, name, refuse)
+    monkeypatch.setattr(lake, "read_partition", refuse)
+    monkeypatch.setattr(lake, "read_batches", refuse)
+
+
+def _shuffled_with_repeats(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows out of time order and rows of the first partition repeated in the last: what
+    `ingest.tidy` mends, here across partitions."""
+    return pd.concat([frame.iloc[::-1], frame.iloc[100:300]], ignore_index=True)
+
+
+LAKE_CASES = {"csv": (1, "csv", None), "parquet": (1, "parquet", None),
+              "csv out of order, repeated rows": (1, "csv", _shuffled_with_repeats),
+              "malformed": (sources.SYNTHETIC_MALFORMED, "csv", None),
+              "missing column": (1, "csv", lambda f: f.drop(columns=["age"])),
+              "not a timestamp": (1, "csv", lambda f: f.astype({"timestamp": str}).assign(
+                  timestamp=lambda g: g.timestamp.where(g.index != 7000, "soon")))}
+
+
+@pytest.mark.parametrize("case", [c if c in ("csv", "parquet", "csv out of order, repeated rows",
+                                             "malformed") else _e2e(c) for c in LAKE_CASES])
+def test_the_workers_file_a_landed_batch_as_one_process_does(client, tmp_path, monkeypatch,
+                                                             case):
+    """Same verdict, same manifest record (rows, content hash, time span, what tidying
+    changed), same rows in the lake in the same order, the raw file kept byte for byte; the
+    Dask lake partition is several part files the workers wrote, and the flow's process read
+    no rows of the batch."""
+    from tasks.data import ingest, manifest
+    from tasks.data.home import Home
+    from tasks.data.validate import split_label_checks
+    from tasks.scale import landed
+
+    index, fmt, change = LAKE_CASES[case]
+    frame = sources.synthetic_batch(index, rows=20_000).frame
+    frame = change(frame) if change else frame
+    suite, _ = split_label_checks(read_suite(suite_path("synthetic")), SPEC.target)
+    homes = {name: Home(tmp_path / name).ensure() for name in ("one", "dask")}
+    files = {name: _land(home, frame, fmt) for name, home in homes.items()}
+    raw = files["one"].path.read_bytes()
+    one = _intake_one_process(homes["one"], files["one"], suite)
+
+    home, file = homes["dask"], files["dask"]
+    rows = ingest.landed_rows(file.path)
+    assert rows == len(frame)
+    with monkeypatch.context() as patched:
+        _no_whole_batch_here(patched)
+        staged = landed.stage(file.path, rows, suite, SPEC, home.lake, file.batch_id,
+                              partition_rows=PARTITION_ROWS,
+                              run=distributed.client_mapper(client))
+        dask = landed.file(home, file, SPEC, staged)
+
+    def record(h):
+        return {k: v for k, v in manifest.load(h.manifest)[file.batch_id].items() if k != "at"}
+    assert record(home) == record(homes["one"])
+    assert (dask is None) == (one is None) == (case in ("csv", "parquet", "csv out of order, "
+                                                        "repeated rows"))
+    assert not [p for p in home.lake.iterdir() if p.name.startswith(".")]  # no staging left
+    if one is None:
+        assert len(lake.part_paths(home.lake, file.batch_id)) > 1  # one per worker partition
+        pd.testing.assert_frame_equal(lake.read_partition(home.lake, file.batch_id),
+                                      lake.read_partition(homes["one"].lake, file.batch_id))
+        assert (home.archive / file.batch_id / "b." f"{fmt}").read_bytes() == raw
+    else:
+        assert _without_examples(dask) == _without_examples(one)
+        assert (home.quarantine / file.batch_id / f"b.{fmt}").read_bytes() == raw
+        assert not any(home.lake.iterdir())
+
+
+@pytest.mark.parametrize("index", [1, _e2e(sources.SYNTHETIC_CHANGE_POINTS["covariate"])])
+def test_monitoring_reads_the_lake_partition_on_the_workers(client, champion, tmp_path,
+                                                            monkeypatch, index):
+    """A batch stored as several part files, monitored from `dd.read_parquet` on the
+    workers: the same verdicts and numbers as the single-process path on the whole batch,
+    and the flow's process never read it."""
+    from tasks.data import late
+    from tasks.data.home import Home
+    from tasks.scale import landed
+
+    home = Home(tmp_path / "gl").ensure()
+    batch = sources.synthetic_batch(index, rows=20_000).frame
+    parts = lake.staging_dir(home.lake, "b") / "parts"
+    parts.mkdir(parents=True)
+    for i, part in enumerate(distributed.split(batch, PARTITION_ROWS)):
+        part.to_parquet(parts / f"part-{i}.parquet", index=False)
+    lake.publish_parts(home.lake, "b", parts)
+    assert lake.partition_rows(home.lake, "b") == 20_000
+    reference = sources.synthetic_batch(0, rows=3000).frame
+    ranges = load_ranges(suite_path("synthetic"))
+    whole = late.labelled(home, SPEC, "b")
+    one = monitor_batch("b", whole, reference, champion, 0.76, SPEC, tmp_path / "one",
+                        ranges=ranges)
+    with monkeypatch.context() as patched:
+        _no_whole_batch_here(patched)
+        sample, inputs = landed.profile_stored(home, SPEC, "b", ranges,
+                                               run=distributed.client_mapper(client))
+    dask = monitor_batch("b", sample, reference, champion, 0.76, SPEC, tmp_path / "dask",
+                         ranges=ranges, inputs=inputs)
+    assert {k: getattr(dask, k) for k in VERDICTS} == {k: getattr(one, k) for k in VERDICTS}
+    assert dask.rows == one.rows == 20_000
+    assert dask.feature_scores == pytest.approx(one.feature_scores)
+    assert dask.missing_share == pytest.approx(one.missing_share)
+    assert dask.out_of_range_share == pytest.approx(one.out_of_range_share)
+
+
+def test_small_batches_import_nothing_of_dask(tmp_path):
+    """Below the threshold the intake reads a row count and nothing of Dask is imported."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "b.csv"
+    sources.synthetic_batch(1, rows=500).frame.to_csv(path, index=False)
+    code = ("import sys; from pathlib import Path; from tasks.scale import dispatch, landed; "
+            "from tasks.data import ingest, lake; "
+            f"assert ingest.landed_rows(Path({str(path)!r})) == 500; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('dask', 'distributed', 'prefect_dask')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=str(__import__("pathlib").Path(__file__).parents[1]))
+    assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -14,6 +14,7 @@ import os
 import time
 import warnings
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -430,6 +431,20 @@ def content_hash(frame: pd.DataFrame, spec: DatasetSpec) -> str:
     other number formatting holds the same rows and gets the same hash, so it is not trained
     on twice. Numbers compare as float64 and times as UTC nanoseconds, because a CSV and a
     Parquet file of the same rows read back with different dtypes."""
+    digest = content_digest(spec)
+    digest.update(np.sort(row_hashes(frame, spec)).tobytes())
+    return digest.hexdigest()[:32]
+
+
+def content_digest(spec: DatasetSpec) -> hashlib._Hash:
+    """The content hash before its rows: fed the sorted row hashes (`row_hashes`) in one
+    piece or in ascending runs, it gives `content_hash` (Dask feeds it bucket by bucket)."""
+    return hashlib.sha256("\x1f".join(spec.columns).encode())
+
+
+def row_hashes(frame: pd.DataFrame, spec: DatasetSpec) -> np.ndarray:
+    """One uint64 per row of the spec's columns, as `content_hash` sees the row: numbers as
+    float64, times as naive UTC nanoseconds, the rest as strings."""
     columns = {}
     for name in spec.columns:
         col = frame[name]
@@ -442,10 +457,7 @@ def content_hash(frame: pd.DataFrame, spec: DatasetSpec) -> str:
         else:
             col = col.astype("string")
         columns[name] = col.reset_index(drop=True)
-    rows = pd.util.hash_pandas_object(pd.DataFrame(columns), index=False).to_numpy()
-    digest = hashlib.sha256("\x1f".join(spec.columns).encode())
-    digest.update(np.sort(rows).tobytes())
-    return digest.hexdigest()[:32]
+    return pd.util.hash_pandas_object(pd.DataFrame(columns), index=False).to_numpy()
 
 
 def _same_rows(home: Home, content: str, rows: int, spec: DatasetSpec) -> dict | None:
@@ -460,7 +472,7 @@ def _same_rows(home: Home, content: str, rows: int, spec: DatasetSpec) -> dict |
         known = batch.get("content")
         path = lake.partition_path(home.lake, batch["id"])
         if known is None and batch.get("rows") == rows and path.exists():
-            known = content_hash(lake.read_partition(path), spec)
+            known = content_hash(lake.read_partition(home.lake, batch["id"]), spec)
             manifest.append(home.manifest, batch["id"], content=known)
         if known == content:
             return batch
@@ -534,3 +546,99 @@ def file_duplicate(home: Home, landed: LandedFile, status: str | None) -> None:
     root = home.quarantine if status == "quarantined" else home.archive
     _move(landed.path, root / landed.batch_id)
     _release(landed)
+
+
+# --- a batch too big for one process (Dask: tasks/scale/landed.py) -------------------------
+
+def landed_rows(path: Path) -> int | None:
+    """Rows in a landed file without reading it into memory: the Parquet footer, else the
+    CSV's line ends counted in chunks (through gzip), less the header. None when the file
+    cannot tell (not a file, corrupt, empty): the single-process read then says why.
+
+    This only decides where the batch is read (`scale.dask_min_rows`); a quoted line break
+    inside a CSV field counts one row too many, which is harmless there."""
+    try:
+        if not path.is_file() or path.stat().st_size == 0:
+            return None
+        if path.name.endswith(".parquet"):
+            import pyarrow.parquet as pq
+
+            return int(pq.ParquetFile(path).metadata.num_rows)
+        opener = gzip.open if path.name.endswith(".gz") else open
+        lines, last = 0, b"\n"
+        with opener(path, "rb") as fh:
+            while chunk := fh.read(8 << 20):
+                lines += chunk.count(b"\n")
+                last = chunk[-1:]
+        lines += last != b"\n"  # a last line without its line end is still a row
+        return max(0, lines - 1)
+    except (OSError, EOFError, zlib.error, ValueError):
+        return None
+
+
+def check_landed(path: Path) -> None:
+    """What `read_batch` checks of the file itself before reading rows, for a reader that
+    reads it in partitions: a regular, non-empty file, a CSV not cut off mid-row."""
+    if not path.is_file():
+        raise BatchReadError(_not_a_file(path))
+    if path.stat().st_size == 0:
+        raise BatchReadError(f"{path.name}: empty file (0 bytes)")
+    _check_last_line(path)
+
+
+def bad_times_reason(name: str, column: str, bad: int, rows: int, examples: list[str]) -> str:
+    """The one line `read_batch` gives for values that are not timestamps, from counts
+    gathered over partitions."""
+    shown = ", ".join(quote(v) for v in examples[:3])
+    return (f"{name}: {bad} of {rows} values in column {column} are not timestamps, "
+            f"e.g. {shown}")
+
+
+def check_delimiter(name: str, columns: list[str]) -> None:
+    """`read_batch`'s delimiter check on a header alone."""
+    _check_delimiter(Path(name), pd.DataFrame(columns=columns))
+
+
+@dataclass(frozen=True)
+class Tidied:
+    """What `accept` learns from a tidied batch, gathered over partitions when workers
+    tidied and wrote it: unique rows, content hash, time span, and what tidying changed."""
+
+    rows: int
+    content: str
+    time_min: object
+    time_max: object
+    changes: dict[str, int]
+
+
+def accept_tidied(home: Home, landed: LandedFile, spec: DatasetSpec, tidied: Tidied,
+                  publish: Callable[[], object], discard: Callable[[], object]) -> str:
+    """`accept` for a batch whose tidied parts are already written aside (by Dask workers):
+    the same refusals, manifest record and filing; `publish` moves the parts into the lake
+    (one rename), `discard` drops them when the batch is refused."""
+    changed = _changed(landed)
+    if changed:
+        discard()
+        landed.path.unlink(missing_ok=True)  # the private copy; the original stays
+        _drop_staging(landed.path)
+        log.warning("%s: still being written; left in landing for the next cycle", changed)
+        return landed.batch_id
+    twin = _same_rows(home, tidied.content, tidied.rows, spec)
+    if twin is not None:
+        discard()
+        reason = (f"{landed.name}: the same {tidied.rows:,} rows as batch {twin['id']} "
+                  f"({quote(twin.get('file'), marks=False)}), already in the lake; only the "
+                  "bytes differ (column order, row order, repeated rows or format), so it is "
+                  "not trained on twice")
+        log.warning("quarantined %s", reason)
+        reject(home, landed, reason, {"duplicate_of": twin["id"], "content": tidied.content},
+               rows=tidied.rows, dataset=spec.name)
+        return landed.batch_id
+    publish()
+    manifest.append(home.manifest, landed.batch_id, file=landed.name, sha256=landed.sha256,
+                    bytes=landed.size, status="accepted", rows=tidied.rows,
+                    time_min=tidied.time_min, time_max=tidied.time_max, content=tidied.content,
+                    **{k: v for k, v in tidied.changes.items() if v})
+    _move(landed.path, home.archive / landed.batch_id)
+    _release(landed)
+    return landed.batch_id

@@ -14,15 +14,24 @@ from typing import Any
 import pandas as pd
 from prefect import get_client, task
 
+from tasks.data.home import Home
+from tasks.data.ingest import LandedFile
 from tasks.data.spec import DatasetSpec
 from tasks.data.validate import ValidationOutcome
 from tasks.monitoring.quality import InputMetrics, Ranges
-from tasks.scale import distributed
+from tasks.scale import distributed, landed
 
 _TASKS = {distributed.validate_partition: task(distributed.validate_partition,
                                                name="validate-partition"),
           distributed.profile_partition: task(distributed.profile_partition,
-                                              name="profile-partition")}
+                                              name="profile-partition"),
+          # the lake path (tasks/scale/landed.py): workers read, validate and write
+          landed.stage_partition: task(landed.stage_partition, name="validate-partition"),
+          landed.tidy_partition: task(landed.tidy_partition, name="tidy-partition"),
+          landed.split_partition: task(landed.split_partition, name="split-partition"),
+          landed.merge_bucket: task(landed.merge_bucket, name="sort-partition"),
+          landed.profile_stored_partition: task(landed.profile_stored_partition,
+                                                name="profile-partition")}
 
 
 def engine(*, dask_min_rows: int, dask_address: str | None,
@@ -62,6 +71,26 @@ def profile(engine: distributed.DaskEngine, frame: pd.DataFrame, spec: DatasetSp
     return distributed.profile_partitions(frame, spec, ranges,
                                           partition_rows=engine.partition_rows,
                                           run=_on_dask(engine))
+
+
+def stage(engine: distributed.DaskEngine, home: Home, file: LandedFile, spec: DatasetSpec,
+          suite: dict, rows: int) -> landed.Staged:
+    """A landed file too big for this process, read, validated and tidied into part files
+    by the workers (`landed.stage`); `landed.file` then files it."""
+    return landed.stage(file.path, rows, suite, spec, home.lake, file.batch_id,
+                        partition_rows=engine.partition_rows, run=_on_dask(engine))
+
+
+def file(home: Home, file: LandedFile, spec: DatasetSpec, staged: landed.Staged) -> str | None:
+    """The staged batch into the lake (one rename) or its raw file into quarantine, with the
+    manifest record the single-process path writes; returns the quarantine reason, if any."""
+    return landed.file(home, file, spec, staged)
+
+
+def profile_stored(engine: distributed.DaskEngine, home: Home, spec: DatasetSpec,
+                   batch_id: str, ranges: Ranges) -> tuple[pd.DataFrame, InputMetrics]:
+    """A lake batch's sample and input metrics, its partition read by the workers."""
+    return landed.profile_stored(home, spec, batch_id, ranges, run=_on_dask(engine))
 
 
 def fitter(engine: distributed.DaskEngine, rows: int) -> distributed.DaskFitter | None:

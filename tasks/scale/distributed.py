@@ -101,15 +101,37 @@ def validate_partition(part: pd.DataFrame, suite: dict, source: str) -> Validati
     return validate_frame(part, suite, source=source)
 
 
-def _combine_failure(label: str, hits: list[Failure], frame: pd.DataFrame) -> Failure:
+@dataclass(frozen=True)
+class Counts:
+    """What combining row-level failures needs of the whole batch: its rows and each
+    column's non-null values. Workers count their partitions; the batch is never needed."""
+
+    rows: int
+    notna: dict[str, int]
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> Counts:
+        return cls(len(frame), {str(c): int(frame[c].notna().sum()) for c in frame.columns})
+
+    @classmethod
+    def total(cls, parts: list[Counts]) -> Counts:
+        notna: dict[str, int] = {}
+        for part in parts:
+            for col, n in part.notna.items():
+                notna[col] = notna.get(col, 0) + n
+        return cls(sum(p.rows for p in parts), notna)
+
+
+def _combine_failure(label: str, hits: list[Failure], counts: Counts) -> Failure:
     """Sum a row-level failure over partitions; the share is over the whole batch, with the
     denominator GX uses (all rows for not-null, the non-null values otherwise)."""
     first = hits[0]
     count = sum(h.unexpected_count or 0 for h in hits)
-    if first.expectation == "expect_column_values_to_not_be_null" or first.column not in frame:
-        total = len(frame)
+    if first.expectation == "expect_column_values_to_not_be_null" or \
+            first.column not in counts.notna:
+        total = counts.rows
     else:
-        total = int(frame[first.column].notna().sum())
+        total = counts.notna[first.column]
     pct = 100.0 * count / total if total else 0.0
     problem = first.text.split(": ", 1)[-1]
     examples = problem[problem.index(", e.g. "):] if ", e.g. " in problem else ""
@@ -117,17 +139,19 @@ def _combine_failure(label: str, hits: list[Failure], frame: pd.DataFrame) -> Fa
     return Failure(first.expectation, first.column, count, pct, text, list(first.missing_columns))
 
 
-def combine_validation(parts: list[ValidationOutcome], frame: pd.DataFrame,
+def combine_validation(parts: list[ValidationOutcome], frame: pd.DataFrame | Counts,
                        source: str) -> ValidationOutcome:
     """The whole batch's outcome: it fails if any partition fails. Row-level failures are
-    summed; table-level ones (columns, types) are the same in every partition, kept once."""
+    summed; table-level ones (columns, types) are the same in every partition, kept once.
+    `frame` is the batch, or on the lake path only its `Counts` (summed over partitions)."""
+    counts = frame if isinstance(frame, Counts) else Counts.of(frame)
     grouped: dict[tuple, list[Failure]] = {}
     for outcome in parts:
         for f in outcome.failures:
             label = f.text.split(": ", 1)[0]
             grouped.setdefault((f.expectation, f.column, label), []).append(f)
     failures = [hits[0] if hits[0].unexpected_count is None
-                else _combine_failure(key[2], hits, frame) for key, hits in grouped.items()]
+                else _combine_failure(key[2], hits, counts) for key, hits in grouped.items()]
     failures.sort(key=_rank)
     evaluated = max((p.evaluated for p in parts), default=0)
     return ValidationOutcome(source, all(p.success for p in parts), evaluated, failures)
