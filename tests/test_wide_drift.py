@@ -148,6 +148,18 @@ def test_named_methods_and_threshold_match_evidently(elec2: pd.DataFrame) -> Non
                                           spec.categorical_features, threshold=0.2))
 
 
+@pytest.mark.parametrize("sizes", [(500, 500), (300, 900), (900, 300), (700, 500), (1, 4)])
+def test_wasserstein_is_scipys(sizes: tuple[int, int]) -> None:
+    """Equal sizes, one a multiple of the other, neither: the same distance as scipy's."""
+    from scipy.stats import wasserstein_distance
+
+    rng = np.random.default_rng(sum(sizes))
+    u = np.sort(rng.normal(size=(3, sizes[0])).astype(np.float32), axis=1)
+    v = np.sort(rng.lognormal(size=(3, sizes[1])), axis=1)
+    expected = [wasserstein_distance(a, b) for a, b in zip(u, v, strict=True)]
+    assert wide._wasserstein(u, v) == pytest.approx(expected, rel=1e-12)
+
+
 def test_a_method_wide_py_lacks_is_left_to_evidently(elec2: pd.DataFrame) -> None:
     reference, current = frames(elec2, small=False)
     fast = wide.column_drift(reference, current, ["nswdemand", "period"], ["day"],

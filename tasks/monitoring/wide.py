@@ -271,9 +271,12 @@ def _wasserstein(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """First Wasserstein distance per row of two sorted blocks with no missing values."""
     n_u, n_v = u.shape[1], v.shape[1]
     out = np.empty(u.shape[0])
-    if n_u == n_v:
+    short, long = (u, v) if n_u <= n_v else (v, u)
+    m, rest = divmod(long.shape[1], short.shape[1])
+    if not rest:  # equal sizes, or each value of the short side faces m of the long one's
         for i in range(u.shape[0]):
-            out[i] = np.abs(np.subtract(u[i], v[i], dtype=np.float64)).mean()
+            pairs = np.subtract(long[i].reshape(-1, m), short[i][:, None], dtype=np.float64)
+            out[i] = np.abs(pairs).mean()
         return out
     iu, iv, widths = _quantile_grid(n_u, n_v)
     for i in range(u.shape[0]):
