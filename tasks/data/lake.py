@@ -77,7 +77,12 @@ def partition_rows(lake: Path, batch_id: str) -> int:
     decides whether its monitoring runs on Dask."""
     import pyarrow.parquet as pq
 
-    return sum(pq.ParquetFile(p).metadata.num_rows for p in part_paths(lake, batch_id))
+    def rows(path: Path) -> int:
+        if is_remote(path):  # pyarrow reads the footer through the store's file
+            with path.open("rb") as fh:
+                return pq.ParquetFile(fh).metadata.num_rows
+        return pq.ParquetFile(path).metadata.num_rows
+    return sum(rows(p) for p in part_paths(lake, batch_id))
 
 
 def staging_dir(lake: Path, batch_id: str) -> Path:
