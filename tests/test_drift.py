@@ -90,6 +90,15 @@ def test_small_reference_all_missing_and_unlabelled_do_not_raise() -> None:
     assert math.isinf(result.feature_scores["k"])
 
 
+def test_a_column_of_only_infinities_is_drift_not_a_crash() -> None:
+    """Evidently drops ±inf and then raises on the empty column, as for all-NaN (an edge
+    value that passed validation must never stop monitoring)."""
+    reference, current = frame(1), frame(2)
+    current["z"] = np.inf
+    result = measure_drift(reference, current, SPEC)
+    assert "z" in result.drifted_features
+
+
 def test_large_batches_are_sampled() -> None:
     result = measure_drift(frame(1, n=5000), frame(2, n=4000), SPEC, max_rows=2000)
     assert result.sampled

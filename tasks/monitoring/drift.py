@@ -157,9 +157,17 @@ def sample_rows(frame: pd.DataFrame, max_rows: int = MAX_ROWS, seed: int = 0) ->
     return _sample(frame, max_rows, seed)[0]
 
 
+def _present(column: pd.Series) -> int:
+    """Values Evidently can test: not missing and, for numbers, finite (it drops ±inf too,
+    so a column of nothing but ±inf is as empty to it as one of nothing but NaN)."""
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        return int(np.isfinite(column.to_numpy(dtype="float64", na_value=np.nan)).sum())
+    return int(column.notna().sum())
+
+
 def _missing_verdict(ref: pd.Series, cur: pd.Series) -> _Verdict | None:
     """Evidently raises on an all-missing column; values appearing or vanishing is drift."""
-    verdict = wide.missing_verdict(int(ref.notna().sum()), int(cur.notna().sum()))
+    verdict = wide.missing_verdict(_present(ref), _present(cur))
     return None if verdict is None else _Verdict(verdict.score, verdict.method, verdict.drifted)
 
 
