@@ -123,6 +123,15 @@ def test_two_workers_sharing_an_s3_home_register_once_and_promote_once(
     # the model's files are in the bucket, through the MLflow server
     assert fs.find(f"{BUCKET}/mlartifacts"), "no MLflow artifact in the store"
 
+    # the next week, on a third worker: monitored against the champion, reports kept
+    week = sources.write_batch(sources.synthetic_stream(seed=7)[1], home.landing).name
+    third = _run(url, tmp_path / "worker-c", env)
+    out_c = third.communicate(timeout=900)[0]
+    assert third.returncode == 0 and "Traceback" not in out_c, out_c[-3000:]
+    batch_id = {b["file"]: i for i, b in manifest.load(home.manifest).items()}[week]
+    assert manifest.load(home.manifest)[batch_id].get("decision"), out_c[-3000:]
+    assert fs.exists(f"{root}/reports/{batch_id}/drift.html"), fs.find(f"{root}/reports")
+
 
 def test_appends_from_many_writers_to_a_store_log_are_all_kept(s3_env):
     """No append on S3: each record is an object of its own, so writers racing on one log
