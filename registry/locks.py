@@ -95,7 +95,7 @@ def shared_claim(state_dir: object, dataset: str) -> Iterator[str | None]:
                          "take their batches through the Prefect server: set PREFECT_API_URL")
     from prefect.concurrency.sync import concurrency
 
-    name = f"greenlight-cycle-{dataset}"
+    name = claim_name(state_dir, dataset)
     _ensure_limit(name)
     held = ExitStack()
     try:  # only the taking may time out: the cycle's own errors must pass through
@@ -109,6 +109,14 @@ def shared_claim(state_dir: object, dataset: str) -> Iterator[str | None]:
         return
     with held:
         yield None
+
+
+def claim_name(state_dir: object, dataset: str) -> str:
+    """The limit of one dataset in one shared state dir: two homes on one Prefect server
+    (prod and staging buckets) never take each other's claim."""
+    import hashlib
+
+    return f"greenlight-cycle-{dataset}-{hashlib.sha256(str(state_dir).encode()).hexdigest()[:8]}"
 
 
 CLAIM_WAIT_SECONDS = 1.0
