@@ -135,6 +135,8 @@ def test_a_sampled_batch_reaches_the_same_verdicts(client, champion, tmp_path, i
     assert dask.out_of_range_share == pytest.approx(one.out_of_range_share)
 
 
+# no library warning reaches a user: lightgbm.dask warned of an n_jobs nobody set
+@pytest.mark.filterwarnings("error:Parameter n_jobs will be ignored")
 def test_dask_training_matches_the_single_process_gate_metrics(client):
     history = pd.concat([sources.synthetic_batch(i, rows=5000).frame.assign(
         **{lake.BATCH_COLUMN: f"b{i}"}) for i in range(4)], ignore_index=True)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -266,5 +267,9 @@ class DaskFitter:
             cls = (lgb_dask.DaskLGBMClassifier if task == "classification"
                    else lgb_dask.DaskLGBMRegressor)
             model = cls(client=client, **params)
-            model.fit(Xd, yd, sample_weight=wd, categorical_feature=categorical)
+            with warnings.catch_warnings():
+                # The estimator hands its own n_jobs (None) to lightgbm.dask's training, which
+                # then warns that it ignores it: a warning about nothing the user set.
+                warnings.filterwarnings("ignore", message="Parameter n_jobs will be ignored")
+                model.fit(Xd, yd, sample_weight=wd, categorical_feature=categorical)
             return model.to_local()
