@@ -97,12 +97,12 @@ def shared_claim(state_dir: object, dataset: str) -> Iterator[str | None]:
 
     name = claim_name(state_dir, dataset)
     _ensure_limit(name)
+    _hide_taken_slot_errors()
     held = ExitStack()
     try:  # only the taking may time out: the cycle's own errors must pass through
-        with _quiet(PREFECT_SLOT_LOGGER):  # it logs an ERROR for a wait that timed out
-            held.enter_context(concurrency(name, occupy=1, strict=True,
-                                           lease_duration=LEASE_SECONDS,
-                                           timeout_seconds=CLAIM_WAIT_SECONDS))
+        held.enter_context(concurrency(name, occupy=1, strict=True,
+                                       lease_duration=LEASE_SECONDS,
+                                       timeout_seconds=CLAIM_WAIT_SECONDS))
     except TimeoutError:
         yield (f"another cycle of {dataset} has its batches (Prefect concurrency limit "
                f"{name}): nothing to do, the next cycle after it takes what is new")
@@ -123,18 +123,24 @@ CLAIM_WAIT_SECONDS = 1.0
 PREFECT_SLOT_LOGGER = "prefect._internal.concurrency"
 
 
-@contextmanager
-def _quiet(logger_name: str) -> Iterator[None]:
-    """Silence a library logger for a moment: a slot that is taken is an answer, said by
-    the claim in one line, not an error with Prefect's service internals."""
+def _taken_slot_error(record: object) -> bool:
+    """False for Prefect's ERROR about a slot wait that timed out (its service thread logs
+    it, at a moment of its own choosing); True for every other record."""
     import logging
 
-    found = logging.getLogger(logger_name)
-    saved, found.disabled = found.disabled, True
-    try:
-        yield
-    finally:
-        found.disabled = saved
+    return not (isinstance(record, logging.LogRecord) and record.levelno >= logging.ERROR
+                and "ConcurrencySlotAcquisition" in record.getMessage()
+                and "TimeoutError" in record.getMessage())
+
+
+def _hide_taken_slot_errors() -> None:
+    """A slot that is taken is an answer, said by the claim in one line, never an ERROR with
+    Prefect's service internals: filter that one record out of Prefect's logger, once."""
+    import logging
+
+    found = logging.getLogger(PREFECT_SLOT_LOGGER)
+    if _taken_slot_error not in found.filters:
+        found.addFilter(_taken_slot_error)
 
 
 @contextmanager

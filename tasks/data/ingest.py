@@ -552,21 +552,24 @@ def file_duplicate(home: Home, landed: LandedFile, status: str | None) -> None:
 
 def landed_rows(path: Path) -> int | None:
     """Rows in a landed file without reading it into memory: the Parquet footer, else the
-    CSV's line ends counted in chunks (through gzip), less the header. None when the file
-    cannot tell (not a file, corrupt, empty): the single-process read then says why.
+    CSV's line ends counted in chunks, less the header. None when the file cannot tell (not
+    a file, corrupt, empty) or is gzipped: the single-process read then takes it, under its
+    size cap, and says why if it refuses.
 
-    This only decides where the batch is read (`scale.dask_min_rows`); a quoted line break
-    inside a CSV field counts one row too many, which is harmless there."""
+    A gzipped CSV is one stream that no worker can cut, so Dask would gain nothing on it,
+    and counting its lines would mean inflating a gzip bomb to the end (2 GiB from a few
+    MiB): the cap's bounded check refuses that instead. This only decides where the batch is
+    read (`scale.dask_min_rows`); a quoted line break inside a CSV field counts one row too
+    many, which is harmless there."""
     try:
-        if not path.is_file() or path.stat().st_size == 0:
+        if not path.is_file() or path.stat().st_size == 0 or path.name.endswith(".gz"):
             return None
         if path.name.endswith(".parquet"):
             import pyarrow.parquet as pq
 
             return int(pq.ParquetFile(path).metadata.num_rows)
-        opener = gzip.open if path.name.endswith(".gz") else open
         lines, last = 0, b"\n"
-        with opener(path, "rb") as fh:
+        with path.open("rb") as fh:
             while chunk := fh.read(8 << 20):
                 lines += chunk.count(b"\n")
                 last = chunk[-1:]
