@@ -94,19 +94,6 @@ def _settings(dataset: str, sets: list[str] | None, root: Path,
         _fail(str(exc))
 
 
-def _promotion_slot(model_name: str):
-    """The model's promotion slot on the Prefect server, as every move of a cycle or canary
-    takes it: workers on other machines share no file lock. No server, no Prefect import
-    (a rollback on one machine stays as light as it was): the file lock alone."""
-    from contextlib import nullcontext
-
-    if not os.environ.get("PREFECT_API_URL"):
-        return nullcontext()
-    from registry.locks import promotion_lock
-
-    return promotion_lock(model_name)
-
-
 def _registry(dataset: str):
     """The state dir and the dataset's registry: MLflow only, never the cycle's libraries."""
     from tasks.data.home import Home
@@ -395,8 +382,7 @@ def rollback(
     try:
         leaving = expected if expected is not None else aliases(reg).get(CHAMPION)
         hold_point("rollback")  # test-only: two rollbacks that both read before either moves
-        with _promotion_slot(reg.model_name):
-            record = do_rollback(reg, reason=reason, by=by, expected_from=leaving)
+        record = do_rollback(reg, reason=reason, by=by, expected_from=leaving)
     except PromotionError as exc:
         _fail(str(exc))
     except Exception as exc:  # a server that is down is one line; anything else goes up
