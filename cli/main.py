@@ -37,10 +37,11 @@ SetOpt = Annotated[list[str] | None, typer.Option(
 def _local_root(home: str | Path | None) -> tuple[Path, str]:
     """This machine's folder for the state dir, and the state dir as GREENLIGHT_HOME says
     it: the same folder, or an object-store URL whose local folder is its scratch."""
-    value = str(home or ".greenlight")
-    if "://" in value and not value.startswith("file://"):
-        from tasks.data.home import Home
+    from core.files import is_url
+    from tasks.data.home import Home
 
+    value = str(home or ".greenlight")
+    if is_url(value):
         state = Home.from_env(value)
         return state.scratch, str(state.root)
     root = Path(value.removeprefix("file://")).expanduser().resolve()
@@ -373,6 +374,7 @@ def rollback(
     from cli.outages import mlflow_unreachable, quiet_console
     from core.faults import hold_point
     from core.names import CHAMPION
+    from registry.locks import command_promotion_lock
     from registry.promote import PromotionError
     from registry.promote import rollback as do_rollback
     from registry.versions import aliases
@@ -382,7 +384,8 @@ def rollback(
     try:
         leaving = expected if expected is not None else aliases(reg).get(CHAMPION)
         hold_point("rollback")  # test-only: two rollbacks that both read before either moves
-        record = do_rollback(reg, reason=reason, by=by, expected_from=leaving)
+        with command_promotion_lock(reg.model_name):
+            record = do_rollback(reg, reason=reason, by=by, expected_from=leaving)
     except PromotionError as exc:
         _fail(str(exc))
     except Exception as exc:  # a server that is down is one line; anything else goes up

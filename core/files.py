@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +18,49 @@ from typing import Any
 
 LOCAL_PROTOCOLS = ("", "file", "local")
 SCRATCH_ENV = "GREENLIGHT_SCRATCH"
+
+
+def is_url(value: str) -> bool:
+    """`s3://…`, `gs://…`, `memory://…`: a scheme other than a local file's."""
+    scheme, sep, _ = value.partition("://")
+    return bool(sep) and scheme.isidentifier() and scheme not in ("file", "local")
+
+
+def at(location: str | os.PathLike[str]) -> Any:
+    """The path a string names: a UPath for an object-store URL, else a local Path. A Dask
+    task is handed its paths as strings, which travel to workers on any machine."""
+    text = str(location)
+    if is_url(text):
+        from upath import UPath
+
+        return UPath(text)
+    return Path(text.removeprefix("file://"))
+
+
+def remove_tree(path: Any) -> None:
+    """A folder and all it holds gone, if it was there; in an object store, every object
+    under its prefix."""
+    if is_remote(path):
+        try:
+            path.fs.rm(path.path, recursive=True)
+        except FileNotFoundError:
+            pass
+        return
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def move_tree(src: Any, dest: Any) -> None:
+    """A folder to a new name that is free: one rename on a disk. An object store has no
+    rename: each object is copied, then the old ones removed, so it is not whole-or-nothing
+    there, and a caller commits the move elsewhere (the lake's is the manifest record)."""
+    if is_remote(src):  # object by object: fsspec's recursive mv also copies the prefix
+        found = src.fs.find(src.path)
+        for name in found:
+            src.fs.copy(name, dest.path + name[len(src.path):])
+        if found:
+            src.fs.rm(found)
+        return
+    os.replace(src, dest)
 
 
 def is_remote(path: Any) -> bool:

@@ -86,12 +86,6 @@ def _intake(home: Home, spec: DatasetSpec, engine: DaskEngine) -> tuple[list[str
     return quarantined, reported
 
 
-def _on_dask(engine: DaskEngine, home: Home, rows: int) -> bool:
-    """Whether a step of `rows` rows runs on Dask: not for an object-store home, whose lake
-    the workers cannot yet write with their local renames (docs/scale.md)."""
-    return engine.wants(rows) and not home.remote
-
-
 def _intake_one(home: Home, spec: DatasetSpec, engine: DaskEngine, suite: Any,
                 known: dict[str, dict], landed: ingest.LandedFile) -> list[str]:
     """One batch read, validated and filed (or found to repeat one): what was quarantined."""
@@ -104,7 +98,7 @@ def _intake_one(home: Home, spec: DatasetSpec, engine: DaskEngine, suite: Any,
                        twin.get("status"))
         return []
     rows = ingest.landed_rows(landed.path)  # from the footer or line ends: nothing read
-    if rows is not None and _on_dask(engine, home, rows):  # the workers read, check, write
+    if rows is not None and engine.wants(rows):  # the workers read, check, write
         staged = dispatch.stage(engine, home, landed, spec, suite, rows)
         crash_point("validate")
         reason = file_t(home, landed, spec, staged)
@@ -188,7 +182,7 @@ def _monitor(home: Home, reg: Registry, spec: DatasetSpec, judge: Judge,
     for batch in pending:
         # On Dask the workers read the lake partition; `frame` is then the batch's sample.
         frame, inputs = (dispatch.profile_stored(engine, home, spec, batch["id"], watch.ranges)
-                         if _on_dask(engine, home, lake.partition_rows(home.lake, batch["id"]))
+                         if engine.wants(lake.partition_rows(home.lake, batch["id"]))
                          else (late.labelled(home, spec, batch["id"]), None))
         result = monitor_t(batch, frame, watch, spec, home.reports, inputs=inputs)
         runs[batch["id"]] = publish_t(target, batch, frame, result, spec, judge.version,

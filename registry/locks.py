@@ -62,6 +62,38 @@ def promotion_lock(model_name: str, wait_seconds: float = WAIT_SECONDS) -> Itera
         yield
 
 
+@contextmanager
+def command_promotion_lock(model_name: str) -> Iterator[None]:
+    """The promotion slot for a one-shot command (`greenlight rollback`), as every move of a
+    cycle or canary takes it: workers on other machines share no file lock. Without a
+    server nothing of Prefect is imported (the file lock in `registry.promote` guards this
+    machine). The slot's events are sent before the command exits."""
+    if not os.environ.get("PREFECT_API_URL"):
+        yield
+        return
+    try:
+        with promotion_lock(model_name):
+            yield
+    finally:
+        _send_events()
+
+
+def _send_events(timeout: float = 10.0) -> None:
+    """Prefect emits an event for each slot taken and released, from a worker thread that
+    drains at exit and then prints "Still processing items" to the user. A flow run's engine
+    waits for that queue at its end; a command must too (bounded: a server gone meanwhile
+    must not hang it)."""
+    import threading
+
+    from prefect.events.worker import EventsWorker
+
+    worker = EventsWorker.instance()
+    waiter = threading.Thread(target=worker.wait_until_empty, daemon=True)
+    waiter.start()
+    waiter.join(timeout)
+    EventsWorker.drain_all(timeout=timeout)
+
+
 CLAIM_HOLDER_SUFFIX = ".holder"
 
 

@@ -341,6 +341,59 @@ def test_the_workers_file_a_landed_batch_as_one_process_does(client, tmp_path, m
         assert not any(home.lake.iterdir())
 
 
+def test_workers_file_and_monitor_a_batch_in_an_object_store_home(s3_endpoint, tmp_path,
+                                                                  monkeypatch):
+    """GREENLIGHT_HOME=s3://…: the workers stage their parts in the store, the batch is
+    published there, and monitoring reads it back on the workers; the same manifest record,
+    lake rows and input metrics as the single-process path on a local disk, and no staging
+    left behind. The batch is out of time order with repeated rows, so the workers' tidy and
+    range sort write, read and move in the store too (moto's S3 server on loopback)."""
+    import uuid
+
+    import s3fs
+    from distributed import Client, LocalCluster
+
+    from tasks.data import ingest, manifest
+    from tasks.data.home import Home
+    from tasks.data.validate import split_label_checks
+    from tasks.scale import landed
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)  # the workers inherit it, as on AWS
+    bucket = f"gl-dask-{uuid.uuid4().hex[:8]}"
+    s3fs.S3FileSystem(endpoint_url=s3_endpoint).mkdir(bucket)
+    frame = _shuffled_with_repeats(sources.synthetic_batch(1, rows=20_000).frame)
+    suite, _ = split_label_checks(read_suite(suite_path("synthetic")), SPEC.target)
+    one = Home(tmp_path / "one").ensure()
+    remote = Home.from_env(f"s3://{bucket}/gl")
+    assert remote.remote
+    remote.scratch.mkdir(parents=True, exist_ok=True)
+    file = _land(one, frame, "csv")
+    copy = remote.scratch / "b.csv"  # where a remote landing leaves its downloaded copy
+    copy.write_bytes(file.path.read_bytes())
+    assert _intake_one_process(one, file, suite) is None
+    file = ingest.LandedFile(copy, file.sha256, file.size)
+    ranges = load_ranges(suite_path("synthetic"))
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=":0") as cluster, Client(cluster) as client:
+        run = distributed.client_mapper(client)
+        staged = landed.stage(copy, len(frame), suite, SPEC, remote.lake, file.batch_id,
+                              partition_rows=PARTITION_ROWS, run=run)
+        assert landed.file(remote, file, SPEC, staged) is None
+        inputs = {name: landed.profile_stored(home, SPEC, file.batch_id, ranges, run=run)[1]
+                  for name, home in (("one", one), ("remote", remote))}
+
+    def record(h):
+        return {k: v for k, v in manifest.load(h.manifest)[file.batch_id].items()
+                if k not in ("at", "file")}
+    assert record(remote) == record(one)
+    assert record(remote)["resorted"] == 1, record(remote)
+    assert not [p for p in remote.lake.iterdir() if p.name.startswith(".")]  # no staging
+    assert len(lake.part_paths(remote.lake, file.batch_id)) > 1
+    pd.testing.assert_frame_equal(lake.read_partition(remote.lake, file.batch_id),
+                                  lake.read_partition(one.lake, file.batch_id))
+    assert inputs["remote"] == inputs["one"]
+
+
 @pytest.mark.parametrize("index", [1, _e2e(sources.SYNTHETIC_CHANGE_POINTS["covariate"])])
 def test_monitoring_reads_the_lake_partition_on_the_workers(client, champion, tmp_path,
                                                             monkeypatch, index):

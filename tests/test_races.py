@@ -185,7 +185,10 @@ def _rollback_cli(root: Path, hold: Path) -> subprocess.Popen:
 @pytest.mark.e2e
 def test_two_rollbacks_at_once_move_the_champion_once(two_versions_home):
     """Both commands read v2 as the champion before either moves: one rolls back to v1, the
-    other is refused in one line (the champion moved meanwhile) instead of moving it back."""
+    other is refused in one line (the champion moved meanwhile) instead of moving it back.
+    Each takes the model's promotion slot on the Prefect server, as a worker on another
+    machine would need, and exits without Prefect's own lines."""
+    from registry.locks import limit_name
     from tests.approval_helpers import registry
 
     reg = registry(two_versions_home)
@@ -207,6 +210,11 @@ def test_two_rollbacks_at_once_move_the_champion_once(two_versions_home):
     assert [(r["action"], r["from"], r["to"]) for r in promote.records(reg)][-1:] == [
         ("rollback", 2, 1)]
     assert [r["action"] for r in promote.records(reg)].count("rollback") == 1
+    from prefect.client.orchestration import get_client  # both took the server's slot
+
+    with get_client(sync_client=True) as client:
+        limit = client.read_global_concurrency_limit_by_name(limit_name(reg.model_name))
+    assert (limit.limit, limit.active_slots) == (1, 0)
 
 
 FORCED_CYCLE = """

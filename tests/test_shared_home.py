@@ -104,7 +104,6 @@ def test_two_workers_sharing_an_s3_home_register_once_and_promote_once(
     assert second.returncode == 0 and "Traceback" not in out_b, out_b[-3000:]
     assert "another cycle of synthetic has its batches" in out_b, out_b[-3000:]
     assert "ERROR" not in out_b, out_b[-3000:]  # a taken claim is an answer, not an error
-    print(out_a[-2000:], out_b[-1000:], sep="\n")
 
     client = MlflowClient(mlflow_on_s3)
     found = client.search_model_versions("name='greenlight-synthetic'")
@@ -123,14 +122,19 @@ def test_two_workers_sharing_an_s3_home_register_once_and_promote_once(
     # the model's files are in the bucket, through the MLflow server
     assert fs.find(f"{BUCKET}/mlartifacts"), "no MLflow artifact in the store"
 
-    # the next week, on a third worker: monitored against the champion, reports kept
+    # the next week, on a third worker with Dask: its workers stage and publish the batch in
+    # the store and monitor it from there; monitored against the champion, reports kept
     week = sources.write_batch(sources.synthetic_stream(seed=7)[1], home.landing).name
-    third = _run(url, tmp_path / "worker-c", env)
+    third = _run(url, tmp_path / "worker-c", env, "--dask-min-rows", "1",
+                 "--set", "scale.partition_rows=500")
     out_c = third.communicate(timeout=900)[0]
     assert third.returncode == 0 and "Traceback" not in out_c, out_c[-3000:]
     batch_id = {b["file"]: i for i, b in manifest.load(home.manifest).items()}[week]
     assert manifest.load(home.manifest)[batch_id].get("decision"), out_c[-3000:]
     assert fs.exists(f"{root}/reports/{batch_id}/drift.html"), fs.find(f"{root}/reports")
+    parts = fs.find(f"{root}/lake/batch_id={batch_id}")
+    assert len(parts) > 1, parts  # one part file per Dask partition: the workers wrote them
+    assert not [p for p in fs.find(f"{root}/lake") if "/." in p]  # no staging left
 
 
 def test_appends_from_many_writers_to_a_store_log_are_all_kept(s3_env):

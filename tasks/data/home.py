@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.files import is_remote, scratch_dir
+from core.files import is_remote, is_url, scratch_dir
 
 # What `greenlight up` writes into the state dir while it runs: the URLs of its servers.
 SERVERS_FILE = "servers.json"
@@ -33,12 +33,6 @@ SERVER_PROBE_SECONDS = 2.0
 EXPECTATIONS_DIR = Path(__file__).resolve().parents[2] / "expectations"
 
 
-def _is_url(value: str) -> bool:
-    """`s3://…`, `gs://…`, `memory://…`: a scheme other than a local file's."""
-    scheme, sep, _ = value.partition("://")
-    return bool(sep) and scheme.isidentifier() and scheme not in ("file", "local")
-
-
 @dataclass(frozen=True)
 class Home:
     root: Any  # a local Path, or an upath.UPath in an object store
@@ -48,7 +42,7 @@ class Home:
         """Resolve the state dir: explicit argument, else `GREENLIGHT_HOME`, else ./.greenlight.
         An object-store URL stays a URL (a UPath); `file://` is a local folder."""
         value = str(root or os.environ.get("GREENLIGHT_HOME") or ".greenlight")
-        if _is_url(value):
+        if is_url(value):
             from upath import UPath
 
             return cls(UPath(value.rstrip("/")))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from core.files import is_remote, replacing
+from core.files import is_remote, move_tree, remove_tree, replacing
 
 BATCH_COLUMN = "_batch_id"
 
@@ -94,8 +94,14 @@ def staging_dir(lake: Path, batch_id: str) -> Path:
 def publish_parts(lake: Path, batch_id: str, parts: Path) -> Path:
     """Move a directory of finished part files into place as the batch's partition, whole or
     not at all: one rename. A partition already there (a re-run after a crash before the
-    manifest said so) is moved aside first and removed after."""
+    manifest said so) is moved aside first and removed after. An object store has no rename:
+    the parts are copied under the batch's name, and only the manifest record, written after,
+    makes them part of the lake."""
     dest = batch_dir(lake, batch_id)
+    if is_remote(dest):  # no rename: copied under its name; the manifest record commits it
+        remove_tree(dest)
+        move_tree(parts, dest)
+        return dest
     old = None
     if dest.exists():
         old = lake / f".replaced-{batch_id}-{uuid.uuid4().hex[:8]}"

@@ -21,6 +21,10 @@ Intake (`stage`, then `file`):
    the manifest record `ingest.accept` writes; a failed batch is quarantined as ever (the raw
    file moved, byte for byte) and its staging directory removed.
 
+With an object-store home the staging directory is in the store too, so workers on any
+machine write their parts there (one PUT each); publishing copies them under the batch's
+name, and the manifest record, written after, is what makes the batch part of the lake.
+
 Monitoring (`profile_stored`): `dd.read_parquet` of the batch's partition; each worker
 attaches the late labels to its partition and returns its input metrics and its share of
 the sample (`distributed.profile_partition`).
@@ -32,7 +36,6 @@ from __future__ import annotations
 
 import io
 import math
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +44,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.files import at, is_remote, move_tree, remove_tree
 from tasks.data import ingest, labels, lake
 from tasks.data.home import Home
 from tasks.data.spec import DatasetSpec
@@ -158,11 +162,32 @@ class Written:
 
 
 def _parts_dir(staging: str) -> Path:
-    return Path(staging) / "parts"
+    return at(staging) / "parts"
 
 
 def _hashes_path(staging: str, index: int) -> Path:
-    return Path(staging) / "hashes" / f"{index}.npy"
+    return at(staging) / "hashes" / f"{index}.npy"
+
+
+def _writing(path: Path) -> Any:
+    """A file opened for writing, its folder made first on a disk (a store has none)."""
+    if not is_remote(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    return path.open("wb")
+
+
+def _put_parquet(frame: pd.DataFrame, path: Path) -> None:
+    with _writing(path) as fh:
+        frame.to_parquet(fh, index=False)
+
+
+def _load_hashes(path: Path) -> np.ndarray:
+    """A part's sorted row hashes: mapped from a disk (only the ranges read are paged in),
+    read whole from a store (8 bytes a row)."""
+    if is_remote(path):
+        with path.open("rb") as fh:
+            return np.load(io.BytesIO(fh.read()))
+    return np.load(path, mmap_mode="r")
 
 
 def _part_path(staging: str, index: int) -> Path:
@@ -171,12 +196,9 @@ def _part_path(staging: str, index: int) -> Path:
 
 def _write(frame: pd.DataFrame, spec: DatasetSpec, staging: str, index: int) -> Written:
     """Write a tidied part and its sorted row hashes; describe it."""
-    path = _part_path(staging, index)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(path, index=False)
-    hashes = _hashes_path(staging, index)
-    hashes.parent.mkdir(parents=True, exist_ok=True)
-    np.save(hashes, np.sort(ingest.row_hashes(frame, spec)))
+    _put_parquet(frame, _part_path(staging, index))
+    with _writing(_hashes_path(staging, index)) as fh:
+        np.save(fh, np.sort(ingest.row_hashes(frame, spec)))
     times = frame[spec.time_column]
     known = times.dropna().astype("datetime64[ns]").astype("int64").to_numpy()
     cuts = (np.quantile(known, np.linspace(0, 1, QUANTILES + 1)).astype("int64").tolist()
@@ -219,7 +241,7 @@ def tidy_partition(index: int, spec: DatasetSpec, staging: str, drop: np.ndarray
                    dtypes: dict[str, str]) -> Written:
     """Drop the rows an earlier partition already holds (by row hash) and give columns the
     type the whole batch has (an int column that is float elsewhere); rewrite the part."""
-    frame = pd.read_parquet(_part_path(staging, index))
+    frame = lake.read_part(_part_path(staging, index))
     if len(drop):
         frame = frame[~np.isin(ingest.row_hashes(frame, spec), drop)]
     for col, dtype in dtypes.items():
@@ -231,28 +253,24 @@ def tidy_partition(index: int, spec: DatasetSpec, staging: str, drop: np.ndarray
 def split_partition(index: int, spec: DatasetSpec, staging: str, cuts: list[int]) -> None:
     """A range sort's first half: the part's rows into one piece per time range (missing
     times in the last, where a sort puts them)."""
-    frame = pd.read_parquet(_part_path(staging, index))
+    frame = lake.read_part(_part_path(staging, index))
     times = frame[spec.time_column]
     ns = times.astype("datetime64[ns]").astype("int64").to_numpy()
     bucket = np.searchsorted(np.asarray(cuts, dtype="int64"), ns, side="right")
     bucket[times.isna().to_numpy()] = len(cuts)
     for j in np.unique(bucket):
-        piece = Path(staging) / "sort" / str(int(j)) / f"{index}.parquet"
-        piece.parent.mkdir(parents=True, exist_ok=True)
-        frame[bucket == j].to_parquet(piece, index=False)
+        _put_parquet(frame[bucket == j], at(staging) / "sort" / str(int(j)) / f"{index}.parquet")
 
 
 def merge_bucket(bucket: int, spec: DatasetSpec, staging: str, parts: list[int]) -> int:
     """A range sort's second half: one time range's pieces in partition order, sorted
     stably, so ties keep the order the whole batch had. Returns the rows written."""
-    folder = Path(staging) / "sort" / str(bucket)
-    pieces = [pd.read_parquet(p) for i in parts if (p := folder / f"{i}.parquet").exists()]
+    folder = at(staging) / "sort" / str(bucket)
+    pieces = [lake.read_part(p) for i in parts if (p := folder / f"{i}.parquet").exists()]
     if not pieces:
         return 0
     frame = pd.concat(pieces, ignore_index=True).sort_values(spec.time_column, kind="stable")
-    path = Path(staging) / "sorted" / f"part-{bucket}.parquet"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(path, index=False)
+    _put_parquet(frame, at(staging) / "sorted" / f"part-{bucket}.parquet")
     return len(frame)
 
 
@@ -309,7 +327,7 @@ def content_and_repeats(spec: DatasetSpec, staging: str, indexes: list[int]
     (as many ranges as parts), so this holds about one part's worth of hashes, 8 bytes a
     row; the digest is fed the ranges in ascending order, which is `ingest.content_hash`'s
     sorted whole."""
-    hashes = {i: np.load(_hashes_path(staging, i), mmap_mode="r") for i in indexes}
+    hashes = {i: _load_hashes(_hashes_path(staging, i)) for i in indexes}
     edges = _bucket_edges(len(indexes))
     lows = {i: np.searchsorted(h, edges) for i, h in hashes.items()}
     digest, unique = ingest.content_digest(spec), 0
@@ -362,8 +380,8 @@ def _sort(run: Mapper, spec: DatasetSpec, staging: str, written: list[Written]) 
                           for i in indexes])
     run(merge_bucket, [{"bucket": j, "spec": spec, "staging": staging, "parts": indexes}
                        for j in range(len(cuts) + 1)])
-    shutil.rmtree(_parts_dir(staging))
-    (Path(staging) / "sorted").rename(_parts_dir(staging))
+    remove_tree(_parts_dir(staging))
+    move_tree(at(staging) / "sorted", _parts_dir(staging))
 
 
 def stage(path: Path, rows: int, suite: dict, spec: DatasetSpec, lake_root: Path,
@@ -371,8 +389,9 @@ def stage(path: Path, rows: int, suite: dict, spec: DatasetSpec, lake_root: Path
     """The landed file read, validated and (if it passed) tidied into part files by the
     workers, in a hidden staging directory of the lake. Nothing enters the lake here."""
     staging = lake.staging_dir(lake_root, batch_id)
-    shutil.rmtree(staging, ignore_errors=True)  # left by a cycle that died
-    staging.mkdir(parents=True)
+    remove_tree(staging)  # left by a cycle that died
+    if not is_remote(staging):
+        staging.mkdir(parents=True)
     out = Staged(str(staging), rows=rows)
     try:
         ingest.check_landed(path)
@@ -419,8 +438,8 @@ def _tidy(run: Mapper, spec: DatasetSpec, staging: str, written: list[Written],
     if resorted:
         _sort(run, spec, staging, written)
     span = pd.Series([t for w in written if w.rows for t in (w.time_min, w.time_max)])
-    shutil.rmtree(Path(staging) / "hashes", ignore_errors=True)
-    shutil.rmtree(Path(staging) / "sort", ignore_errors=True)
+    remove_tree(at(staging) / "hashes")
+    remove_tree(at(staging) / "sort")
     return ingest.Tidied(unique, content, span.min(), span.max(),
                          {"duplicates_dropped": rows - unique, "resorted": int(resorted)})
 
@@ -428,7 +447,7 @@ def _tidy(run: Mapper, spec: DatasetSpec, staging: str, written: list[Written],
 def file(home: Home, landed: ingest.LandedFile, spec: DatasetSpec, staged: Staged) -> str | None:
     """File the batch as `ingest.accept` / `ingest.reject` do: the staged parts into the lake
     in one rename, or the raw file into quarantine. Returns the quarantine reason, if any."""
-    discard = lambda: shutil.rmtree(staged.staging, ignore_errors=True)  # noqa: E731
+    discard = lambda: remove_tree(at(staged.staging))  # noqa: E731
     try:
         if staged.error:
             return ingest.reject(home, landed, staged.error, dataset=spec.name)
