@@ -380,11 +380,11 @@ def rollback(
     from registry.versions import aliases
 
     log = quiet_console(root)
-    _, reg = _registry(dataset)
+    state, reg = _registry(dataset)
     try:
         leaving = expected if expected is not None else aliases(reg).get(CHAMPION)
         hold_point("rollback")  # test-only: two rollbacks that both read before either moves
-        with command_promotion_lock(reg.model_name):
+        with command_promotion_lock(reg.model_name, shared=state.remote):
             record = do_rollback(reg, reason=reason, by=by, expected_from=leaving)
     except PromotionError as exc:
         _fail(str(exc))

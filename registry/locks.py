@@ -63,12 +63,13 @@ def promotion_lock(model_name: str, wait_seconds: float = WAIT_SECONDS) -> Itera
 
 
 @contextmanager
-def command_promotion_lock(model_name: str) -> Iterator[None]:
-    """The promotion slot for a one-shot command (`greenlight rollback`), as every move of a
-    cycle or canary takes it: workers on other machines share no file lock. Without a
-    server nothing of Prefect is imported (the file lock in `registry.promote` guards this
-    machine). The slot's events are sent before the command exits."""
-    if not os.environ.get("PREFECT_API_URL"):
+def command_promotion_lock(model_name: str, *, shared: bool) -> Iterator[None]:
+    """The promotion slot for a one-shot command (`greenlight rollback`) on a `shared` state
+    dir (an object store, whose workers on other machines share no file lock), as every
+    move of a cycle or canary takes it. A local state dir has every writer on this machine,
+    where the file lock in `registry.promote` is enough, and the command imports nothing of
+    Prefect (it stays as light as `status`). The slot's events are sent before it exits."""
+    if not shared or not os.environ.get("PREFECT_API_URL"):
         yield
         return
     try:

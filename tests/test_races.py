@@ -67,6 +67,15 @@ def holder_killed_while_locked(lock_path: str, api_url: str, model: str) -> None
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def rollback_on_a_shared_home(uri: str, model: str, state: str) -> None:
+    """Run in a child process: what `greenlight rollback` does on an object-store home."""
+    from registry.locks import command_promotion_lock
+
+    reg = Registry(uri, model, Path(state))
+    with command_promotion_lock(model, shared=True):
+        promote.rollback(reg, reason="an operator", expected_from=2)
+
+
 def _child(call: str, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", f"from tests.test_races import *; {call}"],
                             cwd=REPO, env={**os.environ, **(env or {})}, text=True,
@@ -185,10 +194,7 @@ def _rollback_cli(root: Path, hold: Path) -> subprocess.Popen:
 @pytest.mark.e2e
 def test_two_rollbacks_at_once_move_the_champion_once(two_versions_home):
     """Both commands read v2 as the champion before either moves: one rolls back to v1, the
-    other is refused in one line (the champion moved meanwhile) instead of moving it back.
-    Each takes the model's promotion slot on the Prefect server, as a worker on another
-    machine would need, and exits without Prefect's own lines."""
-    from registry.locks import limit_name
+    other is refused in one line (the champion moved meanwhile) instead of moving it back."""
     from tests.approval_helpers import registry
 
     reg = registry(two_versions_home)
@@ -210,11 +216,6 @@ def test_two_rollbacks_at_once_move_the_champion_once(two_versions_home):
     assert [(r["action"], r["from"], r["to"]) for r in promote.records(reg)][-1:] == [
         ("rollback", 2, 1)]
     assert [r["action"] for r in promote.records(reg)].count("rollback") == 1
-    from prefect.client.orchestration import get_client  # both took the server's slot
-
-    with get_client(sync_client=True) as client:
-        limit = client.read_global_concurrency_limit_by_name(limit_name(reg.model_name))
-    assert (limit.limit, limit.active_slots) == (1, 0)
 
 
 FORCED_CYCLE = """
@@ -310,3 +311,28 @@ def test_a_canary_completion_waits_for_the_promotion_slot_a_cycle_holds(prefect_
     assert state["fraction"] == 0.0 and "not promoted" in state["reason"]
     assert versions.aliases(reg) == {"champion": 3, "previous": 1, "challenger": 2}
     assert [r.get("action") for r in promote.records(reg)] == ["promote", "promote"]
+
+
+def test_a_rollback_on_a_shared_home_takes_the_server_slot_and_exits_quietly(
+        prefect_server, tmp_path):
+    """Workers on other machines share no file lock: on an object-store home the rollback
+    command takes the model's promotion slot, as a cycle does, releases it, and sends
+    Prefect's slot events before it exits, so Prefect prints nothing of its own there
+    ("Still processing items", found by the e2e race test)."""
+    from prefect.client.orchestration import get_client
+
+    from registry.locks import limit_name
+
+    reg = _registry(tmp_path, "m-shared-rollback", 2)
+    promote.promote(reg, 2, reason="second", expected_from=1)
+    args = f"{reg.tracking_uri!r}, {reg.model_name!r}, {str(reg.state_dir)!r}"
+    proc = _child(f"rollback_on_a_shared_home({args})",
+                  env={"PREFECT_API_URL": prefect_server.api_url,
+                       "PREFECT_LOGGING_LEVEL": "INFO"})
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
+    assert "Still processing" not in out + err, (out + err)[-3000:]
+    assert versions.aliases(reg) == {"champion": 1, "previous": 2}
+    with get_client(sync_client=True) as client:
+        limit = client.read_global_concurrency_limit_by_name(limit_name(reg.model_name))
+    assert (limit.limit, limit.active_slots) == (1, 0)
