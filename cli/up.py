@@ -155,10 +155,13 @@ def _schedule(d: DeploymentDef) -> str:
 
 def _banner(home: Path, prefect_url: str, mlflow_url: str, dataset: str,
             evidently_url: str | None = None, policy: str = DEFAULT_POLICY,
-            defs: Iterable[DeploymentDef] = DEPLOYMENTS) -> list[str]:
-    """Where to look and what to type next; commands stay on one line so they can be copied."""
+            defs: Iterable[DeploymentDef] = DEPLOYMENTS, state: str | None = None) -> list[str]:
+    """Where to look and what to type next; commands stay on one line so they can be copied.
+    `state` is the state dir as the runs name it (an object-store URL), when `home` is this
+    machine's folder for it."""
     defs = list(defs)
-    lines = [f"[bold green]greenlight is up[/] (state in {home}, logs in {home / 'logs'})",
+    state = state or str(home)
+    lines = [f"[bold green]greenlight is up[/] (state in {state}, logs in {home / 'logs'})",
              f"  Prefect UI  {prefect_url}  (flow runs, schedules, approvals)",
              f"  MLflow UI   {mlflow_url}  (models, aliases, runs, drift reports)"]
     if evidently_url:
@@ -174,12 +177,12 @@ def _banner(home: Path, prefect_url: str, mlflow_url: str, dataset: str,
         f"this state dir, with nothing to export ({home / SERVERS_FILE})",
         "Next, from the repo:",
         "  # land a batch",
-        f"  uv run greenlight replay --dataset {dataset} --count 1 --home {home}",
+        f"  uv run greenlight replay --dataset {dataset} --count 1 --home {state}",
         "  # run a cycle now instead of waiting for the schedule",
         f"  PREFECT_API_URL={prefect_url}/api uv run prefect deployment run "
         f"'{first.full_name}'",
         "  # serve @champion; it follows every promotion",
-        f"  uv run greenlight serve --dataset {dataset} --home {home}",
+        f"  uv run greenlight serve --dataset {dataset} --home {state}",
         "Ctrl-C stops everything."]
 
 
@@ -263,6 +266,16 @@ def _notifications(say: _Say) -> None:
         say(f"  notify      not set up ({type(exc).__name__}: {exc})")
 
 
+def served_state(home: Path) -> Home:
+    """The state dir the servers and the scheduled runs work on: an object-store
+    GREENLIGHT_HOME when it is one (`home` is then this machine's folder for it, holding the
+    servers' logs and databases, and MLflow keeps its artifacts in the store beside the
+    lake), else `home`. The deployments must name the store: a run given the local folder
+    would start a new state there instead."""
+    shared = Home.from_env(os.environ.get("GREENLIGHT_HOME") or home)
+    return shared if shared.remote else Home(Path(home))
+
+
 def up(home: Path, *, prefect_port: int = 4200, mlflow_port: int = 5000,
        dataset: str = "synthetic", console: Console | None = None,
        evidently_port: int | None = 8000, prefect_db: str | None = None,
@@ -279,11 +292,7 @@ def up(home: Path, *, prefect_port: int = 4200, mlflow_port: int = 5000,
     home = Path(home).expanduser().resolve()
     defs = for_policy(policy)  # a bad policy or dataset is refused before anything starts
     spec = load_spec(dataset)
-    state = Home(home)
-    # An object-store GREENLIGHT_HOME: `home` is this machine's folder for it (servers' logs
-    # and databases), and MLflow keeps its artifacts in the store beside the lake.
-    shared = Home.from_env(os.environ.get("GREENLIGHT_HOME") or home)
-    shared = shared if shared.remote else state
+    state, shared = Home(home), served_state(home)
     prefect_url, mlflow_url = f"http://127.0.0.1:{prefect_port}", f"http://127.0.0.1:{mlflow_port}"
     saved = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
     saved[signal.SIGINT] = signal.getsignal(signal.SIGINT)
@@ -327,13 +336,14 @@ def up(home: Path, *, prefect_port: int = 4200, mlflow_port: int = 5000,
         os.environ.update({**settings, "GREENLIGHT_HOME": str(shared.root)})
         auth = client_auth(os.environ)
         state.record_servers(settings, health)
-        for line in _banner(home, prefect_url, mlflow_url, dataset, dashboard, policy, defs):
+        for line in _banner(home, prefect_url, mlflow_url, dataset, dashboard, policy, defs,
+                            state=str(shared.root)):
             say(line)
         say(f"  stores      Prefect {_where(prefect_db, 'prefect/prefect.db')}, "
             f"MLflow {_where(mlflow_db, 'mlflow.db')}; authentication: "
             f"{', '.join(auth) or 'off'}")
         _notifications(say)
-        serve_deployments(defs, dataset=dataset, home=home)
+        serve_deployments(defs, dataset=dataset, home=str(shared.root))
     except KeyboardInterrupt:
         pass
     finally:

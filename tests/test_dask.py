@@ -217,6 +217,39 @@ def test_a_cycle_runs_its_heavy_steps_on_dask_through_prefect(home):
     assert versions.by_alias(reg, "champion") is not None  # the champion is still there
 
 
+@pytest.mark.e2e
+def test_a_dask_cycle_from_the_command_line_says_one_line(tmp_path):
+    """Found by walking the tour on an object-store home: a cycle on Dask printed the
+    scheduler's and nannies' INFO lines, the workers' task-run lines and lightgbm.dask's
+    "[LightGBM] [Info] Trying to bind port" onto the terminal. The console gets the cycle's
+    one line; the work still went to the workers (one part file per partition, and the
+    champion trained by lightgbm.dask)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from flows.cycle import registry_for
+    from registry import versions
+    from tasks.data.home import Home
+
+    home = Home(tmp_path / "gl")
+    sources.write_batch(sources.synthetic_batch(0), home.landing)
+    env = {**os.environ, "GREENLIGHT_HOME": str(home.root), "GREENLIGHT_SETTLE_SECONDS": "0"}
+    done = subprocess.run([sys.executable, "-m", "cli.main", "run", "--dataset", "synthetic",
+                           "--dask-min-rows", "1", "--set", "scale.partition_rows=1000"],
+                          cwd=Path(__file__).resolve().parents[1], env=env, text=True,
+                          capture_output=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    said = (done.stdout + done.stderr).strip().splitlines()
+    assert len(said) == 1 and "v1 @champion" in said[0], said[:40]
+    (batch,) = home.lake.iterdir()
+    assert len(list(batch.glob("part-*.parquet"))) == 3
+    reg = registry_for(home, SPEC)
+    run = reg.client.get_run(versions.by_alias(reg, "champion").run_id)
+    assert run.data.params["engine"] == "lightgbm.dask"
+
+
 def test_the_scale_out_deployment_is_valid_for_the_flow():
     """deployments/scale-out.yaml's parameters pass the cycle's own validation."""
     from pathlib import Path

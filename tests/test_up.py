@@ -55,3 +55,25 @@ def test_an_unknown_policy_is_one_line_before_anything_starts(tmp_path):
     assert done.stderr.strip().splitlines() == [
         "error: --policy sometimes: up serves one of auto, manual, monitor"]
     assert not (tmp_path / "gl" / "logs").exists()  # no server was started
+
+
+def test_up_on_an_object_store_home_serves_runs_on_the_store(monkeypatch, tmp_path):
+    """`greenlight up` with GREENLIGHT_HOME=s3://…: found by walking the issue's tour. Its
+    deployments named this machine's scratch folder as their home, so every scheduled cycle
+    would have started a new local state there instead of the shared one; its tips said
+    `--home <scratch folder>` too. Both name the store now."""
+    from cli.up import runner_deployments, served_state
+
+    url = "s3://greenlight-state/prod"
+    monkeypatch.setenv("GREENLIGHT_HOME", url)
+    scratch = tmp_path / "scratch"
+    shared = served_state(scratch)
+    assert str(shared.root) == url
+    for deployment in runner_deployments(for_policy("auto"), dataset="synthetic",
+                                         home=str(shared.root)):
+        assert deployment.parameters["home"] == url
+    lines = _banner(scratch, "p", "m", "synthetic", state=str(shared.root))
+    assert f"state in {url}, logs in {scratch / 'logs'}" in lines[0]
+    assert all(f"--home {url}" in x for x in lines if "--home" in x)
+    monkeypatch.delenv("GREENLIGHT_HOME")
+    assert served_state(scratch).root == scratch  # a local state dir is its own

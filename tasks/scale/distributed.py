@@ -19,6 +19,7 @@ Dask, distributed and lightgbm.dask are imported inside the functions that need 
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import warnings
@@ -38,6 +39,12 @@ ADDRESS_ENV = "GREENLIGHT_DASK_ADDRESS"
 # Runs a function once per keyword set on the cluster; returns the results in call order.
 # The cycle's runs each call as a Prefect task through prefect-dask (tasks/scale/dispatch.py).
 Mapper = Callable[[Callable[..., Any], list[dict]], list]
+
+
+# A LocalCluster's workers write to the flow's terminal: only their errors belong there.
+# Their task runs' INFO lines still reach the Prefect UI (its API handler keeps every level).
+QUIET_WORKERS = {"PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "ERROR",
+                 "DASK_LOGGING__DISTRIBUTED": "error"}
 
 
 @dataclass
@@ -69,9 +76,16 @@ class DaskEngine:
             from distributed import LocalCluster
 
             workers = max(1, os.cpu_count() or 1)
+            # The scheduler and nannies log here, and their INFO lines (and warnings such as
+            # "worker still alive after 4 s, killing" on close) would reach the user.
+            logging.getLogger("distributed").setLevel(logging.ERROR)
+            env = {**QUIET_WORKERS, **(self.worker_env() if self.worker_env else {})}
             self._cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
-                                         processes=True, dashboard_address=":0",
-                                         env=self.worker_env() if self.worker_env else {})
+                                         processes=True, dashboard_address=":0", env=env)
+            from distributed import Client
+
+            with Client(self._cluster) as client:
+                client.run(native_stdout_to_devnull)
         return self._cluster.scheduler_address
 
     def close(self) -> None:
@@ -273,3 +287,15 @@ class DaskFitter:
                 warnings.filterwarnings("ignore", message="Parameter n_jobs will be ignored")
                 model.fit(Xd, yd, sample_weight=wd, categorical_feature=categorical)
             return model.to_local()
+
+
+
+def native_stdout_to_devnull() -> None:
+    """On a LocalCluster's worker: its stdout (inherited from the flow's terminal) to
+    /dev/null. lightgbm.dask's native "[LightGBM] [Info] Trying to bind port ..." lines are
+    printed by C from the task's thread, where LightGBM's log level and Python callback
+    (both per thread) were never set, so neither verbose=-1 nor a logger reaches them. The
+    workers' logs go to stderr, and their errors come back to the flow as exceptions."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.close(devnull)
