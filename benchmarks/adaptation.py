@@ -105,8 +105,9 @@ AUTO = {"auto": {}, "auto, ensemble tau 0.05": {"recipe_mode": "ensemble"},
         "auto, gain only + refit": {"refresh_on": "never"},
         "auto, refresh on decay": {"refresh_on": "decay"}, "auto, no refit": {"refit": False},
         "auto, leaf refit": {"leaf_refit": True},
-        "auto, leaf refit, ensemble tau 0.1": {"leaf_refit": True, "recipe_mode": "ensemble",
-                                               "ensemble_tau": 0.1}}
+        **{f"auto, leaf refit, ensemble tau {t:g}": {
+            "leaf_refit": True, "recipe_mode": "ensemble", "ensemble_tau": t}
+           for t in (0.05, 0.1, 0.2)}}
 POLICIES = "auto;auto, ensemble tau 0.05;auto, ensemble tau 0.1"
 
 
@@ -243,7 +244,8 @@ def no_gate_strategies(r: Replay) -> dict[str, list[float]]:
                                    **{f"ensemble tau {t:g}, no gate": [] for t in TAUS},
                                    "ensemble tau by backtest, no gate": [],
                                    "backtest best + leaf refits, no gate": [],
-                                   "ensemble tau 0.1 + leaf refits, no gate": [],
+                                   **{f"ensemble tau {t:g} + leaf refits, no gate": []
+                                      for t in TAUS},
                                    f"ensemble tau 0.05, {LONG_FOLDS} folds, no gate": []}
     sign = 1 if r.spec.higher_is_better else -1
     for i in range(r.warmup, len(r.frames)):
@@ -272,8 +274,9 @@ def no_gate_strategies(r: Replay) -> dict[str, list[float]]:
         refit_grid = r._once(("nogate-refit-grid", i), partial(
             r.timed, "choose_recipe", choose_before_gate, before, r.spec, gate_rows=gate_rows,
             batch_column=BATCH, ensemble_tau=0.1, leaf_refit=True))
-        out["ensemble tau 0.1 + leaf refits, no gate"].append(
-            ensemble_scores(r, partial(r.fit, before), refit_grid, 0.1, i))
+        for t in TAUS:
+            out[f"ensemble tau {t:g} + leaf refits, no gate"].append(
+                ensemble_scores(r, partial(r.fit, before), refit_grid, t, i))
         longer = r._once(("nogate-long", i), partial(
             r.timed, "choose_recipe", choose_before_gate, before, r.spec, gate_rows=gate_rows,
             batch_column=BATCH, ensemble_tau=0.05, folds=LONG_FOLDS))

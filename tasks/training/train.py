@@ -129,8 +129,10 @@ def refit_leaves(booster: lgb.Booster, X: pd.DataFrame, y: np.ndarray, times: pd
     newest = (times > times.max() - pd.Timedelta(days=days)).to_numpy()
     if newest.sum() < MIN_REFIT_ROWS:
         return booster
+    # num_threads for refit's own prediction of the leaves: LightGBM's default thread count
+    # is process-wide, and a backtest thread fitting meanwhile made that predict crash.
     return booster.refit(X[newest], y[newest], decay_rate=REFIT_DECAY,
-                         categorical_feature=categorical)
+                         categorical_feature=categorical, num_threads=1)
 
 
 def _booster_params(task: str, params: dict) -> dict | None:
