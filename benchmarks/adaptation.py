@@ -21,6 +21,10 @@ mean monthly primary metric of:
   better (verdict "refresh", Training.refresh_on, tasks.gate.decide.champion_stale);
   a passing challenger is refitted with its recipe on every row, gate window included,
   before it is promoted (Training.refit);
+- leaf refits: each strategy of the grid with its booster's leaves refitted on the newest
+  batch (Recipe.refit_days), the no-gate best recipe and ensembles of the grid doubled with
+  these twins (choose_before_gate leaf_refit), and "auto, leaf refit[, ensemble tau T]":
+  the flow with Training.leaf_refit;
 - auto, ensemble tau T: the flow with Training.recipe_mode "ensemble" at temperature T;
 - auto, gain only / gain only + refit: the same with refresh_on "never" (every challenger
   must prove its gain; "marginal" is not promoted), refit off or on; auto, no refit: the
