@@ -21,6 +21,10 @@ mean monthly primary metric of:
   better (verdict "refresh", Training.refresh_on, tasks.gate.decide.champion_stale);
   a passing challenger is refitted with its recipe on every row, gate window included,
   before it is promoted (Training.refit);
+- leaf refits: each strategy of the grid with its booster's leaves refitted on the newest
+  batch (Recipe.refit_days), the no-gate best recipe and ensembles of the grid doubled with
+  these twins (choose_before_gate leaf_refit), and "auto, leaf refit[, ensemble tau T]":
+  the flow with Training.leaf_refit;
 - auto, ensemble tau T: the flow with Training.recipe_mode "ensemble" at temperature T;
 - auto, gain only / gain only + refit: the same with refresh_on "never" (every challenger
   must prove its gain; "marginal" is not promoted), refit off or on; auto, no refit: the
@@ -54,6 +58,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -102,7 +107,11 @@ AUTO = {"auto": {}, "auto, ensemble tau 0.05": {"recipe_mode": "ensemble"},
         "auto, ensemble tau 0.2": {"recipe_mode": "ensemble", "ensemble_tau": 0.2},
         "auto, gain only": {"refresh_on": "never", "refit": False},
         "auto, gain only + refit": {"refresh_on": "never"},
-        "auto, refresh on decay": {"refresh_on": "decay"}, "auto, no refit": {"refit": False}}
+        "auto, refresh on decay": {"refresh_on": "decay"}, "auto, no refit": {"refit": False},
+        "auto, leaf refit": {"leaf_refit": True},
+        **{f"auto, leaf refit, ensemble tau {t:g}": {
+            "leaf_refit": True, "recipe_mode": "ensemble", "ensemble_tau": t}
+           for t in (0.05, 0.1, 0.2)}}
 POLICIES = "auto;auto, ensemble tau 0.05;auto, ensemble tau 0.1"
 
 
@@ -178,7 +187,8 @@ class Replay:
                 "choose_recipe", choose_before_gate, *args, **kwargs))
 
         def train(*args, **kwargs) -> Challenger:
-            key = ("train", i, kwargs["half_life_days"], kwargs["window_days"])
+            key = ("train", i, kwargs["half_life_days"], kwargs["window_days"],
+                   kwargs.get("refit_days"))
             return self._once(key, lambda: self.timed("fits", train_challenger, *args,
                                                       **kwargs))
 
@@ -207,6 +217,18 @@ def fixed_strategies(r: Replay) -> dict[str, list[float]]:
     return out
 
 
+def leaf_refit_strategies(r: Replay) -> dict[str, list[float]]:
+    """Each fixed strategy of the grid with its leaves refitted on the newest batch
+    (Recipe.refit_days, tasks.training.train.refit_leaves), refitted before every month."""
+    out: dict[str, list[float]] = {f"{r.name(g)} + leaf refit": [] for g in r.grid}
+    for i in range(r.warmup, len(r.frames)):
+        before = r.history(i - 1)
+        for recipe in r.grid:
+            out[f"{r.name(recipe)} + leaf refit"].append(
+                r.score(r.fit(before, replace(recipe, refit_days=round(r.days, 2))), i))
+    return out
+
+
 def ensemble_scores(r: Replay, model_of, choice: RecipeChoice, tau: float, i: int) -> float:
     """Month i's score of the softmax ensemble of `choice`'s backtest at temperature tau,
     each member being `model_of(recipe)`."""
@@ -225,6 +247,9 @@ def no_gate_strategies(r: Replay) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {"backtest best, no gate": [],
                                    **{f"ensemble tau {t:g}, no gate": [] for t in TAUS},
                                    "ensemble tau by backtest, no gate": [],
+                                   "backtest best + leaf refits, no gate": [],
+                                   **{f"ensemble tau {t:g} + leaf refits, no gate": []
+                                      for t in TAUS},
                                    f"ensemble tau 0.05, {LONG_FOLDS} folds, no gate": []}
     sign = 1 if r.spec.higher_is_better else -1
     for i in range(r.warmup, len(r.frames)):
@@ -246,6 +271,16 @@ def no_gate_strategies(r: Replay) -> dict[str, list[float]]:
         pick = max(TAUS, key=lambda t: sign * sum(past[t]) / len(past[t])) if done \
             else 0.05
         out["ensemble tau by backtest, no gate"].append(out[f"ensemble tau {pick:g}, no gate"][-1])
+        refits = r._once(("nogate-refits", i), partial(
+            r.timed, "choose_recipe", choose_before_gate, before, r.spec, gate_rows=gate_rows,
+            batch_column=BATCH, leaf_refit=True))
+        out["backtest best + leaf refits, no gate"].append(r.score(r.fit(before, refits.best), i))
+        refit_grid = r._once(("nogate-refit-grid", i), partial(
+            r.timed, "choose_recipe", choose_before_gate, before, r.spec, gate_rows=gate_rows,
+            batch_column=BATCH, ensemble_tau=0.1, leaf_refit=True))
+        for t in TAUS:
+            out[f"ensemble tau {t:g} + leaf refits, no gate"].append(
+                ensemble_scores(r, partial(r.fit, before), refit_grid, t, i))
         longer = r._once(("nogate-long", i), partial(
             r.timed, "choose_recipe", choose_before_gate, before, r.spec, gate_rows=gate_rows,
             batch_column=BATCH, ensemble_tau=0.05, folds=LONG_FOLDS))
@@ -349,6 +384,7 @@ def run(name: str, data: Path | None, params: dict, freq: str = "M",
     r.params = {**r.params, **params}
     scores = r.timed("fixed strategies", fixed_strategies, r)
     r.calls["fixed strategies"] = 0
+    scores.update(leaf_refit_strategies(r))
     scores.update(no_gate_strategies(r))
     logs = {}
     with tempfile.TemporaryDirectory(prefix="greenlight-bench-") as tmp:

@@ -115,6 +115,11 @@ class Training(BaseModel):
         0.05, gt=0, description="Temperature of the ensemble's softmax, relative to the best "
                                 "backtest loss: a recipe this much worse (relative) than the "
                                 "best gets 1/e of its weight.")
+    leaf_refit: bool = Field(
+        False, description="The backtest also tries every recipe with its leaves refitted on "
+                           "the newest batch (LightGBM's Booster.refit, keeping 0.6 of each "
+                           "old leaf value): a long memory's trees with the newest batch's "
+                           "levels. Still one booster (docs/benchmarks.md).")
     reference_rows: int = Field(
         1000, gt=100, description="At least this many of the newest training rows (normally "
                                    "the newest training batch) are logged as drift reference.")

@@ -85,7 +85,8 @@ def test_choice_is_logged_as_a_table_and_a_dict():
 
 def test_fit_recipe_refits_on_every_row_the_recipe_keeps(monkeypatch):
     seen = {}
-    monkeypatch.setattr("tasks.training.recipe.fit", lambda rows, spec, half_life, params=None:
+    monkeypatch.setattr("tasks.training.recipe.fit",
+                        lambda rows, spec, half_life, params=None, refit_days=None:
                         seen.update(rows=rows, half_life=half_life))
     rows = stream(days=100)
     fit_recipe(rows, SPEC, Recipe(14, 30))
@@ -135,8 +136,9 @@ def test_a_refit_that_fails_its_sanity_checks_keeps_the_gated_model():
 
 
 def test_the_backtest_scores_every_candidate_as_its_own_fit_would():
-    """Shared Datasets, one fit per distinct rows and half-life, and threads are speed only:
-    each score is the one `fit` + `evaluate` give for that candidate and fold."""
+    """Shared Datasets, one fit per distinct rows and half-life (a leaf refit reusing its
+    booster), and threads are speed only: each score is the one `fit` + `evaluate` give for
+    that candidate and fold."""
     from tasks.training.evaluate import evaluate
     from tasks.training.recipe import BACKTEST_PARAMS, MIN_TRAIN_ROWS, _backtest, _fold_bounds
     from tasks.training.train import fit, split_gate_window
@@ -144,7 +146,8 @@ def test_the_backtest_scores_every_candidate_as_its_own_fit_would():
     data = stream(days=200, seed=4, flip_day=150)
     settings = {**BACKTEST_PARAMS, "random_state": 0, **FAST}
     bounds = _fold_bounds(len(data), 3, 20 * PER_DAY)
-    candidates = (*CANDIDATES, Recipe(7, 56), Recipe(None, 1000))
+    candidates = (*CANDIDATES, Recipe(7, 56), Recipe(None, 1000), Recipe(None, None, 20),
+                  Recipe(30, None, 20), Recipe(7, 56, 10))
     scores = _backtest(data, SPEC, candidates, bounds, settings)
     for recipe in candidates:
         for (start, end), score in zip(bounds, scores[recipe], strict=True):
@@ -152,7 +155,8 @@ def test_the_backtest_scores_every_candidate_as_its_own_fit_would():
             if len(split.train) < MIN_TRAIN_ROWS:
                 assert np.isnan(score)
                 continue
-            model = fit(split.train, SPEC, recipe.half_life_days, settings)
+            model = fit(split.train, SPEC, recipe.half_life_days, settings,
+                        refit_days=recipe.refit_days)
             assert score == evaluate(model, split.gate, SPEC)["accuracy"], recipe
 
 

@@ -32,6 +32,7 @@ from tasks.training.model import GreenlightModel
 from tasks.training.train import (
     Challenger,
     EncodedRows,
+    Fit,
     encode_rows,
     fit,
     range_scores,
@@ -53,10 +54,12 @@ FITS_PER_DATASET = 3
 @dataclass(frozen=True)
 class Recipe:
     """How much of the past a model learns from: a recency half-life, a sliding window,
-    both, or neither (expanding, equal weights)."""
+    both, or neither (expanding, equal weights); and whether its leaves are then refitted
+    on the newest `refit_days` days (tasks.training.train.refit_leaves)."""
 
     half_life_days: float | None = None
     window_days: float | None = None
+    refit_days: float | None = None
 
     @property
     def name(self) -> str:
@@ -65,7 +68,13 @@ class Recipe:
             parts.append(f"sliding {self.window_days:g}d")
         if self.half_life_days is not None:
             parts.append(f"half-life {self.half_life_days:g}d")
-        return ", ".join(parts) or "expanding"
+        name = ", ".join(parts) or "expanding"
+        return name + (f", leaves refit on {self.refit_days:g}d"
+                       if self.refit_days is not None else "")
+
+    def fit(self) -> Fit:
+        """What a backtest fits on the rows the recipe keeps: (half-life, leaf refit days)."""
+        return self.half_life_days, self.refit_days
 
     @property
     def memory_days(self) -> float:
@@ -203,8 +212,9 @@ def ensemble_weights(choice: RecipeChoice, spec: DatasetSpec, *, tau: float = 0.
     scale = max(tau * float(losses.min()), 1e-12)
     raw = np.exp(-(losses - losses.min()) / scale)
     raw = raw / raw.sum()
-    recipes = [Recipe(_none(h), _none(w)) for h, w in
-               zip(scored["half_life_days"], scored["window_days"], strict=True)]
+    refits = scored["refit_days"] if "refit_days" in scored else [None] * len(scored)
+    recipes = [Recipe(_none(h), _none(w), _none(d)) for h, w, d in
+               zip(scored["half_life_days"], scored["window_days"], refits, strict=True)]
     kept = {r: float(w) for r, w in zip(recipes, raw, strict=True) if w >= min_weight}
     total = sum(kept.values())
     return dict(sorted(((r, w / total) for r, w in kept.items()), key=lambda rw: -rw[1]))
@@ -221,7 +231,8 @@ def fit_recipe(rows: pd.DataFrame, spec: DatasetSpec, recipe: Recipe,
     """Fit on every row the recipe keeps: after the gate passes, refitting the recipe with
     the gate window included gives the promoted model the newest rows too (the gate judged
     the recipe on rows the gated model never saw)."""
-    return fit(recipe_rows(rows, spec, recipe), spec, recipe.half_life_days, params)
+    return fit(recipe_rows(rows, spec, recipe), spec, recipe.half_life_days, params,
+               refit_days=recipe.refit_days)
 
 
 def recipe_rows(rows: pd.DataFrame, spec: DatasetSpec, recipe: Recipe) -> pd.DataFrame:
@@ -294,7 +305,7 @@ def _backtest(data: pd.DataFrame, spec: DatasetSpec, candidates: tuple[Recipe, .
     keeps its one OpenMP thread, so each model is the one a serial backtest fits)."""
     groups, where = _groups(data, spec, candidates, bounds)
     done = _fit_groups(encode_rows(data, spec), groups, spec, settings)
-    return {r: [math.nan if where[r, i] is None else done[where[r, i]][r.half_life_days]
+    return {r: [math.nan if where[r, i] is None else done[where[r, i]][r.fit()]
                 for i in range(len(bounds))] for r in candidates}
 
 
@@ -311,11 +322,11 @@ def _fold_rows(times: pd.Series, start: int, end: int, window_days: float | None
 
 def _groups(data: pd.DataFrame, spec: DatasetSpec, candidates: tuple[Recipe, ...],
             bounds: list[tuple[int, int]]
-            ) -> tuple[dict[Group, tuple[Rows, list[float | None]]],
+            ) -> tuple[dict[Group, tuple[Rows, list[Fit]]],
                        dict[tuple[Recipe, int], Group | None]]:
-    """Per fold, the distinct training row sets, each with its rows and the half-lives to
-    fit on it; and where each candidate's fold is (None: too few rows to score)."""
-    groups: dict[Group, tuple[Rows, list[float | None]]] = {}
+    """Per fold, the distinct training row sets, each with its rows and the fits (half-life,
+    leaf refit) on it; and where each candidate's fold is (None: too few rows to score)."""
+    groups: dict[Group, tuple[Rows, list[Fit]]] = {}
     where: dict[tuple[Recipe, int], Group | None] = {}
     times = data[spec.time_column]
     for i, (start, end) in enumerate(bounds):
@@ -330,23 +341,26 @@ def _groups(data: pd.DataFrame, spec: DatasetSpec, candidates: tuple[Recipe, ...
             # The window keeps a suffix of the time-ordered rows: its length names it.
             key = (i, len(rows[0]))
             lives = groups.setdefault(key, (rows, []))[1]
-            if recipe.half_life_days not in lives:
-                lives.append(recipe.half_life_days)
+            if recipe.fit() not in lives:
+                lives.append(recipe.fit())
             where[recipe, i] = key
     return groups, where
 
 
-def _fit_groups(encoded: EncodedRows, groups: dict[Group, tuple[Rows, list[float | None]]],
-                spec: DatasetSpec, settings: dict) -> dict[Group, dict[float | None, float]]:
-    """The primary metric of every (row set, half-life) fit, BACKTEST_WORKERS at a time.
+def _fit_groups(encoded: EncodedRows, groups: dict[Group, tuple[Rows, list[Fit]]],
+                spec: DatasetSpec, settings: dict) -> dict[Group, dict[Fit, float]]:
+    """The primary metric of every (row set, half-life, leaf refit) fit, BACKTEST_WORKERS at
+    a time.
 
     A group's half-lives go in chunks of at most FITS_PER_DATASET, so that the threads share
-    the work evenly (one more binning per chunk costs a few ms), the biggest first."""
-    jobs = [(key, lives[j:j + FITS_PER_DATASET]) for key, (_, lives) in groups.items()
-            for j in range(0, len(lives), FITS_PER_DATASET)]
+    the work evenly (one more binning per chunk costs a few ms), the biggest first; a leaf
+    refit goes with its half-life, whose booster it reuses."""
+    jobs = [(key, [f for f in lives if f[0] in chunk])
+            for key, (_, lives) in groups.items()
+            for chunk in _chunks(list(dict.fromkeys(h for h, _ in lives)))]
     jobs.sort(key=lambda job: -job[0][1] * len(job[1]))
 
-    def run(job: tuple[Group, list[float | None]]) -> dict[float | None, float]:
+    def run(job: tuple[Group, list[Fit]]) -> dict[Fit, float]:
         train, scored = groups[job[0]][0]
         scores = range_scores(encoded, train, scored, spec, job[1], settings)
         fold = encoded.frame.iloc[scored]
@@ -359,10 +373,16 @@ def _fit_groups(encoded: EncodedRows, groups: dict[Group, tuple[Rows, list[float
     else:
         with ThreadPoolExecutor(workers, thread_name_prefix="greenlight-backtest") as pool:
             results = list(pool.map(run, jobs))
-    done: dict[Group, dict[float | None, float]] = {}
+    done: dict[Group, dict[Fit, float]] = {}
     for (key, _), result in zip(jobs, results, strict=True):
         done.setdefault(key, {}).update(result)
     return done
+
+
+def _chunks(half_lives: list[float | None]) -> list[list[float | None]]:
+    """`half_lives` in chunks of at most FITS_PER_DATASET, in order."""
+    return [half_lives[j:j + FITS_PER_DATASET]
+            for j in range(0, len(half_lives), FITS_PER_DATASET)]
 
 
 def _cores() -> int:
@@ -404,7 +424,7 @@ def choose_recipe(train: pd.DataFrame, spec: DatasetSpec, *,
     data, bounds = _thin(data, bounds, max_rows, seed)
     scores = _backtest(data, spec, candidates, bounds, settings)
     table = pd.DataFrame([{"recipe": r.name, "half_life_days": r.half_life_days,
-                           "window_days": r.window_days,
+                           "window_days": r.window_days, "refit_days": r.refit_days,
                            **{f"fold_{i + 1}": s for i, s in enumerate(row)}} for r, row in
                           scores.items()])
     table["mean"] = table[[f"fold_{i + 1}" for i in range(folds)]].mean(axis=1, skipna=False)
@@ -427,9 +447,17 @@ def candidates_for(spec: DatasetSpec, months: int = 1) -> tuple[Recipe, ...]:
     return grid if default in grid else (*grid, default)
 
 
+def with_leaf_refits(candidates: tuple[Recipe, ...], days: float) -> tuple[Recipe, ...]:
+    """The candidates, then each again with its leaves refitted on the newest `days` days
+    (one batch): a long memory's shape with the newest batch's leaf values."""
+    return (*candidates, *(replace(r, refit_days=round(days, 2)) for r in candidates
+                           if r.refit_days is None))
+
+
 def choose_before_gate(history: pd.DataFrame, spec: DatasetSpec, *, gate_rows: int,
                        folds: int = 3, batch_column: str | None = None,
-                       ensemble_tau: float | None = None) -> RecipeChoice:
+                       ensemble_tau: float | None = None,
+                       leaf_refit: bool = False) -> RecipeChoice:
     """Backtest on the rows older than the gate window, never on it: the window that then
     judges the challenger must not also have picked how it was trained.
 
@@ -441,19 +469,23 @@ def choose_before_gate(history: pd.DataFrame, spec: DatasetSpec, *, gate_rows: i
 
     With `ensemble_tau` the candidates are the complete grid in batches (`batch_grid`) and
     the choice carries every recipe's weight (`ensemble_weights`): the challenger is then
-    their weighted ensemble."""
+    their weighted ensemble. With `leaf_refit` every candidate also runs with its leaves
+    refitted on the newest batch (`with_leaf_refits`)."""
     months = batch_months(history, spec, batch_column)
     older = split_gate_window(history, spec, gate_rows, None).train
+    days = batch_days(history, spec, batch_column)
+
+    def grid(candidates: tuple[Recipe, ...]) -> tuple[Recipe, ...]:
+        return with_leaf_refits(candidates, days) if leaf_refit else candidates
     if ensemble_tau is not None:
-        days = batch_days(history, spec, batch_column)
-        choice = choose_recipe(older, spec, candidates=batch_grid(days), folds=folds,
+        choice = choose_recipe(older, spec, candidates=grid(batch_grid(days)), folds=folds,
                                fold_rows=gate_rows)
         choice.weights = ensemble_weights(choice, spec, tau=ensemble_tau)
         choice.reason += "; ensemble " + ", ".join(
             f"{r.name} {w:.2f}" for r, w in choice.weights.items())
         return choice
-    choice = choose_recipe(older, spec, candidates=candidates_for(spec, months), folds=folds,
-                           fold_rows=gate_rows)
+    choice = choose_recipe(older, spec, candidates=grid(candidates_for(spec, months)),
+                           folds=folds, fold_rows=gate_rows)
     if months > 1:
         choice.reason += f"; grid scaled to batches of {months} months"
     return choice

@@ -40,6 +40,7 @@ class TrainingSettings(Protocol):
     reference_rows: int
     recipe_mode: str
     ensemble_tau: float
+    leaf_refit: bool
 
 
 @dataclass(frozen=True)
@@ -100,14 +101,18 @@ def retrain_sequence(history: pd.DataFrame, spec: DatasetSpec, training: Trainin
     choice = fixed_recipe(spec, training)
     if choice is None:
         with steps.step("recipe", rows_in=len(history)):
-            ensemble = {"ensemble_tau": training.ensemble_tau} \
+            options: dict[str, Any] = {"ensemble_tau": training.ensemble_tau} \
                 if training.recipe_mode == "ensemble" else {}
+            if training.leaf_refit:
+                options["leaf_refit"] = True
             choice = calls.choose(history, spec, gate_rows=gate_rows, batch_column=batch_column,
-                                  **ensemble)
+                                  **options)
     with steps.step("train", rows_in=len(history)) as step:
         members = [calls.train(history, spec, gate_rows=gate_rows,
                                half_life_days=recipe.half_life_days,
                                window_days=recipe.window_days,
+                               **({"refit_days": recipe.refit_days} if recipe.refit_days
+                                  else {}),
                                reference_rows=training.reference_rows,
                                batch_column=batch_column, fitter=fitter, lgbm=lgbm)
                    for recipe in (choice.weights or [choice.best])]

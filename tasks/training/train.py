@@ -22,6 +22,12 @@ from tasks.training.model import GreenlightModel
 # server or a second cycle, OpenMP's spin-waiting made a 2-thread fit take minutes.
 LGBM_PARAMS = {"n_estimators": 200, "learning_rate": 0.05, "num_leaves": 31,
                "min_child_samples": 20, "random_state": 0, "n_jobs": 1, "verbose": -1}
+# A leaf refit (`refit_leaves`) keeps this share of each leaf's old value: on the adaptation
+# benchmark 0.6 did better than 0.3 and 0.9 on Elec2 (docs/benchmarks.md).
+REFIT_DECAY = 0.6
+MIN_REFIT_ROWS = 50  # fewer newest rows than this: the leaves are left as they were
+# (half-life, days of newest rows its leaves are refitted on, or None): one fit of a backtest
+Fit = tuple[float | None, float | None]
 
 
 @dataclass(frozen=True)
@@ -93,18 +99,40 @@ def _encoded(train: pd.DataFrame, spec: DatasetSpec) -> tuple[GreenlightModel, n
 
 
 def fit(train: pd.DataFrame, spec: DatasetSpec, half_life_days: float | None,
-        params: dict | None = None, fitter: Fitter | None = None) -> GreenlightModel:
+        params: dict | None = None, fitter: Fitter | None = None,
+        refit_days: float | None = None) -> GreenlightModel:
     """Fit LightGBM on the training rows; categories are fixed from the training data.
 
     `params` overrides LGBM_PARAMS: the recipe backtest fits many small models, and
     benchmarks match a baseline's settings. `fitter` runs the fit elsewhere (Dask, see
-    tasks/scale/distributed.py) on exactly the same encoded rows, labels and weights."""
+    tasks/scale/distributed.py) on exactly the same encoded rows, labels and weights.
+    `refit_days`: then the leaves are refitted on the newest rows (`refit_leaves`)."""
     params = {**LGBM_PARAMS, **(params or {})}
     model, y = _encoded(train, spec)
     weights = recency_weights(train[spec.time_column], half_life_days)
-    model.estimator = (fitter or local_fit)(spec.task, params, model.encode(train), y, weights,
-                                            list(model.categories) or "auto")
+    X, categorical = model.encode(train), list(model.categories) or "auto"
+    model.estimator = (fitter or local_fit)(spec.task, params, X, y, weights, categorical)
+    if refit_days is not None:
+        model.__dict__["_booster"] = refit_leaves(model.booster, X, y, train[spec.time_column],
+                                                  refit_days, categorical)
     return model
+
+
+def refit_leaves(booster: lgb.Booster, X: pd.DataFrame, y: np.ndarray, times: pd.Series,
+                 days: float, categorical: Any) -> lgb.Booster:
+    """The booster with its leaf values re-estimated on the rows of the newest `days` days
+    (`Booster.refit`, keeping REFIT_DECAY of each old value): still one booster.
+
+    A long memory learns the shape (which features matter, where they split) from many
+    rows; the newest rows then set what each leaf says now. On Elec2 this beat the best
+    fixed memory (docs/benchmarks.md). Too few newest rows: the booster unchanged."""
+    newest = (times > times.max() - pd.Timedelta(days=days)).to_numpy()
+    if newest.sum() < MIN_REFIT_ROWS:
+        return booster
+    # num_threads for refit's own prediction of the leaves: LightGBM's default thread count
+    # is process-wide, and a backtest thread fitting meanwhile made that predict crash.
+    return booster.refit(X[newest], y[newest], decay_rate=REFIT_DECAY,
+                         categorical_feature=categorical, num_threads=1)
 
 
 def _booster_params(task: str, params: dict) -> dict | None:
@@ -127,23 +155,25 @@ def fit_scores(train: pd.DataFrame, score_on: pd.DataFrame, spec: DatasetSpec,
     sklearn estimator passes them). Labels of one class only go through `fit`: the sklearn
     estimator relabels those."""
     model, y = _encoded(train, spec)
-    return _shared_fits(model.encode(train), y, train[spec.time_column],
-                        lambda: model.encode(score_on), list(model.categories), spec,
-                        half_lives, params,
-                        lambda h: fit(train, spec, h, params).score(score_on))
+    scores = _shared_fits(model.encode(train), y, train[spec.time_column],
+                          lambda: model.encode(score_on), list(model.categories), spec,
+                          [(h, None) for h in half_lives], params,
+                          lambda f: fit(train, spec, f[0], params).score(score_on))
+    return {h: scores[h, None] for h in half_lives}
 
 
 def _shared_fits(X: pd.DataFrame, y: np.ndarray, times: pd.Series,
                  X_score: Callable[[], pd.DataFrame], categorical: list[str],
-                 spec: DatasetSpec, half_lives: list[float | None], params: dict | None,
-                 separate: Callable[[float | None], np.ndarray]
-                 ) -> dict[float | None, np.ndarray]:
-    """`fit_scores` on rows already encoded as `fit` encodes them; `separate(h)` is the
+                 spec: DatasetSpec, fits: list[Fit], params: dict | None,
+                 separate: Callable[[Fit], np.ndarray]) -> dict[Fit, np.ndarray]:
+    """`fit_scores` on rows already encoded as `fit` encodes them, for each (half-life,
+    leaf refit days): a leaf refit reuses its half-life's booster. `separate(f)` is the
     separate fit and score, for what one shared Dataset cannot do."""
     params = {**LGBM_PARAMS, **(params or {})}
     booster_params = _booster_params(spec.task, params)
     if booster_params is None or (spec.task == "classification" and len(np.unique(y)) < 2):
-        return {h: separate(h) for h in half_lives}
+        return {f: separate(f) for f in fits}
+    half_lives = [h for h, _ in fits]
     by_weights: dict[float | None, np.ndarray | None] = {}
     for h in dict.fromkeys(half_lives):
         w = recency_weights(times, h)
@@ -159,8 +189,11 @@ def _shared_fits(X: pd.DataFrame, y: np.ndarray, times: pd.Series,
             data.set_weight(by_weights[h])
         booster = lgb.train(booster_params, data, num_boost_round=params["n_estimators"],
                             keep_training_booster=True)
-        out[h] = booster.predict(scored, num_threads=1)
-    return {h: out[h] for h in half_lives}
+        for days in dict.fromkeys(d for g, d in fits if g == h):
+            refitted = booster if days is None else refit_leaves(
+                booster, X, y, times, days, categorical or "auto")
+            out[h, days] = refitted.predict(scored, num_threads=1)
+    return {f: out[f] for f in fits}
 
 
 @dataclass(frozen=True)
@@ -206,16 +239,17 @@ def _renumbered(rows: EncodedRows, train: np.ndarray, score: np.ndarray
 
 
 def range_scores(rows: EncodedRows, train: np.ndarray, score: np.ndarray, spec: DatasetSpec,
-                 half_lives: list[float | None], params: dict | None = None
-                 ) -> dict[float | None, np.ndarray]:
-    """`fit_scores(frame.iloc[train], frame.iloc[score], ...)`, bit for bit, from rows encoded
-    once (`train` and `score` are row positions, in time order)."""
+                 fits: list[Fit], params: dict | None = None) -> dict[Fit, np.ndarray]:
+    """`fit(frame.iloc[train], spec, h, params, refit_days=d).score(frame.iloc[score])` for
+    each (h, d) of `fits`, bit for bit, from rows encoded once (`train` and `score` are row
+    positions, in time order)."""
     X, X_score = _renumbered(rows, train, score)
     part = rows.frame.iloc[train]
     y = rows.y[train] if rows.y is not None else binary_target(part, spec)
     return _shared_fits(X, y, part[spec.time_column], lambda: X_score, list(rows.categories),
-                        spec, half_lives, params,
-                        lambda h: fit(part, spec, h, params).score(rows.frame.iloc[score]))
+                        spec, fits, params,
+                        lambda f: fit(part, spec, f[0], params, refit_days=f[1]).score(
+                            rows.frame.iloc[score]))
 
 
 def reference_sample(train: pd.DataFrame, spec: DatasetSpec, batch_column: str,
@@ -244,16 +278,19 @@ class Challenger:
 def train_challenger(history: pd.DataFrame, spec: DatasetSpec, *, gate_rows: int,
                      half_life_days: float | None, window_days: float | None,
                      reference_rows: int, batch_column: str,
-                     fitter: Fitter | None = None, lgbm: dict | None = None) -> Challenger:
+                     fitter: Fitter | None = None, lgbm: dict | None = None,
+                     refit_days: float | None = None) -> Challenger:
     """Split off the gate window, fit on the older rows, and keep the reference sample.
 
-    `lgbm` overrides LGBM_PARAMS (a benchmark matching a baseline's settings).
+    `lgbm` overrides LGBM_PARAMS (a benchmark matching a baseline's settings); `refit_days`
+    refits the leaves on the newest rows before the gate window (`refit_leaves`).
     `batch_set` hashes the batches and recipe, so the same data never registers twice."""
     split = split_gate_window(history, spec, gate_rows, window_days)
-    model = fit(split.train, spec, half_life_days, lgbm, fitter=fitter)
+    model = fit(split.train, spec, half_life_days, lgbm, fitter=fitter, refit_days=refit_days)
     batches = sorted(history[batch_column].unique().tolist())
     params = {"half_life_days": half_life_days, "window_days": window_days,
-              "train_rows": len(split.train), "gate_rows": len(split.gate),
+              "refit_days": refit_days, "train_rows": len(split.train),
+              "gate_rows": len(split.gate),
               "train_start": str(split.train[spec.time_column].min()),
               "train_end": str(split.train[spec.time_column].max()),
               "gate_start": str(split.gate[spec.time_column].min()),
@@ -263,7 +300,8 @@ def train_challenger(history: pd.DataFrame, spec: DatasetSpec, *, gate_rows: int
               "engine": getattr(fitter, "engine", "lightgbm")}
     # Batch ids are content hashes, so this hashes the data; the batch set adds the recipe.
     data_hash = hashlib.sha256(",".join(batches).encode()).hexdigest()[:16]
-    recipe = f"{data_hash}|{half_life_days}|{window_days}|{gate_rows}"
+    recipe = f"{data_hash}|{half_life_days}|{window_days}|{gate_rows}" + (
+        f"|refit {refit_days}" if refit_days is not None else "")
     reference = reference_sample(split.train, spec, batch_column, reference_rows)
     return Challenger(model, split, reference, params,
                       hashlib.sha256(recipe.encode()).hexdigest()[:16], data_hash)
@@ -282,7 +320,9 @@ def ensemble_challenger(members: list[Challenger], weights: list[float]) -> Chal
     widest = max(members, key=lambda c: len(c.split.train))
     model = GreenlightModel.ensemble([c.model for c in members], weights)
     described = [{"half_life_days": c.params["half_life_days"],
-                  "window_days": c.params["window_days"], "weight": round(w / sum(weights), 4)}
+                  "window_days": c.params["window_days"],
+                  **({"refit_days": c.params["refit_days"]} if c.params.get("refit_days")
+                     else {}), "weight": round(w / sum(weights), 4)}
                  for c, w in zip(members, weights, strict=True)]
     params = {**widest.params, "half_life_days": None, "window_days": None,
               "members": described,
@@ -290,6 +330,7 @@ def ensemble_challenger(members: list[Challenger], weights: list[float]) -> Chal
               "trained_until": max(c.params["trained_until"] for c in members),
               "refit": all(c.params.get("refit") for c in members)}
     key = "|".join([widest.data_hash, *(f"{d['half_life_days']}/{d['window_days']}/"
-                                        f"{d['weight']}" for d in described)])
+                                        + (f"{d['refit_days']}/" if "refit_days" in d else "")
+                                        + f"{d['weight']}" for d in described)])
     return Challenger(model, widest.split, widest.reference, params,
                       hashlib.sha256(key.encode()).hexdigest()[:16], widest.data_hash)

@@ -1,0 +1,86 @@
+"""A recipe may refit its booster's leaves on the newest batch (Recipe.refit_days): a long
+memory's trees with the newest levels, still one booster, backtested, trained and served
+like any recipe. On real data: Bike Sharing's demand grows in 2012."""
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from flows.params import Training
+from tasks.data import sources
+from tasks.data.spec import load_spec
+from tasks.gate.decide import Decision
+from tasks.training.recipe import MONTH_DAYS, Recipe, RecipeChoice, choose_before_gate
+from tasks.training.sequence import Calls, retrain_sequence
+from tests.conftest import shared_file
+
+BIKE = load_spec("bike_sharing")
+FIRST = Decision("bootstrap", ["no champion yet"], frozenset({"bootstrap"}))
+
+
+def bike(until: str) -> pd.DataFrame:
+    frame = sources.load_dataset("bike_sharing",
+                                 shared_file(*sources.DATA_FILES["bike_sharing"]))
+    return frame[frame[BIKE.time_column] < pd.Timestamp(until)].reset_index(drop=True)
+
+
+def test_a_leaf_refit_follows_growing_demand_with_the_long_memorys_trees(tmp_path):
+    """Expanding memory up to April 2012 underestimates April's demand (2011's level
+    weighs as much as 2012's); the same trees with leaves refitted on the newest month
+    are far closer, and the model stays one booster of as many trees, which is what the
+    registered version saves and serves."""
+    from tasks.training.evaluate import evaluate
+    from tasks.training.recipe import fit_recipe
+
+    rows = bike("2012-05-01")
+    month = rows[BIKE.time_column] >= pd.Timestamp("2012-04-01")
+    past, april = rows[~month], rows[month]
+    plain = fit_recipe(past, BIKE, Recipe())
+    refit = fit_recipe(past, BIKE, Recipe(refit_days=round(MONTH_DAYS, 2)))
+    mae_plain = evaluate(plain, april, BIKE)["mae"]
+    mae_refit = evaluate(refit, april, BIKE)["mae"]
+    assert mae_refit < 0.85 * mae_plain, (mae_plain, mae_refit)
+    assert refit.members == [] and refit.booster.num_trees() == plain.booster.num_trees()
+    _, artifacts = refit.as_files(tmp_path)
+    served = lgb.Booster(model_file=artifacts["booster"])
+    assert np.array_equal(served.predict(refit.encode(april), num_threads=1),
+                          refit.score(april))
+
+
+def test_the_backtest_offers_each_recipe_with_and_without_a_leaf_refit():
+    """leaf_refit doubles the grid with the newest batch's refit; the refits score
+    differently from their plain twins, and the table says which is which."""
+    rows = bike("2011-07-01").assign(_batch=lambda d: d[BIKE.time_column].dt.strftime("%Y-%m"))
+    plain = choose_before_gate(rows, BIKE, gate_rows=200, batch_column="_batch")
+    both = choose_before_gate(rows, BIKE, gate_rows=200, batch_column="_batch",
+                              leaf_refit=True)
+    assert len(both.table) == 2 * len(plain.table)
+    twins = both.table[both.table["refit_days"].notna()]
+    assert len(twins) == len(plain.table) and twins["recipe"].str.contains("leaves refit").all()
+    assert not np.allclose(twins["mean"].to_numpy(),
+                           both.table[both.table["refit_days"].isna()]["mean"].to_numpy())
+    pd.testing.assert_frame_equal(both.table[both.table["refit_days"].isna()]
+                                  .drop(columns="refit_days").reset_index(drop=True),
+                                  plain.table.drop(columns="refit_days"))
+
+
+def test_the_flow_trains_gates_and_refits_a_leaf_refit_recipe_as_one_version():
+    """Training.leaf_refit asks the backtest for the doubled grid; a chosen leaf refit is
+    trained with it before the gate and refitted with it after, and says so in the
+    version's params and recipe name."""
+    rows = bike("2011-05-01").assign(_batch=lambda d: d[BIKE.time_column].dt.strftime("%Y-%m"))
+    chosen = Recipe(None, 91.31, 30.44)
+    asked = {}
+
+    def choose(*args, **kwargs) -> RecipeChoice:
+        asked.update(kwargs)
+        return RecipeChoice(chosen, pd.DataFrame(), BIKE.primary_metric, reason="test")
+    done = retrain_sequence(rows, BIKE, Training(leaf_refit=True), gate_rows=200,
+                            decision=FIRST, champion=None, champion_until=None,
+                            batch_column="_batch", refit_if=lambda result: result.passed,
+                            calls=Calls(choose=choose))
+    assert asked["leaf_refit"] is True
+    assert done.result.passed and done.challenger.params["refit"] is True
+    assert done.challenger.params["refit_days"] == 30.44
+    assert done.choice.best.name == "sliding 91.31d, leaves refit on 30.44d"
+    assert done.challenger.model.members == []
