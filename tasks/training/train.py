@@ -113,8 +113,8 @@ def fit(train: pd.DataFrame, spec: DatasetSpec, half_life_days: float | None,
     X, categorical = model.encode(train), list(model.categories) or "auto"
     model.estimator = (fitter or local_fit)(spec.task, params, X, y, weights, categorical)
     if refit_days is not None:
-        model.__dict__["_booster"] = refit_leaves(model.booster, X, y, train[spec.time_column],
-                                                  refit_days, categorical)
+        model._booster = refit_leaves(model.booster, X, y, train[spec.time_column],
+                                      refit_days, categorical)
     return model
 
 
