@@ -16,6 +16,7 @@ an unordered set of facts except per batch, and one batch is written by one cycl
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import time
@@ -42,6 +43,9 @@ def append_lines(path: Path, lines: list[bytes], *, durable: bool = True) -> Non
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
     try:
+        # The torn-line check and the write as one step: another process's write in flight
+        # shows a size in the middle of its record, which read as torn added a blank line.
+        fcntl.flock(fd, fcntl.LOCK_EX)  # released with the descriptor
         size = os.fstat(fd).st_size
         torn = size > 0 and os.pread(fd, 1, size - 1) != b"\n"
         data = (b"\n" if torn else b"") + b"".join(line + b"\n" for line in lines)
