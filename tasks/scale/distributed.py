@@ -289,7 +289,6 @@ class DaskFitter:
             return model.to_local()
 
 
-
 def native_stdout_to_devnull() -> None:
     """On a LocalCluster's worker: its stdout (inherited from the flow's terminal) to
     /dev/null. lightgbm.dask's native "[LightGBM] [Info] Trying to bind port ..." lines are
