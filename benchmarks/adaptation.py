@@ -14,18 +14,23 @@ mean monthly primary metric of:
 - auto: the flow with its defaults. Each month the champion is scored on the month (the
   number that counts); then monitor_batch + decide (drift share 0.3, max decay 0.05); on
   "retrain" the flow's own retrain sequence runs (tasks.training.sequence.retrain_sequence):
-  the gate window is the newest 30% of the month, choose_before_gate backtests on the rows
-  before it in three gate-sized folds, the challenger is fitted with that recipe, and
-  tasks.gate.gate judges it against the champion. As decide retrained on
-  drift, a challenger on newer rows than the champion passes unless the champion is proven
-  better (verdict "refresh", Training.refresh_on, tasks.gate.decide.champion_stale);
-  a passing challenger is refitted with its recipe on every row, gate window included,
+  the gate window is the newest 30% of the month, choose_before_gate backtests the complete
+  grid, each recipe also with its leaves refitted on the newest batch, on six gate-sized
+  folds of the rows before it; the challenger is the softmax ensemble of the grid at
+  temperature 0.1, and tasks.gate.gate judges it against the champion. As decide retrained
+  on drift, a challenger on newer rows than the champion passes unless the champion is
+  proven better (verdict "refresh", Training.refresh_on, tasks.gate.decide.champion_stale);
+  a passing challenger is refitted with its recipes on every row, gate window included,
   before it is promoted (Training.refit);
+- auto, best recipe: the default until 2026-12-07 (BEST): the one best recipe of the
+  monthly grid (tasks.training.recipe.CANDIDATES) on three folds, no leaf refits. The
+  variants below are named over it;
 - leaf refits: each strategy of the grid with its booster's leaves refitted on the newest
   batch (Recipe.refit_days), the no-gate best recipe and ensembles of the grid doubled with
-  these twins (choose_before_gate leaf_refit), and "auto, leaf refit[, ensemble tau T]":
-  the flow with Training.leaf_refit;
-- auto, ensemble tau T: the flow with Training.recipe_mode "ensemble" at temperature T;
+  these twins (choose_before_gate leaf_refit), and "auto, leaf refit[, ensemble tau T[, 6
+  folds]]": the flow with Training.leaf_refit (and backtest_folds 6);
+- auto, ensemble tau T[, 6 folds]: the flow with Training.recipe_mode "ensemble" at
+  temperature T (on 6 backtest folds);
 - auto, gain only / gain only + refit: the same with refresh_on "never" (every challenger
   must prove its gain; "marginal" is not promoted), refit off or on; auto, no refit: the
   defaults with refit off. What each part is worth;
@@ -34,8 +39,8 @@ mean monthly primary metric of:
 
 It prints the best fixed strategy and each policy's paired difference to it: the mean over
 batches and a 95% interval by t over the per-batch differences. `--policies` picks the
-automatic variants (the default and two ensembles unless told; each replays monitoring
-every month, the slow part).
+automatic variants (the default and the best recipe unless told; each replays monitoring
+every month, the slow part); `--fixed-only` leaves out the leaf-refit and no-gate rows.
 
 Months where the flow would not act (no retrain, a failed gate) keep the champion, so it
 ages: --trace prints, month by month, every strategy's score, decide's triggers, the gate's
@@ -101,18 +106,29 @@ LONG_FOLDS = 6  # "longer backtest memory": twice the flow's 3 gate-sized folds
 FLOW = {"drift_share": 0.3, "max_decay": 0.05, "gate_fraction": 0.3, "min_delta": 0.005,
         "reference_rows": 1000}
 TRACE = False
+FIXED_ONLY = False  # --fixed-only: compare the policies with the fixed grid alone
 # The automatic policy: label -> Training settings over FLOW's; the flow's default first.
-AUTO = {"auto": {}, "auto, ensemble tau 0.05": {"recipe_mode": "ensemble"},
-        "auto, ensemble tau 0.1": {"recipe_mode": "ensemble", "ensemble_tau": 0.1},
-        "auto, ensemble tau 0.2": {"recipe_mode": "ensemble", "ensemble_tau": 0.2},
-        "auto, gain only": {"refresh_on": "never", "refit": False},
-        "auto, gain only + refit": {"refresh_on": "never"},
-        "auto, refresh on decay": {"refresh_on": "decay"}, "auto, no refit": {"refit": False},
-        "auto, leaf refit": {"leaf_refit": True},
+# The variants before 2026-12-07 name their settings over the default of that day, BEST
+# (one recipe from 3 backtest folds, no leaf refits), so they replay as they were recorded.
+BEST = {"recipe_mode": "best", "ensemble_tau": 0.05, "leaf_refit": False, "backtest_folds": 3}
+AUTO = {"auto": {}, "auto, best recipe": BEST,
+        **{f"auto, ensemble tau {t:g}": {**BEST, "recipe_mode": "ensemble", "ensemble_tau": t}
+           for t in (0.05, 0.1, 0.2)},
+        "auto, gain only": {**BEST, "refresh_on": "never", "refit": False},
+        "auto, gain only + refit": {**BEST, "refresh_on": "never"},
+        "auto, refresh on decay": {**BEST, "refresh_on": "decay"},
+        "auto, no refit": {**BEST, "refit": False},
+        "auto, leaf refit": {**BEST, "leaf_refit": True},
         **{f"auto, leaf refit, ensemble tau {t:g}": {
-            "leaf_refit": True, "recipe_mode": "ensemble", "ensemble_tau": t}
-           for t in (0.05, 0.1, 0.2)}}
-POLICIES = "auto;auto, ensemble tau 0.05;auto, ensemble tau 0.1"
+            **BEST, "leaf_refit": True, "recipe_mode": "ensemble", "ensemble_tau": t}
+           for t in (0.05, 0.1, 0.2)},
+        **{f"auto, leaf refit, ensemble tau {t:g}, {LONG_FOLDS} folds": {
+            **BEST, "leaf_refit": True, "recipe_mode": "ensemble", "ensemble_tau": t,
+            "backtest_folds": LONG_FOLDS} for t in (0.05, 0.1, 0.2)},
+        **{f"auto, ensemble tau {t:g}, {LONG_FOLDS} folds": {
+            **BEST, "recipe_mode": "ensemble", "ensemble_tau": t, "backtest_folds": LONG_FOLDS}
+           for t in (0.05, 0.1)}}
+POLICIES = "auto;auto, best recipe"
 
 
 class Replay:
@@ -188,14 +204,14 @@ class Replay:
 
         def train(*args, **kwargs) -> Challenger:
             key = ("train", i, kwargs["half_life_days"], kwargs["window_days"],
-                   kwargs.get("refit_days"))
+                   kwargs.get("refit_days"))  # with `base` or not, the same model
             return self._once(key, lambda: self.timed("fits", train_challenger, *args,
                                                       **kwargs))
 
         def judge(*args, slice_feature=None, **kwargs) -> GateResult:
             return self.timed("gate", gate, *args, slice_feature=self.slice, **kwargs)
 
-        def refit(challenger, history, spec, recipe, champion, **kwargs):
+        def refit(challenger, history, spec, recipe, champion, base=None, **kwargs):
             return refit_challenger(challenger, history, spec, recipe, champion,
                                     model=self.fit(history, recipe), **kwargs)
         return Calls(choose=choose, train=train, gate=judge, refit=refit)
@@ -384,8 +400,9 @@ def run(name: str, data: Path | None, params: dict, freq: str = "M",
     r.params = {**r.params, **params}
     scores = r.timed("fixed strategies", fixed_strategies, r)
     r.calls["fixed strategies"] = 0
-    scores.update(leaf_refit_strategies(r))
-    scores.update(no_gate_strategies(r))
+    if not FIXED_ONLY:
+        scores.update(leaf_refit_strategies(r))
+        scores.update(no_gate_strategies(r))
     logs = {}
     with tempfile.TemporaryDirectory(prefix="greenlight-bench-") as tmp:
         for label in policies:
@@ -429,9 +446,12 @@ def main(argv: list[str] | None = None) -> None:
                              + "; ".join(AUTO))
     parser.add_argument("--trace", action="store_true",
                         help="print every month: scores, decide, gate verdict, champion age")
+    parser.add_argument("--fixed-only", action="store_true",
+                        help="skip the leaf-refit and no-gate strategies (quicker): the "
+                             "policies against the fixed grid alone")
     args = parser.parse_args(argv)
-    global TRACE
-    TRACE = args.trace
+    global TRACE, FIXED_ONLY
+    TRACE, FIXED_ONLY = args.trace, args.fixed_only
     params = {k: v for k, v in (("n_estimators", args.trees),
                                 ("learning_rate", args.learning_rate)) if v is not None}
     FLOW["gate_fraction"] = args.gate_fraction

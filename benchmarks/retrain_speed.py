@@ -11,6 +11,7 @@ shared machine wall time follows the load. The first repetition is discarded (wa
 the retrain's code paths).
 
     uv run python benchmarks/retrain_speed.py [--repeats 3] [--profile retrain.prof]
+        [--best-recipe]
 
 `--profile` also writes a cProfile of the last repetition's retrain call (read it with
 `python -m pstats`), to see where the remaining time goes.
@@ -33,6 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 STEPS = ("recipe", "train", "gate", "refit", "register")
+BEST_RECIPE = {"recipe_mode": "best", "leaf_refit": False, "backtest_folds": 3}
 TIMED_WEEK = "2026-W07"
 SEED = 7
 QUIET = {"DO_NOT_TRACK": "true", "MLFLOW_DISABLE_TELEMETRY": "true",
@@ -138,14 +140,17 @@ def _step_cpu(spent: dict[str, float]) -> Iterator[None]:
         Steps.step = step
 
 
-def _timed_cycle(root: Path, profile: Path | None = None) -> dict[str, float]:
-    """W07's cycle; its retrain's step seconds and CPU, checked to be the demo's outcome."""
+def _timed_cycle(root: Path, profile: Path | None = None, training: dict | None = None
+                 ) -> dict[str, float]:
+    """W07's cycle; its retrain's step seconds and CPU, checked to be the demo's outcome.
+    `training` overrides the flow's Training settings (e.g. the best recipe alone)."""
     from flows.cycle import cycle
+    from flows.params import Training
 
     spent: list[float] = []
     cpu: dict[str, float] = {}
     with _retrain_cpu(spent, profile), _step_cpu(cpu):
-        summary = cycle(dataset="synthetic", home=str(root))
+        summary = cycle(dataset="synthetic", home=str(root), training=Training(**(training or {})))
     if summary.get("verdict") != "clear" or summary.get("promoted_version") != 2:
         raise RuntimeError(f"{TIMED_WEEK} did not retrain to a clear v2 as in the demo: "
                            f"{summary.get('verdict')}, {summary.get('promoted_version')}")
@@ -154,7 +159,8 @@ def _timed_cycle(root: Path, profile: Path | None = None) -> dict[str, float]:
             **{f"cpu.{s}": cpu.get(s, 0.0) for s in STEPS}}
 
 
-def retrain_seconds(repeats: int = 3, profile: Path | None = None) -> dict[str, float]:
+def retrain_seconds(repeats: int = 3, profile: Path | None = None,
+                    training: dict | None = None) -> dict[str, float]:
     """Median seconds per retrain step on the demo's W07 retrain, their total, `cpu`: the
     process CPU seconds of the whole retrain call (recipe to promote), and `cpu.<step>`:
     each step's process CPU seconds.
@@ -172,7 +178,7 @@ def retrain_seconds(repeats: int = 3, profile: Path | None = None) -> dict[str, 
         runs = []
         for i in range(repeats + 1):
             _restore(snapshot, root)
-            runs.append(_timed_cycle(root, profile if i == repeats else None))
+            runs.append(_timed_cycle(root, profile if i == repeats else None, training))
         runs = runs[1:]
     keys = (*STEPS, "total", "cpu", *(f"cpu.{s}" for s in STEPS))
     return {k: round(statistics.median(r[k] for r in runs), 3) for k in keys}
@@ -183,10 +189,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--profile", type=Path, default=None,
                         help="write a cProfile of the last repetition's retrain call here")
+    parser.add_argument("--best-recipe", action="store_true",
+                        help="the best recipe alone (recipe_mode best, no leaf refits, 3 "
+                             "folds: the default until 2026-12-07) instead of the ensemble")
     args = parser.parse_args()
     load = os.getloadavg()[0]
-    result = retrain_seconds(args.repeats, args.profile)
-    print(f"retrain of the demo's {TIMED_WEEK}, median of {args.repeats} (seconds; load "
+    training = BEST_RECIPE if args.best_recipe else None
+    result = retrain_seconds(args.repeats, args.profile, training)
+    print(f"retrain of the demo's {TIMED_WEEK}"
+          f"{' (best recipe alone)' if training else ''}, median of {args.repeats} (seconds; load "
           f"{load:.1f} -> {os.getloadavg()[0]:.1f}):")
     labels = {"total": "total (wall, the five steps)", "cpu": "CPU of the retrain call",
               **{f"cpu.{s}": f"CPU of {s}" for s in STEPS}}

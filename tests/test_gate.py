@@ -105,6 +105,24 @@ def test_slice_guard_trips_although_the_overall_gain_is_positive():
     assert all(s["ok"] and not s["judged"] for s in tiny.slices)
 
 
+def test_seven_day_slices_of_equal_models_trip_the_guard_at_most_one_window_in_twenty():
+    """The slices share the 95% (Bonferroni): two equal models on two weeks of half-hourly
+    rows, sliced by day of the week as Elec2's spec does, each slice a day or two. At 95%
+    a slice, the guard failed 8 of these 60 windows on noise alone."""
+    def week(seed: int, n: int = 14 * 48) -> pd.DataFrame:
+        rng = np.random.default_rng(seed)
+        y = rng.integers(0, 2, n)
+        day = np.repeat(np.arange(n // 48 + 1) % 7, 48)[:n].astype(str)
+        old, new = (np.where(rng.random(n) < 0.8, y, 1 - y) for _ in range(2))
+        return pd.DataFrame({"ts": pd.date_range("2026-01-01", periods=n, freq="30min"),
+                             "x": 0.0, "c": day, "y": y, "old": old * 0.5 + 0.25,
+                             "new": new * 0.5 + 0.25})
+    results = [gate(Fixed("new"), Fixed("old"), week(s), SPEC, min_delta=0.005, seed=s,
+                    stale=True, slice_feature="c") for s in range(60)]
+    assert all(len([s for s in r.slices if s["judged"]]) == 7 for r in results)
+    assert sum("slice" in r.reason.split(":")[1] for r in results) <= 3
+
+
 def test_too_few_rows_is_not_enough_evidence():
     df = window(n=150, p_new=0.99)
     result = gate(Fixed("new"), Fixed("old"), df, SPEC, min_delta=0.005, min_rows=200)

@@ -84,3 +84,40 @@ def test_the_flow_trains_gates_and_refits_a_leaf_refit_recipe_as_one_version():
     assert done.challenger.params["refit_days"] == 30.44
     assert done.choice.best.name == "sliding 91.31d, leaves refit on 30.44d"
     assert done.challenger.model.members == []
+
+
+def test_an_ensemble_fits_each_recipes_trees_once_and_its_leaf_refit_from_them(monkeypatch):
+    """The default ensemble holds most recipes twice, plain and leaf-refitted: the twin
+    reuses its plain recipe's trees, before the gate and in the refit, and scores exactly
+    as a fit of its own would."""
+    from tasks.training import train as training
+    from tasks.training.recipe import fit_recipe
+
+    rows = bike("2011-09-01").assign(_batch=lambda d: d[BIKE.time_column].dt.strftime("%Y-%m"))
+    plain, twin = Recipe(None, 91.31), Recipe(None, 91.31, 30.44)
+    fresh = fit_recipe(rows, BIKE, twin)
+    reused = training.with_refit_leaves(fit_recipe(rows, BIKE, plain),
+                                        rows[rows[BIKE.time_column] > rows[BIKE.time_column]
+                                             .max() - pd.Timedelta(days=91.31)], BIKE, 30.44)
+    assert np.array_equal(reused.score(rows), fresh.score(rows))
+
+    fits = []
+    real_fit = training.fit
+
+    def counted(*args, **kwargs):
+        fits.append(kwargs.get("refit_days"))
+        return real_fit(*args, **kwargs)
+
+    def choose(*args, **kwargs) -> RecipeChoice:
+        return RecipeChoice(plain, pd.DataFrame(), BIKE.primary_metric, reason="test",
+                            weights={twin: 0.6, plain: 0.4})
+    import tasks.training.recipe as recipe_module
+    monkeypatch.setattr(training, "fit", counted)
+    monkeypatch.setattr(recipe_module, "fit", counted)
+    done = retrain_sequence(rows, BIKE, Training(), gate_rows=200, decision=FIRST,
+                            champion=None, champion_until=None, batch_column="_batch",
+                            refit_if=lambda result: result.passed, calls=Calls(choose=choose))
+    assert fits == [None, None]  # one fit before the gate, one in the refit: no twin fits
+    assert done.result.passed and [d.get("refit_days") for d in
+                                   done.challenger.params["members"]] == [30.44, None]
+    assert np.array_equal(done.challenger.model.members[0][0].score(rows), fresh.score(rows))

@@ -2,6 +2,7 @@
 benchmark run it: a plain function on real data, without Prefect."""
 
 import pandas as pd
+import pytest
 
 from core.steps import Steps
 from flows.params import Training
@@ -77,19 +78,20 @@ def test_a_recipe_is_fixed_by_the_parameters_or_left_to_the_backtest():
 
 
 def test_an_ensemble_challenger_is_weighted_by_the_backtest_and_gated_as_one_model():
-    """recipe_mode ensemble: the backtest of the complete grid weights the members (never
-    the gate window); the gate judges the one combined model; the refit refits every member
-    and keeps the weights."""
+    """The default ensemble: the backtest of the complete grid, each recipe also with its
+    leaves refitted, weights the members (never the gate window); the gate judges the one
+    combined model; the refit refits every member and keeps the weights."""
     rows, steps = history(0, 1, 2), Steps()
-    done = retrain_sequence(rows, SPEC, Training(recipe_mode="ensemble"), gate_rows=450,
+    done = retrain_sequence(rows, SPEC, Training(), gate_rows=450,
                             decision=FIRST, champion=None, champion_until=None,
                             batch_column=BATCH, refit_if=lambda result: result.passed,
                             steps=steps)
     weights = done.choice.weights
     assert len(weights) >= 2 and abs(sum(weights.values()) - 1) < 1e-9
-    assert len(done.choice.table) == 10  # expanding, 4 windows, 5 half-lives
+    assert len(done.choice.table) == 20  # expanding, 4 windows, 5 half-lives; and refitted
+    assert done.choice.table["refit_days"].notna().sum() == 10
     model = done.challenger.model
-    assert [w for _, w in model.members] == list(weights.values())
+    assert [w for _, w in model.members] == pytest.approx(list(weights.values()), abs=1e-12)
     assert len(done.members) == len(weights)
     gate = done.challenger.split.gate
     assert gate[SPEC.time_column].min() > max(m.split.train[SPEC.time_column].max()

@@ -5,7 +5,10 @@ No fixed memory wins everywhere: a 60-day half-life is best on Elec2 and far wor
 the recent past: for each of the newest `folds` windows of the data it is given, every
 candidate is fitted on the rows before the window and scored on it, and the best mean
 primary metric wins. The caller passes only rows older than the gate window, so the
-recipe is never chosen on the rows that then judge the challenger.
+recipe is never chosen on the rows that then judge the challenger. The flow's default
+(flows.params.Training) does not pick one: it weighs the complete grid in batches, each
+recipe also with its leaves refitted, by softmax of six folds' loss (`ensemble_weights`),
+the only variant that beat the best fixed strategy through the flow (docs/benchmarks.md).
 
 The backtest fits many models, so it uses BACKTEST_PARAMS: 50 trees at learning rate 0.2
 (the same total shrinkage as 200 at 0.05) on one thread, about 15x cheaper per fit. It
@@ -16,15 +19,14 @@ shared where they coincide and run two at a time (`_backtest`), which changes no
 from __future__ import annotations
 
 import math
-import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from core.threads import map_threads
 from tasks.data.spec import DatasetSpec
 from tasks.gate.gate import sanity_checks
 from tasks.training.evaluate import primary_metric, truth_of
@@ -38,6 +40,7 @@ from tasks.training.train import (
     range_scores,
     reference_sample,
     split_gate_window,
+    with_refit_leaves,
 )
 
 BACKTEST_PARAMS = {"n_estimators": 50, "learning_rate": 0.2, "n_jobs": 1}
@@ -246,7 +249,8 @@ def recipe_rows(rows: pd.DataFrame, spec: DatasetSpec, recipe: Recipe) -> pd.Dat
 def refit_challenger(challenger: Challenger, history: pd.DataFrame, spec: DatasetSpec,
                      recipe: Recipe, champion: GreenlightModel | None, *, reference_rows: int,
                      batch_column: str, lgbm: dict | None = None,
-                     model: GreenlightModel | None = None) -> tuple[Challenger, list[str]]:
+                     model: GreenlightModel | None = None,
+                     base: Challenger | None = None) -> tuple[Challenger, list[str]]:
     """The gated challenger's recipe refitted on every labelled row, gate window included.
 
     The gate judged the recipe on rows its model never saw; serving that model would then
@@ -255,7 +259,11 @@ def refit_challenger(challenger: Challenger, history: pd.DataFrame, spec: Datase
     refit must pass the same sanity checks; if it does not, the gated model is kept and the
     problems are returned. Params record what the served model learned from; `lgbm`
     overrides LightGBM's settings, as in `fit`; `model` is that fit when the caller already
-    has it (the benchmark shares it with the fixed strategy of the same recipe)."""
+    has it (the benchmark shares it with the fixed strategy of the same recipe). A leaf
+    refit recipe with `base`, the refit of its plain recipe, reuses that one's trees."""
+    if model is None and base is not None and recipe.refit_days is not None:
+        model = with_refit_leaves(base.model, recipe_rows(history, spec, recipe), spec,
+                                  recipe.refit_days)
     model = model or fit_recipe(history, spec, recipe, lgbm)
     problems = sanity_checks(model, champion, model.score(challenger.split.gate), spec)
     if problems:
@@ -367,12 +375,7 @@ def _fit_groups(encoded: EncodedRows, groups: dict[Group, tuple[Rows, list[Fit]]
         truth = truth_of(fold, spec) if encoded.y is None else encoded.y[scored]
         return {h: primary_metric(s, fold, spec, truth) for h, s in scores.items()}
 
-    workers = max(1, min(BACKTEST_WORKERS, _cores(), len(jobs)))
-    if workers == 1:
-        results = list(map(run, jobs))
-    else:
-        with ThreadPoolExecutor(workers, thread_name_prefix="greenlight-backtest") as pool:
-            results = list(pool.map(run, jobs))
+    results = map_threads(run, jobs, workers=BACKTEST_WORKERS, name="greenlight-backtest")
     done: dict[Group, dict[Fit, float]] = {}
     for (key, _), result in zip(jobs, results, strict=True):
         done.setdefault(key, {}).update(result)
@@ -383,12 +386,6 @@ def _chunks(half_lives: list[float | None]) -> list[list[float | None]]:
     """`half_lives` in chunks of at most FITS_PER_DATASET, in order."""
     return [half_lives[j:j + FITS_PER_DATASET]
             for j in range(0, len(half_lives), FITS_PER_DATASET)]
-
-
-def _cores() -> int:
-    """Cores this process may run on (its affinity, where the OS has one)."""
-    affinity = getattr(os, "sched_getaffinity", None)
-    return len(affinity(0)) if affinity else os.cpu_count() or 1
 
 
 def choose_recipe(train: pd.DataFrame, spec: DatasetSpec, *,

@@ -12,19 +12,25 @@ task run per step in the UI), the benchmark its cached fits, a test the plain fu
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import pandas as pd
 
 from core.faults import crash_point
 from core.steps import Steps
+from core.threads import MAX_WORKERS, map_threads
 from tasks.data.spec import DatasetSpec
 from tasks.gate.decide import Decision, champion_stale
 from tasks.gate.gate import GateResult, bootstrap_blocker, gate
 from tasks.training import recipe as recipes
 from tasks.training.model import GreenlightModel
-from tasks.training.train import Challenger, Fitter, ensemble_challenger, train_challenger
+from tasks.training.train import (
+    Challenger,
+    Fitter,
+    ensemble_challenger,
+    train_challenger,
+)
 
 
 class TrainingSettings(Protocol):
@@ -41,6 +47,7 @@ class TrainingSettings(Protocol):
     recipe_mode: str
     ensemble_tau: float
     leaf_refit: bool
+    backtest_folds: int
 
 
 @dataclass(frozen=True)
@@ -106,16 +113,23 @@ def retrain_sequence(history: pd.DataFrame, spec: DatasetSpec, training: Trainin
             if training.leaf_refit:
                 options["leaf_refit"] = True
             choice = calls.choose(history, spec, gate_rows=gate_rows, batch_column=batch_column,
-                                  **options)
+                                  folds=training.backtest_folds, **options)
+    recipes_ = list(choice.weights or [choice.best])
+    # Each distinct recipe's trees are fitted once; a leaf refit reuses its plain recipe's.
+    plains = list(dict.fromkeys(replace(r, refit_days=None) for r in recipes_))
+    workers = MAX_WORKERS if fitter is None else 1  # Dask spreads its own fits
     with steps.step("train", rows_in=len(history)) as step:
-        members = [calls.train(history, spec, gate_rows=gate_rows,
+        def train(recipe: recipes.Recipe, base: Challenger | None = None) -> Challenger:
+            return calls.train(history, spec, gate_rows=gate_rows,
                                half_life_days=recipe.half_life_days,
                                window_days=recipe.window_days,
-                               **({"refit_days": recipe.refit_days} if recipe.refit_days
+                               **({"refit_days": recipe.refit_days, "base": base} if base
                                   else {}),
                                reference_rows=training.reference_rows,
                                batch_column=batch_column, fitter=fitter, lgbm=lgbm)
-                   for recipe in (choice.weights or [choice.best])]
+        bases = dict(zip(plains, map_threads(train, plains, workers=workers), strict=True))
+        members = map_threads(lambda r: bases[r] if r.refit_days is None else train(
+            r, bases[replace(r, refit_days=None)]), recipes_, workers=workers)
         challenger = ensemble_challenger(members, list(choice.weights.values()) or [1.0])
         step.rows_out = len(challenger.split.train)
     crash_point("train")
@@ -133,11 +147,19 @@ def retrain_sequence(history: pd.DataFrame, spec: DatasetSpec, training: Trainin
                 challenger.model, challenger.split.gate, spec)
     if training.refit and refit_if(result):
         with steps.step("refit", rows_in=len(history)) as step:
-            refits = [calls.refit(member, history, spec, recipe, champion,
-                                  reference_rows=training.reference_rows,
-                                  batch_column=batch_column, lgbm=lgbm)
-                      for member, recipe in zip(members, choice.weights or [choice.best],
-                                                strict=True)]
+            def refit(recipe: recipes.Recipe, member: Challenger,
+                      base: Challenger | None = None) -> tuple[Challenger, list[str]]:
+                """The recipe on every row; a leaf refit from its plain recipe's refit."""
+                return calls.refit(member, history, spec, recipe, champion,
+                                   reference_rows=training.reference_rows,
+                                   batch_column=batch_column, lgbm=lgbm,
+                                   **({"base": base} if base else {}))
+            done = map_threads(lambda r: refit(r, bases[r]), plains, workers=workers)
+            refitted = dict(zip(plains, done, strict=True))
+            trained = dict(zip(recipes_, members, strict=True))
+            refits = map_threads(lambda r: refitted[r] if r.refit_days is None else refit(
+                r, trained[r], refitted[replace(r, refit_days=None)][0]), recipes_,
+                workers=workers)
             out.challenger = ensemble_challenger([c for c, _ in refits],
                                                  list(choice.weights.values()) or [1.0])
             out.refit_problems = [p for _, problems in refits for p in problems]

@@ -6,6 +6,7 @@ only rows older than it, and weights decay with age so the model follows the pre
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -114,26 +115,43 @@ def fit(train: pd.DataFrame, spec: DatasetSpec, half_life_days: float | None,
     model.estimator = (fitter or local_fit)(spec.task, params, X, y, weights, categorical)
     if refit_days is not None:
         model._booster = refit_leaves(model.booster, X, y, train[spec.time_column],
-                                      refit_days, categorical)
+                                      refit_days)
     return model
 
 
 def refit_leaves(booster: lgb.Booster, X: pd.DataFrame, y: np.ndarray, times: pd.Series,
-                 days: float, categorical: Any) -> lgb.Booster:
+                 days: float) -> lgb.Booster:
     """The booster with its leaf values re-estimated on the rows of the newest `days` days
     (`Booster.refit`, keeping REFIT_DECAY of each old value): still one booster.
 
     A long memory learns the shape (which features matter, where they split) from many
-    rows; the newest rows then set what each leaf says now. On Elec2 its ensembles beat the
-    best fixed memory without the gate; on Bike Sharing it made every memory worse, so it is
-    off by default (docs/benchmarks.md). Too few newest rows: the booster unchanged."""
+    rows; the newest rows then set what each leaf says now. On Elec2 it lifts every memory
+    longer than a month, on Bike Sharing it makes each worse; the default ensemble holds
+    each recipe with and without it and lets the backtest weigh them, which beats the best
+    fixed memory on Elec2 (docs/benchmarks.md). Too few newest rows: the booster unchanged."""
     newest = (times > times.max() - pd.Timedelta(days=days)).to_numpy()
     if newest.sum() < MIN_REFIT_ROWS:
         return booster
     # num_threads for refit's own prediction of the leaves: LightGBM's default thread count
     # is process-wide, and a backtest thread fitting meanwhile made that predict crash.
-    return booster.refit(X[newest], y[newest], decay_rate=REFIT_DECAY,
-                         categorical_feature=categorical, num_threads=1)
+    # No categorical_feature: the trees keep their splits (the leaves come from predicting
+    # with them), and LightGBM 4 refuses any list that differs from the booster's params,
+    # which hold none, so every dataset with a categorical feature failed here.
+    return booster.refit(X[newest], y[newest], decay_rate=REFIT_DECAY, num_threads=1)
+
+
+def with_refit_leaves(model: GreenlightModel, train: pd.DataFrame, spec: DatasetSpec,
+                      days: float) -> GreenlightModel:
+    """A copy of `model`, fitted on `train`, with its leaves refitted on the newest `days`
+    days: what `fit(train, ..., refit_days=days)` returns, without fitting the trees again.
+
+    An ensemble with leaf refits holds most recipes twice, plain and refitted; the twin
+    reuses the plain member's trees, which halves the ensemble's fits."""
+    twin = copy.copy(model)
+    _, y = _encoded(train, spec)
+    twin._booster = refit_leaves(model.booster, model.encode(train), y,
+                                 train[spec.time_column], days)
+    return twin
 
 
 def _booster_params(task: str, params: dict) -> dict | None:
@@ -191,8 +209,7 @@ def _shared_fits(X: pd.DataFrame, y: np.ndarray, times: pd.Series,
         booster = lgb.train(booster_params, data, num_boost_round=params["n_estimators"],
                             keep_training_booster=True)
         for days in dict.fromkeys(d for g, d in fits if g == h):
-            refitted = booster if days is None else refit_leaves(
-                booster, X, y, times, days, categorical or "auto")
+            refitted = booster if days is None else refit_leaves(booster, X, y, times, days)
             out[h, days] = refitted.predict(scored, num_threads=1)
     return {f: out[f] for f in fits}
 
@@ -280,14 +297,20 @@ def train_challenger(history: pd.DataFrame, spec: DatasetSpec, *, gate_rows: int
                      half_life_days: float | None, window_days: float | None,
                      reference_rows: int, batch_column: str,
                      fitter: Fitter | None = None, lgbm: dict | None = None,
-                     refit_days: float | None = None) -> Challenger:
+                     refit_days: float | None = None,
+                     base: Challenger | None = None) -> Challenger:
     """Split off the gate window, fit on the older rows, and keep the reference sample.
 
     `lgbm` overrides LGBM_PARAMS (a benchmark matching a baseline's settings); `refit_days`
-    refits the leaves on the newest rows before the gate window (`refit_leaves`).
+    refits the leaves on the newest rows before the gate window (`refit_leaves`), of
+    `base`'s trees when given (the same recipe without the refit, `with_refit_leaves`).
     `batch_set` hashes the batches and recipe, so the same data never registers twice."""
     split = split_gate_window(history, spec, gate_rows, window_days)
-    model = fit(split.train, spec, half_life_days, lgbm, fitter=fitter, refit_days=refit_days)
+    if base is not None and refit_days is not None:
+        model = with_refit_leaves(base.model, split.train, spec, refit_days)
+    else:
+        model = fit(split.train, spec, half_life_days, lgbm, fitter=fitter,
+                    refit_days=refit_days)
     batches = sorted(history[batch_column].unique().tolist())
     params = {"half_life_days": half_life_days, "window_days": window_days,
               "refit_days": refit_days, "train_rows": len(split.train),
