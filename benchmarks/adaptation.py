@@ -14,17 +14,17 @@ mean monthly primary metric of:
 - auto: the flow with its defaults. Each month the champion is scored on the month (the
   number that counts); then monitor_batch + decide (drift share 0.3, max decay 0.05); on
   "retrain" the flow's own retrain sequence runs (tasks.training.sequence.retrain_sequence):
-  the gate window is the newest 30% of the month, choose_before_gate backtests the complete
-  grid, each recipe also with its leaves refitted on the newest batch, on six gate-sized
-  folds of the rows before it; the challenger is the softmax ensemble of the grid at
-  temperature 0.1, and tasks.gate.gate judges it against the champion. As decide retrained
-  on drift, a challenger on newer rows than the champion passes unless the champion is
-  proven better (verdict "refresh", Training.refresh_on, tasks.gate.decide.champion_stale);
-  a passing challenger is refitted with its recipes on every row, gate window included,
-  before it is promoted (Training.refit);
-- auto, best recipe: the default until 2026-12-07 (BEST): the one best recipe of the
-  monthly grid (tasks.training.recipe.CANDIDATES) on three folds, no leaf refits. The
-  variants below are named over it;
+  the gate window is the newest 30% of the month, choose_before_gate backtests on the rows
+  before it in three gate-sized folds, the challenger is fitted with the best recipe, and
+  tasks.gate.gate judges it against the champion. As decide retrained on drift, a
+  challenger on newer rows than the champion passes unless the champion is proven better
+  (verdict "refresh", Training.refresh_on, tasks.gate.decide.champion_stale); a passing
+  challenger is refitted with its recipe on every row, gate window included, before it is
+  promoted (Training.refit);
+- auto, best recipe: BEST, the same settings named (the variants below are named over it);
+- auto, leaf refit, ensemble tau 0.1, 6 folds: the one variant that beat the best fixed
+  strategy through the flow (Elec2), the softmax ensemble of the complete grid, each
+  recipe also with its leaves refitted, backtested on six folds;
 - leaf refits: each strategy of the grid with its booster's leaves refitted on the newest
   batch (Recipe.refit_days), the no-gate best recipe and ensembles of the grid doubled with
   these twins (choose_before_gate leaf_refit), and "auto, leaf refit[, ensemble tau T[, 6
@@ -108,8 +108,8 @@ FLOW = {"drift_share": 0.3, "max_decay": 0.05, "gate_fraction": 0.3, "min_delta"
 TRACE = False
 FIXED_ONLY = False  # --fixed-only: compare the policies with the fixed grid alone
 # The automatic policy: label -> Training settings over FLOW's; the flow's default first.
-# The variants before 2026-12-07 name their settings over the default of that day, BEST
-# (one recipe from 3 backtest folds, no leaf refits), so they replay as they were recorded.
+# The variants name their settings over BEST (one recipe from 3 backtest folds, no leaf
+# refits: the default), so they replay as they were recorded whatever the default.
 BEST = {"recipe_mode": "best", "ensemble_tau": 0.05, "leaf_refit": False, "backtest_folds": 3}
 AUTO = {"auto": {}, "auto, best recipe": BEST,
         **{f"auto, ensemble tau {t:g}": {**BEST, "recipe_mode": "ensemble", "ensemble_tau": t}

@@ -22,7 +22,7 @@ from tasks.data.home import Home
 from tasks.data.sources import Batch, synthetic_batch, write_batch
 from tasks.data.spec import load_spec
 from tasks.gate.gate import MIN_FIT_ROWS
-from tasks.training.recipe import MONTH_DAYS, batch_grid
+from tasks.training.recipe import candidates_for
 from tests.conftest import shared_file
 
 
@@ -59,13 +59,10 @@ def test_quarterly_bike_sharing_bootstraps_then_retrains_on_the_quarters_scale(h
         write_batch(quarter, home.landing)
     second = cycle(dataset="bike_sharing", policy="auto", home=str(home.root))
     assert second["decision"] == "retrain", second["reasons"]
-    scaled = {r.name for r in batch_grid(3 * MONTH_DAYS)}
-    assert "sliding 547.88d" in scaled and "half-life 182.62d" in scaled  # 6, 2 batches
+    scaled = {r.name for r in candidates_for(spec, 3)}
     assert second["recipe"] in scaled, second["recipe_reason"]
-    # the default ensemble: every member on the quarters' scale, refitted on a quarter
-    assert "ensemble" in second["recipe_reason"], second["recipe_reason"]
-    assert "leaves refit on 91.31d" in second["recipe_reason"]
-    assert "leaves refit on 30.44d" not in second["recipe_reason"]
+    assert "grid scaled to batches of 3 months" in second["recipe_reason"]
+    assert "sliding 540d" in scaled and "half-life 270d" in scaled  # 6 batches, 3 batches
     if second.get("promoted_version"):
         assert _champion(home, "bike_sharing") == second["promoted_version"] == 2
 

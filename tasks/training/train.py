@@ -126,9 +126,10 @@ def refit_leaves(booster: lgb.Booster, X: pd.DataFrame, y: np.ndarray, times: pd
 
     A long memory learns the shape (which features matter, where they split) from many
     rows; the newest rows then set what each leaf says now. On Elec2 it lifts every memory
-    longer than a month, on Bike Sharing it makes each worse; the default ensemble holds
-    each recipe with and without it and lets the backtest weigh them, which beats the best
-    fixed memory on Elec2 (docs/benchmarks.md). Too few newest rows: the booster unchanged."""
+    longer than a month, on Bike Sharing it makes each worse; an ensemble holding each
+    recipe with and without it (Training.leaf_refit) lets the backtest weigh them, which
+    beat the best fixed memory on Elec2 (docs/benchmarks.md). Too few newest rows: the
+    booster unchanged."""
     newest = (times > times.max() - pd.Timedelta(days=days)).to_numpy()
     if newest.sum() < MIN_REFIT_ROWS:
         return booster
