@@ -211,9 +211,10 @@ class Replay:
         def judge(*args, slice_feature=None, **kwargs) -> GateResult:
             return self.timed("gate", gate, *args, slice_feature=self.slice, **kwargs)
 
-        def refit(challenger, history, spec, recipe, champion, base=None, **kwargs):
+        def refit(challenger, history, spec, recipe, champion, base=None, model=None,
+                  **kwargs):
             return refit_challenger(challenger, history, spec, recipe, champion,
-                                    model=self.fit(history, recipe), **kwargs)
+                                    model=model or self.fit(history, recipe), **kwargs)
         return Calls(choose=choose, train=train, gate=judge, refit=refit)
 
     def score(self, model, i: int) -> float:

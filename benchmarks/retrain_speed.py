@@ -11,7 +11,7 @@ shared machine wall time follows the load. The first repetition is discarded (wa
 the retrain's code paths).
 
     uv run python benchmarks/retrain_speed.py [--repeats 3] [--profile retrain.prof]
-        [--best-recipe]
+        [--best-recipe | --ensemble]
 
 `--profile` also writes a cProfile of the last repetition's retrain call (read it with
 `python -m pstats`), to see where the remaining time goes.
@@ -35,6 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 STEPS = ("recipe", "train", "gate", "refit", "register")
 BEST_RECIPE = {"recipe_mode": "best", "leaf_refit": False, "backtest_folds": 3}
+ENSEMBLE = {"recipe_mode": "ensemble", "leaf_refit": True, "backtest_folds": 6,
+            "ensemble_tau": 0.1}
 TIMED_WEEK = "2026-W07"
 SEED = 7
 QUIET = {"DO_NOT_TRACK": "true", "MLFLOW_DISABLE_TELEMETRY": "true",
@@ -192,12 +194,16 @@ def main() -> None:
     parser.add_argument("--best-recipe", action="store_true",
                         help="the best recipe alone (recipe_mode best, no leaf refits, 3 "
                              "folds: the default until 2026-12-07) instead of the ensemble")
+    parser.add_argument("--ensemble", action="store_true",
+                        help="the leaf-refit ensemble on six folds at tau 0.1")
     args = parser.parse_args()
     load = os.getloadavg()[0]
-    training = BEST_RECIPE if args.best_recipe else None
+    training = BEST_RECIPE if args.best_recipe else ENSEMBLE if args.ensemble else None
     result = retrain_seconds(args.repeats, args.profile, training)
     print(f"retrain of the demo's {TIMED_WEEK}"
-          f"{' (best recipe alone)' if training else ''}, median of {args.repeats} (seconds; load "
+          f"{' (best recipe alone)' if args.best_recipe else ''}"
+          f"{' (leaf-refit ensemble, 6 folds)' if args.ensemble else ''}"
+          f", median of {args.repeats} (seconds; load "
           f"{load:.1f} -> {os.getloadavg()[0]:.1f}):")
     labels = {"total": "total (wall, the five steps)", "cpu": "CPU of the retrain call",
               **{f"cpu.{s}": f"CPU of {s}" for s in STEPS}}

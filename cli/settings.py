@@ -9,7 +9,8 @@ the cycle gets the models.
 Precedence, highest first: `--set` flags (the last one wins for a key), the command's own
 option for the setting (`--dask-min-rows`, `--dask-address`, or their environment
 variables), the file's `[datasets.<dataset>.<section>]` table, its `[<section>]` table,
-the model's default.
+a `GREENLIGHT_<SECTION>__<KEY>` environment variable (it replaces the default wherever
+the model is built, `flows.params.Section`), the model's default.
 
 The settings file (`$GREENLIGHT_HOME/greenlight.toml`; optional)::
 
@@ -40,6 +41,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import textwrap
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -80,10 +82,42 @@ class Settings:
     def models(self) -> dict[str, BaseModel]:
         """`{"thresholds": Thresholds(...), "training": Training(...), "scale": Scale(...)}`:
         keyword arguments for `flows.cycle.cycle`."""
+        from pydantic import ValidationError
+
         from flows import params
 
-        return {section: getattr(params, name)(**self.values.get(section, {}))
-                for section, name in SECTIONS.items()}
+        try:
+            return {section: getattr(params, name)(**self.values.get(section, {}))
+                    for section, name in SECTIONS.items()}
+        except ValidationError as exc:  # a GREENLIGHT_<SECTION>__<KEY> value
+            raise SettingsError(_one_line(exc)) from None
+
+
+def _one_line(exc: Exception) -> str:
+    """A model's refusal of an environment value, as the line its validator wrote."""
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        return exc.errors()[0]["msg"].removeprefix("Value error, ")
+    return str(exc)
+
+
+def check_environment(environ: Mapping[str, str]) -> None:
+    """The GREENLIGHT_<SECTION>__<KEY> variables (flows.params.Section), checked before
+    anything heavy loads: an unknown key or a value the field refuses is one line naming
+    the variable. Pydantic is imported only when such a variable is set."""
+    sections = set()
+    for var in environ:
+        for section in SECTIONS:
+            prefix = f"GREENLIGHT_{section.upper()}__"
+            if var.startswith(prefix):
+                _check_key(section, var[len(prefix):].lower(), var)
+                sections.add(section)
+    for section in sections:
+        try:
+            _model(section)()
+        except ValueError as exc:
+            raise SettingsError(_one_line(exc)) from None
 
 
 def settings_file(home: Path) -> Path:
@@ -97,6 +131,7 @@ def resolve(dataset: str, flags: Sequence[str] = (), home: Path | None = None,
 
     `flags` are the raw `--set` values; `options` the command's own options for settings,
     as `{section: {key: value}}` with None meaning "not given". Raises `SettingsError`."""
+    check_environment(os.environ)
     path = settings_file(home) if home is not None else None
     layers: list[Layer] = []
     if path is not None and path.is_file():

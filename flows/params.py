@@ -2,14 +2,62 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import json
+import os
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_validator
 
 from flows.policies import Policy  # noqa: F401 (the flow's names)
 
+ENV_PREFIX = "GREENLIGHT_"
 
-class Thresholds(BaseModel):
+
+def env_name(section: str, key: str) -> str:
+    """The environment variable that sets a setting's default: GREENLIGHT_TRAINING__LEAF_REFIT."""
+    return f"{ENV_PREFIX}{section.upper()}__{key.upper()}"
+
+
+class Section(BaseModel):
+    """A section of settings whose defaults the environment may replace.
+
+    `GREENLIGHT_<SECTION>__<KEY>` (e.g. GREENLIGHT_TRAINING__RECIPE_MODE=best) sets a key
+    that is not given, wherever the model is built: the CLI (below greenlight.toml and
+    `--set`, which give their keys), a Prefect worker's flow runs, and Python callers. A
+    container or a CI job sets it once for every process it starts. The value is read as
+    JSON where it parses (3, 0.5, true, null), else as the text it is."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _environment(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        section = cls.__name__.lower()
+        found = {key: os.environ[env_name(section, key)] for key in cls.model_fields
+                 if key not in data and env_name(section, key) in os.environ}
+        return {**{key: _env_value(cls, section, key, raw) for key, raw in found.items()},
+                **data} if found else data
+
+
+def _env_value(model: type[BaseModel], section: str, key: str, raw: str) -> Any:
+    """The variable's value as the field holds it (JSON first, then the text), or a
+    ValueError naming the variable: a bad value is found before anything runs."""
+    field = model.model_fields[key]
+    adapter = TypeAdapter(Annotated[field.annotation, field])
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        parsed = raw
+    problem = ""
+    for candidate in (parsed, raw):
+        try:
+            return adapter.validate_python(candidate)
+        except ValidationError as exc:
+            problem = problem or exc.errors()[0]["msg"]
+    raise ValueError(f"{env_name(section, key)}={raw!r}: {problem}")
+
+
+class Thresholds(Section):
     """Every monitoring threshold, in one place. Crossing one emits a Prefect event
     (greenlight.drift.detected, .model.decayed, .data.quality, .predictions.failed); drift
     and decay also retrain. Null means "use the documented default" or "off"."""
@@ -74,7 +122,7 @@ class Thresholds(BaseModel):
                                 "method); null uses Evidently's (0.05 p, 0.1 distance).")
 
 
-class Training(BaseModel):
+class Training(Section):
     """How a challenger is trained and gated; nulls fall back to the dataset spec's defaults."""
 
     auto_recipe: bool = Field(
@@ -106,34 +154,34 @@ class Training(BaseModel):
         True, description="After the gate, refit the chosen recipe on every labelled row, "
                           "gate window included, and register that model (same sanity checks).")
     recipe_mode: Literal["best", "ensemble"] = Field(
-        "best", description="What the backtest gives the challenger: the best recipe, or "
-                            "an ensemble of the complete grid in batches (expanding, windows "
-                            "of 1-12 batches, half-lives of 1/2-8 batches) weighted by "
-                            "softmax of their backtest loss. Either way one model version, "
-                            "gated and served like any other. With leaf_refit and "
-                            "backtest_folds 6 it beat the best fixed strategy on Elec2 "
-                            "(docs/benchmarks.md), at 4x a retrain's time: not yet the "
-                            "default.")
+        "ensemble", description="What the backtest gives the challenger: an ensemble of the "
+                                "complete grid in batches (expanding, windows of 1-12 batches, "
+                                "half-lives of 1/2-8 batches) weighted by softmax of their "
+                                "backtest loss, or the best recipe alone (about a quarter of "
+                                "a retrain's time). Either way one model version, gated and "
+                                "served like any other. The ensemble, with leaf_refit and six "
+                                "backtest_folds, beat the best fixed strategy on Elec2 "
+                                "(docs/benchmarks.md).")
     ensemble_tau: float = Field(
         0.1, gt=0, description="Temperature of the ensemble's softmax, relative to the best "
                                 "backtest loss: a recipe this much worse (relative) than the "
                                 "best gets 1/e of its weight.")
     backtest_folds: int = Field(
-        3, ge=1, le=24,
+        6, ge=1, le=24,
         description="Gate-sized windows the recipe backtest scores each candidate on, "
                     "newest first: more is a longer memory of which recipe does well, "
                     "at one fit per candidate and window.")
     leaf_refit: bool = Field(
-        False, description="The backtest also tries every recipe with its leaves refitted on "
-                           "the newest batch (LightGBM's Booster.refit, keeping 0.6 of each "
-                           "old leaf value): a long memory's trees with the newest batch's "
-                           "levels. Still one booster (docs/benchmarks.md).")
+        True, description="The backtest also tries every recipe with its leaves refitted on "
+                          "the newest batch (LightGBM's Booster.refit, keeping 0.6 of each "
+                          "old leaf value): a long memory's trees with the newest batch's "
+                          "levels. Still one booster (docs/benchmarks.md).")
     reference_rows: int = Field(
         1000, gt=100, description="At least this many of the newest training rows (normally "
                                    "the newest training batch) are logged as drift reference.")
 
 
-class Scale(BaseModel):
+class Scale(Section):
     """When the heavy steps (validation, monitoring, training) leave this process for Dask.
 
     Each step goes by its own input: the landed file for validation, the batch for
@@ -152,7 +200,7 @@ class Scale(BaseModel):
         1_000_000, ge=1, description="Rows per partition for validation and monitoring.")
 
 
-class Guardrails(BaseModel):
+class Guardrails(Section):
     """Probation after a promotion: how long the new champion is judged against @previous
     on what is new, and rolled back by itself when the evidence turns against it."""
 

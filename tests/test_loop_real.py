@@ -3,25 +3,27 @@
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 from rich.console import Console
 
 from cli.demo import run_demo
 from cli.status import status
+from core import names
 from flows.cycle import registry_for
 from registry import versions
 from tasks.data.home import Home
 from tasks.data.spec import load_spec
-from tests.conftest import shared_file
+from tests.conftest import shared_file, shipped_training
 
 pytestmark = pytest.mark.e2e
 
 
-def _replay(tmp_path, dataset: str, data, limit: int, warmup: int):
+def _replay(tmp_path, dataset: str, data, limit: int, warmup: int, parameters=None):
     root = tmp_path / "gl"
     run_demo(root, dataset=dataset, data=data, freq="M", warmup=warmup, limit=limit, seed=7,
-             console=Console(file=io.StringIO(), width=200))
+             console=Console(file=io.StringIO(), width=200), parameters=parameters)
     home = Home.from_env(root)
     reg = registry_for(home, load_spec(dataset))
     return home, reg, status(home, reg)
@@ -48,10 +50,15 @@ def test_elec2_classification_through_the_loop(tmp_path):
 
 
 def test_bike_sharing_regression_through_the_loop(tmp_path):
+    """With the shipped defaults (not the suite's pinned recipe): every challenger is the
+    leaf-refit ensemble of the complete grid, one version with its members tagged."""
     home, reg, state = _replay(tmp_path, "bike_sharing", shared_file("bike_sharing", "hour.csv"),
-                               limit=8, warmup=4)
+                               limit=8, warmup=4, parameters={"training": shipped_training()})
     assert state["champion"] is not None
     info = versions.by_alias(reg, "champion")
+    members = json.loads(info.tags[names.ENSEMBLE_TAG])
+    assert len(members) > 2 and any("leaves refit" in m for m in members), members
+    assert len(versions.load_model(reg, state["champion"]).members) > 2
     metrics = reg.client.get_run(info.run_id).data.metrics
     assert "gate_challenger_mae" in metrics and metrics["gate_challenger_mae"] > 0
     monitored = state["batches"][4:]

@@ -5,6 +5,7 @@ like any recipe. On real data: Bike Sharing's demand grows in 2012."""
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+import pytest
 
 from flows.params import Training
 from tasks.data import sources
@@ -121,3 +122,37 @@ def test_an_ensemble_fits_each_recipes_trees_once_and_its_leaf_refit_from_them(m
     assert done.result.passed and [d.get("refit_days") for d in
                                    done.challenger.params["members"]] == [30.44, None]
     assert np.array_equal(done.challenger.model.members[0][0].score(rows), fresh.score(rows))
+
+
+def test_an_ensemble_fits_a_window_that_keeps_every_row_once_as_expanding(monkeypatch):
+    """On a short history the complete grid's long windows keep every row: they are the
+    expanding model under another name, fitted once before the gate and once in the refit,
+    each member still named and weighted as its own recipe."""
+    from tasks.training import train as training
+    from tasks.training.recipe import fit_recipe
+
+    rows = bike("2011-06-01").assign(_batch=lambda d: d[BIKE.time_column].dt.strftime("%Y-%m"))
+    expanding, year, month = Recipe(), Recipe(None, 365.25), Recipe(None, 30.44)
+    fits = []
+    real_fit = training.fit
+
+    def counted(*args, **kwargs):
+        fits.append(len(args[0]))
+        return real_fit(*args, **kwargs)
+
+    def choose(*args, **kwargs) -> RecipeChoice:
+        return RecipeChoice(expanding, pd.DataFrame(), BIKE.primary_metric, reason="test",
+                            weights={expanding: 0.5, year: 0.3, month: 0.2})
+    import tasks.training.recipe as recipe_module
+    monkeypatch.setattr(training, "fit", counted)
+    monkeypatch.setattr(recipe_module, "fit", counted)
+    done = retrain_sequence(rows, BIKE, Training(), gate_rows=200, decision=FIRST,
+                            champion=None, champion_until=None, batch_column="_batch",
+                            refit_if=lambda result: result.passed, calls=Calls(choose=choose))
+    assert len(fits) == 4  # expanding and the month, before the gate and in the refit
+    assert max(fits) == len(rows) and sorted(fits)[-2] == len(rows) - 200
+    members = done.challenger.model.members
+    assert [m["window_days"] for m in done.challenger.params["members"]] == [None, 365.25,
+                                                                          30.44]
+    assert [w for _, w in members] == pytest.approx([0.8, 0.2])  # one model, two recipes
+    assert np.array_equal(members[0][0].score(rows), fit_recipe(rows, BIKE, year).score(rows))

@@ -92,7 +92,9 @@ def test_an_ensemble_challenger_is_weighted_by_the_backtest_and_gated_as_one_mod
     assert len(done.choice.table) == 20  # expanding, 4 windows, 5 half-lives; and refitted
     assert done.choice.table["refit_days"].notna().sum() == 10
     model = done.challenger.model
-    assert [w for _, w in model.members] == pytest.approx(list(weights.values()), abs=1e-12)
+    # recipes that fit the same model (a window longer than the history) are one member
+    assert len(model.members) <= len(weights)
+    assert sum(w for _, w in model.members) == pytest.approx(1, abs=1e-12)
     assert len(done.members) == len(weights)
     gate = done.challenger.split.gate
     assert gate[SPEC.time_column].min() > max(m.split.train[SPEC.time_column].max()

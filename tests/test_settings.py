@@ -45,6 +45,37 @@ def test_a_wrong_type_is_one_line_with_pydantics_reason(home):
     assert "Input should be less than 1" in line
 
 
+def test_an_environment_variable_is_checked_like_a_flag(home):
+    """GREENLIGHT_<SECTION>__<KEY>: a bad value or an unknown key is one line naming the
+    variable, before an idle run answers."""
+    line = _one_error_line(_cli(["run"], home.root, GREENLIGHT_TRAINING__BACKTEST_FOLDS="six"))
+    assert line.startswith("error: GREENLIGHT_TRAINING__BACKTEST_FOLDS='six': Input should be "
+                           "a valid integer"), line
+    line = _one_error_line(_cli(["run"], home.root, GREENLIGHT_TRAINING__RECIPE_MOD="best"))
+    assert line.startswith("error: GREENLIGHT_TRAINING__RECIPE_MOD: unknown setting "
+                           "(did you mean recipe_mode?"), line
+
+
+def test_an_environment_variable_replaces_the_default_and_the_file_and_flags_beat_it(
+        home, monkeypatch):
+    """The variable is the default wherever the model is built (the suite itself pins its
+    recipe so, tests/conftest.py); the file and `--set` still win, as for any default."""
+    monkeypatch.setenv("GREENLIGHT_TRAINING__ENSEMBLE_TAU", "0.2")
+    monkeypatch.setenv("GREENLIGHT_THRESHOLDS__LABEL_DRIFT", "0.3")
+    monkeypatch.setenv("GREENLIGHT_TRAINING__RECIPE_MODE", "ensemble")
+    assert Training().ensemble_tau == 0.2 and Training().recipe_mode == "ensemble"
+    assert Thresholds().label_drift == 0.3
+    settings_file(home.root).write_text("[training]\nensemble_tau = 0.05\n")
+    models = resolve("synthetic", ["thresholds.label_drift=null"], home.root).models()
+    assert models["training"].ensemble_tau == 0.05 and models["training"].recipe_mode == \
+        "ensemble"
+    assert models["thresholds"].label_drift is None
+    monkeypatch.setenv("GREENLIGHT_THRESHOLDS__LABEL_DRIFT", "-1")
+    with pytest.raises(SettingsError, match="GREENLIGHT_THRESHOLDS__LABEL_DRIFT='-1': Input "
+                                            "should be greater than 0"):
+        resolve("synthetic", [], home.root)
+
+
 def test_the_demo_takes_the_same_flags(home):
     line = _one_error_line(_cli(["demo", "--set", "trainin.gate_fraction=0.5"], home.root))
     assert "unknown section 'trainin' (did you mean training?" in line

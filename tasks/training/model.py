@@ -77,7 +77,8 @@ class GreenlightModel(PythonModel):
         estimates): a challenger that hedges between recipes is still one version, served
         and gated like any other. Its own categories and labels are the first member's (the
         longest memory: the drift monitor and the estimator encode with them); each member
-        encodes rows with its own."""
+        encodes rows with its own. A model given twice (two recipes that fit the same
+        model, tasks.training.sequence.same_fits) is one member with both weights."""
         if not members or len(members) != len(weights) or min(weights) < 0 or not sum(weights):
             raise ValueError(f"an ensemble needs members and non-negative weights: "
                              f"{len(members)} members, weights {weights}")
@@ -87,8 +88,10 @@ class GreenlightModel(PythonModel):
         model.__dict__.update(estimator=None, spec=first.spec, features=list(first.features),
                               categories=first.categories, labels=first.labels,
                               _booster=first.booster)
-        model.__dict__["_members"] = [(m, float(w) / total) for m, w in zip(members, weights,
-                                                                            strict=True)]
+        merged: dict[int, tuple[GreenlightModel, float]] = {}
+        for m, w in zip(members, weights, strict=True):
+            merged[id(m)] = (m, merged.get(id(m), (m, 0.0))[1] + float(w) / total)
+        model.__dict__["_members"] = list(merged.values())
         return model
 
     @property

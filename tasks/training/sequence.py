@@ -11,9 +11,9 @@ task run per step in the UI), the benchmark its cached fits, a test the plain fu
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import pandas as pd
 
@@ -29,8 +29,11 @@ from tasks.training.train import (
     Challenger,
     Fitter,
     ensemble_challenger,
+    split_gate_window,
     train_challenger,
 )
+
+T = TypeVar("T")
 
 
 class TrainingSettings(Protocol):
@@ -115,21 +118,29 @@ def retrain_sequence(history: pd.DataFrame, spec: DatasetSpec, training: Trainin
             choice = calls.choose(history, spec, gate_rows=gate_rows, batch_column=batch_column,
                                   folds=training.backtest_folds, **options)
     recipes_ = list(choice.weights or [choice.best])
-    # Each distinct recipe's trees are fitted once; a leaf refit reuses its plain recipe's.
-    plains = list(dict.fromkeys(replace(r, refit_days=None) for r in recipes_))
+    # Each model is fitted once (`fit_once`): a leaf refit reuses its plain recipe's trees,
+    # and a window that keeps every row is the fit without it.
+    plains = list(dict.fromkeys(plain(r) for r in recipes_))
+    twins_ = [r for r in recipes_ if r.refit_days is not None]
     workers = MAX_WORKERS if fitter is None else 1  # Dask spreads its own fits
     with steps.step("train", rows_in=len(history)) as step:
-        def train(recipe: recipes.Recipe, base: Challenger | None = None) -> Challenger:
+        def train(recipe: recipes.Recipe, base: Challenger | None = None,
+                  model: GreenlightModel | None = None) -> Challenger:
+            extra = {"refit_days": recipe.refit_days} if recipe.refit_days is not None else {}
             return calls.train(history, spec, gate_rows=gate_rows,
                                half_life_days=recipe.half_life_days,
                                window_days=recipe.window_days,
-                               **({"refit_days": recipe.refit_days, "base": base} if base
-                                  else {}),
                                reference_rows=training.reference_rows,
-                               batch_column=batch_column, fitter=fitter, lgbm=lgbm)
-        bases = dict(zip(plains, map_threads(train, plains, workers=workers), strict=True))
-        members = map_threads(lambda r: bases[r] if r.refit_days is None else train(
-            r, bases[replace(r, refit_days=None)]), recipes_, workers=workers)
+                               batch_column=batch_column, fitter=fitter, lgbm=lgbm, **extra,
+                               **({"base": base} if base else {}),
+                               **({"model": model} if model else {}))
+        kept = {p: len(split_gate_window(history, spec, gate_rows, p.window_days).train)
+                for p in plains}
+        bases = fit_once(plains, lambda p: (kept[p], p.half_life_days),
+                         lambda p, model: train(p, model=model), _model, workers)
+        twins = fit_once(twins_, lambda t: (kept[plain(t)], t.half_life_days, t.refit_days),
+                         lambda t, model: train(t, bases[plain(t)], model), _model, workers)
+        members = [twins[r] if r.refit_days is not None else bases[r] for r in recipes_]
         challenger = ensemble_challenger(members, list(choice.weights.values()) or [1.0])
         step.rows_out = len(challenger.split.train)
     crash_point("train")
@@ -148,18 +159,23 @@ def retrain_sequence(history: pd.DataFrame, spec: DatasetSpec, training: Trainin
     if training.refit and refit_if(result):
         with steps.step("refit", rows_in=len(history)) as step:
             def refit(recipe: recipes.Recipe, member: Challenger,
-                      base: Challenger | None = None) -> tuple[Challenger, list[str]]:
+                      base: Challenger | None = None, model: GreenlightModel | None = None
+                      ) -> tuple[Challenger, list[str]]:
                 """The recipe on every row; a leaf refit from its plain recipe's refit."""
                 return calls.refit(member, history, spec, recipe, champion,
                                    reference_rows=training.reference_rows,
                                    batch_column=batch_column, lgbm=lgbm,
-                                   **({"base": base} if base else {}))
-            done = map_threads(lambda r: refit(r, bases[r]), plains, workers=workers)
-            refitted = dict(zip(plains, done, strict=True))
+                                   **({"base": base} if base else {}),
+                                   **({"model": model} if model else {}))
+            rows = {p: len(recipes.recipe_rows(history, spec, p)) for p in plains}
             trained = dict(zip(recipes_, members, strict=True))
-            refits = map_threads(lambda r: refitted[r] if r.refit_days is None else refit(
-                r, trained[r], refitted[replace(r, refit_days=None)][0]), recipes_,
-                workers=workers)
+            again = fit_once(plains, lambda p: (rows[p], p.half_life_days),
+                             lambda p, model: refit(p, bases[p], model=model), _refitted,
+                             workers)
+            twice = fit_once(twins_, lambda t: (rows[plain(t)], t.half_life_days, t.refit_days),
+                             lambda t, model: refit(t, trained[t], again[plain(t)][0], model),
+                             _refitted, workers)
+            refits = [twice[r] if r.refit_days is not None else again[r] for r in recipes_]
             out.challenger = ensemble_challenger([c for c, _ in refits],
                                                  list(choice.weights.values()) or [1.0])
             out.refit_problems = [p for _, problems in refits for p in problems]
@@ -168,6 +184,44 @@ def retrain_sequence(history: pd.DataFrame, spec: DatasetSpec, training: Trainin
         # learned from, where the refit model has seen the gate window
         out.challenger.model.performance = challenger.model.performance
     return out
+
+
+def plain(recipe: recipes.Recipe) -> recipes.Recipe:
+    """The recipe without its leaf refit: the one whose trees a leaf refit reuses."""
+    return replace(recipe, refit_days=None)
+
+
+def fit_once(recipes_: list[recipes.Recipe], key: Callable[[recipes.Recipe], Hashable],
+             make: Callable[[recipes.Recipe, GreenlightModel | None], T],
+             model_of: Callable[[T], GreenlightModel | None], workers: int
+             ) -> dict[recipes.Recipe, T]:
+    """`make(r, None)` for the first recipe of each `key`, `workers` at a time; then
+    `make(r, model)` for the others, with the first's model (None: make it afresh).
+
+    The key says which recipes fit the same model: the same half-life (and leaf refit) on
+    as many of the newest rows (a window keeps a suffix). A window longer than the history
+    keeps every row, so on a short history the complete grid's long windows are expanding
+    under other names: each fitted again cost the ensemble a full fit before the gate and
+    another in the refit. Each recipe keeps its own name, params and weight."""
+    first: dict[Hashable, recipes.Recipe] = {}
+    for r in recipes_:
+        first.setdefault(key(r), r)
+    heads = list(first.values())
+    done = dict(zip(heads, map_threads(lambda r: make(r, None), heads, workers=workers),
+                    strict=True))
+    for r in recipes_:
+        if r not in done:
+            done[r] = make(r, model_of(done[first[key(r)]]))
+    return done
+
+
+def _model(challenger: Challenger) -> GreenlightModel:
+    return challenger.model
+
+
+def _refitted(refit: tuple[Challenger, list[str]]) -> GreenlightModel | None:
+    """A refit's model to share, or None where it failed its checks (each then its own)."""
+    return None if refit[1] else refit[0].model
 
 
 def performance_estimator(model: GreenlightModel, window: pd.DataFrame, spec: DatasetSpec

@@ -299,17 +299,20 @@ def train_challenger(history: pd.DataFrame, spec: DatasetSpec, *, gate_rows: int
                      reference_rows: int, batch_column: str,
                      fitter: Fitter | None = None, lgbm: dict | None = None,
                      refit_days: float | None = None,
-                     base: Challenger | None = None) -> Challenger:
+                     base: Challenger | None = None,
+                     model: GreenlightModel | None = None) -> Challenger:
     """Split off the gate window, fit on the older rows, and keep the reference sample.
 
     `lgbm` overrides LGBM_PARAMS (a benchmark matching a baseline's settings); `refit_days`
     refits the leaves on the newest rows before the gate window (`refit_leaves`), of
     `base`'s trees when given (the same recipe without the refit, `with_refit_leaves`).
-    `batch_set` hashes the batches and recipe, so the same data never registers twice."""
+    `model` is the fit when the caller already has it (another recipe's, on the same rows
+    with the same half-life). `batch_set` hashes the batches and recipe, so the same data
+    never registers twice."""
     split = split_gate_window(history, spec, gate_rows, window_days)
-    if base is not None and refit_days is not None:
+    if model is None and base is not None and refit_days is not None:
         model = with_refit_leaves(base.model, split.train, spec, refit_days)
-    else:
+    if model is None:
         model = fit(split.train, spec, half_life_days, lgbm, fitter=fitter,
                     refit_days=refit_days)
     batches = sorted(history[batch_column].unique().tolist())
