@@ -199,7 +199,7 @@ def test_an_ensemble_version_registers_loads_and_serves_as_it_scored_in_memory(r
     served, it gives the weighted mean of its members' scores, exactly as in memory."""
     from serving.app import create_app
     from serving.models import load
-    from tasks.training.model import GreenlightModel
+    from tasks.training.model import PARALLEL_ROWS, GreenlightModel
     from tests.serving_helpers import running
 
     df = _frame()
@@ -224,6 +224,8 @@ def test_an_ensemble_version_registers_loads_and_serves_as_it_scored_in_memory(r
     assert np.allclose(model.score(fresh), expected, rtol=0, atol=1e-12)
     assert np.array_equal(loaded.score(fresh), model.score(fresh))
     assert np.array_equal(loaded.predict(None, fresh)["score"], model.score(fresh))
+    many = _frame(PARALLEL_ROWS + 500, seed=4)  # members scored two at a time: the same
+    assert np.array_equal(model.score(many), 0.75 * wide.score(many) + 0.25 * short.score(many))
     rows = _rows(fresh)
     assert np.array_equal(load(reg, version).model.score_rows(rows), model.score_rows(rows))
     assert np.allclose(model.score_rows(rows), model.score(pd.DataFrame(rows)), atol=1e-12)

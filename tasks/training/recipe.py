@@ -5,11 +5,11 @@ No fixed memory wins everywhere: a 60-day half-life is best on Elec2 and far wor
 the recent past: for each of the newest `folds` windows of the data it is given, every
 candidate is fitted on the rows before the window and scored on it, and the best mean
 primary metric wins. The caller passes only rows older than the gate window, so the
-recipe is never chosen on the rows that then judge the challenger. With recipe_mode
-ensemble, leaf_refit and six folds (flows.params.Training) the flow weighs the complete
-grid, each recipe also with its leaves refitted, by softmax of the folds' loss
+recipe is never chosen on the rows that then judge the challenger. By default
+(flows.params.Training: recipe_mode ensemble, leaf_refit, six folds) the flow weighs the
+complete grid, each recipe also with its leaves refitted, by softmax of the folds' loss
 (`ensemble_weights`): the only variant that beat the best fixed strategy through the flow
-(docs/benchmarks.md), not yet the default for its cost.
+(docs/benchmarks.md). recipe_mode best takes the best recipe alone.
 
 The backtest fits many models, so it uses BACKTEST_PARAMS: 50 trees at learning rate 0.2
 (the same total shrinkage as 200 at 0.05) on one thread, about 15x cheaper per fit. It
