@@ -10,6 +10,7 @@ from tasks.data.sources import SYNTHETIC_CHANGE_POINTS, synthetic_batch
 from tasks.data.spec import load_spec
 from tasks.gate.decide import Decision
 from tasks.training.sequence import Calls, fixed_recipe, retrain_sequence
+from tests.conftest import shipped_training
 
 SPEC = load_spec("synthetic")
 BATCH = "_batch_id"
@@ -78,12 +79,12 @@ def test_a_recipe_is_fixed_by_the_parameters_or_left_to_the_backtest():
 
 
 def test_an_ensemble_challenger_is_weighted_by_the_backtest_and_gated_as_one_model():
-    """The leaf-refit ensemble: the backtest of the complete grid, each recipe also with its
-    leaves refitted, weights the members (never the gate window); the gate judges the one
-    combined model; the refit refits every member and keeps the weights."""
+    """The default, a leaf-refit ensemble: the backtest of the complete grid, each recipe
+    also with its leaves refitted, on six folds, weights the members (never the gate
+    window); the gate judges the one combined model; the refit refits every member and
+    keeps the weights."""
     rows, steps = history(0, 1, 2), Steps()
-    done = retrain_sequence(rows, SPEC, Training(recipe_mode="ensemble", leaf_refit=True,
-                                                 backtest_folds=6), gate_rows=450,
+    done = retrain_sequence(rows, SPEC, shipped_training(), gate_rows=450,
                             decision=FIRST, champion=None, champion_until=None,
                             batch_column=BATCH, refit_if=lambda result: result.passed,
                             steps=steps)
