@@ -156,3 +156,26 @@ def test_an_ensemble_fits_a_window_that_keeps_every_row_once_as_expanding(monkey
                                                                           30.44]
     assert [w for _, w in members] == pytest.approx([0.8, 0.2])  # one model, two recipes
     assert np.array_equal(members[0][0].score(rows), fit_recipe(rows, BIKE, year).score(rows))
+
+
+@pytest.mark.parametrize("tz", [None, "Europe/London"])
+def test_the_rows_a_recipe_keeps_are_counted_as_the_split_and_the_window_cut_them(tz):
+    """`fit_once`'s key counts the rows on sorted times alone: for every window of the
+    complete grid (days with fractions) and gate size, what split_gate_window and
+    recipe_rows keep, on real hourly rows, shuffled and in a time zone too."""
+    from tasks.training.recipe import batch_grid, recipe_rows
+    from tasks.training.sequence import rows_kept, sorted_times
+    from tasks.training.train import split_gate_window
+
+    rows = bike("2011-09-01")
+    if tz:
+        rows[BIKE.time_column] = rows[BIKE.time_column].dt.tz_localize(tz, ambiguous="NaT",
+                                                                       nonexistent="NaT")
+        rows = rows[rows[BIKE.time_column].notna()]
+    shuffled = rows.sample(frac=1, random_state=0)
+    times = sorted_times(shuffled, BIKE)
+    for recipe in (*batch_grid(MONTH_DAYS), *batch_grid(7.0), Recipe(None, 0.5)):
+        for gate_rows in (0, 200, 1000):
+            expected = len(split_gate_window(shuffled, BIKE, gate_rows, recipe.window_days).train)
+            assert rows_kept(times, gate_rows, recipe.window_days) == expected, (recipe, gate_rows)
+        assert rows_kept(times, 0, recipe.window_days) == len(recipe_rows(rows, BIKE, recipe))

@@ -15,6 +15,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
 
+import numpy as np
 import pandas as pd
 
 from core.faults import crash_point
@@ -29,7 +30,6 @@ from tasks.training.train import (
     Challenger,
     Fitter,
     ensemble_challenger,
-    split_gate_window,
     train_challenger,
 )
 
@@ -134,8 +134,8 @@ def retrain_sequence(history: pd.DataFrame, spec: DatasetSpec, training: Trainin
                                batch_column=batch_column, fitter=fitter, lgbm=lgbm, **extra,
                                **({"base": base} if base else {}),
                                **({"model": model} if model else {}))
-        kept = {p: len(split_gate_window(history, spec, gate_rows, p.window_days).train)
-                for p in plains}
+        times = sorted_times(history, spec)
+        kept = {p: rows_kept(times, gate_rows, p.window_days) for p in plains}
         bases = fit_once(plains, lambda p: (kept[p], p.half_life_days),
                          lambda p, model: train(p, model=model), _model, workers)
         twins = fit_once(twins_, lambda t: (kept[plain(t)], t.half_life_days, t.refit_days),
@@ -167,7 +167,7 @@ def retrain_sequence(history: pd.DataFrame, spec: DatasetSpec, training: Trainin
                                    batch_column=batch_column, lgbm=lgbm,
                                    **({"base": base} if base else {}),
                                    **({"model": model} if model else {}))
-            rows = {p: len(recipes.recipe_rows(history, spec, p)) for p in plains}
+            rows = {p: rows_kept(times, 0, p.window_days) for p in plains}
             trained = dict(zip(recipes_, members, strict=True))
             again = fit_once(plains, lambda p: (rows[p], p.half_life_days),
                              lambda p, model: refit(p, bases[p], model=model), _refitted,
@@ -189,6 +189,24 @@ def retrain_sequence(history: pd.DataFrame, spec: DatasetSpec, training: Trainin
 def plain(recipe: recipes.Recipe) -> recipes.Recipe:
     """The recipe without its leaf refit: the one whose trees a leaf refit reuses."""
     return replace(recipe, refit_days=None)
+
+
+def sorted_times(history: pd.DataFrame, spec: DatasetSpec) -> np.ndarray:
+    """The history's times in order, as `split_gate_window` and `recipe_rows` see them."""
+    column = history[spec.time_column]
+    times = column.to_numpy(dtype="datetime64[ns]")  # tz-aware: the same instants, in UTC
+    return times if column.is_monotonic_increasing else np.sort(times)
+
+
+def rows_kept(times: np.ndarray, gate_rows: int, window_days: float | None) -> int:
+    """How many rows a recipe trains on: `len(split_gate_window(...).train)` with
+    `gate_rows` held out (0: `len(recipe_rows(...))`, every row), counted on the sorted
+    times alone, so that comparing ten recipes copies no frame of a long history."""
+    end = len(times) - min(gate_rows, len(times) // 2)
+    if window_days is None or not end:
+        return end
+    start = times[end - 1] - np.timedelta64(round(window_days * 86400e9), "ns")
+    return end - int(np.searchsorted(times[:end], start, side="right"))
 
 
 def fit_once(recipes_: list[recipes.Recipe], key: Callable[[recipes.Recipe], Hashable],
