@@ -122,13 +122,14 @@ def drop_paused_runs(defs: Iterable[DeploymentDef], settle_seconds: float = 1.0)
     return dropped
 
 
-def serve_deployments(defs: Iterable[DeploymentDef], *, dataset: str, home: Path,
-                      limit: int = 1) -> None:
-    """Serve cycle deployments against `PREFECT_API_URL` until Ctrl-C, SIGTERM or SIGHUP.
+def prepared_runner(defs: Iterable[DeploymentDef], *, dataset: str, home: Path | str,
+                    limit: int = 1) -> Runner:
+    """A Prefect runner with the cycle's deployments applied and stale paused runs dropped.
 
-    As `prefect.serve(..., pause_on_shutdown=False)`, with a clean SIGTERM. Schedules keep
-    their state on shutdown, so a restart carries on where it stopped. `limit=1`: cycles
-    over one state dir must not ingest the same landing files at once."""
+    The slow part of serving (it imports the cycle and talks to the server): `up` does it
+    before it says "Ctrl-C stops everything.", so a Ctrl-C after that line meets the
+    runner's own handler, not an import half done (a Ctrl-C there ended `up` with exit 1).
+    `limit=1`: cycles over one state dir must not ingest the same landing files at once."""
     from prefect.runner import Runner
 
     runner = Runner(pause_on_shutdown=False, limit=limit)
@@ -136,6 +137,17 @@ def serve_deployments(defs: Iterable[DeploymentDef], *, dataset: str, home: Path
     for deployment in runner_deployments(defs, dataset=dataset, home=home):
         runner.add_deployment(deployment)
     drop_paused_runs(defs)
+    return runner
+
+
+def serve_deployments(defs: Iterable[DeploymentDef], *, dataset: str, home: Path | str,
+                      limit: int = 1, runner: Runner | None = None) -> None:
+    """Serve cycle deployments against `PREFECT_API_URL` until Ctrl-C, SIGTERM or SIGHUP.
+
+    As `prefect.serve(..., pause_on_shutdown=False)`, with a clean SIGTERM. Schedules keep
+    their state on shutdown, so a restart carries on where it stopped. `runner`: one
+    `prepared_runner` made already."""
+    runner = runner or prepared_runner(defs, dataset=dataset, home=home, limit=limit)
     try:
         asyncio.run(_serve_until_stopped(runner))
     except (KeyboardInterrupt, asyncio.CancelledError):
@@ -336,6 +348,7 @@ def up(home: Path, *, prefect_port: int = 4200, mlflow_port: int = 5000,
         os.environ.update({**settings, "GREENLIGHT_HOME": str(shared.root)})
         auth = client_auth(os.environ)
         state.record_servers(settings, health)
+        runner = prepared_runner(defs, dataset=dataset, home=str(shared.root))
         for line in _banner(home, prefect_url, mlflow_url, dataset, dashboard, policy, defs,
                             state=str(shared.root)):
             say(line)
@@ -343,7 +356,7 @@ def up(home: Path, *, prefect_port: int = 4200, mlflow_port: int = 5000,
             f"MLflow {_where(mlflow_db, 'mlflow.db')}; authentication: "
             f"{', '.join(auth) or 'off'}")
         _notifications(say)
-        serve_deployments(defs, dataset=dataset, home=str(shared.root))
+        serve_deployments(defs, dataset=dataset, home=str(shared.root), runner=runner)
     except KeyboardInterrupt:
         pass
     finally:

@@ -170,6 +170,10 @@ def test_up_serves_the_deployments_and_stops_without_orphans(tmp_path):
                 assert proc.poll() is None, f"up exited {proc.returncode}:\n{_tail(log)}"
                 assert time.monotonic() < deadline, f"{d.full_name} never appeared:\n{_tail(log)}"
                 time.sleep(1)
+        while "Ctrl-C stops everything." not in log.read_text():  # the banner, once serving
+            assert proc.poll() is None, f"up exited {proc.returncode}:\n{_tail(log)}"
+            assert time.monotonic() < deadline, f"no banner:\n{_tail(log)}"
+            time.sleep(1)
         assert f"Evidently   {evidently_url}" in log.read_text()  # the banner says where
         # 16.10b: the link opens the dataset's project dashboard, not the UI's home page
         (link,) = [line.split()[1] for line in log.read_text().splitlines()
