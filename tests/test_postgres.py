@@ -116,6 +116,10 @@ def test_up_runs_on_postgres_behind_auth(tmp_path):
                 assert proc.poll() is None, f"up exited {proc.returncode}:\n{_tail(log)}"
                 assert time.monotonic() < deadline, f"{name} never appeared:\n{_tail(log)}"
                 time.sleep(1)
+            while "Ctrl-C stops everything." not in log.read_text():  # the banner: up serves
+                assert proc.poll() is None, f"up exited {proc.returncode}:\n{_tail(log)}"
+                assert time.monotonic() < deadline, f"no banner:\n{_tail(log)}"
+                time.sleep(1)
             anonymous_prefect = httpx.get(f"{prefect}/api/deployments/name/{name}").status_code
             search = f"{mlflow}/api/2.0/mlflow/experiments/search?max_results=1"
             anonymous_mlflow = httpx.get(search).status_code
