@@ -530,22 +530,46 @@ def serve(
         help="Flag needs_review when the confidence is under this.")] = 0.6,
     max_body_bytes: Annotated[int, typer.Option(help="Largest request body.")] = 1_000_000,
     max_records: Annotated[int, typer.Option(help="Most records per request.")] = 1000,
+    body_timeout: Annotated[float, typer.Option(
+        help="Seconds a request body may take to arrive; a stalled upload gets 408.")] = 10.0,
+    limit_concurrency: Annotated[int, typer.Option(
+        help="Most connections at once; past it, requests get 503.")] = 512,
+    timeout_keep_alive: Annotated[int, typer.Option(
+        help="Seconds an idle keep-alive connection is kept open.")] = 5,
     home: HomeOpt = None,
 ) -> None:
-    """Serve @champion over HTTP, hot-swapping it when the alias moves (see README: Serving)."""
+    """Serve @champion over HTTP, hot-swapping it when the alias moves (docs/serving.md).
+
+    Each swap is one line here (alias, from, to, why). With GREENLIGHT_SERVE_TOKEN set,
+    /predict, /model and /metrics want `Authorization: Bearer <token>`."""
     _environment(home)
     import uvicorn
 
     from serving.app import create_app
+    from serving.guards import server_config, token_from_env
 
     root, reg = _registry(dataset)
+    token = token_from_env()
+
+    def swapped(alias: str, old: int | None, new: int | None, why: str) -> None:
+        """One line per swap, as the data said it: nothing in `why` is read as markup."""
+        from datetime import UTC, datetime
+
+        console.print(f"{datetime.now(UTC):%H:%M:%S} @{alias}: "
+                      f"{'none' if old is None else f'v{old}'} -> "
+                      f"{'none' if new is None else f'v{new}'} ({why})",
+                      markup=False, highlight=False, soft_wrap=True)
+
     console.print(f"serving {reg.model_name} @champion on http://{host}:{port} "
-                  f"(registry: {reg.tracking_uri}; predictions log: {root.root / 'predictions'})",
-                  highlight=False)
-    uvicorn.run(create_app(reg, root.root, poll_seconds=poll_seconds, shadow=shadow,
-                           review_below=review_below, max_body_bytes=max_body_bytes,
-                           max_records=max_records),
-                host=host, port=port, log_level="warning")
+                  f"(registry: {reg.tracking_uri}; predictions log: {root.root / 'predictions'}"
+                  f"; {'bearer token required' if token else 'no token'})",
+                  markup=False, highlight=False)
+    app_ = create_app(reg, root.root, poll_seconds=poll_seconds, shadow=shadow,
+                      review_below=review_below, max_body_bytes=max_body_bytes,
+                      max_records=max_records, body_timeout_s=body_timeout, token=token,
+                      on_swap=swapped)
+    uvicorn.Server(server_config(app_, host, port, limit_concurrency=limit_concurrency,
+                                 timeout_keep_alive=timeout_keep_alive)).run()
 
 
 def _seconds(text: str) -> float:

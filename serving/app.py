@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sys
@@ -17,9 +18,11 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic_core import to_json
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from core.names import CHALLENGER, CHAMPION
 from registry.store import Registry
+from serving.guards import BODY_TIMEOUT_S, authorized, lone_surrogate
 from serving.metrics import Metrics
 from serving.models import Router, Served
 from serving.plog import PredictionLog
@@ -55,16 +58,36 @@ def is_json(content_type: str | None) -> bool:
                                          and kind.endswith("+json"))
 
 
+class Refused(Exception):
+    """A request answered before it was read to the end: the response to send."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+def _peer(request: Request) -> str:
+    return f"{request.client.host}:{request.client.port}" if request.client else "a client"
+
+
 def create_app(reg: Registry, home: Path, *, poll_seconds: float = 5.0, shadow: bool = False,
                review_below: float = 0.6, max_body_bytes: int = MAX_BODY_BYTES,
-               max_records: int = MAX_RECORDS) -> FastAPI:
+               max_records: int = MAX_RECORDS, body_timeout_s: float = BODY_TIMEOUT_S,
+               token: str | None = None, on_swap: Any = None) -> FastAPI:
     """A service for one registered model; `home` holds the prediction log and canary state.
 
     `review_below`: a prediction whose confidence (max class probability) is under it is
-    flagged `needs_review` for a person to check."""
+    flagged `needs_review` for a person to check. `body_timeout_s` bounds the time to read
+    a body (408 after); with `token`, /predict, /model and /metrics want it as a bearer token
+    (serving/guards.py). `on_swap(alias, old, new, why)` hears each version swap."""
     metrics = Metrics()
-    router = Router(reg, home, poll_seconds=poll_seconds, shadow=shadow,
-                    on_swap=metrics.swapped)
+
+    def swapped(alias: str, old: int | None, new: int | None, why: str) -> None:
+        metrics.swapped(alias, new)
+        if on_swap is not None:
+            on_swap(alias, old, new, why)
+
+    router = Router(reg, home, poll_seconds=poll_seconds, shadow=shadow, on_swap=swapped)
     predictions = PredictionLog(home)
 
     @asynccontextmanager
@@ -119,12 +142,36 @@ def create_app(reg: Registry, home: Path, *, poll_seconds: float = 5.0, shadow: 
         ms = round((time.perf_counter() - start) * 1000, 3)
         predictions.append(lines(request_id, "shadow", served, rows, outputs, ms, error))
 
-    def fail(status: int, message: str, kind: str) -> JSONResponse:
+    def fail(status: int, message: str, kind: str, *, close: bool = False,
+             headers: dict[str, str] | None = None) -> JSONResponse:
+        """A refusal, counted. `close`: the body was not read to its end, so the connection
+        cannot carry another request and is closed."""
         metrics.errors.labels(kind).inc()
         metrics.requests.labels("none", str(status)).inc()
-        return JSONResponse({"error": message}, status_code=status)
+        return JSONResponse({"error": message}, status_code=status,
+                            headers={**(headers or {}), **({"connection": "close"}
+                                                           if close else {})})
+
+    def unauthorized(request: Request) -> JSONResponse | None:
+        """401 (counted, one log line) unless the request carries the token, when one is set."""
+        if token is None or authorized(request.headers.get("authorization"), token):
+            return None
+        log.warning("refused %s %s from %s: no valid bearer token", request.method,
+                    request.url.path, _peer(request))
+        return fail(401, "this service wants Authorization: Bearer <token> "
+                         "(GREENLIGHT_SERVE_TOKEN)", "unauthorized", close=True,
+                    headers={"www-authenticate": "Bearer"})
+
+    async def stream_body(request: Request, body: bytearray) -> None:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > max_body_bytes:
+                raise BadRequest(413, f"body over {max_body_bytes} bytes")
 
     async def read_body(request: Request) -> bytes:
+        """The body, within the size limit and `body_timeout_s`. A stalled upload is answered
+        408 and its connection closed; a client gone mid-body is one counted line, not a
+        traceback (Refused carries the response; nobody reads the one to a gone client)."""
         if not is_json(request.headers.get("content-type")):
             raise BadRequest(415, f"content type {request.headers.get('content-type')!r}: "
                                   "send the records as application/json")
@@ -132,10 +179,17 @@ def create_app(reg: Registry, home: Path, *, poll_seconds: float = 5.0, shadow: 
         if declared and declared.isdigit() and int(declared) > max_body_bytes:
             raise BadRequest(413, f"body of {declared} bytes: the limit is {max_body_bytes}")
         body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > max_body_bytes:
-                raise BadRequest(413, f"body over {max_body_bytes} bytes")
+        try:
+            await asyncio.wait_for(stream_body(request, body), body_timeout_s)
+        except TimeoutError:
+            log.warning("%s: body not received within %s s (%d of %s bytes); answered 408",
+                        _peer(request), body_timeout_s, len(body), declared or "?")
+            raise Refused(fail(408, f"body not received within {body_timeout_s} s",
+                               "timeout", close=True)) from None
+        except ClientDisconnect:
+            log.warning("%s: disconnected after %d of %s bytes of its body; nothing scored",
+                        _peer(request), len(body), declared or "?")
+            raise Refused(fail(499, "client disconnected", "disconnect", close=True)) from None
         if not body.strip():
             raise BadRequest(400, "empty body: send one record (a JSON object) or a list")
         return bytes(body)
@@ -144,6 +198,8 @@ def create_app(reg: Registry, home: Path, *, poll_seconds: float = 5.0, shadow: 
     async def predict(request: Request, background: BackgroundTasks) -> Any:
         """Score one record or a list. Header X-Request-Key keeps a caller on one variant."""
         start = time.perf_counter()
+        if refused := unauthorized(request):
+            return refused
         live = router.live  # read once: a swap now does not touch this request
         if live.champion is None:
             return fail(503, "no @champion model loaded yet", "unavailable")
@@ -151,11 +207,16 @@ def create_app(reg: Registry, home: Path, *, poll_seconds: float = 5.0, shadow: 
         try:
             raw = await read_body(request)
             payload = parse_json(raw)
+            if where := lone_surrogate(raw, payload):
+                raise BadRequest(422, f"{where}: a lone UTF-16 surrogate (\\ud800-\\udfff) "
+                                      "is not text; send valid Unicode")
             variant, served = router.pick(live, request.headers.get("x-request-key")
                                           or request_id)
             rows = parse_records(payload, served.records, max_records)
         except BadRequest as exc:
             return fail(exc.status, str(exc), "bad_request")
+        except Refused as exc:
+            return exc.response
         try:
             outputs = await run_in_threadpool(score_and_log, request_id, variant, served, rows,
                                               start)
@@ -192,7 +253,9 @@ def create_app(reg: Registry, home: Path, *, poll_seconds: float = 5.0, shadow: 
         return JSONResponse(body, status_code=200 if live.champion else 503)
 
     @app.get("/model")
-    def model() -> Any:
+    def model(request: Request) -> Any:
+        if refused := unauthorized(request):
+            return refused
         live = router.live
         return {"model": reg.model_name, "aliases": live.aliases, "shadow": router.shadow,
                 "canary_fraction": live.canary_fraction, "poll_seconds": router.poll_seconds,
@@ -202,7 +265,9 @@ def create_app(reg: Registry, home: Path, *, poll_seconds: float = 5.0, shadow: 
                                              (CHALLENGER, live.challenger)) if s}}
 
     @app.get("/metrics")
-    def prometheus() -> Response:
+    def prometheus(request: Request) -> Response:
+        if refused := unauthorized(request):
+            return refused
         live = router.live
         metrics.canary.set(live.canary_fraction)
         for alias, served in ((CHAMPION, live.champion), (CHALLENGER, live.challenger)):

@@ -34,6 +34,13 @@ class Metrics:
         self.canary = Gauge("greenlight_canary_fraction", "Share of keys the challenger "
                             "serves.", registry=r)
 
-    def swapped(self, alias: str, version: int) -> None:
-        self.version.labels(alias).set(version)
+    def swapped(self, alias: str, version: int | None) -> None:
+        """A hot swap; an alias that is gone stops reporting a version."""
+        if version is None:
+            try:
+                self.version.remove(alias)
+            except KeyError:  # it never reported one
+                pass
+        else:
+            self.version.labels(alias).set(version)
         self.swaps.labels(alias).inc()

@@ -19,6 +19,7 @@ import pandas as pd
 from pydantic import TypeAdapter
 
 from core.names import CHALLENGER, CHAMPION
+from registry import promote
 from registry.store import Registry
 from registry.versions import aliases, load_pyfunc
 from serving import canary
@@ -102,6 +103,29 @@ def bucket(key: str) -> float:
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2.0 ** 64
 
 
+def _v(version: int | None) -> str:
+    return "none" if version is None else f"v{version}"
+
+
+def why_swapped(reg: Registry, alias: str, new: int | None) -> str:
+    """Why an alias now points at `new`, in one line: the promotion record that moved the
+    champion there (its action, who, why), else what the registry says."""
+    if new is None:
+        return f"@{alias} removed from the registry"
+    if alias == CHAMPION:
+        try:
+            moves = [r for r in promote.records(reg) if r.get("to") == new]
+        except Exception as exc:  # the log unreadable: the swap still happens and is said
+            return f"@champion points at v{new} (promotion log unreadable: {type(exc).__name__})"
+        if moves:
+            last = moves[-1]
+            text = " ".join(f"{last.get('action')} by {last.get('by')}: "
+                            f"{last.get('reason')}".split())
+            return text if len(text) <= REASON_CHARS else text[:REASON_CHARS - 5] + " (...)"
+        return f"@champion points at v{new} (no promotion record names it)"
+    return f"@{alias} points at v{new}"
+
+
 class Router:
     """Polls the registry and swaps in the versions `@champion` and `@challenger` point to."""
 
@@ -109,7 +133,7 @@ class Router:
                  shadow: bool = False, on_swap: Any = None) -> None:
         self.reg, self.home, self.poll_seconds, self.shadow = reg, home, poll_seconds, shadow
         self.live = Live()
-        self.on_swap = on_swap or (lambda alias, version: None)
+        self.on_swap = on_swap or (lambda alias, old, new, why: None)
         self.last_error: str | None = None
         self.broken: dict[int, str] = {}
         self._stop = threading.Event()
@@ -148,10 +172,12 @@ class Router:
         self.live = Live(chosen[CHAMPION], chosen[CHALLENGER], now, fraction)
         self.last_error = "; ".join(problems) or None
         for alias in (CHAMPION, CHALLENGER):
-            new, old = chosen[alias], getattr(current, alias)
-            if new is not None and (old is None or old.version != new.version):
-                log.info("now serving %s v%s", alias, new.version)
-                self.on_swap(alias, new.version)
+            new, old = (getattr(s, "version", None) for s in (chosen[alias],
+                                                              getattr(current, alias)))
+            if new != old:
+                why = why_swapped(self.reg, alias, new)
+                log.info("@%s: %s -> %s (%s)", alias, _v(old), _v(new), why)
+                self.on_swap(alias, old, new, why)
         return self.live
 
     def _poll(self) -> None:

@@ -22,6 +22,7 @@ inside a line for `str.splitlines` to cut.
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -31,6 +32,8 @@ from typing import Any
 from pydantic_core import to_json
 
 from core import jsonl
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class PredictionLog:
@@ -54,9 +57,34 @@ def encode(line: dict[str, Any]) -> bytes:
     """One line of the log. pydantic-core's encoder is ~8x faster than `json.dumps` (4 ms
     for a 100-record request on this machine, most of a request's own cost); `str` for
     anything that is not JSON, as before. The rare line with a non-ASCII character is
-    re-encoded by `json.dumps`, which escapes it."""
-    text = to_json(line, fallback=str, inf_nan_mode="null")
+    re-encoded by `json.dumps`, which escapes it. A string that is not text (a lone UTF-16
+    surrogate, which UTF-8 cannot carry and made the encoder raise) is written with each
+    lone surrogate replaced by U+FFFD: the line is still written, and every reader (pandas
+    too) reads it."""
+    try:
+        text = to_json(line, fallback=str, inf_nan_mode="null")
+    except ValueError:  # PydanticSerializationError: a lone surrogate somewhere
+        text = to_json(_replace_surrogates(line), fallback=str, inf_nan_mode="null")
     return text if text.isascii() else json.dumps(json.loads(text)).encode()
+
+
+def _replace_surrogates(value: Any) -> Any:
+    """`value` with every lone surrogate in its strings (keys too) made U+FFFD."""
+    if isinstance(value, str):
+        return value if _is_text(value) else _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_replace_surrogates(k): _replace_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_replace_surrogates(v) for v in value]
+    return value
+
+
+def _is_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def read(root: Path, since: str | None = None) -> Iterator[dict[str, Any]]:

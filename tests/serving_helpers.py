@@ -83,11 +83,14 @@ def records(index: int = 15, n: int = 500) -> list[dict[str, Any]]:
 
 
 @contextmanager
-def running(app: Any) -> Iterator[str]:
-    """A real uvicorn server on a free loopback port; yields its base URL, stops it after."""
+def running(app: Any, **bounds: Any) -> Iterator[str]:
+    """A real uvicorn server on a free loopback port, configured as `greenlight serve`
+    configures it (`bounds`: limit_concurrency, timeout_keep_alive); yields its base URL,
+    stops it after."""
+    from serving.guards import server_config
+
     port = stack.free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning"))
+    server = uvicorn.Server(server_config(app, "127.0.0.1", port, **bounds))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60
