@@ -563,7 +563,7 @@ def serve(
     console.print(f"serving {reg.model_name} @champion on http://{host}:{port} "
                   f"(registry: {reg.tracking_uri}; predictions log: {root.root / 'predictions'}"
                   f"; {'bearer token required' if token else 'no token'})",
-                  markup=False, highlight=False)
+                  markup=False, highlight=False, soft_wrap=True)
     app_ = create_app(reg, root.root, poll_seconds=poll_seconds, shadow=shadow,
                       review_below=review_below, max_body_bytes=max_body_bytes,
                       max_records=max_records, body_timeout_s=body_timeout, token=token,

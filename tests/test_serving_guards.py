@@ -216,3 +216,53 @@ def test_a_bearer_token_guards_everything_but_health(home_reg):
     assert len(said) == 15 and all("no valid bearer token" in s for s in said), said
     assert not any(token in s for s in said)
     assert len(list(plog.read(state))) == 1  # the authorised request only
+
+
+@pytest.mark.e2e  # a real `greenlight serve` process
+def test_greenlight_serve_says_each_swap_in_one_line(home_reg, monkeypatch):
+    """Issue 32, item 13: serve said nothing when it swapped versions. One line per swap:
+    the alias, from, to, and why (the promotion record's action, who and reason, printed as
+    written: never read as markup). The token is read from GREENLIGHT_SERVE_TOKEN."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    from cli import stack
+    from registry.promote import rollback
+
+    _, reg = home_reg
+    home, port = reg.state_dir, stack.free_port()
+    monkeypatch.setenv("GREENLIGHT_HOME", str(home))
+    env = {**os.environ, "GREENLIGHT_HOME": str(home), "GREENLIGHT_SERVE_TOKEN": "zq81-secret"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "serve", "--port", str(port), "--poll-seconds",
+         "0.3"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True)
+    out: list[str] = []
+    threading.Thread(target=lambda: out.extend(iter(proc.stdout.readline, "")),
+                     daemon=True).start()
+    url = f"http://127.0.0.1:{port}"
+
+    def wait_for(text: str, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(text in line for line in out):
+            assert proc.poll() is None and time.monotonic() < deadline, "".join(out)
+            time.sleep(0.2)
+
+    try:
+        wait_for("@champion: none -> v2 (")
+        assert httpx.get(f"{url}/model").status_code == 401
+        assert httpx.get(f"{url}/model", headers={"authorization": "Bearer zq81-secret"}
+                         ).json()["serving"]["champion"]["version"] == 2
+        rollback(reg, reason="test: [bold]W09[/] worse", by="alice")
+        wait_for("@champion: v2 -> v1 (")
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    swaps = [line.rstrip("\n") for line in out if " -> " in line]
+    assert len(swaps) == 2, "".join(out)
+    assert swaps[1].endswith("@champion: v2 -> v1 (rollback by alice: test: [bold]W09[/] "
+                             "worse)"), swaps
+    assert "bearer token required" in out[0] and "zq81" not in "".join(out)
