@@ -48,13 +48,17 @@ NOTICES = (
            "v{{ event.payload.version }}",
            "The champion was rolled back: {{ event.payload.reason }}\n" + _WHERE),
     Notice("drift", events.DRIFT_EVENT,
-           "greenlight: drift on {{ event.payload.dataset }}",
-           "Drift alarms ({{ event.payload.kinds | join(', ') }}) on batches "
-           "{{ event.payload.batch_ids | join(', ') }}.\n" + _WHERE),
+           "greenlight: drift on {{ event.payload.dataset }} in "
+           "{{ (event.payload.files or event.payload.batch_ids) | join(', ') }}",
+           "Drift alarms ({{ event.payload.kinds | join(', ') }}) on "
+           "{{ (event.payload.files or event.payload.batch_ids) | join(', ') }}, against the "
+           "champion v{{ event.payload.champion_version }}.\n" + _WHERE),
     Notice("decay", events.DECAY_EVENT,
-           "greenlight: the champion of {{ event.payload.dataset }} decayed",
-           "The champion's metric fell on newly labelled rows of batches "
-           "{{ event.payload.batch_ids | join(', ') }}.\n" + _WHERE),
+           "greenlight: the champion of {{ event.payload.dataset }}, "
+           "v{{ event.payload.champion_version }}, decayed",
+           "The champion v{{ event.payload.champion_version }} fell on newly labelled rows "
+           "of {{ (event.payload.files or event.payload.batch_ids) | join(', ') }}.\n"
+           + _WHERE),
     Notice("quarantine", events.QUARANTINE_EVENT,
            "greenlight: a batch of {{ event.payload.dataset }} was quarantined",
            "{{ event.payload.file }} failed validation and was quarantined: "

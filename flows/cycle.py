@@ -353,6 +353,11 @@ class Seen:
     raised: list[alarms.Alarm] = field(default_factory=list)
     monitor_runs: dict[str, str] = field(default_factory=dict)
     probation: dict[str, Any] | None = None
+    names: dict[str, str] = field(default_factory=dict)  # batch id -> file name (or SQL slice)
+
+    def named(self, results: list[MonitorResult]) -> list[dict[str, Any]]:
+        """Results as the artifact shows them: each with its file name beside its id."""
+        return [{**r.to_dict(), "file": self.names.get(r.batch_id)} for r in results]
 
 
 def _summary(state: Home, pending: list[dict], decision: Decision, outcome: dict[str, Any],
@@ -379,12 +384,12 @@ def _show(state: Home, reg: Registry, spec: DatasetSpec, decision: Decision, see
     create_markdown_artifact(
         key=f"greenlight-cycle-{spec.name.replace('_', '-')}",
         markdown=reports.cycle_markdown(spec.name, decision.action, decision.reasons,
-                                        [r.to_dict() for r in seen.results], outcome,
+                                        seen.named(seen.results), outcome,
                                         steps.timings, reg.tracking_uri, steps=steps.rows(),
                                         alarms=[a.to_dict() for a in seen.raised],
-                                        late=[r.to_dict() for r in seen.late],
+                                        late=seen.named(seen.late),
                                         links=links(reg, outcome.get("registered_version"),
-                                                    seen.monitor_runs, state),
+                                                    seen.monitor_runs, state, seen.names),
                                         served=[s.to_dict() for s in seen.served],
                                         held=seen.taken["held"]),
         description="What this cycle saw and decided")
@@ -441,6 +446,7 @@ def _cycle(dataset: str, policy: Policy, thresholds: Thresholds, training: Train
         idle.remember_labels(state, spec.name, labels_seen)
         return {"batches": [], **{k: seen.taken[k] for k in ("quarantined", "held", "sources")},
                 "timings": steps.timings, "harvested": seen.taken["harvested"]}
+    seen.names = {k: b.get("file") or k for k, b in manifest.load(state.manifest).items()}
     with steps.step("monitor", rows_in=sum(b["rows"] for b in pending)):
         if champion:
             seen.results, seen.monitor_runs = _monitor(state, reg, spec, judge(), champion,
@@ -449,11 +455,17 @@ def _cycle(dataset: str, policy: Policy, thresholds: Thresholds, training: Train
     with steps.step("probation"):
         seen.probation = _probation(state, reg, spec, pending, seen, thresholds, training,
                                     guardrails) if champion else None
-    seen.raised = raised_alarms(seen.results + seen.late, seen.served, thresholds)
+    seen.raised = alarms.named(raised_alarms(seen.results + seen.late, seen.served,
+                                             thresholds), seen.names)
     decision = decide(seen.results + seen.late, seen.raised, has_champion=champion is not None,
                       force=force_retrain, acknowledged=acknowledged(champion))
     # After a rollback the champion this cycle judged is gone: retrain from the next one.
     retraining = decision.retrain and policy != "monitor" and not _rolled_back(seen)
+    # Alarms go out when they are raised: a retrain, or a pause for a person, never holds
+    # them back, and they name the champion that was judged.
+    events = alarms.emit(seen.raised, dataset=spec.name, policy=policy, model=reg.model_name,
+                         champion_version=champion.version if champion else None,
+                         retraining=retraining) if seen.raised else []
     # A forced run with nothing new (e.g. started by a drift event) retrains on the newest batch.
     train_on = pending or _newest_accepted(state)
     outcome: dict[str, Any] = {}
@@ -462,9 +474,6 @@ def _cycle(dataset: str, policy: Policy, thresholds: Thresholds, training: Train
                           seen.monitor_runs, RetrainOptions(policy, training,
                                                             approval_timeout_seconds, engine),
                           steps)
-    events = alarms.emit(seen.raised, dataset=spec.name, policy=policy, model=reg.model_name,
-                         champion_version=champion.version if champion else None,
-                         retraining=retraining) if seen.raised else []
     _record(state, reg, policy, pending or (train_on if outcome else []), pending, decision,
             seen.results, outcome, seen.raised, events, steps)
     summary = _summary(state, pending, decision, outcome, policy, champion, seen, events, steps)

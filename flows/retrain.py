@@ -191,14 +191,16 @@ def _promote(reg: Registry, version: int, promote_kwargs: dict[str, Any],
 
 def _ask(home: Home, reg: Registry, version: int, result: GateResult,
          results: list[MonitorResult], monitor_runs: dict[str, str], options: RetrainOptions,
-         promote_kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Put the challenger to a person with the evidence, and promote on approval."""
+         promote_kwargs: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    """Put the challenger to a person with the evidence, and promote on approval. Each
+    batch is named by its file (`names`: batch id -> file name), as `status` names it."""
     options.engine.close()  # no idle LocalCluster while a person takes hours to answer
     rows = [{"metric": k, "champion": result.champion_metrics.get(k), "challenger": v}
             for k, v in result.challenger_metrics.items()]
     description = reports.approval_markdown(
         reg.model_name, version, result.verdict, result.reason, rows,
-        [r.to_dict() for r in results], links(reg, version, monitor_runs, home))
+        [{**r.to_dict(), "file": names.get(r.batch_id)} for r in results],
+        links(reg, version, monitor_runs, home, names))
     out = _ask_and_promote(reg, version, description, options.approval_timeout_seconds,
                            promote_kwargs)
     get_run_logger().info("approval of v%s: %s", version, reports.approval_line(out))
@@ -249,5 +251,5 @@ def retrain(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ver
         promotion.set_alias(reg, CHALLENGER, version)
     elif route_to == "ask":
         out.update(_ask(home, reg, version, result, results, monitor_runs, options,
-                        promote_kwargs))
+                        promote_kwargs, {b["id"]: b.get("file") or b["id"] for b in pending}))
     return out

@@ -81,7 +81,7 @@ def test_the_snapshot_file_is_what_evidently_add_run_writes(tmp_path):
         "metric_results": {**model.metric_results, **drift.metric_results},
         "top_level_metrics": [*model.top_level_metrics, *drift.top_level_metrics],
         "widgets": [*model.widgets, *drift.widgets], "tests_widgets": drift.tests_widgets,
-        "name": "b5", "timestamp": workspace.batch_time(batch, SPEC), "tags": [SPEC.name],
+        "name": "b5.csv", "timestamp": workspace.batch_time(batch, SPEC), "tags": [SPEC.name],
         "metadata": {"batch_id": "b5", "file": "b5.csv"}})
     theirs = ws.add_run(project.id, Snapshot.load_model(model)).id
     [ours_file] = (tmp_path / "ours").glob(f"*/snapshots/{ours}.json")

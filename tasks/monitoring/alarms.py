@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from core.clean import json_safe
@@ -45,10 +46,16 @@ class Alarm:
     threshold: float | None
     reason: str
     features: tuple[str, ...] = ()
+    name: str = ""  # the batch as a person knows it: its file name or SQL slice (`named`)
 
     @property
     def event(self) -> str:
         return EVENTS[self.kind]
+
+    @property
+    def label(self) -> str:
+        """What to show a person: the file name, else the batch id."""
+        return self.name or self.batch_id
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "features": list(self.features), "event": self.event}
@@ -114,12 +121,32 @@ def check_served(stats: list[ServedStats], *, max_failed_predictions: float | No
             and s.failed_share > 0]
 
 
+def named(raised: list[Alarm], names: Mapping[str, str | None]) -> list[Alarm]:
+    """The alarms as a person reads them: each batch by its file name (or SQL slice) from
+    the manifest, in `name` and at the head of its reason, where the id was. The id stays in
+    `batch_id`, for paths and the records that join on it."""
+    out = []
+    for a in raised:
+        name = names.get(a.batch_id)
+        if not name or name == a.batch_id:
+            out.append(a)
+            continue
+        reason = (name + a.reason[len(a.batch_id):] if a.reason.startswith(a.batch_id)
+                  else a.reason)
+        out.append(replace(a, name=name, reason=reason))
+    return out
+
+
 def emit(alarms: list[Alarm], *, dataset: str, policy: str, model: str,
          champion_version: int | None, retraining: bool) -> list[str]:
     """One Prefect event per event name, its payload carrying every alarm's numbers.
 
     `retraining` says whether this run retrains by itself, so listeners can tell an alarm
-    already being answered from one that needs them. Returns the event names emitted."""
+    already being answered from one that needs them. `files` are the batches as a person
+    knows them (file names, in the order of `batch_ids`). The cycle emits them as soon as
+    monitoring has decided, before any retraining or approval, so a pause for a person never
+    holds them back, and `champion_version` is the champion the batches were judged
+    against. Returns the event names emitted."""
     from prefect.events import emit_event
 
     grouped: dict[str, list[Alarm]] = defaultdict(list)
@@ -133,6 +160,8 @@ def emit(alarms: list[Alarm], *, dataset: str, policy: str, model: str,
                    "version": champion_version, "link": run_link(), "policy": policy,
                    "retraining": retraining,
                    "batch_ids": sorted({a.batch_id for a in group}),
+                   "files": [label for _, label in sorted({(a.batch_id, a.label)
+                                                           for a in group})],
                    "kinds": sorted({a.kind for a in group}),
                    "alarms": [json_safe(a.to_dict()) for a in group]}
         emit_event(event=name, resource=dataset_resource(dataset, policy), related=related,

@@ -62,7 +62,8 @@ def _publish(evidently_root: Path, tracking_uri: str, experiment_id: str, run_id
             limits["label_drift"] = CLASSIFICATION_LABEL_THRESHOLD  # the flow's default
         out["plot"] = str(plots.log_history_plot(
             tracking_uri, experiment_id, run_id, spec.primary_metric, limits, out_dir,
-            title=f"greenlight-{spec.name}: monitoring up to {batch_id}"))
+            title=f"greenlight-{spec.name}: monitoring up to "
+                  f"{(tags or {}).get('file') or batch_id}"))
     except Exception as exc:
         out["error:plot"] = f"{type(exc).__name__}: {exc}"
         log.warning("history plot for batch %s not written: %s", batch_id, exc)

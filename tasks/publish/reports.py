@@ -66,22 +66,25 @@ def cycle_markdown(dataset: str, decision: str, reasons: list[str], batches: lis
     """The cycle's story for the Prefect UI: what came in, what drifted, what was decided.
 
     `held` are the one-line reasons of batches held for implausible labels: said first,
-    since a person has to act on them (`greenlight release`)."""
+    since a person has to act on them (`greenlight release`). Each batch is shown by its
+    file name (`file`, or `name` on an alarm), the id only when it has none."""
+    batches, late = [_named(b) for b in batches], [_named(b) for b in late or []]
+    alarms = [_named(a, a.get("name")) for a in alarms or []]
     lines = [f"# greenlight cycle on `{dataset}`: **{decision}**", ""]
     if held:
         lines += ["## Held from training and gating", "", *[f"- {h}" for h in held], ""]
     lines += [f"- {r}" for r in reasons] or ["- every batch within thresholds"]
     lines += ["", "## Batches", "", markdown_table(batches, [
-        "batch_id", "rows", "drift_share", "label_score", "prediction_score",
+        "batch", "rows", "drift_share", "label_score", "prediction_score",
         "adversarial_auc", "champion_metric", "registered_metric", "decay"])]
     if any(b.get("feature_scores") for b in batches):
         lines += ["## Drift per feature", "", markdown_table(feature_rows(batches), [
-            "feature", "batch_id", "method", "score", "drifted", "adversarial"])]
+            "feature", "batch", "method", "score", "drifted", "adversarial"])]
     if batches:
         lines += ["## Inputs and outputs", "", markdown_table([{
             **b, "worst_missing": _worst(b.get("missing_share")),
             "worst_out_of_range": _worst(b.get("out_of_range_share"))} for b in batches], [
-            "batch_id", "rows", "labelled_rows", "worst_missing", "worst_out_of_range",
+            "batch", "rows", "labelled_rows", "worst_missing", "worst_out_of_range",
             "failed_predictions", "score_mean", "positive_share"])]
     if served:
         lines += ["## Served predictions since the last cycle", "", markdown_table(
@@ -90,10 +93,10 @@ def cycle_markdown(dataset: str, decision: str, reasons: list[str], batches: lis
                 "positive_share", "needs_review_share", "latency_p50_ms", "latency_p99_ms"])]
     if alarms:
         lines += ["## Alarms (Prefect events)", "", markdown_table(alarms, [
-            "event", "kind", "batch_id", "value", "threshold", "features"])]
+            "event", "kind", "batch", "value", "threshold", "features"])]
     if late:
         lines += ["## Late labels", "", markdown_table(late, [
-            "batch_id", "labelled_rows", "champion_metric", "registered_metric", "decay"])]
+            "batch", "labelled_rows", "champion_metric", "registered_metric", "decay"])]
     if outcome.get("gate"):
         gate = outcome["gate"]
         lines += ["## Gate", "", f"{gate['reason']}", ""]
@@ -115,6 +118,11 @@ def cycle_markdown(dataset: str, decision: str, reasons: list[str], batches: lis
     return "\n".join(lines)
 
 
+def _named(batch: dict[str, Any], name: str | None = None) -> dict[str, Any]:
+    """`batch` with `batch`: its file name (or SQL slice) as a person knows it, else its id."""
+    return {**batch, "batch": name or batch.get("file") or batch.get("batch_id")}
+
+
 def approval_line(outcome: dict[str, Any]) -> str:
     """Who decided what, in one line: `rejected by bob: too risky`, `timed out: no answer...`."""
     by = f" by {outcome['approval_by']}" if outcome.get("approval_by") else ""
@@ -128,19 +136,19 @@ def batch_line(batch: dict[str, Any]) -> str:
         value = batch.get(key)
         return "n/a" if value is None else f"{value:.4f}"
 
-    return (f"**batch `{batch.get('batch_id')}`**: {batch.get('rows')} rows, drift share "
+    return (f"**batch `{_named(batch)['batch']}`**: {batch.get('rows')} rows, drift share "
             f"{num('drift_share')}, label drift {num('label_score')}, decay {num('decay')}")
 
 
 def feature_rows(batches: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per feature and batch, most drifted first: a table as narrow as the screen
     however many features drift (a list of names in one cell is cut off in the Prefect UI)."""
-    rows = [{"feature": col, "batch_id": b["batch_id"], "score": score,
+    rows = [{"feature": col, "batch": _named(b)["batch"], "score": score,
              "method": (b.get("feature_methods") or {}).get(col, ""),
              "drifted": "yes" if col in (b.get("drifted_features") or []) else "",
              "adversarial": "yes" if col in (b.get("adversarial_features") or []) else ""}
             for b in batches for col, score in (b.get("feature_scores") or {}).items()]
-    return sorted(rows, key=lambda r: (r["drifted"] != "yes", r["batch_id"], r["feature"]))
+    return sorted(rows, key=lambda r: (r["drifted"] != "yes", str(r["batch"]), r["feature"]))
 
 
 def _worst(shares: dict[str, float] | None) -> str:

@@ -188,7 +188,9 @@ def record_batch(root: Path, spec: DatasetSpec, batch_id: str, batch: pd.DataFra
     project_id = _find_project(root, project_name(spec)) or str(open_project(root, spec)[1].id)
     has_drift = drift_snapshot is not None and Path(drift_snapshot).exists()
     drift = json.loads(Path(drift_snapshot).read_text()) if has_drift else None
-    payload = _snapshot_json(drift, _summary(batch, spec, values), name=batch_id,
+    # named as a person knows the batch (its file, or SQL slice); the id stays in metadata
+    name = (tags or {}).get("file") or batch_id
+    payload = _snapshot_json(drift, _summary(batch, spec, values), name=name,
                              timestamp=batch_time(batch, spec), tags=[spec.name],
                              metadata={"batch_id": batch_id, **(tags or {})})
     index_path = root / INDEX
