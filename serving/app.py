@@ -180,7 +180,8 @@ def create_app(reg: Registry, home: Path, *, poll_seconds: float = 5.0, shadow: 
             raise BadRequest(413, f"body of {declared} bytes: the limit is {max_body_bytes}")
         body = bytearray()
         try:
-            await asyncio.wait_for(stream_body(request, body), body_timeout_s)
+            async with asyncio.timeout(body_timeout_s):  # no extra task, unlike wait_for
+                await stream_body(request, body)
         except TimeoutError:
             log.warning("%s: body not received within %s s (%d of %s bytes); answered 408",
                         _peer(request), body_timeout_s, len(body), declared or "?")
