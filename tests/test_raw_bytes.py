@@ -15,7 +15,8 @@ from pathlib import Path
 import pandas as pd
 
 from flows.cycle import cycle
-from tasks.data import idle, ingest, lake, manifest, sources
+from tasks.data import idle, ingest, lake, manifest
+from tasks.data import replay as sources
 from tasks.data.spec import load_spec
 from tests import bad_inputs
 

@@ -21,7 +21,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from tasks.data import source
+from tasks.data import source_base
 from tasks.data.home import Home
 from tasks.data.idle import SUFFIXES
 from tasks.data.ingest import DEFAULT_SETTLE_SECONDS, SETTLE_ENV, LandedFile, Scan, _env_number
@@ -48,7 +48,7 @@ def _is_landed(info: dict[str, Any]) -> bool:
 class RemoteLanding:
     """Objects under one URL prefix, taken like the files of `landing/`."""
 
-    def __init__(self, home: Home, config: source.LandingConfig, where: str) -> None:
+    def __init__(self, home: Home, config: source_base.LandingConfig, where: str) -> None:
         import fsspec
 
         try:
@@ -110,7 +110,7 @@ class RemoteLanding:
 
     def _download(self, path: str, name: str, seen: Stamp) -> LandedFile | None:
         """The object's bytes to the state dir, hashed as they come; None if it changed."""
-        copy = source.staging(self.home, self.owner, "landing") / name
+        copy = source_base.staging(self.home, self.owner, "landing") / name
         digest = hashlib.sha256()
         with self.fs.open(path, "rb") as fh, copy.open("wb") as out:
             while chunk := fh.read(1 << 20):
@@ -132,7 +132,7 @@ class RemoteLanding:
 
     def commit(self, landed: LandedFile) -> None:
         """Move the object beside landing, into archive/ or quarantine/ by its decision."""
-        status = source.decided(self.home, landed.batch_id)
+        status = source_base.decided(self.home, landed.batch_id)
         path = self._taken.pop(landed.batch_id, None)
         if status is None or path is None:
             return

@@ -29,7 +29,7 @@ from typing import Any
 import pandas as pd
 
 from core.files import replacing
-from tasks.data import source
+from tasks.data import source_base
 from tasks.data.home import Home
 from tasks.data.ingest import LandedFile, Scan, sha256
 from tasks.data.spec import DatasetSpec
@@ -38,7 +38,7 @@ log = logging.getLogger("greenlight.sources")
 STAMP = "%Y%m%dT%H%M%S"
 
 
-def _url(config: source.SqlConfig, where: str) -> Any:
+def _url(config: source_base.SqlConfig, where: str) -> Any:
     """The SQLAlchemy URL from `url_env` or `url`; a bad one is named, never echoed."""
     import os
 
@@ -60,7 +60,7 @@ def _url(config: source.SqlConfig, where: str) -> Any:
 class SqlSource:
     """Time slices of one table or query (see the module docstring)."""
 
-    def __init__(self, home: Home, spec: DatasetSpec, config: source.SqlConfig,
+    def __init__(self, home: Home, spec: DatasetSpec, config: source_base.SqlConfig,
                  where: str) -> None:
         if bool(config.table) == bool(config.query):
             raise ValueError(f"{where}: give exactly one of table and query")
@@ -143,7 +143,7 @@ class SqlSource:
                              "not taken into a batch (their period was judged already)")
                 state.update(rows_below=below, late_rows=int(state.get("late_rows", 0)) + late)
         pending = state.get("pending")
-        if pending and source.decided(self.home, pending.get("batch_id") or ""):
+        if pending and source_base.decided(self.home, pending.get("batch_id") or ""):
             state = self._advanced(state)  # decided before a crash kept it from committing
             pending = None
         if pending is None:
@@ -166,7 +166,7 @@ class SqlSource:
         lo = _when(pending["from"])
         name = (f"{self.spec.name}-sql-{lo.strftime(STAMP) if lo else 'start'}--"
                 f"{_when(pending['upto']).strftime(STAMP)}.parquet")
-        path = source.staging(self.home, self.spec.name, "sql") / name
+        path = source_base.staging(self.home, self.spec.name, "sql") / name
         with replacing(path) as tmp:
             frame.to_parquet(tmp, index=False)
         return LandedFile(path, sha256(path), path.stat().st_size)
@@ -184,7 +184,7 @@ class SqlSource:
         decision."""
         state = self.state()
         pending = state.get("pending") or {}
-        if pending.get("batch_id") != landed.batch_id or not source.decided(
+        if pending.get("batch_id") != landed.batch_id or not source_base.decided(
                 self.home, landed.batch_id):
             return
         self._save(self._advanced(state))
