@@ -21,6 +21,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from core.secrets import mask_text, mask_url
 from tasks.data import source_base
 from tasks.data.home import Home
 from tasks.data.idle import SUFFIXES
@@ -54,9 +55,11 @@ class RemoteLanding:
         try:
             self.fs, root = fsspec.core.url_to_fs(config.url, **config.storage_options)
         except (ValueError, ImportError, TypeError) as exc:
-            raise ValueError(f"{where}.url: cannot open {config.url!r}: "
-                             f"{str(exc).splitlines()[0] if str(exc) else exc!r}") from None
-        self.home, self.root, self.label = home, root.rstrip("/"), config.url
+            detail = str(exc).splitlines()[0] if str(exc) else repr(exc)
+            raise ValueError(f"{where}.url: cannot open {mask_url(config.url)!r}: "
+                             f"{mask_text(detail)}") from None
+        # Named in logs without the credentials a URL can carry (core/secrets.py).
+        self.home, self.root, self.label = home, root.rstrip("/"), mask_url(config.url)
         self.settle = (config.settle_seconds if config.settle_seconds is not None
                        else _env_number(SETTLE_ENV, DEFAULT_SETTLE_SECONDS))
         parent = self.root.rsplit("/", 1)[0] if "/" in self.root else self.root
@@ -84,7 +87,7 @@ class RemoteLanding:
         try:
             return self._take()
         except Exception as exc:  # fsspec raises OSError; an unreachable S3 a botocore error
-            line = (str(exc).strip().splitlines() or [""])[0]
+            line = mask_text((str(exc).strip().splitlines() or [""])[0])
             return Scan(notes=[f"{self.label}: cannot read ({type(exc).__name__}): {line}; "
                                "nothing taken"])
 
