@@ -40,7 +40,9 @@ def _take(home, landed: ingest.LandedFile) -> str:
     return ingest.accept(home, landed, frame, SPEC)
 
 
-def test_a_symlink_is_read_through_and_the_archive_keeps_its_bytes(home, tmp_path):
+def test_a_symlink_is_read_through_and_the_archive_keeps_its_bytes(home, tmp_path,
+                                                                   monkeypatch):
+    monkeypatch.setenv("GREENLIGHT_LANDING_LINK_DIRS", str(tmp_path))  # links may lead here
     data = _week(1)
     target = tmp_path / "elsewhere.csv"
     target.write_bytes(data)
