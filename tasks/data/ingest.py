@@ -539,15 +539,14 @@ def reject(home: Home, landed: LandedFile, reason: str, report: dict | None = No
     it. The bytes kept are the ones judged; an original that changed meanwhile stays in
     landing (see `_release`). With `dataset`, the quarantine event tells people."""
     dest_dir = home.quarantine / landed.batch_id
-    if not home.remote:
+    if not home.remote:  # an object store has no modes
         dest_dir.mkdir(parents=True, exist_ok=True)
+        _no_wider(landed.path, [dest_dir / "report.json", dest_dir / "report.md"])
     (dest_dir / "report.json").write_text(
         json.dumps({"file": landed.name, "reason": reason, **(report or {})}, indent=2,
                    default=str))
     (dest_dir / "report.md").write_text(
         f"# Quarantined: {landed.name}\n\n{reason}\n\n{report_md}\n")
-    if not home.remote:  # an object store has no modes
-        _no_wider(landed.path, [dest_dir / "report.json", dest_dir / "report.md"])
     manifest.append(home.manifest, landed.batch_id, file=landed.name, sha256=landed.sha256,
                     bytes=landed.size, status="quarantined", reason=reason,
                     decision="quarantined", rows=rows)
@@ -560,17 +559,19 @@ def reject(home: Home, landed: LandedFile, reason: str, report: dict | None = No
     return reason
 
 
-def _no_wider(source: Path, written: list[Path]) -> None:
-    """Reports quote the data (values, rows): none is more readable than the file it
-    describes. A 0600 batch gets 0600 reports; a link's reports keep the default."""
+def _no_wider(source: Path, reports: list[Path]) -> None:
+    """Create the reports, before a byte is written to them, no more readable than the
+    file they describe (they quote its values): a 0600 batch gets 0600 reports. A link's
+    reports keep the default (the link has no bytes)."""
     try:
         st = os.lstat(source)
     except (OSError, TypeError):
         return
     if not stat.S_ISREG(st.st_mode):
         return
-    for path in written:
-        os.chmod(path, stat.S_IMODE(path.stat().st_mode) & stat.S_IMODE(st.st_mode))
+    for path in reports:
+        path.touch(mode=0o600)
+        os.chmod(path, 0o600 | (stat.S_IMODE(st.st_mode) & 0o044))  # read for whom it may
 
 
 def file_duplicate(home: Home, landed: LandedFile, status: str | None) -> None:
