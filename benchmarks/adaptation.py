@@ -50,7 +50,7 @@ verdict and interval, and the champion's age in months.
         [--policies "auto;auto, ensemble tau 0.05"]
 
 Any dataset with a spec under expectations/ (e.g. one made by `greenlight init`) runs the
-same way, cut at any cadence (`tasks.data.sources.cut_batches`: Y, Q, M, W, D, h, with a
+same way, cut at any cadence (`tasks.data.replay.cut_batches`: Y, Q, M, W, D, h, with a
 multiple if wanted), with LightGBM's defaults from the spec unless --trees/--learning-rate:
 
     uv run python benchmarks/adaptation.py --dataset NAME --data FILE --freq Q --warmup 2
@@ -72,7 +72,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from flows.params import Training  # noqa: E402
-from tasks.data.sources import cut_batches, load_dataset  # noqa: E402
+from tasks.data.replay import cut_batches, load_dataset  # noqa: E402
 from tasks.data.spec import load_spec  # noqa: E402
 from tasks.gate.decide import Decision, decide  # noqa: E402
 from tasks.gate.gate import GateResult, gate  # noqa: E402

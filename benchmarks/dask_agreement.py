@@ -27,7 +27,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from tasks.data import lake, sources
+from tasks.data import lake
+from tasks.data import replay as sources
 from tasks.data.spec import load_spec, suite_path
 from tasks.data.validate import read_suite, validate_frame, with_time_checks
 from tasks.gate.gate import gate

@@ -1,6 +1,6 @@
 """Detection delays and false alarms of greenlight's monitoring on the synthetic stream.
 
-Replays the seeded synthetic stream (tasks/data/sources.py: covariate change at batch 5, prior at
+Replays the seeded synthetic stream (tasks/data/replay.py: covariate change at batch 5, prior at
 10, concept at 15; batch 8 is malformed and quarantined by the flow, so skipped here) for
 `--batches` weekly batches, through the same task functions the flow runs:
 monitor_batch (Evidently drift, prediction drift, adversarial validation, decay) and
@@ -30,7 +30,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from flows.params import Thresholds  # noqa: E402
-from tasks.data.sources import SYNTHETIC_CHANGE_POINTS, SYNTHETIC_MALFORMED, synthetic_batch  # noqa: E402
+from tasks.data.replay import SYNTHETIC_CHANGE_POINTS, SYNTHETIC_MALFORMED, synthetic_batch  # noqa: E402
 from tasks.data.spec import load_spec, suite_path  # noqa: E402
 from tasks.monitoring import alarms  # noqa: E402
 from tasks.monitoring.drift import StatTests  # noqa: E402

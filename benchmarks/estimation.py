@@ -40,7 +40,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tasks.data.sources import (  # noqa: E402
+from tasks.data.replay import (  # noqa: E402
     SYNTHETIC_MALFORMED,
     cut_batches,
     load_dataset,

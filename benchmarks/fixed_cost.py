@@ -105,7 +105,7 @@ def copy_state(home: Path, work: Path, name: str) -> Path:
 
 def land_stable_batch(home: Path) -> None:
     """One more 3,000-row week of the synthetic stream, after the last change point."""
-    from tasks.data import sources
+    from tasks.data import replay as sources
 
     sources.write_batch(sources.synthetic_batch(20, seed=7), home / "landing")
     old = time.time() - 60  # settled: the scan takes it at once

@@ -65,7 +65,8 @@ def cpu_seconds() -> float:
 def set_up(root: Path, rows: int, factor: int) -> None:
     """Champion from a small batch, `factor` N-row batches of history, one N-row batch landed."""
     from flows.cycle import cycle
-    from tasks.data import ingest, lake, manifest, sources
+    from tasks.data import ingest, lake, manifest
+    from tasks.data import replay as sources
     from tasks.data.home import Home
     from tasks.data.spec import load_spec
 

@@ -93,7 +93,7 @@ def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, float
 def stream_cases(rows: int) -> None:
     """The whole monitoring step (`monitor_batch`: champion scoring, drift, label drift,
     decay, reports) on 1M-row batches of the synthetic stream, sampled against exhaustive."""
-    from tasks.data import sources
+    from tasks.data import replay as sources
     from tasks.data.spec import load_spec
     from tasks.monitoring.monitor import monitor_batch
     from tasks.training import train
@@ -140,7 +140,8 @@ def _champion_state(root: Path, rows: int) -> dict[str, Any]:
     from registry import versions
     from registry.register import register
     from registry.store import Registry
-    from tasks.data import lake, sources
+    from tasks.data import lake
+    from tasks.data import replay as sources
     from tasks.data.home import Home
     from tasks.data.spec import load_spec
     from tasks.training import train
@@ -225,7 +226,7 @@ def monitor_vs_drift(rows: int = 3000, repeats: int = 5) -> dict[str, float]:
     import os
     import warnings
 
-    from tasks.data import sources
+    from tasks.data import replay as sources
 
     for key in ("DO_NOT_TRACK", "MLFLOW_DISABLE_TELEMETRY"):
         os.environ.setdefault(key, "true")

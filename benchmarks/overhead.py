@@ -50,7 +50,7 @@ DATASET = "elec2"
 
 def batches(warmup: int) -> tuple[list, object]:
     """The warm-up weeks and the week each timed cycle lands."""
-    from tasks.data import sources
+    from tasks.data import replay as sources
     from tasks.data.spec import load_spec
 
     weeks = sources.cut_batches(sources.load_dataset(DATASET), load_spec(DATASET), "W")
@@ -88,7 +88,7 @@ def restore_state(snapshot: Path, root: Path) -> None:
 
 def restore(snapshot: Path, root: Path, week: object) -> None:
     """Back to the champion's state, with the timed week landed."""
-    from tasks.data import sources
+    from tasks.data import replay as sources
 
     restore_state(snapshot, root)
     sources.write_batch(week, root / "landing")
@@ -226,7 +226,7 @@ def main() -> None:
         with prefect_server(work) as startup:
             print(f"Prefect server up in {startup:.1f} s", flush=True)
             from flows.cycle import cycle
-            from tasks.data import sources
+            from tasks.data import replay as sources
 
             for b in first:
                 sources.write_batch(b, root / "landing")

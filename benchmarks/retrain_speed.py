@@ -71,7 +71,7 @@ def _set_up(root: Path, snapshot: Path) -> None:
     """The demo's cycles up to the week before TIMED_WEEK, then TIMED_WEEK landed."""
     from cli.demo import WARMUP, batches_for
     from flows.cycle import cycle
-    from tasks.data import sources
+    from tasks.data import replay as sources
     from tasks.data.home import Home
 
     home = Home.from_env(root).ensure()

@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 from serving.plog import PredictionLog
-from tasks.data import harvest, predictions, sources
+from tasks.data import harvest, predictions
+from tasks.data import replay as sources
 from tasks.data.home import Home
 from tasks.data.spec import load_spec
 

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cli.settings import SETTINGS_FILE
-from tasks.data import sources
+from tasks.data import replay as sources
 from tasks.data.spec import load_spec
 
 # Batches landed before the first cycle, to bootstrap the first champion (as in PROVENANCE).

@@ -306,7 +306,7 @@ def replay(
     _environment(home)
     from cli.demo import batches_for
     from tasks.data.home import Home
-    from tasks.data.sources import write_batch
+    from tasks.data.replay import write_batch
 
     try:
         batches = batches_for(dataset, data, freq, seed=7, rows=rows)

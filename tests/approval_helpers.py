@@ -12,7 +12,7 @@ import httpx
 
 from flows.cycle import registry_for
 from registry.store import Registry
-from tasks.data import sources
+from tasks.data import replay as sources
 from tasks.data.home import Home
 from tasks.data.spec import load_spec
 

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from tasks.data.ingest import sha256
-from tasks.data.sources import synthetic_batch
+from tasks.data.replay import synthetic_batch
 
 ROWS = 300  # small bad files keep the corpus cycle fast; size is not what they test
 BASE_INDEX = 2  # a stable week of the stream

@@ -20,7 +20,7 @@ from registry.promote import promote
 from registry.register import register
 from registry.store import Registry
 from registry.versions import load_model
-from tasks.data import sources
+from tasks.data import replay as sources
 from tasks.data.home import Home
 from tasks.data.lake import BATCH_COLUMN
 from tasks.data.spec import load_spec

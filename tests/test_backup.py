@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 
 from registry import versions
-from tasks.data import sources
+from tasks.data import replay as sources
 from tasks.publish import reports
 from tests.approval_helpers import registry
 

@@ -25,7 +25,8 @@ from core.faults import CRASH_ENV, STEPS
 from flows.cycle import cycle, registry_for
 from registry import promote, versions
 from registry.store import Registry
-from tasks.data import lake, manifest, sources
+from tasks.data import lake, manifest
+from tasks.data import replay as sources
 from tasks.data.home import Home
 from tasks.data.spec import load_spec
 from tests.state_helpers import copy_state

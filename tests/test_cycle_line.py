@@ -22,7 +22,7 @@ from cli.views import cycle_line
 from flows.cycle import cycle
 from flows.params import Training
 from tasks.data.home import Home
-from tasks.data.sources import Batch, synthetic_batch, write_batch
+from tasks.data.replay import Batch, synthetic_batch, write_batch
 from tests.approval_helpers import land
 from tests.test_idle import REPO
 

@@ -107,7 +107,7 @@ def test_cron_schedule_creates_and_completes_a_cycle(prefect_server, mlflow_serv
     from registry import versions
     from registry.store import Registry
     from tasks.data.home import Home
-    from tasks.data.sources import synthetic_batch, write_batch
+    from tasks.data.replay import synthetic_batch, write_batch
 
     home = Home(tmp_path / "gl").ensure()
     write_batch(synthetic_batch(0), home.landing)

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from tasks.data import sources
+from tasks.data import replay as sources
 from tests.test_idle import REPO
 
 # The run process prints what it imported and which API its flow run used, then exits.

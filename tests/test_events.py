@@ -33,7 +33,7 @@ def test_monitor_drift_event_starts_the_retrain_deployment(prefect_server, tmp_p
     from flows.cycle import cycle, registry_for
     from registry import versions
     from tasks.data.home import Home
-    from tasks.data.sources import synthetic_batch, write_batch
+    from tasks.data.replay import synthetic_batch, write_batch
     from tasks.data.spec import load_spec
 
     retrain = next(d for d in DEPLOYMENTS if d.on_events_from == "monitor")

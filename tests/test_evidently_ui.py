@@ -18,7 +18,7 @@ from mlflow import MlflowClient
 
 from cli import stack
 from flows.cycle import cycle, registry_for
-from tasks.data import sources
+from tasks.data import replay as sources
 from tasks.data.home import Home
 from tasks.data.spec import load_spec
 from tasks.publish import workspace

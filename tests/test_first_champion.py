@@ -17,9 +17,10 @@ from cli.views import print_status
 from flows.cycle import cycle, registry_for
 from flows.params import Training
 from registry import versions
-from tasks.data import manifest, sources
+from tasks.data import manifest
+from tasks.data import replay as sources
 from tasks.data.home import Home
-from tasks.data.sources import Batch, synthetic_batch, write_batch
+from tasks.data.replay import Batch, synthetic_batch, write_batch
 from tasks.data.spec import load_spec
 from tasks.gate.gate import MIN_FIT_ROWS
 from tasks.training.recipe import candidates_for

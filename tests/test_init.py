@@ -10,7 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tasks.data import ingest, sources
+from tasks.data import ingest
+from tasks.data import replay as sources
 from tasks.data.infer import InitError, init_dataset
 from tasks.data.spec import DatasetSpec, load_spec, suite_path
 from tasks.data.validate import read_suite, split_label_checks, validate_frame

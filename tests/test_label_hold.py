@@ -15,7 +15,7 @@ from flows.cycle import cycle, registry_for
 from registry import versions
 from tasks.data import lake, manifest
 from tasks.data.home import Home
-from tasks.data.sources import Batch, synthetic_batch, write_batch
+from tasks.data.replay import Batch, synthetic_batch, write_batch
 from tasks.data.spec import load_spec
 from tests.test_idle import _cli
 

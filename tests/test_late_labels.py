@@ -12,7 +12,7 @@ import pytest
 
 from tasks.data import labels, manifest
 from tasks.data.home import Home
-from tasks.data.sources import SYNTHETIC_CHANGE_POINTS, synthetic_batch, write_batch
+from tasks.data.replay import SYNTHETIC_CHANGE_POINTS, synthetic_batch, write_batch
 from tasks.data.spec import load_spec
 
 pytestmark = pytest.mark.e2e

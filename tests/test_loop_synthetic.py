@@ -20,7 +20,8 @@ from cli.main import app
 from cli.status import status
 from flows.cycle import cycle, registry_for
 from registry import versions
-from tasks.data import manifest, sources
+from tasks.data import manifest
+from tasks.data import replay as sources
 from tasks.data.home import Home
 from tasks.data.spec import load_spec
 

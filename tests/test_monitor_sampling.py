@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tasks.data import sources
+from tasks.data import replay as sources
 from tasks.data.spec import load_spec
 from tasks.monitoring.drift import sample_rows
 from tasks.monitoring.monitor import monitor_batch

@@ -11,7 +11,7 @@ import pytest
 from benchmarks.detection import replay
 from core.steps import Steps
 from flows.params import Thresholds
-from tasks.data.sources import SYNTHETIC_CHANGE_POINTS, synthetic_batch
+from tasks.data.replay import SYNTHETIC_CHANGE_POINTS, synthetic_batch
 from tasks.data.spec import DatasetSpec, load_spec, suite_path
 from tasks.monitoring import alarms
 from tasks.monitoring.adversarial import domain_classifier

@@ -24,7 +24,8 @@ from cli import stack
 from core.faults import HOLD_ENV, HOLD_FILE_ENV
 from flows.cycle import cycle, registry_for
 from registry import promote, versions
-from tasks.data import manifest, sources
+from tasks.data import manifest
+from tasks.data import replay as sources
 from tasks.data.home import Home
 from tasks.data.spec import load_spec
 from tests.servers import STARTUP_TIMEOUT, fresh_database

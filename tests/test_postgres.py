@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from cli import stack
-from tasks.data import sources
+from tasks.data import replay as sources
 from tasks.data.home import Home
 from tests.servers import STARTUP_TIMEOUT, postgres_database, postgres_unavailable
 

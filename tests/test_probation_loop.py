@@ -21,7 +21,7 @@ from flows.params import Training
 from registry import probation, promote, versions
 from registry.register import register
 from serving.app import create_app
-from tasks.data import sources
+from tasks.data import replay as sources
 from tasks.data.home import Home
 from tasks.data.lake import BATCH_COLUMN
 from tasks.data.spec import load_spec

@@ -15,7 +15,8 @@ from pathlib import Path
 import pandas as pd
 
 from flows.cycle import cycle
-from tasks.data import idle, ingest, lake, manifest, sources
+from tasks.data import idle, ingest, lake, manifest
+from tasks.data import replay as sources
 from tasks.data.spec import load_spec
 from tests import bad_inputs
 
@@ -39,7 +40,9 @@ def _take(home, landed: ingest.LandedFile) -> str:
     return ingest.accept(home, landed, frame, SPEC)
 
 
-def test_a_symlink_is_read_through_and_the_archive_keeps_its_bytes(home, tmp_path):
+def test_a_symlink_is_read_through_and_the_archive_keeps_its_bytes(home, tmp_path,
+                                                                   monkeypatch):
+    monkeypatch.setenv("GREENLIGHT_LANDING_LINK_DIRS", str(tmp_path))  # links may lead here
     data = _week(1)
     target = tmp_path / "elsewhere.csv"
     target.write_bytes(data)

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from flows.params import Training
-from tasks.data import sources
+from tasks.data import replay as sources
 from tasks.data.spec import load_spec
 from tasks.gate.decide import Decision
 from tasks.training.recipe import MONTH_DAYS, Recipe, RecipeChoice, choose_before_gate

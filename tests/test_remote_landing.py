@@ -16,7 +16,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tasks.data import ingest, lake, manifest, source, sources
+from tasks.data import ingest, lake, manifest, source
+from tasks.data import replay as sources
 from tasks.data.home import Home
 from tasks.data.remote_landing import RemoteLanding
 from tasks.data.spec import load_spec

@@ -16,7 +16,8 @@ import pytest
 
 from flows.cycle import cycle, registry_for
 from registry import versions
-from tasks.data import ingest, manifest, sources
+from tasks.data import ingest, manifest
+from tasks.data import replay as sources
 from tasks.data.home import Home
 from tasks.data.spec import load_spec
 from tests import bad_inputs

@@ -6,7 +6,7 @@ import pytest
 
 from core.steps import Steps
 from flows.params import Training
-from tasks.data.sources import SYNTHETIC_CHANGE_POINTS, synthetic_batch
+from tasks.data.replay import SYNTHETIC_CHANGE_POINTS, synthetic_batch
 from tasks.data.spec import load_spec
 from tasks.gate.decide import Decision
 from tasks.training.sequence import Calls, fixed_recipe, retrain_sequence

@@ -20,7 +20,8 @@ from registry.promote import set_alias
 from serving import canary
 from serving.app import create_app
 from serving.plog import PredictionLog
-from tasks.data import harvest, lake, manifest, predictions, sources
+from tasks.data import harvest, lake, manifest, predictions
+from tasks.data import replay as sources
 from tasks.data.home import Home
 from tasks.data.spec import load_spec
 from tasks.monitoring import alarms

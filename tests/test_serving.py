@@ -511,7 +511,7 @@ def test_serve_beside_up_loads_what_up_registered_with_nothing_exported(champion
     from cli import stack
     from registry.register import register
     from registry.versions import load_model
-    from tasks.data import sources
+    from tasks.data import replay as sources
     from tasks.data.home import Home
     from tests.servers import STARTUP_TIMEOUT
 

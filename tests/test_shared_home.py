@@ -20,7 +20,8 @@ import pytest
 
 from cli import stack
 from core import jsonl
-from tasks.data import manifest, sources
+from tasks.data import manifest
+from tasks.data import replay as sources
 from tasks.data.home import Home
 
 REPO = Path(__file__).resolve().parents[1]

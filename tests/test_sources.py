@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.data import sources
-from tasks.data.sources import SYNTHETIC_CHANGE_POINTS as CP
-from tasks.data.sources import SYNTHETIC_MALFORMED
+from tasks.data import replay as sources
+from tasks.data.replay import SYNTHETIC_CHANGE_POINTS as CP
+from tasks.data.replay import SYNTHETIC_MALFORMED
 from tasks.data.spec import load_spec, suite_path
 from tasks.monitoring.drift import CLASSIFICATION_LABEL_THRESHOLD
 from tests.conftest import shared_file

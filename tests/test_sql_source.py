@@ -17,7 +17,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tasks.data import ingest, lake, manifest, source, sources
+from tasks.data import ingest, lake, manifest, source
+from tasks.data import replay as sources
 from tasks.data.home import Home
 from tasks.data.spec import load_spec
 from tasks.data.sql_source import SqlSource

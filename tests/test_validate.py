@@ -177,7 +177,8 @@ def test_real_batches_pass_the_label_check_and_constant_targets_are_held(dataset
     the same rows with one target value are held with a reason naming the file. Below
     Thresholds.min_rows labelled rows nothing is judged."""
     from flows.params import Thresholds
-    from tasks.data import labels, sources
+    from tasks.data import labels
+    from tasks.data import replay as sources
     from tasks.data.spec import load_spec, suite_path
     from tasks.data.validate import split_label_checks
     from tests.conftest import shared_file

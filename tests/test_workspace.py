@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from evidently.ui.workspace import Workspace
 
-from tasks.data import sources
+from tasks.data import replay as sources
 from tasks.data.spec import load_spec
 from tasks.monitoring.drift import measure_drift, save_report
 from tasks.publish import workspace

@@ -17,11 +17,9 @@ from datetime import datetime
 from pathlib import Path
 
 from core.files import replacing
-from tasks.data import manifest
+from tasks.data import landing_rules, manifest
 from tasks.data.home import EXPECTATIONS_DIR, Home
-
-# What landing and the labels feed take; anything else there is left alone.
-SUFFIXES = (".csv", ".csv.gz", ".parquet")
+from tasks.data.landing_rules import SUFFIXES  # noqa: F401 (what landing takes; named here too)
 
 Fingerprint = list[list[str | int]]
 
@@ -33,11 +31,13 @@ def is_candidate(path: Path) -> bool:
 
 
 def is_landed(path: Path) -> bool:
-    """A file in landing a cycle must deal with: a candidate, or a symlink with no file
-    behind it, which the cycle quarantines with its reason once instead of skipping it in
-    silence on every cycle."""
-    return is_candidate(path) or (path.is_symlink() and not path.name.startswith((".", "~"))
-                                  and path.name.endswith(SUFFIXES))
+    """A file in landing a cycle must deal with: a candidate, or a symlink (read through
+    to an allowed regular file, or quarantined once with its reason: tasks/data/landing_rules.py)
+    instead of skipping it in silence on every cycle. Only a regular file or a link counts:
+    a FIFO is never opened (`is_file` is a stat, and says no)."""
+    if path.is_symlink():
+        return landing_rules.named_like_a_batch(path)
+    return is_candidate(path)
 
 
 def _mark(home: Home) -> Path:
@@ -121,8 +121,9 @@ def nothing_new(home: Home, dataset: str) -> str | None:
     An unknown dataset is left to the whole cycle, which names the problem."""
     if not (EXPECTATIONS_DIR / dataset / "spec.json").is_file() or _has_source(dataset):
         return None
-    if home.landing.is_dir() and any(is_landed(p) for p in home.landing.iterdir()):
-        return None
+    if home.landing.is_dir() and (any(is_landed(p) for p in home.landing.iterdir())
+                                  or landing_rules.unreported(home.landing)):
+        return None  # a FIFO or a directory not yet reported: the cycle says so, once
     if manifest.pending(home.manifest):
         return None
     if _predictions_since(home, last_monitored(home)) or not _labels_unchanged(home, dataset):

@@ -28,11 +28,18 @@ from typing import Any
 
 import pandas as pd
 
+from tasks.data.ranges import (  # noqa: F401 (numeric_bounds: infer's name for it too)
+    MARGIN,
+    numeric_bounds,
+    outlier_line,
+    outliers,
+)
+from tasks.data.ranges import fmt as _fmt
+from tasks.data.ranges import is_integer as _is_integer
+from tasks.data.ranges import nice as _nice
+
 # TFDV's default `max_string_domain_size`: text columns with more values get no value set.
 MAX_DOMAIN = 100
-# Observed range widened by this share of its span on each side: a fitted bound, not a
-# structural one, so a little room keeps ordinary variation from quarantining a batch.
-MARGIN = 0.25
 # The target's upper bound gets a whole span of room: a target that grows (demand doubling,
 # as in Bike Sharing) is drift for the loop to learn, not a data bug to quarantine.
 TARGET_HEADROOM = 1.0
@@ -71,6 +78,9 @@ class Inference:
     suite: dict[str, Any]
     decisions: list[tuple[str, str]] = field(default_factory=list)  # (topic, sentence)
     review: list[str] = field(default_factory=list)  # what a person should look at
+    # Rows of the sample holding an extreme outlier (tasks/data/ranges.py): named in
+    # `review`, and left out of the sample's validation.
+    outlier_rows: list[Any] = field(default_factory=list)
 
 
 # --- reading ---------------------------------------------------------------------------
@@ -140,48 +150,6 @@ def parse_times(path: Path, raw: pd.Series) -> pd.Series:
 def _native(value: Any) -> Any:
     """numpy scalars to Python ones: JSON and pydantic want plain values."""
     return value.item() if hasattr(value, "item") else value
-
-
-def _is_integer(series: pd.Series) -> bool:
-    """Integer-valued, even when read as float because of an empty cell."""
-    values = series.dropna()
-    return pd.api.types.is_integer_dtype(series) or (
-        pd.api.types.is_float_dtype(series) and len(values) > 0
-        and bool((values == values.round()).all()))
-
-
-def _nice(value: float, step: float, up: bool) -> float | int:
-    """Round outward to a multiple of `step`, without float dust (0.30000000000000004)."""
-    n = math.ceil(value / step - 1e-9) if up else math.floor(value / step + 1e-9)
-    digits = max(0, -math.floor(math.log10(step))) if step < 1 else 0
-    out = round(n * step, digits)
-    return int(out) if step >= 1 else out
-
-
-def numeric_bounds(series: pd.Series, *, headroom: float = MARGIN) -> tuple[Any, Any, str]:
-    """Bounds for a numeric column and why: the observed range plus a margin, never below
-    zero when nothing was negative, and [0, 1] when every value falls in it (a share or a
-    min-max normalised field, as in Elec2 and Bike Sharing)."""
-    values = series.dropna()
-    lo, hi = float(values.min()), float(values.max())
-    integer = _is_integer(series)
-    if 0 <= lo and hi <= 1 and headroom == MARGIN:
-        return 0, 1, "all values in [0, 1]: kept to 0..1"
-    span = (hi - lo) or abs(hi) or 1.0
-    low, high = lo - MARGIN * span, hi + headroom * span
-    if lo >= 0:
-        low = max(low, 0.0)
-    step = 1.0 if integer else 10.0 ** (math.floor(math.log10(span)) - 2)
-    low, high = _nice(low, max(step, 1.0) if integer else step, False), _nice(
-        high, max(step, 1.0) if integer else step, True)
-    floor = " (not below 0: no value was negative)" if lo >= 0 and low == 0 else ""
-    return low, high, f"observed {_fmt(lo)}..{_fmt(hi)}{floor}"
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
 
 
 def _expect(kind: str, meta: dict | None = None, **kwargs: Any) -> dict[str, Any]:
@@ -390,7 +358,7 @@ def infer(frame: pd.DataFrame, *, name: str, target: str, time_column: str, sour
     nulls = {c: int(frame[c].isna().sum()) for c in columns}
     expectations += [_expect("column_values_to_not_be_null", column=c)
                      for c in columns if nulls[c] == 0]
-    ranges, sets, wide = [], [], []
+    ranges, sets, wide, far, far_rows = [], [], [], [], set()
     for c in [*features, target]:
         s = frame[c]
         classification_target = c == target and task == "classification"
@@ -404,6 +372,10 @@ def infer(frame: pd.DataFrame, *, name: str, target: str, time_column: str, sour
                                         {"notes": f"Inferred: {why}."},
                                         column=c, min_value=low, max_value=high))
             ranges.append(f"{c} {_fmt(low)}..{_fmt(high)}")
+            found = outliers(s, low, high)
+            if len(found):
+                far.append(outlier_line(c, found, low, high))
+                far_rows.update(found.index)
         distinct = s.dropna().unique()
         if kinds[c] in ("text", "bool") or classification_target:
             if len(distinct) <= MAX_DOMAIN:
@@ -428,8 +400,9 @@ def infer(frame: pd.DataFrame, *, name: str, target: str, time_column: str, sour
         "dataset": name,
         "notes": f"Inferred by `greenlight init` from {path.name} ({len(frame):,} rows, "
                  f"{times.min():%Y-%m-%d} to {times.max():%Y-%m-%d}); review it "
-                 "(expectations/README.md). Ranges are the observed range plus "
-                 f"{MARGIN:.0%} of its span, value sets are the values seen. Types are "
+                 "(expectations/README.md). Ranges are the 0.1%..99.9% quantiles widened "
+                 f"by {MARGIN:.0%} of their span (tasks/data/ranges.py), value sets are the "
+                 "values seen. Types are "
                  "pandas dtype names, except text columns: GX checks object columns value "
                  "by value, so they list the Python type 'str'. Numbers allow float64 as "
                  "well as int64 because a CSV column with an empty cell reads as float; the "
@@ -447,8 +420,10 @@ def infer(frame: pd.DataFrame, *, name: str, target: str, time_column: str, sour
         ("categorical", (f"{', '.join(categorical)} (text columns); " if categorical else
                          "none (no text columns); ")
          + "numbers stay numerical, codes included, as in the shipped bike_sharing spec"),
-        ("ranges", (f"{len(ranges)} numeric columns: observed range ± {MARGIN:.0%} of its "
-                    f"span, kept at 0..1 for shares: {', '.join(ranges)}") if ranges
+        ("ranges", (f"{len(ranges)} numeric columns: 0.1%..99.9% quantiles ± {MARGIN:.0%} "
+                    "of their span, no sign rule on a measured quantity (0 floors only for "
+                    "integer counts that reach 0), kept at 0..1 for shares: "
+                    f"{', '.join(ranges)}") if ranges
          else "none (no numeric columns)"),
         ("value sets", (f"the values seen, for text columns with at most {MAX_DOMAIN}: "
                         f"{', '.join(sets)}" if sets else "none")
@@ -463,7 +438,7 @@ def infer(frame: pd.DataFrame, *, name: str, target: str, time_column: str, sour
         ("training", "no default half-life or window: set training.* in spec.json if "
                      "there is too little history to backtest a recipe"),
     ]
-    review = _suspects(frame, features, target, time_column, task, positive)
+    review = far + _suspects(frame, features, target, time_column, task, positive)
     if task == "classification":
         counts = frame[target].dropna().astype(str).value_counts()
         if counts.min() < MIN_PERIOD_ROWS:
@@ -480,7 +455,7 @@ def infer(frame: pd.DataFrame, *, name: str, target: str, time_column: str, sour
     if sets:
         review.append("value sets: a value not seen here quarantines its batch; add the "
                       "values you know are coming (a new market, a new product)")
-    return Inference(spec, suite, decisions, review)
+    return Inference(spec, suite, decisions, review, sorted(far_rows))
 
 
 # --- re-running on a newer sample --------------------------------------------------------
@@ -701,9 +676,12 @@ def init_dataset(name: str, data: Path, *, target: str, time_column: str, root: 
         current = ("the existing suite accepts this sample" if before.success else
                    f"the existing suite would quarantine this sample: {before.reason}")
     columns = [spec["time_column"], *spec["features"], spec["target"]]
-    checked = validate_frame(frame[columns], suite, source=data.name, time_column=time_column)
+    kept = frame.drop(index=inference.outlier_rows)  # named for review above
+    checked = validate_frame(kept[columns], suite, source=data.name, time_column=time_column)
+    left_out = (f" (less the {len(inference.outlier_rows):,} row(s) with an extreme "
+                "outlier, listed for review)") if inference.outlier_rows else ""
     validation = checked.reason if not checked.success else (
-        f"{data.name} passes all {checked.evaluated} expectations "
+        f"{data.name}{left_out} passes all {checked.evaluated} expectations "
         "(the suite's and the no-future-timestamps check)")
     write_now = checked.success and (existing is None or (update and bool(changes)))
     if write_now:

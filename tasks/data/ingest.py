@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import os
+import stat
 import time
 import warnings
 import zlib
@@ -24,7 +25,7 @@ from filelock import FileLock
 
 from core import events
 from core.files import move_into
-from tasks.data import lake, manifest
+from tasks.data import lake, landing_rules, manifest
 from tasks.data.home import Home
 from tasks.data.idle import is_landed
 from tasks.data.spec import DatasetSpec
@@ -135,18 +136,32 @@ def _open_for_writing(paths: list[Path]) -> set[Path]:
 
 
 def _copy_hashing(src: Path, dest: Path) -> str:
-    """Copy `src` (through a symlink to its bytes) to `dest`, hashing what was copied."""
+    """Copy `src` (through an allowed symlink to its bytes) to `dest`, hashing what was
+    copied. The copy gets the source's mode, never a wider one: a 0600 file is not made
+    readable by everyone in the state dir. Opened without blocking and checked to be a
+    regular file once open, so a FIFO swapped in meanwhile is refused, never waited on."""
+    real = Path(os.path.realpath(src)) if src.is_symlink() else src
+    if src.is_symlink() and landing_rules.link_refusal(src):
+        raise FileNotFoundError(src)  # retargeted since the scan: the next scan refuses it
     digest = hashlib.sha256()
-    with src.open("rb") as fh, dest.open("wb") as out:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-            out.write(chunk)
+    fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    with os.fdopen(fd, "rb") as fh:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise FileNotFoundError(src)
+        out_fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(out_fd, "wb") as out:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+                out.write(chunk)
+            os.fchmod(out.fileno(), stat.S_IMODE(mode))
     return digest.hexdigest()
 
 
 def _refused_link(path: Path) -> LandedFile:
-    """A symlink with no regular file behind it: there are no bytes to keep, so the link
-    itself is what gets quarantined (once), and its id comes from where it points."""
+    """A symlink that is not read through (no regular file behind it, or one outside the
+    allowed directories: tasks/data/landing_rules.py): there are no bytes to keep, so the
+    link itself is what gets quarantined (once), and its id comes from where it points."""
     target = os.readlink(path)
     return LandedFile(path, hashlib.sha256(f"symlink -> {target}".encode()).hexdigest(), 0)
 
@@ -172,16 +187,19 @@ def scan(landing: Path, settle_seconds: float | None = None) -> Scan:
     A settled file is copied aside while it is hashed, and the copy is what is read, filed
     and archived: the archive holds exactly the bytes that were hashed and ingested, whatever
     the original does later. A file that changes while it is copied is left. A symlink is
-    read through to its bytes; one with no regular file behind it is refused (read_batch
-    says why). Writers that write to a hidden name and rename are never caught half-way.
+    read through to its bytes only when they are a regular file under an allowed
+    directory; any other link is refused without a byte read behind it (read_batch says
+    why). A FIFO, a socket, a device or a directory named like a batch is never opened:
+    it is reported once in the scan's notes and left where it is (tasks/data/landing_rules.py).
+    Writers that write to a hidden name and rename are never caught half-way.
     """
     settle = _env_number(SETTLE_ENV, DEFAULT_SETTLE_SECONDS) if settle_seconds is None \
         else settle_seconds
     paths = sorted((p for p in landing.glob("*") if is_landed(p)), key=lambda p: p.name)
     staging = landing / STAGING_DIR
     _tidy_staging(staging, {p.name for p in paths})
-    out = Scan()
-    refused = [p for p in paths if p.is_symlink() and not p.is_file()]
+    out = Scan(notes=landing_rules.report_once(landing))
+    refused = [p for p in paths if p.is_symlink() and landing_rules.link_refusal(p)]
     out.ready.extend(_refused_link(p) for p in refused)
     paths = [p for p in paths if p not in refused]
     before = {p: _fingerprint(p) for p in paths}
@@ -268,8 +286,9 @@ def check_size(path: Path) -> None:
 
 
 def read_batch(path: Path, spec: DatasetSpec) -> pd.DataFrame:
-    """Read a landed file; anything unreadable becomes a one-line BatchReadError."""
-    if not path.is_file():
+    """Read a landed file; anything unreadable becomes a one-line BatchReadError. A
+    symlink here is one the scan refused: nothing behind it is read."""
+    if path.is_symlink() or not path.is_file():
         raise BatchReadError(_not_a_file(path))
     if path.stat().st_size == 0:
         raise BatchReadError(f"{path.name}: empty file (0 bytes)")
@@ -295,13 +314,11 @@ def read_batch(path: Path, spec: DatasetSpec) -> pd.DataFrame:
 
 
 def _not_a_file(path: Path) -> str:
-    """Why there are no bytes to read: a dangling symlink, or one to something not a file."""
+    """Why there are no bytes to read: a symlink the scan refused (dangling, to something
+    not a file, or outside the allowed directories), or not a regular file."""
     if not path.is_symlink():
         return f"{path.name}: not a regular file"
-    target = os.readlink(path)
-    what = "which does not exist" if not path.exists() else "which is not a regular file"
-    return (f"{path.name}: a symlink to {quote(target)}, {what}; no bytes to keep "
-            "(land the file itself)")
+    return landing_rules.link_refusal(path) or f"{path.name}: a symlink; land the file itself"
 
 
 def coerce_times(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -522,8 +539,9 @@ def reject(home: Home, landed: LandedFile, reason: str, report: dict | None = No
     it. The bytes kept are the ones judged; an original that changed meanwhile stays in
     landing (see `_release`). With `dataset`, the quarantine event tells people."""
     dest_dir = home.quarantine / landed.batch_id
-    if not home.remote:
+    if not home.remote:  # an object store has no modes
         dest_dir.mkdir(parents=True, exist_ok=True)
+        _no_wider(landed.path, [dest_dir / "report.json", dest_dir / "report.md"])
     (dest_dir / "report.json").write_text(
         json.dumps({"file": landed.name, "reason": reason, **(report or {})}, indent=2,
                    default=str))
@@ -539,6 +557,21 @@ def reject(home: Home, landed: LandedFile, reason: str, report: dict | None = No
             "file": landed.name, "batch_id": landed.batch_id, "reason": reason,
             "kept": str(dest_dir / landed.name), "link": events.run_link(), "version": None})
     return reason
+
+
+def _no_wider(source: Path, reports: list[Path]) -> None:
+    """Create the reports, before a byte is written to them, no more readable than the
+    file they describe (they quote its values): a 0600 batch gets 0600 reports. A link's
+    reports keep the default (the link has no bytes)."""
+    try:
+        st = os.lstat(source)
+    except (OSError, TypeError):
+        return
+    if not stat.S_ISREG(st.st_mode):
+        return
+    for path in reports:
+        path.touch(mode=0o600)
+        os.chmod(path, 0o600 | (stat.S_IMODE(st.st_mode) & 0o044))  # read for whom it may
 
 
 def file_duplicate(home: Home, landed: LandedFile, status: str | None) -> None:
@@ -562,7 +595,8 @@ def landed_rows(path: Path) -> int | None:
     read (`scale.dask_min_rows`); a quoted line break inside a CSV field counts one row too
     many, which is harmless there."""
     try:
-        if not path.is_file() or path.stat().st_size == 0 or path.name.endswith(".gz"):
+        if (path.is_symlink() or not path.is_file() or path.stat().st_size == 0
+                or path.name.endswith(".gz")):
             return None
         if path.name.endswith(".parquet"):
             import pyarrow.parquet as pq
@@ -582,7 +616,7 @@ def landed_rows(path: Path) -> int | None:
 def check_landed(path: Path) -> None:
     """What `read_batch` checks of the file itself before reading rows, for a reader that
     reads it in partitions: a regular, non-empty file, a CSV not cut off mid-row."""
-    if not path.is_file():
+    if path.is_symlink() or not path.is_file():
         raise BatchReadError(_not_a_file(path))
     if path.stat().st_size == 0:
         raise BatchReadError(f"{path.name}: empty file (0 bytes)")

@@ -21,7 +21,8 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from tasks.data import source
+from core.secrets import mask_text, mask_url
+from tasks.data import source_base
 from tasks.data.home import Home
 from tasks.data.idle import SUFFIXES
 from tasks.data.ingest import DEFAULT_SETTLE_SECONDS, SETTLE_ENV, LandedFile, Scan, _env_number
@@ -48,15 +49,17 @@ def _is_landed(info: dict[str, Any]) -> bool:
 class RemoteLanding:
     """Objects under one URL prefix, taken like the files of `landing/`."""
 
-    def __init__(self, home: Home, config: source.LandingConfig, where: str) -> None:
+    def __init__(self, home: Home, config: source_base.LandingConfig, where: str) -> None:
         import fsspec
 
         try:
             self.fs, root = fsspec.core.url_to_fs(config.url, **config.storage_options)
         except (ValueError, ImportError, TypeError) as exc:
-            raise ValueError(f"{where}.url: cannot open {config.url!r}: "
-                             f"{str(exc).splitlines()[0] if str(exc) else exc!r}") from None
-        self.home, self.root, self.label = home, root.rstrip("/"), config.url
+            detail = str(exc).splitlines()[0] if str(exc) else repr(exc)
+            raise ValueError(f"{where}.url: cannot open {mask_url(config.url)!r}: "
+                             f"{mask_text(detail)}") from None
+        # Named in logs without the credentials a URL can carry (core/secrets.py).
+        self.home, self.root, self.label = home, root.rstrip("/"), mask_url(config.url)
         self.settle = (config.settle_seconds if config.settle_seconds is not None
                        else _env_number(SETTLE_ENV, DEFAULT_SETTLE_SECONDS))
         parent = self.root.rsplit("/", 1)[0] if "/" in self.root else self.root
@@ -84,7 +87,7 @@ class RemoteLanding:
         try:
             return self._take()
         except Exception as exc:  # fsspec raises OSError; an unreachable S3 a botocore error
-            line = (str(exc).strip().splitlines() or [""])[0]
+            line = mask_text((str(exc).strip().splitlines() or [""])[0])
             return Scan(notes=[f"{self.label}: cannot read ({type(exc).__name__}): {line}; "
                                "nothing taken"])
 
@@ -110,7 +113,7 @@ class RemoteLanding:
 
     def _download(self, path: str, name: str, seen: Stamp) -> LandedFile | None:
         """The object's bytes to the state dir, hashed as they come; None if it changed."""
-        copy = source.staging(self.home, self.owner, "landing") / name
+        copy = source_base.staging(self.home, self.owner, "landing") / name
         digest = hashlib.sha256()
         with self.fs.open(path, "rb") as fh, copy.open("wb") as out:
             while chunk := fh.read(1 << 20):
@@ -132,7 +135,7 @@ class RemoteLanding:
 
     def commit(self, landed: LandedFile) -> None:
         """Move the object beside landing, into archive/ or quarantine/ by its decision."""
-        status = source.decided(self.home, landed.batch_id)
+        status = source_base.decided(self.home, landed.batch_id)
         path = self._taken.pop(landed.batch_id, None)
         if status is None or path is None:
             return

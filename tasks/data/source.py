@@ -24,30 +24,25 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal, Protocol
+from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from tasks.data.home import EXPECTATIONS_DIR, Home
 from tasks.data.ingest import LandedFile, Scan
+from tasks.data.remote_landing import RemoteLanding
+from tasks.data.source_base import (  # noqa: F401 (the interface's names, used from here)
+    LandingConfig,
+    Source,
+    SourceConfig,
+    SqlConfig,
+    decided,
+    staging,
+)
 from tasks.data.spec import DatasetSpec
+from tasks.data.sql_source import SqlSource
 
 SOURCE_ENV = "GREENLIGHT_SOURCE"
-
-
-class Source(Protocol):
-    """What a cycle asks of a source: the batches ready now, and a commit per decided one."""
-
-    label: str  # how logs name it; never holds a credential
-
-    def take(self) -> Scan:
-        """Batches ready now (each a local file of exact bytes), names still being written,
-        and lines to report (late rows)."""
-        ...
-
-    def commit(self, landed: LandedFile) -> None:
-        """The cycle has decided on `landed`: advance past it, if the manifest says so."""
-        ...
 
 
 class LandingFolder:
@@ -62,31 +57,6 @@ class LandingFolder:
 
     def commit(self, landed: LandedFile) -> None:
         """Nothing: accept, reject and file_duplicate moved the file already."""
-
-
-class SqlConfig(BaseModel, extra="forbid"):
-    """A table or a query read by time slices. The URL comes from `url_env` (the name of an
-    environment variable: the way to keep a password out of the repo) or `url`."""
-
-    kind: Literal["sql"]
-    url: str | None = None
-    url_env: str | None = None
-    table: str | None = None
-    query: str | None = None
-    time_column: str | None = Field(None, description="Default: the spec's time column.")
-
-
-class LandingConfig(BaseModel, extra="forbid"):
-    """A landing folder at an fsspec URL; `storage_options` go to the filesystem
-    (an `endpoint_url`, a profile); credentials come from the environment."""
-
-    kind: Literal["landing"]
-    url: str
-    storage_options: dict[str, Any] = {}
-    settle_seconds: float | None = None
-
-
-SourceConfig = Annotated[SqlConfig | LandingConfig, Field(discriminator="kind")]
 
 
 class _Holder(BaseModel):
@@ -123,12 +93,8 @@ def for_cycle(home: Home, spec: DatasetSpec, scan: Callable[[Path], Scan]) -> li
     sources: list[Source] = [_home_landing(home, scan)]
     config, where = configured(spec)
     if isinstance(config, SqlConfig):
-        from tasks.data.sql_source import SqlSource
-
         sources.append(SqlSource(home, spec, config, where))
     elif isinstance(config, LandingConfig):
-        from tasks.data.remote_landing import RemoteLanding
-
         sources.append(RemoteLanding(home, config, where))
     return sources
 
@@ -138,24 +104,6 @@ def _home_landing(home: Home, scan: Callable[[Path], Scan]) -> Source:
     are taken exactly like a configured landing URL (settle time, nothing deleted)."""
     if not home.remote:
         return LandingFolder(home.landing, scan)
-    from tasks.data.remote_landing import RemoteLanding
-
     return RemoteLanding(home, LandingConfig(kind="landing", url=str(home.landing),
                                              storage_options=home.root.storage_options),
                          "GREENLIGHT_HOME")
-
-
-def decided(home: Home, batch_id: str) -> str | None:
-    """The batch's status once its decision is in the manifest (accepted, quarantined,
-    held), else None: the one condition under which a source may move on."""
-    from tasks.data import manifest
-
-    return (manifest.load(home.manifest).get(batch_id) or {}).get("status")
-
-
-def staging(home: Home, owner: str, kind: str) -> Path:
-    """Where a source puts the local copy of a batch's bytes until ingest files them in
-    archive/ or quarantine/ (outside landing/, which is not its to tidy)."""
-    path = home.scratch / "sources" / owner / kind
-    path.mkdir(parents=True, exist_ok=True)
-    return path

@@ -15,8 +15,10 @@ Late rows (time at or before the watermark, inserted after their slice was read)
 counted from the rows the state knows lie below the watermark, reported once, and left in
 the table: they are never read into a batch whose period has been judged.
 
-The URL may hold a password: it is rendered with `hide_password=True` wherever it is
-shown, and scrubbed from any database error before that is shown.
+The URL may hold credentials, in its userinfo or its query (`?password=`, `sslpassword`,
+a token): it is shown only as `shown_url` renders it (SQLAlchemy's `hide_password=True`,
+then core/secrets.py for the query), and they are scrubbed from any database error before
+that is shown. A URL that does not parse is one line naming the setting and the key.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from typing import Any
 import pandas as pd
 
 from core.files import replacing
-from tasks.data import source
+from core.secrets import MASK, is_secret_param, mask_text, mask_url
+from tasks.data import source_base
 from tasks.data.home import Home
 from tasks.data.ingest import LandedFile, Scan, sha256
 from tasks.data.spec import DatasetSpec
@@ -38,7 +41,7 @@ log = logging.getLogger("greenlight.sources")
 STAMP = "%Y%m%dT%H%M%S"
 
 
-def _url(config: source.SqlConfig, where: str) -> Any:
+def _url(config: source_base.SqlConfig, where: str) -> Any:
     """The SQLAlchemy URL from `url_env` or `url`; a bad one is named, never echoed."""
     import os
 
@@ -52,23 +55,40 @@ def _url(config: source.SqlConfig, where: str) -> Any:
     key = f"{where}.url_env ({config.url_env})" if config.url_env else f"{where}.url"
     try:
         return make_url(os.environ[config.url_env] if config.url_env else config.url)
-    except ArgumentError:
-        raise ValueError(f"{key}: not a SQLAlchemy URL (dialect+driver://user:password@host"
-                         "/database)") from None
+    except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
+        why = (f" ({str(exc).split(': ', 1)[-1]} is not a port number)"
+               if isinstance(exc, ValueError) and "int()" in str(exc) else "")
+        raise ValueError(f"{key}: not a SQLAlchemy URL{why}; expected "
+                         "dialect+driver://user:password@host:port/database") from None
+
+
+def shown_url(url: Any) -> str:
+    """How a SQLAlchemy URL is ever shown: the userinfo password and every secret query
+    parameter (`password`, `sslpassword`, tokens) as `***`."""
+    return mask_url(url.render_as_string(hide_password=True))
+
+
+def secrets_of(url: Any) -> list[str]:
+    """The credential values a SQLAlchemy URL holds (userinfo and query), longest first,
+    to cut out of anything a driver says."""
+    found = [str(url.password)] if url.password else []
+    for name, value in url.query.items():
+        if is_secret_param(name):
+            found += [value] if isinstance(value, str) else list(value)
+    return sorted({v for v in found if v}, key=len, reverse=True)
 
 
 class SqlSource:
     """Time slices of one table or query (see the module docstring)."""
 
-    def __init__(self, home: Home, spec: DatasetSpec, config: source.SqlConfig,
+    def __init__(self, home: Home, spec: DatasetSpec, config: source_base.SqlConfig,
                  where: str) -> None:
         if bool(config.table) == bool(config.query):
             raise ValueError(f"{where}: give exactly one of table and query")
         self.home, self.spec, self.config = home, spec, config
         self.url = _url(config, where)
         self.time = config.time_column or spec.time_column
-        self.label = (f"{self.url.render_as_string(hide_password=True)} "
-                      f"{config.table or 'query'}")
+        self.label = f"{shown_url(self.url)} {config.table or 'query'}"
         self.state_path = home.root / "sources" / f"{spec.name}-sql.json"
 
     # --- state: watermark, rows known below it, the slice in flight -------------------
@@ -107,10 +127,12 @@ class SqlSource:
         return pd.read_sql(text(sql), conn, params={"lo": lo, "hi": hi})
 
     def _scrubbed(self, exc: Exception) -> str:
-        """The database's first line, with the password cut out should a driver echo it."""
+        """The database's first line, with every credential of the URL cut out should a
+        driver echo it (or the URL itself)."""
         line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        secret = self.url.password
-        return line.replace(str(secret), "***") if secret else line
+        for secret in secrets_of(self.url):
+            line = line.replace(secret, MASK)
+        return mask_text(line)
 
     # --- the interface --------------------------------------------------------------------
     def take(self) -> Scan:
@@ -143,7 +165,7 @@ class SqlSource:
                              "not taken into a batch (their period was judged already)")
                 state.update(rows_below=below, late_rows=int(state.get("late_rows", 0)) + late)
         pending = state.get("pending")
-        if pending and source.decided(self.home, pending.get("batch_id") or ""):
+        if pending and source_base.decided(self.home, pending.get("batch_id") or ""):
             state = self._advanced(state)  # decided before a crash kept it from committing
             pending = None
         if pending is None:
@@ -166,7 +188,7 @@ class SqlSource:
         lo = _when(pending["from"])
         name = (f"{self.spec.name}-sql-{lo.strftime(STAMP) if lo else 'start'}--"
                 f"{_when(pending['upto']).strftime(STAMP)}.parquet")
-        path = source.staging(self.home, self.spec.name, "sql") / name
+        path = source_base.staging(self.home, self.spec.name, "sql") / name
         with replacing(path) as tmp:
             frame.to_parquet(tmp, index=False)
         return LandedFile(path, sha256(path), path.stat().st_size)
@@ -184,7 +206,7 @@ class SqlSource:
         decision."""
         state = self.state()
         pending = state.get("pending") or {}
-        if pending.get("batch_id") != landed.batch_id or not source.decided(
+        if pending.get("batch_id") != landed.batch_id or not source_base.decided(
                 self.home, landed.batch_id):
             return
         self._save(self._advanced(state))

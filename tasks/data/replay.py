@@ -1,6 +1,7 @@
-"""Sources: where batches come from, and how they land.
+"""Replay: batches cut from a dataset and landed as a live feed would deliver them.
 
-Two kinds of source feed the loop: a built-in synthetic stream whose drifts sit at known
+(The source interface a cycle reads, landing folder, SQL, bucket, is tasks/data/source.py.)
+Two kinds of data are replayed: a built-in synthetic stream whose drifts sit at known
 batches (so tests and demos can check that each one is caught), and real datasets replayed
 as time-ordered batches. Either way a batch lands as one file, written atomically, because
 a cycle may scan `landing/` at any moment.
