@@ -89,7 +89,8 @@ def run_demo(root: Path, *, dataset: str, data: Path | None, freq: str, warmup: 
     elapsed = time.perf_counter() - started
     state = status(home, registry_for(home, load_spec(dataset)))
     console.print(batch_table(state, title=f"greenlight demo: {dataset} "
-                                           f"({len(batches)} batches, {elapsed:.0f} s)"))
+                                           f"({len(batches)} batches, {elapsed:.0f} s)",
+                              width=console.width))
     print_quarantine(state, console)
     champion = state["champion"]
     console.print(f"champion: v{champion}, previous: v{state['previous']}, "

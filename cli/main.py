@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -11,13 +12,24 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from core.console import line
 from flows.policies import Policy, approval_needs_server
 from tasks.data.home import adopt_servers
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="greenlight keeps a tabular model right while its live data drifts.")
-# Wide enough for the batch table when output is piped or captured (no terminal to size it).
-console = Console(width=None if sys.stdout.isatty() else 160)
+
+
+def _width() -> int | None:
+    """The terminal's width; piped or captured, COLUMNS if set, else wide enough for the
+    batch table (there is no terminal to size it)."""
+    if sys.stdout.isatty():
+        return None
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() and int(columns) > 0 else 160
+
+
+console = Console(width=_width())
 err = Console(stderr=True, soft_wrap=True)
 
 HomeOpt = Annotated[str | None, typer.Option(
@@ -54,6 +66,9 @@ def _environment(home: str | Path | None, quiet: bool = False) -> Path:
 
     `quiet` (the demo) leaves the console to the progress bar: warnings and errors only."""
     root, os.environ["GREENLIGHT_HOME"] = _local_root(home)
+    # A log handler that cannot write (a full disk) must not print a traceback of its own:
+    # the command's one line says what failed.
+    logging.raiseExceptions = False
     (root / "prefect").mkdir(parents=True, exist_ok=True)
     adopt_servers(root)  # the servers `greenlight up` runs on this state dir, unless set
     for key, value in {"DO_NOT_TRACK": "true", "MLFLOW_DISABLE_TELEMETRY": "true",
@@ -74,9 +89,7 @@ def _environment(home: str | Path | None, quiet: bool = False) -> Path:
 def _fail(message: str, code: int = 2) -> None:
     """One line on stderr, then exit. The message is text, never console markup: a file's
     `[training]` table or a value in brackets must show as written."""
-    from rich.markup import escape
-
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    line(err, ("error:", "bold red"), f" {message}")
     raise typer.Exit(code)
 
 
@@ -276,15 +289,14 @@ def init(
                               exclude=tuple(exclude or ()), update=update)
     except InitError as exc:
         _fail(str(exc))
-    for line in result.lines():
-        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    for said in result.lines():
+        line(console, said, soft_wrap=True)
     if result.written and root != EXPECTATIONS_DIR.resolve():
-        console.print(f"note: replay and run read {EXPECTATIONS_DIR} only; copy {name}/ there "
-                      "to use it", markup=False, highlight=False)
+        line(console, f"note: replay and run read {EXPECTATIONS_DIR} only; copy {name}/ there "
+                      "to use it")
     elif result.written:
-        console.print(f"next: greenlight replay --dataset {name} --data {data} --freq M, then "
-                      f"greenlight run --dataset {name} (expectations/README.md)",
-                      markup=False, highlight=False)
+        line(console, f"next: greenlight replay --dataset {name} --data {data} --freq M, then "
+                      f"greenlight run --dataset {name} (expectations/README.md)")
     raise typer.Exit(result.exit_code)
 
 
@@ -319,10 +331,10 @@ def replay(
               f"(indices 0 to {len(batches) - 1})")
     landing = Home.from_env().ensure().landing
     for batch in chosen:
-        console.print(f"landed {write_batch(batch, landing, fmt)}")
+        line(console, f"landed {write_batch(batch, landing, fmt)}")
     if count is not None and len(chosen) < count:
-        console.print(f"landed {len(chosen)} of the {count} batches asked for: the stream ends "
-                      f"at index {len(batches) - 1}", highlight=False)
+        line(console, f"landed {len(chosen)} of the {count} batches asked for: the stream ends "
+                      f"at index {len(batches) - 1}")
 
 
 @app.command()
@@ -444,7 +456,7 @@ def approve(
     if str(result.status.value) != "ACCEPT":
         _fail(f"flow run {flow_run_id}: {result.status.value}: "
               f"{getattr(result.details, 'reason', '') or 'not resumed'}")
-    console.print(f"flow run {flow_run_id}: {'approved' if decision else 'rejected'} "
+    line(console, f"flow run {flow_run_id}: {'approved' if decision else 'rejected'} "
                   f"by {answer['approver']}")
 
 
@@ -481,7 +493,7 @@ def notify(
         made = notices.set_up()
     except Exception as exc:  # a block that is not there, a bad name: one line
         _fail(f"notifications not set up: {type(exc).__name__}: {exc}")
-    console.print(f"{len(made)} automations send to {where}: {', '.join(made)}")
+    line(console, f"{len(made)} automations send to {where}: {', '.join(made)}")
 
 
 @app.command()
@@ -625,9 +637,9 @@ def harvest(
     if result.path is None:
         waiting = "no new labels" if result.waiting is None else \
             f"{result.waiting} served records wait for labels"
-        console.print(f"nothing new to harvest ({waiting}, {result.already} already harvested)")
+        line(console, f"nothing new to harvest ({waiting}, {result.already} already harvested)")
         return
-    console.print(f"landed {result.path} ({result.rows} rows; {result.waiting} served records "
+    line(console, f"landed {result.path} ({result.rows} rows; {result.waiting} served records "
                   f"wait for labels, {result.already} already harvested)")
 
 
@@ -652,7 +664,7 @@ def release(
                                   reason=reason.strip())
     except ValueError as exc:
         _fail(str(exc))
-    console.print(f"released batch {record['id']} ({record.get('file')}) by {by.strip()}: "
+    line(console, f"released batch {record['id']} ({record.get('file')}) by {by.strip()}: "
                   f"the next cycle trains and gates on it (it was held: "
                   f"{record.get('held_reason')})", highlight=False)
 
@@ -665,16 +677,33 @@ def main() -> None:
         err.print("interrupted")
         sys.exit(130)
     except Exception as exc:  # the last line of defence: never show a raw traceback
-        import traceback
+        first = (str(exc).strip().splitlines() or [""])[0]
+        _last_words(f"{type(exc).__name__}: {first} ({_keep_traceback(exc)})")
+        sys.exit(1)
 
+
+def _keep_traceback(exc: BaseException) -> str:
+    """Append `exc`'s traceback to <state dir>/logs/errors.log; say where it went, or, when
+    it cannot be written (a full disk, a read-only state dir), why not: never raise."""
+    import traceback
+
+    try:
         log = _local_root(os.environ.get("GREENLIGHT_HOME"))[0] / "logs" / "errors.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("a", encoding="utf-8") as fh:
-            traceback.print_exc(file=fh)
-        first = (str(exc).strip().splitlines() or [""])[0]
-        err.print(f"[bold red]error:[/] {type(exc).__name__}: {first} (traceback in {log})",
-                  highlight=False)
-        sys.exit(1)
+            traceback.print_exception(exc, file=fh)
+        return f"traceback in {log}"
+    except Exception as failed:  # noqa: BLE001 (the last resort must not fail itself)
+        return f"traceback not kept: {type(failed).__name__}: {failed}"
+
+
+def _last_words(message: str) -> None:
+    """The one error line on stderr, whatever else is broken: a stderr that cannot be
+    written to either is given up on in silence."""
+    try:
+        line(err, ("error:", "bold red"), f" {message}")
+    except Exception:  # noqa: BLE001 (a closed or full stderr: nothing left to tell)
+        pass
 
 
 if __name__ == "__main__":
