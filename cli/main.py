@@ -257,7 +257,8 @@ def _report(summary: dict, root: Path, dataset: str, as_json: bool) -> None:
     runs.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     (runs / f"{stamp}-{dataset}.json").write_text(text + "\n", encoding="utf-8")
-    print(text if as_json else cycle_line(summary, dataset), flush=True)
+    print(text if as_json else cycle_line(summary, dataset, terminal=sys.stdout.isatty()),
+          flush=True)
 
 
 @app.command()

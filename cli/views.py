@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -182,20 +183,23 @@ def _named(b: dict[str, Any], reason: str | None) -> str:
 ARROW = "->"
 MAX_FEATURES = 3  # the drifted features a line names; the rest is counted
 MAX_BATCHES = 3  # batches a line names one by one; more are a range
-MAX_REASON = 160  # characters of a quarantine reason; the whole one is on stderr and in the JSON
+MAX_REASON = 160  # characters of a reason on a terminal; the whole one is on stderr and in the JSON
 
 
-def cycle_line(summary: dict[str, Any], dataset: str) -> str:
+def cycle_line(summary: dict[str, Any], dataset: str, terminal: bool = False) -> str:
     """What one cycle decided, in words, on one line: the batch, what monitoring saw, the
     decision, the gate and where the model went, then any quarantined or held batch.
 
     The JSON summary holds every number but says nothing in words; a person reading the
     console or a cron mail wants the decision. Pure: it reads only the summary `_cycle`
-    returns (flows/cycle.py), so it can be tested on real summaries without running one."""
+    returns (flows/cycle.py), so it can be tested on real summaries without running one.
+    Only for a `terminal` are long reasons cut (at MAX_REASON): a file or a cron mail keeps
+    them whole (a quarantine reason is at most about 200 characters, tasks/data/validate.py)."""
     if summary.get("taken"):  # another cycle of this dataset holds the batches
         return f"{dataset}: {summary['taken']}"
-    notes = ([f"quarantined {_cut(q)}" for q in summary.get("quarantined") or []]
-             + list(summary.get("held") or []) + _probation(summary.get("probation")))
+    cut = _cut if terminal else str
+    notes = ([f"quarantined {cut(q)}" for q in summary.get("quarantined") or []]
+             + list(summary.get("held") or []) + _probation(summary.get("probation"), cut))
     if not summary.get("decision"):
         head = f"{dataset}: nothing new" + (" to decide on" if notes else "")
         return "; ".join([head, *notes])
@@ -203,15 +207,15 @@ def cycle_line(summary: dict[str, Any], dataset: str) -> str:
     return "; ".join([f"{_batches(summary, dataset)}: {f' {ARROW} '.join(chain)}", *notes])
 
 
-def _probation(said: dict[str, Any] | None) -> list[str]:
+def _probation(said: dict[str, Any] | None, cut: Callable[[str], str] = str) -> list[str]:
     """The champion's probation in words, when the cycle judged one."""
     if not said:
         return []
     v, prev = said["version"], said["previous"]
     if said["action"] == "rollback" and said.get("refused"):
-        return [f"v{v} failed probation but was not rolled back: {_cut(said['refused'])}"]
+        return [f"v{v} failed probation but was not rolled back: {cut(said['refused'])}"]
     if said["action"] == "rollback":
-        return [f"v{v} ROLLED BACK to v{prev} on probation: {_cut(said['reason'])}"]
+        return [f"v{v} ROLLED BACK to v{prev} on probation: {cut(said['reason'])}"]
     if said["action"] == "baked":
         return [f"v{v} baked (held through probation)"]
     return [f"v{v} on probation for {said['left']}"]
