@@ -68,6 +68,17 @@ def _flow_failure(record: logging.LogRecord) -> bool:
     return bool(record.exc_info) or record.getMessage().startswith("Finished in state Failed")
 
 
+class _NeverRaises(logging.FileHandler):
+    """The error log's handler: a log it cannot open (a full disk, a read-only state dir)
+    drops the record, as a failed write does, instead of raising into the code that logged."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            super().emit(record)
+        except Exception:  # noqa: BLE001
+            self.handleError(record)
+
+
 class _ToErrorLog(logging.Filter):
     """A console handler's filter: retry chatter goes to the error log only, and a record
     with a traceback keeps its one line on the console, its traceback in the log."""
@@ -75,7 +86,7 @@ class _ToErrorLog(logging.Filter):
     def __init__(self, log: Path) -> None:
         super().__init__()
         self.log = log
-        self.file = logging.FileHandler(log, encoding="utf-8", delay=True)
+        self.file = _NeverRaises(log, encoding="utf-8", delay=True)
         self.file.setFormatter(logging.Formatter(
             "%(asctime)s %(levelname)s %(name)s: %(message)s"))
 
