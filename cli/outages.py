@@ -61,11 +61,13 @@ def write_traceback(log: Path, exc: BaseException) -> None:
 
 
 def _flow_failure(record: logging.LogRecord) -> bool:
-    """Prefect's own report that the flow run failed (the exception, then the final
-    state): the command says it in its one line, so on the console these repeat it."""
-    if not record.name.startswith("prefect.flow_runs"):
+    """Prefect's own report that the flow run or one of its task runs failed (the
+    exception, then the final state): the command says it in its one line, so on the
+    console these repeat it (a full disk made five of them)."""
+    if not record.name.startswith(("prefect.flow_runs", "prefect.task_runs")):
         return False
-    return bool(record.exc_info) or record.getMessage().startswith("Finished in state Failed")
+    return bool(record.exc_info) or record.getMessage().startswith(
+        ("Finished in state Failed", "Finished in state Retrying"))
 
 
 class _NeverRaises(logging.FileHandler):
