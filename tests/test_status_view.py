@@ -45,7 +45,8 @@ def _state(home) -> None:
     _batch(home, "e" * 16, MARKUP_FILE, "2026-12-01T10:20:00+00:00", status="quarantined",
            reason=f"{MARKUP_FILE}: 1 of 30 expectations failed: [errno 28] [/] [bold]x")
     _batch(home, "f" * 16, HELD, "2026-12-01T10:25:00+00:00", status="accepted")
-    manifest.hold(home.manifest, "f" * 16, HELD_REASON)
+    _batch(home, "f" * 16, HELD, "2026-12-01T10:25:10+00:00", status=manifest.HELD,
+           held_reason=HELD_REASON)  # as manifest.hold writes it
     _batch(home, "g" * 16, "2026-W23.csv", "2026-12-01T10:30:00+00:00", status="accepted",
            decision="retrain", drift_share=0.3, champion_metric=0.78,
            challenger_metric=0.80, gate_champion_metric=0.79, registered_version=3,
