@@ -146,7 +146,17 @@ def _reason_items(failures: list[Failure]) -> list[str]:
         shown = ", ".join(names[:MAX_NAMED_COLUMNS]) + (
             ", …" if len(names) > MAX_NAMED_COLUMNS else "")
         items.append(f"missing {len(names)} columns: {shown}")
-    return items + [f.text for f in failures if not f.missing_columns]
+    rest = [f.text if not by_column or f.expectation != "expect_table_columns_to_match_set"
+            else _unsaid_missing(f.text) for f in failures if not f.missing_columns]
+    return items + [t for t in rest if t]
+
+
+def _unsaid_missing(text: str) -> str | None:
+    """The column-set check without its `missing: …` part, which the items above already
+    say; None when that was all it said."""
+    label, _, problem = text.partition(": ")
+    parts = [p for p in problem.split("; ") if not p.startswith("missing: ")]
+    return f"{label}: {'; '.join(parts)}" if parts else None
 
 
 def read_suite(path: Path) -> dict:
