@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import gc
+import os
 import shutil
 import time
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cli.settings import SETTINGS_FILE
+from core.console import line
+from core.servers import real_api_url
 from tasks.data import replay as sources
+from tasks.data.home import Home
 from tasks.data.spec import load_spec
 
 # Batches landed before the first cycle, to bootstrap the first champion (as in PROVENANCE).
@@ -48,7 +53,7 @@ def _fresh_home(root: Path, console: Console) -> None:
         (root / "prefect").mkdir(parents=True)
         if (aside / SETTINGS_FILE).is_file():
             shutil.copy2(aside / SETTINGS_FILE, root / SETTINGS_FILE)
-        console.print(f"[dim]kept the previous state dir as {aside}[/]")
+        line(console, (f"kept the previous state dir as {aside}", "dim"))
 
 
 def run_demo(root: Path, *, dataset: str, data: Path | None, freq: str, warmup: int | None,
@@ -67,14 +72,13 @@ def run_demo(root: Path, *, dataset: str, data: Path | None, freq: str, warmup: 
     gc.freeze()  # the imported stack is never garbage: full collections need not walk it
     from cli.status import status
     from cli.views import batch_table, print_quarantine
-    from tasks.data.home import Home
 
     home = Home.from_env(root).ensure()
     first = warmup if warmup is not None else WARMUP.get(dataset, 1)
     groups = [batches[:first]] + [[b] for b in batches[first:]]
     started = time.perf_counter()
-    console.print(f"[bold]greenlight demo[/]: {len(batches)} batches of {dataset} through "
-                  f"{len(groups)} cycles; state in {home.root}")
+    line(console, ("greenlight demo", "bold"), f": {len(batches)} batches of {dataset} through "
+         f"{len(groups)} cycles; state in {home.root}")
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console) as progress:
         bar = progress.add_task("starting Prefect", total=len(groups))
@@ -89,18 +93,36 @@ def run_demo(root: Path, *, dataset: str, data: Path | None, freq: str, warmup: 
     elapsed = time.perf_counter() - started
     state = status(home, registry_for(home, load_spec(dataset)))
     console.print(batch_table(state, title=f"greenlight demo: {dataset} "
-                                           f"({len(batches)} batches, {elapsed:.0f} s)"))
+                                           f"({len(batches)} batches, {elapsed:.0f} s)",
+                              width=console.width))
     print_quarantine(state, console)
     champion = state["champion"]
-    console.print(f"champion: v{champion}, previous: v{state['previous']}, "
-                  f"{len(state['versions'])} versions, {len(state['promotions'])} promotions\n")
-    console.print("[bold]Look at what happened[/]")
-    console.print(f"  MLflow UI:   uv run mlflow ui --backend-store-uri {state['tracking_uri']} "
-                  f"--port 5000   then http://127.0.0.1:5000 (Models -> {state['model']})")
-    console.print(f"  Prefect UI:  PREFECT_HOME={home.prefect} uv run prefect server start   then "
-                  "http://127.0.0.1:4200 (flow runs, each with a greenlight-cycle artifact)")
-    console.print(f"  drift reports (Evidently HTML): {home.reports}/<batch id>/drift.html")
-    console.print(f"  Evidently UI: uv run evidently ui --workspace {home.evidently} --port 8000"
-                  "   then http://127.0.0.1:8000 (dashboard over batches)")
-    console.print(f"  quarantine:  {home.quarantine}/<batch id>/report.md")
-    console.print(f"  status:      uv run greenlight status --dataset {dataset} [--json]")
+    line(console, f"champion: v{champion}, previous: v{state['previous']}, "
+         f"{len(state['versions'])} versions, {len(state['promotions'])} promotions\n")
+    for said in where_to_look(state, home, dataset):
+        line(console, *said)
+
+
+def where_to_look(state: dict[str, Any], home: Home, dataset: str
+                  ) -> list[tuple[str | tuple[str, str], ...]]:
+    """The closing lines: how to open each UI on this state, and the status command that
+    reads it (with `--home`, so it reads this state dir and not ./.greenlight). With a
+    tracking server (or a real Prefect server), its own UI, not a local command over it."""
+    tracking = str(state["tracking_uri"])
+    mlflow = (f"{tracking}  (Models -> {state['model']})" if tracking.startswith("http") else
+              f"uv run mlflow ui --backend-store-uri {tracking} --port 5000   then "
+              f"http://127.0.0.1:5000 (Models -> {state['model']})")
+    api = real_api_url(os.environ.get("PREFECT_API_URL"))
+    prefect = (f"{api.removesuffix('/api')}  (flow runs, each with a greenlight-cycle artifact)"
+               if api else
+               f"PREFECT_HOME={home.prefect} uv run prefect server start   then "
+               "http://127.0.0.1:4200 (flow runs, each with a greenlight-cycle artifact)")
+    return [(("Look at what happened", "bold"),),
+            (f"  MLflow UI:   {mlflow}",),
+            (f"  Prefect UI:  {prefect}",),
+            (f"  drift reports (Evidently HTML): {home.reports}/<batch id>/drift.html",),
+            (f"  Evidently UI: uv run evidently ui --workspace {home.evidently} --port 8000"
+             "   then http://127.0.0.1:8000 (dashboard over batches)",),
+            (f"  quarantine:  {home.quarantine}/<batch id>/report.md",),
+            (f"  status:      uv run greenlight status --dataset {dataset} "
+             f"--home {home.root} [--json]",)]

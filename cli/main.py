@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -11,27 +12,46 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from core.console import line
 from flows.policies import Policy, approval_needs_server
 from tasks.data.home import adopt_servers
 
+
+def _flag_type(self: typer.core.TyperOption, ctx: typer.Context) -> str | None:
+    """No type beside a flag in --help: Typer 0.29 shows `--force <bool>`, as if the flag
+    took a value (`--force true` is an error)."""
+    return None if self.is_flag else _TYPE_SHOWN(self, ctx)
+
+
+_TYPE_SHOWN = typer.core.TyperOption.display_type_rich
+typer.core.TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign]
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="greenlight keeps a tabular model right while its live data drifts.")
-# Wide enough for the batch table when output is piped or captured (no terminal to size it).
-console = Console(width=None if sys.stdout.isatty() else 160)
+
+
+def _width() -> int | None:
+    """The terminal's width; piped or captured, COLUMNS if set, else wide enough for the
+    batch table (there is no terminal to size it)."""
+    if sys.stdout.isatty():
+        return None
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() and int(columns) > 0 else 160
+
+
+console = Console(width=_width())
 err = Console(stderr=True, soft_wrap=True)
 
 HomeOpt = Annotated[str | None, typer.Option(
     "--home", envvar="GREENLIGHT_HOME",
-    help="State dir, or an object-store URL shared by workers (s3://bucket/greenlight) "
-         "[default: ./.greenlight].")]
+    show_default="./.greenlight",
+    help="State dir, or an object-store URL shared by workers (s3://bucket/greenlight).")]
 DatasetOpt = Annotated[str, typer.Option(help="Dataset spec under expectations/.")]
 SetOpt = Annotated[list[str] | None, typer.Option(
     "--set", metavar="SECTION.KEY=VALUE",
     help="Set a flow parameter; repeatable, e.g. --set training.gate_fraction=0.5. SECTION is "
-         "thresholds, training or scale: the keys are the fields of Thresholds, Training and "
-         "Scale in flows/params.py, described there and in the README's Configuration "
-         "(list them: python -m cli.settings). A list or table is given as JSON. Beats "
-         "$GREENLIGHT_HOME/greenlight.toml, which beats the defaults.")]
+         "thresholds, training, scale or guardrails; every key with its default and meaning "
+         "is in docs/configuration.md (or run: python -m cli.settings). A list or table is "
+         "given as JSON. Beats $GREENLIGHT_HOME/greenlight.toml, which beats the defaults.")]
 
 
 def _local_root(home: str | Path | None) -> tuple[Path, str]:
@@ -54,6 +74,9 @@ def _environment(home: str | Path | None, quiet: bool = False) -> Path:
 
     `quiet` (the demo) leaves the console to the progress bar: warnings and errors only."""
     root, os.environ["GREENLIGHT_HOME"] = _local_root(home)
+    # A log handler that cannot write (a full disk) must not print a traceback of its own:
+    # the command's one line says what failed.
+    logging.raiseExceptions = False
     (root / "prefect").mkdir(parents=True, exist_ok=True)
     adopt_servers(root)  # the servers `greenlight up` runs on this state dir, unless set
     for key, value in {"DO_NOT_TRACK": "true", "MLFLOW_DISABLE_TELEMETRY": "true",
@@ -74,9 +97,7 @@ def _environment(home: str | Path | None, quiet: bool = False) -> Path:
 def _fail(message: str, code: int = 2) -> None:
     """One line on stderr, then exit. The message is text, never console markup: a file's
     `[training]` table or a value in brackets must show as written."""
-    from rich.markup import escape
-
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    line(err, ("error:", "bold red"), f" {message}")
     raise typer.Exit(code)
 
 
@@ -114,7 +135,7 @@ def _registry(dataset: str):
     return home, for_dataset(spec.name, home.root, tracking_uri)
 
 
-@app.command()
+@app.command(short_help="Replay a stream through the whole loop; show what it decided.")
 def demo(
     dataset: DatasetOpt = "synthetic",
     data: Annotated[Path | None, typer.Option(help="Real data file to replay instead of the "
@@ -143,7 +164,7 @@ def demo(
         _fail(str(exc), UNREACHABLE_EXIT)
 
 
-@app.command()
+@app.command(short_help="One cycle over what is in landing/; prints what it decided.")
 def run(
     dataset: DatasetOpt = "synthetic",
     policy: Annotated[Policy, typer.Option(
@@ -154,13 +175,16 @@ def run(
         "--harvest/--no-harvest", help="First land served predictions whose labels have "
                                        "arrived (see `greenlight harvest`).")] = True,
     dask_min_rows: Annotated[int | None, typer.Option(
-        envvar="GREENLIGHT_DASK_MIN_ROWS", min=1,
-        help="Run a step on Dask when its input has at least this many rows "
-             "[default: 20,000,000].")] = None,
+        envvar="GREENLIGHT_DASK_MIN_ROWS", min=1, show_default="20,000,000",
+        help="Run a step on Dask when its input has at least this many rows.")] = None,
     dask_address: Annotated[str | None, typer.Option(
         envvar="GREENLIGHT_DASK_ADDRESS",
         help="Dask scheduler; unset: a LocalCluster when a step needs one.")] = None,
     settings: SetOpt = None,
+    approval_timeout: Annotated[int, typer.Option(
+        "--approval-timeout", min=1, metavar="SECONDS",
+        help="With --policy manual or partial: how long the approval waits for a person; "
+             "no answer by then is a rejection.")] = 86_400,
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print the JSON summary on stdout instead of the line, and nothing "
                        "else (greenlight run --json | jq).")] = False,
@@ -175,7 +199,12 @@ def run(
     0.57 (market, income) -> retrain -> gate clear +21.0% (CI +16.6..+25.4%) -> v2 @champion`.
     The cycle's JSON summary is written to <state dir>/runs/<UTC time>-<dataset>.json (with
     --json it is printed instead of the line). Warnings (quarantined, held, still being
-    written) go to stderr. A run with nothing new says so and writes no file."""
+    written) go to stderr. A run with nothing new says so and writes no file.
+
+    Exit 0: the cycle ran, also when it quarantined or held a batch (a scheduler sees those
+    with `greenlight run --json | jq -e '[.quarantined, .held] | add | length == 0'`); 1: an
+    unexpected failure (traceback in <state dir>/logs/errors.log); 2: a bad flag, setting or
+    dataset, or data that cannot give a first champion; 3: a server is unreachable."""
     if verbose and os.environ.get("PREFECT_LOGGING_LEVEL") != "DEBUG":
         os.environ["PREFECT_LOGGING_LEVEL"] = "INFO"  # Prefect reads it when imported
     root = _environment(home)
@@ -220,7 +249,8 @@ def run(
             _fail(str(exc), UNREACHABLE_EXIT)
         with redirect_stdout(sys.stderr):  # stdout holds the line (or the JSON) and nothing else
             summary = cycle(dataset=dataset, policy=policy, force_retrain=force,
-                            harvest_served=harvest_served, **parameters)
+                            harvest_served=harvest_served,
+                            approval_timeout_seconds=approval_timeout, **parameters)
     except ValueError as exc:
         _fail(str(exc))
     except Exception as exc:
@@ -244,10 +274,11 @@ def _report(summary: dict, root: Path, dataset: str, as_json: bool) -> None:
     runs.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     (runs / f"{stamp}-{dataset}.json").write_text(text + "\n", encoding="utf-8")
-    print(text if as_json else cycle_line(summary, dataset), flush=True)
+    print(text if as_json else cycle_line(summary, dataset, terminal=sys.stdout.isatty()),
+          flush=True)
 
 
-@app.command()
+@app.command(short_help="Infer a dataset's spec and GX suite from a sample.")
 def init(
     name: Annotated[str, typer.Argument(help="Dataset name: the folder NAME/ under the "
                                               "expectations dir.")],
@@ -262,8 +293,8 @@ def init(
         "--update", help="NAME exists: write the widened spec and suite (hand edits kept). "
                          "Without it a re-run only shows the differences.")] = False,
     out: Annotated[Path | None, typer.Option(
-        help="Expectations dir to write NAME/ into [default: greenlight's expectations/, "
-             "the only one replay and run read].")] = None,
+        show_default="greenlight's expectations/, the only one replay and run read",
+        help="Expectations dir to write NAME/ into.")] = None,
 ) -> None:
     """Infer a dataset's spec and GX suite from a sample, validate the sample, say what to
     review. Exit 0: written or up to date; 1: differences not written; 2: bad input."""
@@ -276,19 +307,18 @@ def init(
                               exclude=tuple(exclude or ()), update=update)
     except InitError as exc:
         _fail(str(exc))
-    for line in result.lines():
-        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    for said in result.lines():
+        line(console, said, soft_wrap=True)
     if result.written and root != EXPECTATIONS_DIR.resolve():
-        console.print(f"note: replay and run read {EXPECTATIONS_DIR} only; copy {name}/ there "
-                      "to use it", markup=False, highlight=False)
+        line(console, f"note: replay and run read {EXPECTATIONS_DIR} only; copy {name}/ there "
+                      "to use it")
     elif result.written:
-        console.print(f"next: greenlight replay --dataset {name} --data {data} --freq M, then "
-                      f"greenlight run --dataset {name} (expectations/README.md)",
-                      markup=False, highlight=False)
+        line(console, f"next: greenlight replay --dataset {name} --data {data} --freq M, then "
+                      f"greenlight run --dataset {name} (expectations/README.md)")
     raise typer.Exit(result.exit_code)
 
 
-@app.command()
+@app.command(short_help="Cut a dataset into batches and land them in landing/.")
 def replay(
     dataset: DatasetOpt = "elec2",
     data: Annotated[Path | None, typer.Option(help="Data file (default: ../shared/data).")] = None,
@@ -319,13 +349,13 @@ def replay(
               f"(indices 0 to {len(batches) - 1})")
     landing = Home.from_env().ensure().landing
     for batch in chosen:
-        console.print(f"landed {write_batch(batch, landing, fmt)}")
+        line(console, f"landed {write_batch(batch, landing, fmt)}")
     if count is not None and len(chosen) < count:
-        console.print(f"landed {len(chosen)} of the {count} batches asked for: the stream ends "
-                      f"at index {len(batches) - 1}", highlight=False)
+        line(console, f"landed {len(chosen)} of the {count} batches asked for: the stream ends "
+                      f"at index {len(batches) - 1}")
 
 
-@app.command()
+@app.command(short_help="Champion, versions, and every batch with its decision.")
 def status(
     dataset: DatasetOpt = "synthetic",
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
@@ -355,15 +385,16 @@ def status(
         print_status(state, console)
 
 
-@app.command()
+@app.command(short_help="Move @champion back to @previous, and record it.")
 def rollback(
     dataset: DatasetOpt = "synthetic",
     reason: Annotated[str, typer.Option(
         help="Why; kept in the promotion record.")] = "manual rollback",
     by: Annotated[str | None, typer.Option(help="Who; defaults to the OS user.")] = None,
     expected: Annotated[int | None, typer.Option(
-        "--from", help="The champion you mean to leave; refused if @champion is another "
-                       "version [default: the champion read when the command starts].")] = None,
+        "--from", show_default="the champion read when the command starts",
+        help="The champion you mean to leave; refused if @champion is another version.")
+    ] = None,
     home: HomeOpt = None,
 ) -> None:
     """Move @champion back to @previous (blue-green), and record it.
@@ -402,7 +433,7 @@ def rollback(
                   f"(@previous is now v{record['previous']})")
 
 
-@app.command()
+@app.command(short_help="Answer a paused approval from a terminal.")
 def approve(
     flow_run_id: Annotated[str, typer.Argument(
         help="The paused flow run (id from the Prefect UI).")],
@@ -444,11 +475,11 @@ def approve(
     if str(result.status.value) != "ACCEPT":
         _fail(f"flow run {flow_run_id}: {result.status.value}: "
               f"{getattr(result.details, 'reason', '') or 'not resumed'}")
-    console.print(f"flow run {flow_run_id}: {'approved' if decision else 'rejected'} "
+    line(console, f"flow run {flow_run_id}: {'approved' if decision else 'rejected'} "
                   f"by {answer['approver']}")
 
 
-@app.command()
+@app.command(short_help="Send approvals, rollbacks and alarms to people.")
 def notify(
     off: Annotated[bool, typer.Option("--off", help="Remove greenlight's automations.")]
     = False,
@@ -481,10 +512,10 @@ def notify(
         made = notices.set_up()
     except Exception as exc:  # a block that is not there, a bad name: one line
         _fail(f"notifications not set up: {type(exc).__name__}: {exc}")
-    console.print(f"{len(made)} automations send to {where}: {', '.join(made)}")
+    line(console, f"{len(made)} automations send to {where}: {', '.join(made)}")
 
 
-@app.command()
+@app.command(short_help="Start Prefect, MLflow and Evidently; serve the deployments.")
 def up(
     dataset: DatasetOpt = "synthetic",
     prefect_port: Annotated[int, typer.Option(help="Prefect server and UI port.")] = 4200,
@@ -493,12 +524,12 @@ def up(
     evidently_port: Annotated[int, typer.Option(help="Evidently UI port.")] = 8000,
     prefect_db: Annotated[str | None, typer.Option(
         envvar="GREENLIGHT_PREFECT_DATABASE_URL",
-        help="Prefect server database, e.g. postgresql://user@host:5432/prefect "
-             "[default: SQLite in the state dir].")] = None,
+        show_default="SQLite in the state dir",
+        help="Prefect server database, e.g. postgresql://user@host:5432/prefect.")] = None,
     mlflow_db: Annotated[str | None, typer.Option(
         envvar="GREENLIGHT_MLFLOW_DATABASE_URL",
-        help="MLflow backend store, e.g. postgresql://user@host:5432/mlflow "
-             "[default: SQLite in the state dir].")] = None,
+        show_default="SQLite in the state dir",
+        help="MLflow backend store, e.g. postgresql://user@host:5432/mlflow.")] = None,
     policy: Annotated[str, typer.Option(
         help="The one promotion policy whose deployments are switched on: auto | manual | "
              "monitor; the others start paused.")] = "auto",
@@ -515,7 +546,7 @@ def up(
         _fail(str(exc))
 
 
-@app.command()
+@app.command(short_help="Serve @champion over HTTP; hot-swap it when it moves.")
 def serve(
     dataset: DatasetOpt = "synthetic",
     host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] =
@@ -583,7 +614,7 @@ def _seconds(text: str) -> float:
         _fail(f"--every {text}: not a duration (use e.g. 30s, 2m)")
 
 
-@app.command()
+@app.command(short_help="Ramp @challenger's share of requests while guards hold.")
 def canary(
     dataset: DatasetOpt = "synthetic",
     ramp: Annotated[str, typer.Option(help="Percent steps, e.g. 5,25,50,100; 0 stops the "
@@ -630,7 +661,7 @@ def canary(
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(short_help="Land served predictions whose labels arrived as a batch.")
 def harvest(
     dataset: DatasetOpt = "synthetic",
     home: HomeOpt = None,
@@ -649,13 +680,13 @@ def harvest(
     if result.path is None:
         waiting = "no new labels" if result.waiting is None else \
             f"{result.waiting} served records wait for labels"
-        console.print(f"nothing new to harvest ({waiting}, {result.already} already harvested)")
+        line(console, f"nothing new to harvest ({waiting}, {result.already} already harvested)")
         return
-    console.print(f"landed {result.path} ({result.rows} rows; {result.waiting} served records "
+    line(console, f"landed {result.path} ({result.rows} rows; {result.waiting} served records "
                   f"wait for labels, {result.already} already harvested)")
 
 
-@app.command()
+@app.command(short_help="Let a batch held for implausible labels through.")
 def release(
     batch: Annotated[str, typer.Argument(help="Id (or a unique prefix) of the held batch.")],
     by: Annotated[str, typer.Option("--by", help="Who lets it through (recorded).")],
@@ -676,7 +707,7 @@ def release(
                                   reason=reason.strip())
     except ValueError as exc:
         _fail(str(exc))
-    console.print(f"released batch {record['id']} ({record.get('file')}) by {by.strip()}: "
+    line(console, f"released batch {record['id']} ({record.get('file')}) by {by.strip()}: "
                   f"the next cycle trains and gates on it (it was held: "
                   f"{record.get('held_reason')})", highlight=False)
 
@@ -689,16 +720,33 @@ def main() -> None:
         err.print("interrupted")
         sys.exit(130)
     except Exception as exc:  # the last line of defence: never show a raw traceback
-        import traceback
+        first = (str(exc).strip().splitlines() or [""])[0]
+        _last_words(f"{type(exc).__name__}: {first} ({_keep_traceback(exc)})")
+        sys.exit(1)
 
+
+def _keep_traceback(exc: BaseException) -> str:
+    """Append `exc`'s traceback to <state dir>/logs/errors.log; say where it went, or, when
+    it cannot be written (a full disk, a read-only state dir), why not: never raise."""
+    import traceback
+
+    try:
         log = _local_root(os.environ.get("GREENLIGHT_HOME"))[0] / "logs" / "errors.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("a", encoding="utf-8") as fh:
-            traceback.print_exc(file=fh)
-        first = (str(exc).strip().splitlines() or [""])[0]
-        err.print(f"[bold red]error:[/] {type(exc).__name__}: {first} (traceback in {log})",
-                  highlight=False)
-        sys.exit(1)
+            traceback.print_exception(exc, file=fh)
+        return f"traceback in {log}"
+    except Exception as failed:  # noqa: BLE001 (the last resort must not fail itself)
+        return f"traceback not kept: {type(failed).__name__}: {failed}"
+
+
+def _last_words(message: str) -> None:
+    """The one error line on stderr, whatever else is broken: a stderr that cannot be
+    written to either is given up on in silence."""
+    try:
+        line(err, ("error:", "bold red"), f" {message}")
+    except Exception:  # noqa: BLE001 (a closed or full stderr: nothing left to tell)
+        pass
 
 
 if __name__ == "__main__":

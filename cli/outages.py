@@ -61,11 +61,24 @@ def write_traceback(log: Path, exc: BaseException) -> None:
 
 
 def _flow_failure(record: logging.LogRecord) -> bool:
-    """Prefect's own report that the flow run failed (the exception, then the final
-    state): the command says it in its one line, so on the console these repeat it."""
-    if not record.name.startswith("prefect.flow_runs"):
+    """Prefect's own report that the flow run or one of its task runs failed (the
+    exception, then the final state): the command says it in its one line, so on the
+    console these repeat it (a full disk made five of them)."""
+    if not record.name.startswith(("prefect.flow_runs", "prefect.task_runs")):
         return False
-    return bool(record.exc_info) or record.getMessage().startswith("Finished in state Failed")
+    return bool(record.exc_info) or record.getMessage().startswith(
+        ("Finished in state Failed", "Finished in state Retrying"))
+
+
+class _NeverRaises(logging.FileHandler):
+    """The error log's handler: a log it cannot open (a full disk, a read-only state dir)
+    drops the record, as a failed write does, instead of raising into the code that logged."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            super().emit(record)
+        except Exception:  # noqa: BLE001
+            self.handleError(record)
 
 
 class _ToErrorLog(logging.Filter):
@@ -75,7 +88,7 @@ class _ToErrorLog(logging.Filter):
     def __init__(self, log: Path) -> None:
         super().__init__()
         self.log = log
-        self.file = logging.FileHandler(log, encoding="utf-8", delay=True)
+        self.file = _NeverRaises(log, encoding="utf-8", delay=True)
         self.file.setFormatter(logging.Formatter(
             "%(asctime)s %(levelname)s %(name)s: %(message)s"))
 

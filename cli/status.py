@@ -16,7 +16,8 @@ BATCH_FIELDS = ("id", "file", "status", "reason", "rows", "drift_share", "label_
                 "champion_metric", "decision", "challenger_metric", "gate_champion_metric",
                 "registered_version", "promoted_version", "gate", "held_reason",
                 "released_by", "route_note", "approval", "approval_by", "approval_reason",
-                "promotion_refused", "no_champion")
+                "promotion_refused", "no_champion",
+                "at")  # its last record: where a rollback by hand goes in the status table
 
 
 def on_probation(reg: Registry, batches: int, hours: float | None) -> dict[str, Any] | None:

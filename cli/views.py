@@ -2,82 +2,180 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
+
+from core.console import line, text
 
 
 def _num(value: Any, fmt: str = ".3f") -> str:
     return "" if value is None else format(value, fmt)
 
 
-def batch_table(state: dict[str, Any], title: str = "Batches") -> Table:
-    """One row per batch: validation, drift, the champion on the batch, decision and gate."""
+MOVES = ("rollback", "auto-rollback", "canary")  # champion moves that no batch row shows
+WIDE = [("rows", 5), ("drift\nshare", 5), ("label\ndrift", 5), ("champion\non batch", 8),
+        ("decision", 0), ("challenger\n(gate)", 10), ("champion\n(gate)", 8),
+        ("promoted", 8)]
+MIN_DECISION = 26  # the decision cell's least width before the table folds its columns
+
+
+def batch_table(state: dict[str, Any], title: str = "Batches", width: int | None = None
+                ) -> Table:
+    """One row per batch: drift, the champion on the batch, decision and gate; a rollback
+    (or a canary promotion) is a row of its own where it happened, so the table says which
+    version served which batch.
+
+    `width` is the terminal's. When the figures' own columns would leave the decision less
+    than MIN_DECISION columns, the table has three wider ones instead: the batch, its
+    figures, and the decision with the gate and the promotion. The batch name is never cut.
+    Every cell is a `Text`: a file name or a reason is never read as console markup."""
+    longest = max((len(_name(b)) for b in state["batches"]), default=5)
+    fixed = longest + sum(w for _, w in WIDE) + 3 * (len(WIDE) + 1) + 1
+    narrow = width is not None and width - fixed < MIN_DECISION
     table = Table(title=title, header_style="bold")
-    for col, justify in [("batch", "left"), ("rows", "right"), ("valid", "center"),
-                         ("drift share", "right"), ("label drift", "right"),
-                         ("champion on batch", "right"), ("decision", "left"),
-                         ("challenger (gate)", "right"), ("champion (gate)", "right"),
-                         ("promoted", "right")]:
-        table.add_column(col, justify=justify)
-    for b in state["batches"]:
-        ok = b["status"] == "accepted"  # "held" and "quarantined" were not trained on
-        decision = b.get("decision") or ""
-        if ok and b.get("registered_version") and not b.get("promoted_version"):
-            decision += " (registered, not promoted)"
-        elif ok and b.get("no_champion"):
-            decision += " (no champion)"
-        elif ok and decision == "retrain" and not b.get("registered_version"):
-            decision += f" (gate: {(b.get('gate') or 'none').split(':')[0]})"
-        if ok and b.get("approval"):  # who said what, where the policy asked a person
-            decision += f", {b['approval']}" + (f" by {b['approval_by']}"
-                                                 if b.get("approval_by") else "")
-        valid = "[red]no[/]" if b["status"] == "quarantined" else "[green]yes[/]"
-        table.add_row(
-            b["file"], _num(b.get("rows"), "d"), valid,
-            _num(b.get("drift_share"), ".2f"), _num(b.get("label_score")),
-            _num(b.get("champion_metric")),
-            decision if ok else _not_taken(b["status"]),
-            _num(b.get("challenger_metric")), _num(b.get("gate_champion_metric")),
-            f"v{b['promoted_version']}" if b.get("promoted_version") else "",
-        )
+    table.add_column("batch", no_wrap=True, min_width=longest)
+    if narrow:
+        table.add_column("figures", min_width=12, ratio=1)
+        table.add_column("decision", min_width=16, ratio=2)
+    for header, least in [] if narrow else WIDE:
+        table.add_column(header, justify="left" if least == 0 else "right",
+                         no_wrap=least > 0, min_width=least or MIN_DECISION)
+    for kind, row in _rows(state):
+        cells = _move_cells(row, narrow) if kind == "move" else _batch_cells(row, narrow)
+        table.add_row(*cells)
     return table
 
 
-def _not_taken(status: str) -> str:
+def _name(batch: dict[str, Any]) -> str:
+    return str(batch.get("file") or batch["id"])
+
+
+def _rows(state: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The batches in landing order, with each champion move no batch row shows placed
+    after the batch it was decided on (an automatic rollback names its batches), or else
+    after the last batch recorded before it (a rollback by hand)."""
+    batches = list(state["batches"])
+    rows: list[tuple[str, dict[str, Any]]] = [("batch", b) for b in batches]
+    index = {b["id"]: i for i, b in enumerate(batches)}
+    placed: list[tuple[int, int, dict[str, Any]]] = []
+    for n, move in enumerate(state.get("promotions") or []):
+        if move.get("action") not in MOVES or "to" not in move:
+            continue
+        named = [index[b] for b in move.get("batches") or [] if b in index]
+        if named:
+            after = max(named)
+        else:
+            at = str(move.get("at") or "")
+            after = max((i for i, b in enumerate(batches) if str(b.get("at") or "") <= at),
+                        default=-1)
+        placed.append((after, n, move))
+    for after, _, move in sorted(placed, key=lambda p: (p[0], p[1]), reverse=True):
+        rows.insert(after + 1, ("move", move))
+    return rows
+
+
+def _decided(b: dict[str, Any]) -> str:
+    """The decision on an accepted batch in words, with what a person said about it."""
+    decision = b.get("decision") or ""
+    if b.get("registered_version") and not b.get("promoted_version"):
+        decision += " (registered, not promoted)"
+    elif b.get("no_champion"):
+        decision += " (no champion)"
+    elif decision == "retrain" and not b.get("registered_version"):
+        decision += f" (gate: {(b.get('gate') or 'none').split(':')[0]})"
+    if b.get("approval"):  # who said what and why, where the policy asked a person
+        decision += f", {b['approval']}" + (f" by {b['approval_by']}" if b.get("approval_by")
+                                             else "")
+        if b.get("approval_reason"):
+            decision += f": {b['approval_reason']}"
+    return decision
+
+
+def _batch_cells(b: dict[str, Any], narrow: bool) -> list[Text]:
+    ok = b["status"] == "accepted"  # "held" and "quarantined" were not trained on
+    decision = text(_decided(b)) if ok else _not_taken(b["status"])
+    promoted = f"v{b['promoted_version']}" if b.get("promoted_version") else ""
+    if narrow:
+        if ok and b.get("challenger_metric") is not None:
+            against = b.get("gate_champion_metric")
+            decision.append(f"; gate {_num(b.get('challenger_metric'))}"
+                            + (f" vs {_num(against)}" if against is not None else ""))
+        if promoted:
+            decision.append(f" -> {promoted}", style="bold")
+        figures = [f"{_num(b.get('rows'), ',d')} rows" if b.get("rows") is not None else "",
+                   f"drift {_num(b.get('drift_share'), '.2f')}"
+                   if b.get("drift_share") is not None else "",
+                   f"label {_num(b.get('label_score'))}" if b.get("label_score") is not None
+                   else "",
+                   f"champion {_num(b.get('champion_metric'))}"
+                   if b.get("champion_metric") is not None else ""]
+        return [text(_name(b)), text(", ".join(f for f in figures if f)), decision]
+    return [text(_name(b)), text(_num(b.get("rows"), "d")),
+            text(_num(b.get("drift_share"), ".2f")), text(_num(b.get("label_score"))),
+            text(_num(b.get("champion_metric"))), decision,
+            text(_num(b.get("challenger_metric"))), text(_num(b.get("gate_champion_metric"))),
+            text(promoted)]
+
+
+def _move_cells(move: dict[str, Any], narrow: bool) -> list[Text]:
+    """A champion move as a row: `auto-rollback v3 -> v2 by greenlight: <why>`."""
+    what = text((move["action"], "yellow"), f" v{move.get('from')} -> v{move['to']}",
+                f" by {move['by']}" if move.get("by") else "",
+                f": {move['reason']}" if move.get("reason") else "")
+    where = text(("(champion moved)", "yellow"))
+    if narrow:
+        return [where, text(""), what]
+    return [where, *[text("")] * 4, what, text(""), text(""), text(f"v{move['to']}")]
+
+
+def _not_taken(status: str) -> Text:
     """A batch kept out of training: held (its labels wait for a person) is not quarantined."""
-    return "[yellow]held[/]" if status == "held" else "[red]quarantined[/]"
+    return text(("held", "yellow")) if status == "held" else text(("quarantined", "red"))
 
 
 def print_status(state: dict[str, Any], console: Console) -> None:
+    """What `greenlight status` prints: the aliases, the probation, the table, the notes."""
     champion, previous = state["champion"], state["previous"]
-    console.print(f"[bold]{state['model']}[/]  champion: "
-                  f"{'v' + str(champion) if champion else 'none'}  previous: "
-                  f"{'v' + str(previous) if previous else 'none'}  versions: "
-                  f"{len(state['versions'])}  store: {state['tracking_uri']}")
+    line(console, (state["model"], "bold"), "  champion: ",
+         f"v{champion}" if champion else "none", "  previous: ",
+         f"v{previous}" if previous else "none", f"  versions: {len(state['versions'])}",
+         f"  store: {state['tracking_uri']}", soft_wrap=True)
     if probation := state.get("probation"):
-        console.print(f"[yellow]on probation[/] v{probation['version']} since "
-                      f"{probation['since']}: judged against v{probation['previous']} for "
-                      f"{probation['left']}; rolled back by itself if it proves worse",
-                      highlight=False)
-    console.print(batch_table(state))
+        line(console, ("on probation", "yellow"), f" v{probation['version']} since "
+             f"{probation['since']}: judged against v{probation['previous']} for "
+             f"{probation['left']}; rolled back by itself if it proves worse", soft_wrap=True)
+    console.print(batch_table(state, width=console.width))
     print_quarantine(state, console)
 
 
 def print_quarantine(state: dict[str, Any], console: Console) -> None:
+    """Under the table, why each batch was not taken, in its own words: each reason once,
+    naming its file once, and never read as console markup."""
     for b in state["batches"]:
         if b["status"] == "accepted" and b.get("no_champion") and not state.get("champion"):
-            # why the data gave no first champion yet: text, never console markup
-            console.print(f"[red]no champion[/] {escape(b['file'] or b['id'])}: "
-                          f"{escape(b['no_champion'])}", highlight=False)
+            line(console, ("no champion", "red"), f" {_name(b)}: {b['no_champion']}",
+                 soft_wrap=True)
         if b["status"] == "quarantined":
-            console.print(f"[red]quarantined[/] {b['reason']}", highlight=False)
+            line(console, ("quarantined", "red"), f" {_named(b, b.get('reason'))}",
+                 soft_wrap=True)
         elif b["status"] == "held":
-            console.print(f"[yellow]held[/] {b['file']}: {b.get('held_reason')}; to train on "
-                          f"it: greenlight release {b['id'][:12]} --by NAME --reason TEXT",
-                          highlight=False)
+            line(console, ("held", "yellow"), f" {_named(b, b.get('held_reason'))}; to train "
+                 f"on it: greenlight release {b['id'][:12]} --by NAME --reason TEXT",
+                 soft_wrap=True)
+
+
+NUMPY_REPR = re.compile(r"\bnp\.(?:float|int|uint|bool_|str_)\w*\(([^()]*)\)")  # np.float64(1.0)
+
+
+def _named(b: dict[str, Any], reason: str | None) -> str:
+    """`<file>: <reason>`, the file said once: a reason usually starts with it already."""
+    name, said = _name(b), NUMPY_REPR.sub(r"\1", str(reason or "no reason recorded"))
+    return said if said.startswith(f"{name}: ") else f"{name}: {said}"
 
 
 # --- the cycle in one line: what `greenlight run` prints --------------------------------------
@@ -85,20 +183,23 @@ def print_quarantine(state: dict[str, Any], console: Console) -> None:
 ARROW = "->"
 MAX_FEATURES = 3  # the drifted features a line names; the rest is counted
 MAX_BATCHES = 3  # batches a line names one by one; more are a range
-MAX_REASON = 160  # characters of a quarantine reason; the whole one is on stderr and in the JSON
+MAX_REASON = 160  # characters of a reason on a terminal; the whole one is on stderr and in the JSON
 
 
-def cycle_line(summary: dict[str, Any], dataset: str) -> str:
+def cycle_line(summary: dict[str, Any], dataset: str, terminal: bool = False) -> str:
     """What one cycle decided, in words, on one line: the batch, what monitoring saw, the
     decision, the gate and where the model went, then any quarantined or held batch.
 
     The JSON summary holds every number but says nothing in words; a person reading the
     console or a cron mail wants the decision. Pure: it reads only the summary `_cycle`
-    returns (flows/cycle.py), so it can be tested on real summaries without running one."""
+    returns (flows/cycle.py), so it can be tested on real summaries without running one.
+    Only for a `terminal` are long reasons cut (at MAX_REASON): a file or a cron mail keeps
+    them whole (a quarantine reason is at most about 200 characters, tasks/data/validate.py)."""
     if summary.get("taken"):  # another cycle of this dataset holds the batches
         return f"{dataset}: {summary['taken']}"
-    notes = ([f"quarantined {_cut(q)}" for q in summary.get("quarantined") or []]
-             + list(summary.get("held") or []) + _probation(summary.get("probation")))
+    cut = _cut if terminal else str
+    notes = ([f"quarantined {cut(q)}" for q in summary.get("quarantined") or []]
+             + list(summary.get("held") or []) + _probation(summary.get("probation"), cut))
     if not summary.get("decision"):
         head = f"{dataset}: nothing new" + (" to decide on" if notes else "")
         return "; ".join([head, *notes])
@@ -106,15 +207,15 @@ def cycle_line(summary: dict[str, Any], dataset: str) -> str:
     return "; ".join([f"{_batches(summary, dataset)}: {f' {ARROW} '.join(chain)}", *notes])
 
 
-def _probation(said: dict[str, Any] | None) -> list[str]:
+def _probation(said: dict[str, Any] | None, cut: Callable[[str], str] = str) -> list[str]:
     """The champion's probation in words, when the cycle judged one."""
     if not said:
         return []
     v, prev = said["version"], said["previous"]
     if said["action"] == "rollback" and said.get("refused"):
-        return [f"v{v} failed probation but was not rolled back: {_cut(said['refused'])}"]
+        return [f"v{v} failed probation but was not rolled back: {cut(said['refused'])}"]
     if said["action"] == "rollback":
-        return [f"v{v} ROLLED BACK to v{prev} on probation: {_cut(said['reason'])}"]
+        return [f"v{v} ROLLED BACK to v{prev} on probation: {cut(said['reason'])}"]
     if said["action"] == "baked":
         return [f"v{v} baked (held through probation)"]
     return [f"v{v} on probation for {said['left']}"]

@@ -21,6 +21,8 @@ from typing import Any
 import pandas as pd
 
 MAX_IN_REASON = 5  # keep the one-line reason readable in logs and alarm titles
+MAX_REASON_CHARS = 200  # the whole line, at most; report.md in quarantine/<id>/ has every failure
+MAX_NAMED_COLUMNS = 3  # missing columns a reason names; the rest are counted
 QUOTE_LIMIT = 40  # characters of a value a reason quotes (a garbage field can be 5,000)
 _COLUMN_KWARGS = ("column", "column_A", "column_B")
 _LOCK = threading.Lock()  # one shared GX context; Prefect may call us from several threads
@@ -32,6 +34,8 @@ def quote(value: Any, limit: int = QUOTE_LIMIT, *, marks: bool = True) -> str:
 
     Reasons go to logs, alarm titles and the console; a field of 5,000 characters of garbage
     must not make a 5,000-character "one line". Every reason that quotes a value uses this."""
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):
+        value = value.item()  # 1.0, not np.float64(1.0)
     text = value if isinstance(value, str) else str(value)
     if len(text) <= limit:
         return repr(value) if marks else text
@@ -62,12 +66,9 @@ class ValidationOutcome:
         """One line naming the file and its problems, for logs, alarms and quarantine."""
         if self.success:
             return f"{self.source}: all {self.evaluated} expectations passed"
-        items = _reason_items(self.failures)
-        shown = "; ".join(items[:MAX_IN_REASON])
-        more = len(items) - MAX_IN_REASON
-        tail = f"; and {more} more" if more > 0 else ""
         head = f"{self.source}: {len(self.failures)} of {self.evaluated} expectations failed"
-        return " ".join(f"{head}: {shown}{tail}".split())
+        return _fit(" ".join(head.split()), [" ".join(i.split())
+                                             for i in _reason_items(self.failures)])
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -106,19 +107,56 @@ def _rank(failure: Failure) -> int:
     return 3 if "could not be evaluated" in failure.text else 2
 
 
+def _fit(head: str, items: list[str]) -> str:
+    """`head: item; item; and N more`, at most MAX_IN_REASON items and MAX_REASON_CHARS
+    characters: as many whole items as fit, a first item cut with `…` if it alone does not.
+    The line goes to logs, alarm titles and the console; report.md holds every failure."""
+    shown: list[str] = []
+    for n, item in enumerate(items[:MAX_IN_REASON]):
+        left = len(items) - n - 1
+        tail = f"; and {left} more" if left else ""
+        candidate = f"{head}: {'; '.join([*shown, item])}{tail}"
+        if len(candidate) <= MAX_REASON_CHARS:
+            shown.append(item)
+            continue
+        if not shown:  # the first problem alone is too long: keep its start
+            room = MAX_REASON_CHARS - len(f"{head}: …{tail}")
+            shown.append(item[:max(room, 0)].rstrip() + "…")
+        break
+    more = len(items) - len(shown)
+    return f"{head}: {'; '.join(shown)}" + (f"; and {more} more" if more > 0 else "")
+
+
 def _reason_items(failures: list[Failure]) -> list[str]:
-    """A missing column fails every expectation on it; say so once, not once per expectation."""
+    """A missing column fails every expectation on it; say so once, not once per expectation,
+    and several missing columns in one clause, not one clause per column."""
     by_column: dict[str, list[Failure]] = {}
     for f in failures:
         for col in f.missing_columns:
             by_column.setdefault(col, []).append(f)
     items = []
-    for col, hits in by_column.items():
+    if len(by_column) == 1:
+        ((col, hits),) = by_column.items()
         hits.sort(key=lambda f: f.expectation != "expect_column_to_exist")
         label = hits[0].text.split(": ", 1)[0]
         others = f" and {len(hits) - 1} more" if len(hits) > 1 else ""
         items.append(f"{label}{others}: column {col} is missing")
-    return items + [f.text for f in failures if not f.missing_columns]
+    elif by_column:
+        names = [quote(c, marks=False) for c in by_column]
+        shown = ", ".join(names[:MAX_NAMED_COLUMNS]) + (
+            ", …" if len(names) > MAX_NAMED_COLUMNS else "")
+        items.append(f"missing {len(names)} columns: {shown}")
+    rest = [f.text if not by_column or f.expectation != "expect_table_columns_to_match_set"
+            else _unsaid_missing(f.text) for f in failures if not f.missing_columns]
+    return items + [t for t in rest if t]
+
+
+def _unsaid_missing(text: str) -> str | None:
+    """The column-set check without its `missing: …` part, which the items above already
+    say; None when that was all it said."""
+    label, _, problem = text.partition(": ")
+    parts = [p for p in problem.split("; ") if not p.startswith("missing: ")]
+    return f"{label}: {'; '.join(parts)}" if parts else None
 
 
 def read_suite(path: Path) -> dict:

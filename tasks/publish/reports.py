@@ -19,19 +19,31 @@ def log_run(tracking_uri: str, experiment_id: str, run_name: str, *, metrics: di
     Uses the client, not the fluent API, so it never changes process-wide MLflow state."""
     client = MlflowClient(tracking_uri=tracking_uri)
     run = client.create_run(experiment_id, run_name=run_name, tags=tags)
-    now = int(time.time() * 1000)
-    client.log_batch(
-        run.info.run_id,
-        metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items() if v is not None],
-        params=[Param(k, str(v)) for k, v in (params or {}).items()],
-        tags=[RunTag("mlflow.runName", run_name)])
-    for sub, path in (artifacts or {}).items():
-        if Path(path).is_dir():
-            client.log_artifacts(run.info.run_id, str(path), artifact_path=sub)
-        else:
-            client.log_artifact(run.info.run_id, str(path), artifact_path=sub)
+    try:
+        now = int(time.time() * 1000)
+        client.log_batch(
+            run.info.run_id,
+            metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items() if v is not None],
+            params=[Param(k, str(v)) for k, v in (params or {}).items()],
+            tags=[RunTag("mlflow.runName", run_name)])
+        for sub, path in (artifacts or {}).items():
+            if Path(path).is_dir():
+                client.log_artifacts(run.info.run_id, str(path), artifact_path=sub)
+            else:
+                client.log_artifact(run.info.run_id, str(path), artifact_path=sub)
+    except BaseException:  # a full disk, a store gone: the run ends FAILED, never RUNNING
+        _end_failed(client, run.info.run_id)
+        raise
     client.set_terminated(run.info.run_id)
     return run.info.run_id
+
+
+def _end_failed(client: MlflowClient, run_id: str) -> None:
+    """Mark a run FAILED if the store still takes it; the caller's error is the one to tell."""
+    try:
+        client.set_terminated(run_id, status="FAILED")
+    except Exception:  # noqa: BLE001, S110 (the store may be what failed)
+        pass
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> Path:
