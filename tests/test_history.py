@@ -60,6 +60,26 @@ def test_a_store_restored_from_an_older_copy_is_refused(reg, tmp_path):
     assert audit.check(reg) == []  # the store that holds everything passes
 
 
+def test_the_documented_backup_and_restore_brings_back_what_the_log_names(fresh_mlflow,
+                                                                          tmp_path):
+    """docs/reliability.md, Backup and restore: `cp -a` of the state dir, a lost store,
+    then the whole state dir restored from the backup: the check passes again."""
+    root = tmp_path / "gl"
+    reg = Registry(fresh_mlflow(root), "greenlight-t", root)
+    _two_promoted(reg)
+    backup = tmp_path / "backup"
+    subprocess.run(["cp", "-a", str(root), str(backup)], check=True)
+    (root / "mlflow.db").unlink()
+    with pytest.raises(audit.RegistryLost):
+        audit.check(Registry(fresh_mlflow(root), reg.model_name, root))
+    root.rename(tmp_path / "gl.broken")
+    subprocess.run(["cp", "-a", str(backup), str(root)], check=True)
+    restored = Registry(f"sqlite:///{root}/mlflow.db", reg.model_name, root)
+    assert audit.check(restored) == []
+    assert versions.aliases(restored) == {"champion": 2, "previous": 1}
+    assert len(versions.load_reference(restored, versions.by_version(restored, 2))) == 400
+
+
 def test_an_alias_moved_by_hand_is_recorded_as_external_once(reg):
     """@champion set through the MLflow client: the next check writes it to the log as
     `external` (who: unknown, outside greenlight), once; a rollback then starts from it."""
