@@ -93,9 +93,35 @@ def _life(version: int, log_: list[dict[str, Any]]) -> list[str]:
               and r.get("action") == "auto-rollback"]
     probation = ("baked at " + str(baked[-1].get("at")) if baked else
                  f"rolled back by itself at {rolled[-1].get('at')}: {rolled[-1].get('reason')}"
-                 if rolled else f"{judged} batch(es) judged so far" if notes else "none yet")
+                 if rolled else _on_probation(version, log_, judged))
     return ["- **Champion history:**", *(lines or ["  - never champion"]),
             f"- **Probation:** {probation}"]
+
+
+def _on_probation(version: int, log_: list[dict[str, Any]], judged: int) -> str:
+    """Probation in words for a version neither baked nor rolled back by itself."""
+    came = [r for r in history.moves(log_) if r.get("to") == version]
+    if not came:
+        return "not champion yet"
+    last = came[-1]
+    if last.get("from") is None:
+        return "none: a first champion has nothing to be judged against"
+    if last.get("action") not in ("promote", "canary") or last.get(history.NAMED):
+        return f"none ({history.kind(last, log_)})"
+    return f"since {last.get('at')}, {judged} batch(es) judged so far"
+
+
+def _data(params: dict[str, str]) -> str:
+    """The data window: the rows learned from, and the gate's rows (refit: learned too)."""
+    gate = (f"{params.get('gate_rows', 'n/a')} rows ({params.get('gate_start', 'n/a')} to "
+            f"{params.get('gate_end', 'n/a')})")
+    if params.get("refit") == "True":
+        return (f"- **Data:** gated on {gate}, then refit on {params.get('refit_rows')} rows "
+                f"from {params.get('train_start', 'n/a')} to "
+                f"{params.get('trained_until', 'n/a')}, the gate's rows included")
+    return (f"- **Data:** trained on {params.get('train_rows', 'n/a')} rows from "
+            f"{params.get('train_start', 'n/a')} to {params.get('trained_until', 'n/a')}; "
+            f"gated on {gate}, newer")
 
 
 def render(reg: Registry, version: int) -> str:
@@ -113,14 +139,12 @@ def render(reg: Registry, version: int) -> str:
         f"**{reg.model_name} v{version}**, registered by greenlight "
         f"(policy {tags.get(names.POLICY_TAG, 'n/a')})", "",
         *_why(tags),
-        f"- **Data:** trained on {params.get('train_rows', 'n/a')} rows from "
-        f"{params.get('train_start', 'n/a')} to {params.get('trained_until', 'n/a')}; "
-        f"gated on {params.get('gate_rows', 'n/a')} newer rows "
-        f"({params.get('gate_start', 'n/a')} to {params.get('gate_end', 'n/a')})",
+        _data(params),
         *_recipe(tags), *_gate(tags),
         _approval(tags, notes, tags.get(names.POLICY_TAG, "n/a")),
         *_life(version, log_),
-        f"- **Limits:** {params.get('train_rows', 'n/a')} training rows; classes "
+        f"- **Limits:** {params.get('refit_rows') or params.get('train_rows', 'n/a')} "
+        f"training rows; classes "
         f"{classes}; rows from {params.get('train_start', 'n/a')} to "
         f"{params.get('gate_end', 'n/a')} only: newer data is what monitoring judges",
     ])

@@ -60,24 +60,34 @@ def test_a_store_restored_from_an_older_copy_is_refused(reg, tmp_path):
     assert audit.check(reg) == []  # the store that holds everything passes
 
 
+def _status(home: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "GREENLIGHT_HOME": str(home)}
+    env.pop("PREFECT_API_URL", None)
+    return subprocess.run([sys.executable, "-m", "cli.main", "status", "--json"], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=300)
+
+
 def test_the_documented_backup_and_restore_brings_back_what_the_log_names(fresh_mlflow,
                                                                           tmp_path):
-    """docs/reliability.md, Backup and restore: `cp -a` of the state dir, a lost store,
-    then the whole state dir restored from the backup: the check passes again."""
+    """docs/reliability.md, Backup and restore: `cp -a` of the state dir; the store lost
+    (`greenlight status` says so, exit 1); the whole state dir restored from the backup
+    (`greenlight status` exit 0, the champion the log names). Each status is a new process,
+    as a user's would be."""
     root = tmp_path / "gl"
-    reg = Registry(fresh_mlflow(root), "greenlight-t", root)
+    reg = Registry(fresh_mlflow(root), "greenlight-synthetic", root)
     _two_promoted(reg)
     backup = tmp_path / "backup"
     subprocess.run(["cp", "-a", str(root), str(backup)], check=True)
     (root / "mlflow.db").unlink()
-    with pytest.raises(audit.RegistryLost):
-        audit.check(Registry(fresh_mlflow(root), reg.model_name, root))
+    lost = _status(root)
+    assert lost.returncode == 1, lost.stderr
+    assert "lacks v1, v2, @champion" in lost.stderr.strip().splitlines()[-1]
     root.rename(tmp_path / "gl.broken")
     subprocess.run(["cp", "-a", str(backup), str(root)], check=True)
-    restored = Registry(f"sqlite:///{root}/mlflow.db", reg.model_name, root)
-    assert audit.check(restored) == []
-    assert versions.aliases(restored) == {"champion": 2, "previous": 1}
-    assert len(versions.load_reference(restored, versions.by_version(restored, 2))) == 400
+    restored = _status(root)
+    assert restored.returncode == 0, restored.stderr
+    state = json.loads(restored.stdout)
+    assert (state["champion"], state["previous"], state["registry_lost"]) == (2, 1, None)
 
 
 def test_an_alias_moved_by_hand_is_recorded_as_external_once(reg):
@@ -215,12 +225,13 @@ def test_the_card_of_a_version_from_the_loop_has_each_field(two_versions_home):
     reg = registry(two_versions_home)
     card = reg.client.get_model_version(reg.model_name, "2").description
     print(card)
-    for field in ("**Why trained:** retrain on ", "- **Data:** trained on ",
+    for field in ("**Why trained:** retrain on ", "- **Data:** ",
                   "- **Recipe:** ", "- **Gate:** clear, gain +", "(95% interval +",
                   "over the champion it was judged against (v1)", "- **Slice guard:** ",
                   "- **Approval:** not asked (policy auto)",
-                  "became champion (", "from v1) by greenlight",
-                  "- **Probation:** ", "- **Limits:** ", "classes 0, 1"):
+                  "became champion (", "from v1) by ", "rows (20",
+                  "- **Probation:** since ", "batch(es) judged so far", "- **Limits:** ",
+                  "classes 0, 1"):
         assert field in card, field
     assert "n/a" not in card.split("**Data:**")[1].split("\n")[0]
     tags = versions.by_version(reg, 2).tags
@@ -228,4 +239,16 @@ def test_the_card_of_a_version_from_the_loop_has_each_field(two_versions_home):
     assert all(len(v) <= 100 for k, v in tags.items() if k != "greenlight.ensemble"
                and k != "greenlight.batch_ids"), tags
     first = cards.render(reg, 1)
-    assert "became champion (bootstrap" in first and "to v2) by greenlight" in first
+    assert "became champion (bootstrap" in first and "to v2) by " in first
+    assert "- **Probation:** none: a first champion" in first
+
+
+def test_history_imports_nothing_heavy(tmp_path):
+    """The log is the history: `greenlight history` never loads MLflow or the cycle."""
+    from tests.test_idle import _cli
+
+    home = tmp_path / "gl"
+    _land(home / "promotions.jsonl", LOG)
+    done = _cli(["history", "--json"], home)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "IMPORTED []"
