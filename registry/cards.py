@@ -23,6 +23,7 @@ from registry.store import Registry
 
 log = logging.getLogger("greenlight.registry")
 PROBATION_NOTES = ("probation", "baked")
+MEMBERS = 5  # an ensemble's heaviest members named on the card
 
 
 def _pct(value: Any) -> str:
@@ -45,12 +46,16 @@ def _why(tags: dict[str, str]) -> list[str]:
 def _recipe(tags: dict[str, str]) -> list[str]:
     members = json.loads(tags.get(names.ENSEMBLE_TAG) or "{}")
     if members:
-        parts = ", ".join(f"{name} ({float(w):.2f})" for name, w in members.items())
-        head = f"- **Recipe:** ensemble of {len(members)}: {parts}"
+        ranked = sorted(members.items(), key=lambda m: -float(m[1]))
+        parts = "; ".join(f"{name} ({float(w):.2f})" for name, w in ranked[:MEMBERS])
+        more = (f"; and {len(ranked) - MEMBERS} more (weights {float(ranked[-1][1]):.2f} to "
+                f"{float(ranked[MEMBERS][1]):.2f}; all in the tag `{names.ENSEMBLE_TAG}`)"
+                if len(ranked) > MEMBERS else "")
+        head = f"- **Recipe:** ensemble of {len(members)} members: {parts}{more}"
     else:
         head = f"- **Recipe:** {tags.get(names.RECIPE_TAG, 'n/a')}"
-    why = tags.get(names.RECIPE_REASON_TAG)
-    return [head] + ([f"  - chosen because: {why[:400]}"] if why else [])
+    why = (tags.get(names.RECIPE_REASON_TAG) or "").split("; ensemble")[0]
+    return [head] + ([f"  - best single recipe: {why[:300]}"] if why else [])
 
 
 def _gate(tags: dict[str, str]) -> list[str]:
@@ -104,6 +109,10 @@ def _on_probation(version: int, log_: list[dict[str, Any]], judged: int) -> str:
     if not came:
         return "not champion yet"
     last = came[-1]
+    left = [r for r in history.moves(log_) if r.get("from") == version]
+    if left and log_.index(left[-1]) > log_.index(last):
+        return (f"ended when it left the champion ({history.kind(left[-1], log_)} by "
+                f"{left[-1].get('by')} at {left[-1].get('at')})")
     if last.get("from") is None:
         return "none: a first champion has nothing to be judged against"
     if last.get("action") not in ("promote", "canary") or last.get(history.NAMED):
