@@ -132,8 +132,10 @@ def test_only_greenlight_s_account_may_move_champion(tmp_path, monkeypatch):
             stack.wait_healthy(f"{url}/health", STARTUP_TIMEOUT, proc)
             greenlight = as_user("admin", password)  # the account `greenlight up` gives
             greenlight.create_registered_model(model)
+            run = greenlight.create_run(greenlight.create_experiment("auth")).info.run_id
             for _ in range(2):
-                greenlight.create_model_version(model, source="mlflow-artifacts:/m/model")
+                greenlight.create_model_version(model, source=f"runs:/{run}/model",
+                                                run_id=run)
             greenlight.set_registered_model_alias(model, "champion", "1")
             AuthServiceClient(url).create_user("bob", bob_password)
             AuthServiceClient(url).grant_user_permission("bob", "registered_model", model,

@@ -109,6 +109,22 @@ def test_an_alias_moved_by_hand_is_recorded_as_external_once(reg):
     assert [(r["alias"], r["version"], r["was"]) for r in moved] == [("previous", None, 1)]
 
 
+def test_serve_s_poll_records_a_move_made_outside_and_serves_it(reg, tmp_path):
+    """The service follows @champion as before, and its poll now also writes the move to
+    the log as external (once, however many polls see it)."""
+    from serving.models import Router
+
+    _two_promoted(reg)
+    router = Router(reg, tmp_path)
+    assert router.refresh().champion.version == 2
+    reg.client.set_registered_model_alias(reg.model_name, "champion", "1")
+    assert router.refresh().champion.version == 1
+    router.refresh()
+    found = [(r["action"], r["from"], r["to"]) for r in promote.records(reg)
+             if r["action"] == "external"]
+    assert found == [("external", 2, 1)]
+
+
 def test_an_auto_rollback_racing_a_person_is_refused_with_who_and_when(reg):
     """A person rolled back first: probation's auto-rollback of the same champion is
     refused (returned, never retried) with the person's name, and walks nothing back."""
@@ -240,7 +256,7 @@ def test_the_card_of_a_version_from_the_loop_has_each_field(two_versions_home):
                and k != "greenlight.batch_ids"), tags
     first = cards.render(reg, 1)
     assert "became champion (bootstrap" in first and "to v2) by " in first
-    assert "- **Probation:** none: a first champion" in first
+    assert "- **Probation:** ended when it left the champion (" in first
 
 
 def test_history_imports_nothing_heavy(tmp_path):

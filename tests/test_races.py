@@ -225,6 +225,7 @@ PAIRS = 10
 
 
 @pytest.mark.e2e
+@pytest.mark.timeout(3600)  # 20 processes that each import MLflow: ~2 min a pair at load 8
 def test_ten_pairs_of_rollbacks_started_together_each_move_once(two_versions_home):
     """Issue 33: two real `greenlight rollback` started in the same instant, without
     --from, ten times (v2 promoted again between pairs). Each pair moves the champion once,
