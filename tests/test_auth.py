@@ -147,8 +147,9 @@ def test_only_greenlight_s_account_may_move_champion(tmp_path, monkeypatch):
             with pytest.raises(MlflowException, match="PERMISSION_DENIED|403|Permission"):
                 bob.delete_registered_model_alias(model, "champion")
             as_user("admin", password)
-            AuthServiceClient(url).grant_user_permission("bob", "registered_model", model,
-                                                         "DENY")
+            admin = AuthServiceClient(url)
+            admin.revoke_user_permission("bob", "registered_model", model)
+            admin.grant_user_permission("bob", "registered_model", model, "DENY")
             bob = as_user("bob", bob_password)
             with pytest.raises(MlflowException, match="PERMISSION_DENIED|403|Permission"):
                 bob.set_registered_model_alias(model, "champion", "2")
