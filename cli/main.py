@@ -383,41 +383,51 @@ def status(
         sys.stdout.write(json.dumps(state, indent=2, default=str, allow_nan=False) + "\n")
     else:
         print_status(state, console)
+    if state.get("registry_lost"):  # the registry lost what the promotion log names
+        _fail(state["registry_lost"], 1)
 
 
-@app.command(short_help="Move @champion back to @previous, and record it.")
+@app.command(short_help="Move @champion back one step in the promotion log, and record it.")
 def rollback(
     dataset: DatasetOpt = "synthetic",
     reason: Annotated[str, typer.Option(
         help="Why; kept in the promotion record.")] = "manual rollback",
     by: Annotated[str | None, typer.Option(help="Who; defaults to the OS user.")] = None,
     expected: Annotated[int | None, typer.Option(
-        "--from", show_default="the champion read when the command starts",
+        "--from", show_default="the champion by the promotion log when the command starts",
         help="The champion you mean to leave; refused if @champion is another version.")
     ] = None,
+    to: Annotated[int | None, typer.Option(
+        "--to", help="Go to this version instead, even one rolled back before; recorded "
+                     "as your promotion.")] = None,
     home: HomeOpt = None,
 ) -> None:
-    """Move @champion back to @previous (blue-green), and record it.
+    """Move @champion back to the champion before it in the promotion log, and record it.
 
-    The rollback compares before it moves, as a promotion does: if the champion moved since
-    it was read (another rollback or a cycle), it is refused and nothing changes."""
+    Never forward, and never to a version rolled back since (name one with --to). The
+    champion is read from the promotion log as the command starts and compared again under
+    the lock: if it moved meanwhile (another rollback, an auto-rollback, a cycle), nothing
+    changes and one line says who moved it and when (exit 2)."""
     root = _environment(home)
+    from cli.history import logged_champion
+
+    leaving = expected if expected is not None else logged_champion(dataset)  # before MLflow
     from cli.outages import mlflow_unreachable, quiet_console
     from core.faults import hold_point
-    from core.names import CHAMPION
-    from registry.locks import command_promotion_lock
+    from registry.audit import RegistryLost, check, version_link
+    from registry.history import kind, read
+    from registry.locks import command_promotion_lock, flush_events
     from registry.promote import PromotionError
     from registry.promote import rollback as do_rollback
-    from registry.versions import aliases
 
     log = quiet_console(root)
     state, reg = _registry(dataset)
     try:
-        leaving = expected if expected is not None else aliases(reg).get(CHAMPION)
         hold_point("rollback")  # test-only: two rollbacks that both read before either moves
         with command_promotion_lock(reg.model_name, shared=state.remote):
-            record = do_rollback(reg, reason=reason, by=by, expected_from=leaving)
-    except PromotionError as exc:
+            check(reg)
+            record = do_rollback(reg, reason=reason, by=by, expected_from=leaving, to=to)
+    except (PromotionError, RegistryLost) as exc:
         _fail(str(exc))
     except Exception as exc:  # a server that is down is one line; anything else goes up
         down = mlflow_unreachable(exc, reg.tracking_uri, log)
@@ -427,10 +437,37 @@ def rollback(
     from core import events
 
     events.emit(events.ROLLBACK_EVENT, dataset, {
-        "version": record["to"], "from": record["previous"], "reason": reason,
-        "by": record.get("by"), "action": "rollback", "link": None})
-    console.print(f"{reg.model_name}: @champion v{record['previous']} -> v{record['to']} "
-                  f"(@previous is now v{record['previous']})")
+        "version": record["to"], "from": record["from"], "reason": reason,
+        "by": record.get("by"), "action": record["action"],
+        "link": version_link(reg, record["to"])})
+    flush_events()  # sent before exit, without Prefect's "Still processing items" line
+    said = kind(record, read(reg.promotions_path, reg.model_name))
+    console.print(f"{reg.model_name}: @champion v{record['from']} -> v{record['to']} "
+                  f"({said} by {record.get('by')}; @previous is now v{record['previous']})",
+                  highlight=False, markup=False)
+
+
+@app.command(short_help="Every move of @champion: when, from, to, by whom and why.")
+def history(
+    dataset: DatasetOpt = "synthetic",
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON list.")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="CSV with a header.")] = False,
+    since: Annotated[str | None, typer.Option(
+        help="Only moves at or after this ISO date or time (UTC unless given).")] = None,
+    home: HomeOpt = None,
+) -> None:
+    """Every move of @champion: when, from, to, by whom, why, on what evidence."""
+    _environment(home)
+    from cli import history as shown
+
+    try:
+        found = shown.rows(dataset, shown.since(since))
+    except ValueError as exc:
+        _fail(f"--since {since}: {exc}" if since else str(exc))
+    if as_json or as_csv:
+        sys.stdout.write(shown.as_json(found) if as_json else shown.as_csv(found))
+    else:
+        console.print(shown.table(found, console.width))
 
 
 @app.command(short_help="Answer a paused approval from a terminal.")

@@ -47,6 +47,10 @@ NOTICES = (
            "greenlight: {{ event.payload.dataset }} rolled back to "
            "v{{ event.payload.version }}",
            "The champion was rolled back: {{ event.payload.reason }}\n" + _WHERE),
+    Notice("moved outside greenlight", events.EXTERNAL_EVENT,
+           "greenlight: {{ event.payload.dataset }} @{{ event.payload.alias }} moved to "
+           "v{{ event.payload.version }} outside greenlight",
+           "{{ event.payload.reason }}\n" + _WHERE),
     Notice("drift", events.DRIFT_EVENT,
            "greenlight: drift on {{ event.payload.dataset }} in "
            "{{ (event.payload.files or event.payload.batch_ids) | join(', ') }}",

@@ -7,7 +7,7 @@ from typing import Any
 from core.clean import json_safe
 from core.names import CHAMPION, PREVIOUS
 from flows.params import Guardrails
-from registry import probation, promote, versions
+from registry import audit, probation, promote, versions
 from registry.store import Registry
 from tasks.data import manifest
 from tasks.data.home import Home
@@ -35,6 +35,7 @@ def status(home: Home, reg: Registry, guardrails: Guardrails | None = None
     """Stable, machine-readable state: aliases, versions, batches and promotions, and
     whether the champion is on probation (for as long as `guardrails` say)."""
     guardrails = guardrails or Guardrails()
+    lost = audit.verdict(reg)  # the registry and the promotion log check each other
     current = versions.aliases(reg)
     batches = [{k: b.get(k) for k in BATCH_FIELDS} for b in manifest.load(home.manifest).values()]
     return json_safe({
@@ -47,4 +48,5 @@ def status(home: Home, reg: Registry, guardrails: Guardrails | None = None
         "batches": batches,
         "promotions": promote.records(reg),
         "probation": on_probation(reg, guardrails.baking_batches, guardrails.baking_hours),
+        "registry_lost": lost,
     })

@@ -18,6 +18,7 @@ FAILED_EVENT = "greenlight.predictions.failed"
 APPROVAL_EVENT = "greenlight.approval.waiting"
 ROLLBACK_EVENT = "greenlight.model.rolled_back"
 QUARANTINE_EVENT = "greenlight.batch.quarantined"
+EXTERNAL_EVENT = "greenlight.model.moved_outside"  # an alias moved outside greenlight
 
 
 def dataset_resource(dataset: str, policy: str | None = None) -> dict[str, str]:

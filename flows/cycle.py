@@ -20,7 +20,7 @@ from flows import heartbeat
 from flows.params import Guardrails, Scale, Thresholds, Training
 from flows.policies import Policy, approval_needs_server
 from flows.retrain import RetrainOptions, retrain
-from registry import probation, versions
+from registry import audit, probation, versions
 from registry.locks import cycle_claim
 from registry.store import Registry, for_dataset
 from registry.tags import acknowledged, baseline_metric
@@ -430,6 +430,7 @@ def _cycle(dataset: str, policy: Policy, thresholds: Thresholds, training: Train
         raise ValueError(refusal)
     spec, state, steps = load_spec(dataset), Home.from_env(home).ensure(), Steps()
     reg = registry_for(state, spec)
+    audit.check(reg)  # a registry that lost what the promotion log names stops here
     labels_seen = idle.labels_fingerprint(state)  # before any step reads the feed
     seen = Seen(_take_in(state, spec, reg, steps, thresholds.min_rows, harvest_served, engine))
     pending = manifest.pending(state.manifest)

@@ -79,6 +79,13 @@ def command_promotion_lock(model_name: str, *, shared: bool) -> Iterator[None]:
         _send_events()
 
 
+def flush_events(timeout: float = 10.0) -> None:
+    """Send the events a command raised before it exits (see `_send_events`); nothing to
+    do without a Prefect API, where no event is raised."""
+    if os.environ.get("PREFECT_API_URL"):
+        _send_events(timeout)
+
+
 def _send_events(timeout: float = 10.0) -> None:
     """Prefect emits an event for each slot taken and released, from a worker thread that
     drains at exit and then prints "Still processing items" to the user. A flow run's engine

@@ -17,7 +17,7 @@ from typing import Any
 from filelock import FileLock
 
 from core import events
-from registry import promote
+from registry import cards, history, promote
 from registry.store import Registry
 
 ON_PROBATION = ("promote", "canary")  # moves that put the new champion on probation
@@ -57,7 +57,7 @@ def current(reg: Registry) -> Probation | None:
     log = promote.records(reg)
     moves = [i for i, r in enumerate(log) if "to" in r]
     if (not moves or log[moves[-1]].get("action") not in ON_PROBATION
-            or log[moves[-1]].get("from") is None):
+            or log[moves[-1]].get("from") is None or log[moves[-1]].get(history.NAMED)):
         return None
     start = moves[-1]
     move = log[start]
@@ -75,7 +75,9 @@ def _note(reg: Registry, action: str, version: int, *, reason: str, batches: lis
               "action": action, "version": version, "by": "greenlight", "reason": reason,
               "batches": batches, "metrics": figures}
     with FileLock(str(reg.lock_path), timeout=promote.LOCK_TIMEOUT_S):
-        return promote._append(reg, record)  # noqa: SLF001 (the log's one writer)
+        promote._append(reg, record)  # noqa: SLF001 (the log's one writer)
+    cards.refresh(reg, version)
+    return record
 
 
 def checked(reg: Registry, version: int, *, batches: list[str], reason: str,
@@ -93,7 +95,7 @@ def bake(reg: Registry, version: int, *, batches: list[str], reason: str,
 def auto_rollback(reg: Registry, version: int, *, dataset: str, reason: str,
                   batches: list[str], figures: dict[str, Any],
                   link: str | None = None) -> dict[str, Any]:
-    """End probation by swapping back to `@previous`, as `greenlight rollback` does but
+    """End probation by walking back to the champion before, as `greenlight rollback` does but
     recorded as `auto-rollback` with the reason and figures; refused (PromotionError) if
     the champion is no longer `version`. Raises the rollback event for the people told."""
     record = promote.rollback(reg, reason=reason, by="greenlight", expected_from=version,

@@ -15,10 +15,12 @@ from filelock import FileLock
 
 from core import jsonl
 from core.names import CHAMPION, PREVIOUS  # also read as promotion.CHAMPION by flows/
+from registry import cards, history
 from registry.store import Registry
 from registry.versions import aliases
 
 LOCK_TIMEOUT_S = 120
+SHORT_TEXT = 100  # a free-text tag on a version, cut: the whole text is on its card
 
 
 class PromotionError(RuntimeError):
@@ -27,7 +29,7 @@ class PromotionError(RuntimeError):
 
 def records(reg: Registry) -> list[dict[str, Any]]:
     """The promotion log, oldest first (a torn last line from a crash is skipped)."""
-    return [r for r in jsonl.read(reg.promotions_path) if r.get("model") == reg.model_name]
+    return history.read(reg.promotions_path, reg.model_name)
 
 
 def _append(reg: Registry, record: dict[str, Any]) -> dict[str, Any]:
@@ -49,7 +51,8 @@ def _move(reg: Registry, *, action: str, to: int, previous: int | None, reason: 
 def _move_locked(reg: Registry, now: dict[str, int], *, action: str, to: int,
                  previous: int | None, reason: str, by: str | None,
                  metrics: dict[str, float] | None, batches: list[str] | None,
-                 expected_from: int | None, check_expected: bool) -> dict[str, Any]:
+                 expected_from: int | None, check_expected: bool,
+                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """The move itself; the caller holds the lock and has just read the aliases (`now`)."""
     current = now.get(CHAMPION)
     if current == to:
@@ -72,7 +75,7 @@ def _move_locked(reg: Registry, now: dict[str, int], *, action: str, to: int,
         "at": datetime.now(UTC).isoformat(timespec="seconds"), "model": reg.model_name,
         "action": action, "from": current if current != to else None, "to": to,
         "previous": previous, "by": by or getpass.getuser(), "reason": reason,
-        "metrics": metrics or {}, "batches": batches or [],
+        "metrics": metrics or {}, "batches": batches or [], **(extra or {}),
     })
 
 
@@ -87,32 +90,66 @@ def promote(reg: Registry, version: int, *, reason: str, by: str | None = None,
     (a canary ramp that reached 100%).
     """
     current = aliases(reg).get(CHAMPION)
-    return _move(reg, action=action, to=version,
-                 previous=current if current not in (None, version) else None,
-                 reason=reason, by=by, metrics=metrics, batches=batches,
-                 expected_from=expected_from, check_expected=True)
+    record = _move(reg, action=action, to=version,
+                   previous=current if current not in (None, version) else None,
+                   reason=reason, by=by, metrics=metrics, batches=batches,
+                   expected_from=expected_from, check_expected=True)
+    cards.refresh(reg, version, record.get("from"))
+    return record
 
 
 def rollback(reg: Registry, *, reason: str, by: str | None = None,
              expected_from: int | None = None, action: str = "rollback",
              metrics: dict[str, float] | None = None,
-             batches: list[str] | None = None) -> dict[str, Any]:
-    """Swap `champion` and `previous` (blue-green): the old champion serves again.
+             batches: list[str] | None = None, to: int | None = None) -> dict[str, Any]:
+    """Move `@champion` back in its history: to the champion before it by the promotion log,
+    never forward, never to a version rolled back since.
 
-    `expected_from` is the champion the caller saw (and means to leave). Two rollbacks at
-    once would otherwise both apply and cancel out, so the comparison is made under the
-    lock: if the champion is not that version any more, the rollback is refused."""
+    `expected_from` is the champion the caller saw when it started (and means to leave).
+    Two rollbacks at once would otherwise walk back twice, so the target and the champion
+    are read under the lock, and a champion that is not that version any more refuses the
+    rollback with who moved it and when. `to` is a version a person names: it may be any
+    registered version, and is recorded as that person's promotion (not put on probation:
+    a person chose it over the champion it leaves)."""
     with FileLock(str(reg.lock_path), timeout=LOCK_TIMEOUT_S):
         current = aliases(reg)
         champion = current.get(CHAMPION)
+        log = records(reg)
         if expected_from is not None and champion != expected_from:
-            raise PromotionError(f"champion moved meanwhile (expected v{expected_from}, found "
-                                 f"v{champion}); not rolling back")
-        if PREVIOUS not in current:
-            raise PromotionError(f"{reg.model_name}: nothing to roll back to (no @previous)")
-        return _move_locked(reg, current, action=action, to=current[PREVIOUS],
-                            previous=champion, reason=reason, by=by, metrics=metrics,
-                            batches=batches, expected_from=champion, check_expected=True)
+            raise PromotionError(history.moved_away(log, expected_from, champion))
+        if to is None:
+            target = history.rollback_target(log, champion)
+            if target is None:
+                raise PromotionError(
+                    f"{reg.model_name}: nothing to roll back to (no champion before "
+                    f"v{champion} in the promotion log that was not rolled back since; "
+                    "name one with --to V)")
+        elif to == champion:
+            raise PromotionError(f"{reg.model_name}: v{to} is already the champion")
+        else:
+            _registered(reg, to)
+            target, action = to, "promote"
+        record = _move_locked(reg, current, action=action, to=target, previous=champion,
+                              reason=reason, by=by, metrics=metrics, batches=batches,
+                              expected_from=champion, check_expected=True,
+                              extra={history.NAMED: True} if to is not None else None)
+    cards.refresh(reg, target, champion)
+    return record
+
+
+def _registered(reg: Registry, version: int) -> None:
+    """Refuse, in one line, a version a person names that the registry does not hold."""
+    from mlflow.exceptions import MlflowException
+
+    from registry.store import absent
+
+    try:
+        reg.client.get_model_version(reg.model_name, str(version))
+    except MlflowException as exc:
+        if not absent(exc):
+            raise
+        raise PromotionError(f"{reg.model_name}: there is no v{version} to roll back to "
+                             "(see `greenlight history` and the MLflow registry)") from None
 
 
 def try_promote(reg: Registry, version: int, *, reason: str, **kwargs: Any) -> dict[str, Any]:
@@ -154,8 +191,10 @@ def record_decision(reg: Registry, version: int, *, outcome: str, by: str | None
     The champion does not move here; approval moves it through `promote`."""
     at = datetime.now(UTC).isoformat(timespec="seconds")
     for key, value in {"greenlight.approval": outcome, "greenlight.approval_by": by or "",
-                       "greenlight.approval_reason": reason, "greenlight.approval_at": at}.items():
+                       "greenlight.approval_reason": reason[:SHORT_TEXT]}.items():
         reg.client.set_model_version_tag(reg.model_name, str(version), key, value)
     with FileLock(str(reg.lock_path), timeout=LOCK_TIMEOUT_S):
-        return _append(reg, {"at": at, "model": reg.model_name, "action": outcome,
-                             "version": version, "by": by, "reason": reason})
+        record = _append(reg, {"at": at, "model": reg.model_name, "action": outcome,
+                               "version": version, "by": by, "reason": reason})
+    cards.refresh(reg, version)  # the time and the whole reason are on the card and the log
+    return record

@@ -14,6 +14,7 @@ from filelock import FileLock
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
+from registry import cards
 from registry.store import Registry, absent, fluent
 from registry.versions import REFERENCE_ARTIFACT, VersionInfo, find_by_tag
 
@@ -91,6 +92,9 @@ def _log_and_register_quietly(reg: Registry, *, python_model: Any, input_example
                       experiment: str, artifacts: dict[str, Path] | None) -> VersionInfo:
     signature = infer_signature(input_example, output_example)
     all_tags = {**tags, BATCH_SET_TAG: batch_set}
+    labels = getattr(python_model, "labels", None)
+    if labels:  # the card's limits: the classes the model can answer
+        params = {**params, "classes": ", ".join(map(str, labels))}
     with fluent(reg.tracking_uri):
         with mlflow.start_run(experiment_id=reg.experiment_id(experiment),
                               run_name=f"train-{batch_set[:8]}", tags=all_tags) as run:
@@ -106,10 +110,25 @@ def _log_and_register_quietly(reg: Registry, *, python_model: Any, input_example
         _ensure_model(reg)
         # Tags are set at creation, so no version ever exists without its batch-set tag.
         created = reg.client.create_model_version(
-            reg.model_name, source=info.model_uri, run_id=run.info.run_id, tags=all_tags,
-            model_id=info.model_id)
+            reg.model_name, source=info.model_uri, run_id=run.info.run_id,
+            tags=version_tags(all_tags), model_id=info.model_id)
     version = int(created.version)
-    return VersionInfo(version, run.info.run_id, all_tags, metrics)
+    cards.refresh(reg, version)
+    return VersionInfo(version, run.info.run_id, version_tags(all_tags), metrics)
+
+
+# A version's tags fill a narrow column of the MLflow UI's version list: the ones code reads
+# stay whole, free text is cut (its whole text is on the training run and the card), and
+# what only the card needs is left to the run.
+SHORT_TAGS = ("greenlight.reasons", "greenlight.recipe_reason", "greenlight.gate_reason")
+RUN_ONLY_TAGS = ("greenlight.recipe_backtest", "greenlight.gate_gain", "greenlight.gate_ci")
+SHORT_TEXT = 100
+
+
+def version_tags(tags: dict[str, str]) -> dict[str, str]:
+    """The tags kept on the version itself (see SHORT_TAGS and RUN_ONLY_TAGS)."""
+    return {k: (v[:SHORT_TEXT - 3] + "..." if k in SHORT_TAGS and len(v) > SHORT_TEXT else v)
+            for k, v in tags.items() if k not in RUN_ONLY_TAGS}
 
 
 def _ensure_model(reg: Registry) -> None:

@@ -19,7 +19,7 @@ import pandas as pd
 from pydantic import TypeAdapter
 
 from core.names import CHALLENGER, CHAMPION
-from registry import promote
+from registry import audit, promote
 from registry.store import Registry
 from registry.versions import aliases, load_pyfunc
 from serving import canary
@@ -165,6 +165,8 @@ class Router:
         A failure (registry down, a broken version) keeps the current models serving."""
         current = self.live
         now = aliases(self.reg)
+        if now != current.aliases:  # a move: one greenlight made, or one from outside
+            audit.check(self.reg)  # recorded and told if outside; a lost registry raises
         problems: list[str] = []
         chosen = {alias: self._resolve(alias, now.get(alias), getattr(current, alias), problems)
                   for alias in (CHAMPION, CHALLENGER)}

@@ -102,3 +102,61 @@ def test_the_production_env_example_names_real_settings_and_holds_no_secret():
           if p.envvar}
     assert {"GREENLIGHT_PREFECT_DATABASE_URL", "GREENLIGHT_MLFLOW_DATABASE_URL"} <= up
     assert up <= set(settings) | {"GREENLIGHT_HOME"}
+
+
+@pytest.mark.e2e
+def test_only_greenlight_s_account_may_move_champion(tmp_path, monkeypatch):
+    """MLflow 3.17's permissions have no grant per alias: setting any alias of a registered
+    model needs EDIT on that model (`validate_can_set_model_or_prompt_version_alias`). So
+    greenlight's account, which creates the model (its creator gets MANAGE), is the only one
+    with EDIT; a second user granted READ reads @champion and is refused moving it (403),
+    as is one with an explicit DENY on the model. docs/reliability.md, "Who may move
+    @champion"."""
+    from mlflow import MlflowClient
+    from mlflow.server.auth.client import AuthServiceClient
+
+    password, bob_password = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
+    monkeypatch.setenv("MLFLOW_AUTH_ADMIN_USERNAME", "admin")
+    monkeypatch.setenv("MLFLOW_AUTH_ADMIN_PASSWORD", password)
+    port = stack.free_port()
+    url, model = f"http://127.0.0.1:{port}", "greenlight-synthetic"
+
+    def as_user(name: str, secret: str) -> MlflowClient:
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", name)
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", secret)
+        return MlflowClient(url, registry_uri=url)
+
+    with fresh_database("auth") as database_url:
+        proc = stack.start_mlflow_server(tmp_path, port, database_url=database_url, auth=True)
+        try:
+            stack.wait_healthy(f"{url}/health", STARTUP_TIMEOUT, proc)
+            greenlight = as_user("admin", password)  # the account `greenlight up` gives
+            greenlight.create_registered_model(model)
+            run = greenlight.create_run(greenlight.create_experiment("auth")).info.run_id
+            for _ in range(2):
+                greenlight.create_model_version(model, source=f"runs:/{run}/model",
+                                                run_id=run)
+            greenlight.set_registered_model_alias(model, "champion", "1")
+            AuthServiceClient(url).create_user("bob", bob_password)
+            AuthServiceClient(url).grant_user_permission("bob", "registered_model", model,
+                                                         "READ")
+            bob = as_user("bob", bob_password)
+            seen = bob.get_registered_model(model).aliases
+            with pytest.raises(MlflowException, match="PERMISSION_DENIED|403|Permission"):
+                bob.set_registered_model_alias(model, "champion", "2")
+            with pytest.raises(MlflowException, match="PERMISSION_DENIED|403|Permission"):
+                bob.delete_registered_model_alias(model, "champion")
+            as_user("admin", password)
+            admin = AuthServiceClient(url)
+            admin.revoke_user_permission("bob", "registered_model", model)
+            admin.grant_user_permission("bob", "registered_model", model, "DENY")
+            bob = as_user("bob", bob_password)
+            with pytest.raises(MlflowException, match="PERMISSION_DENIED|403|Permission"):
+                bob.set_registered_model_alias(model, "champion", "2")
+            greenlight = as_user("admin", password)
+            greenlight.set_registered_model_alias(model, "champion", "2")
+            after = greenlight.get_registered_model(model).aliases
+        finally:
+            stack.stop([proc])
+    assert seen == {"champion": "1"}
+    assert after == {"champion": "2"}  # greenlight's account moves it; nobody else did

@@ -142,6 +142,36 @@ def test_a_paused_approval_and_a_cli_rollback_tell_the_receiver(receiver, prefec
     assert waiting[0]["subject"] == "greenlight: synthetic v1 waits for approval"
     assert run_id in waiting[0]["body"]  # the link to the paused run in the Prefect UI
     assert "checking the alert" in rolled[0]["body"]
+    # issue 32 item 8: a working link (the MLflow version), never the word None, and no
+    # "Still processing items" from Prefect's event queue at exit
+    assert "#/models/greenlight-synthetic/versions/1" in rolled[0]["body"], rolled
+    assert "None" not in rolled[0]["body"], rolled
+    assert "Still processing" not in done.stdout + done.stderr, done.stderr
+
+
+def test_an_alias_moved_by_hand_is_told_with_its_link(receiver, fresh_mlflow, tmp_path):
+    """@champion set through the MLflow client: the next check records it as `external`
+    and the people are told, once, with the version's link (issue 33)."""
+    from cli import notify
+    from registry import audit, promote
+    from registry.store import Registry
+    from tests.test_registry import _model_version
+
+    notify.set_up()
+    dataset = f"notify-{uuid.uuid4().hex[:8]}"
+    reg = Registry(fresh_mlflow(tmp_path / "gl"), f"greenlight-{dataset}", tmp_path / "gl")
+    for i in range(2):
+        _model_version(reg, f"set-{i}", seed=i)
+    promote.promote(reg, 1, reason="bootstrap")
+    promote.promote(reg, 2, reason="better", expected_from=1)
+    reg.client.set_registered_model_alias(reg.model_name, "champion", "1")
+    found = audit.check(reg)
+    assert [(r["action"], r["from"], r["to"]) for r in found] == [("external", 2, 1)]
+    got = receiver.about(dataset, 1)
+    assert [b["subject"] for b in got] == [
+        f"greenlight: {dataset} @champion moved to v1 outside greenlight"], got
+    assert f"#/models/greenlight-{dataset}/versions/1" in got[0]["body"]
+    assert "moved outside greenlight" in got[0]["body"] and "None" not in got[0]["body"]
 
 
 def test_another_block_by_name_carries_them_and_a_bad_name_is_one_line(receiver, monkeypatch,

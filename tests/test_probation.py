@@ -60,7 +60,8 @@ def test_a_worse_champion_is_rolled_back_by_itself_and_says_why(reg):
                                 figures={})
     refused = probation.try_auto_rollback(reg, bad, dataset="t", reason="again", batches=[],
                                           figures={})
-    assert "champion moved meanwhile" in refused["refused"]
+    assert f"champion already rolled back from v{bad} to v{good} by greenlight" in refused[
+        "refused"]
     assert versions.aliases(reg)[promote.CHAMPION] == good  # a refusal moves nothing
 
 

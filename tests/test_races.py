@@ -179,22 +179,23 @@ def test_a_killed_holder_of_the_server_lock_blocks_only_until_its_lease_expires(
     assert versions.aliases(reg)["champion"] == 2
 
 
-def _rollback_cli(root: Path, hold: Path) -> subprocess.Popen:
-    """`greenlight rollback` in its own process, held (test-only hook) after it has read the
-    champion and before it moves, until the test deletes its hold file."""
+def _rollback_cli(root: Path, hold: Path | None, by: str = "pytest") -> subprocess.Popen:
+    """`greenlight rollback` in its own process; with `hold`, held (test-only hook) after it
+    has read the champion and before it moves, until the test deletes its hold file."""
     from core.faults import HOLD_ENV, HOLD_FILE_ENV
 
-    env = {**os.environ, "GREENLIGHT_HOME": str(root), HOLD_ENV: "rollback",
-           HOLD_FILE_ENV: str(hold)}
+    env = {**os.environ, "GREENLIGHT_HOME": str(root)}
+    if hold is not None:
+        env.update({HOLD_ENV: "rollback", HOLD_FILE_ENV: str(hold)})
     return subprocess.Popen([sys.executable, "-m", "cli.main", "rollback", "--dataset",
-                             "synthetic", "--by", "pytest"], cwd=REPO, env=env, text=True,
+                             "synthetic", "--by", by], cwd=REPO, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 @pytest.mark.e2e
 def test_two_rollbacks_at_once_move_the_champion_once(two_versions_home):
     """Both commands read v2 as the champion before either moves: one rolls back to v1, the
-    other is refused in one line (the champion moved meanwhile) instead of moving it back."""
+    other is refused in one line (already rolled back, by whom, when) instead of moving."""
     from tests.approval_helpers import registry
 
     reg = registry(two_versions_home)
@@ -210,12 +211,44 @@ def test_two_rollbacks_at_once_move_the_champion_once(two_versions_home):
     done = [(p.wait(timeout=300), *p.communicate()) for p in procs]
     assert sorted(code for code, _, _ in done) == [0, 2], done
     (_, _, refused), = [d for d in done if d[0] != 0]
+    at = promote.records(reg)[-1]["at"]
     assert refused.strip().splitlines() == [
-        "error: champion moved meanwhile (expected v2, found v1); not rolling back"], refused
+        f"error: champion already rolled back from v2 to v1 by pytest at {at}; not rolling "
+        "back again (see `greenlight history`)"], refused
     assert versions.aliases(reg) == {"champion": 1, "previous": 2}
     assert [(r["action"], r["from"], r["to"]) for r in promote.records(reg)][-1:] == [
         ("rollback", 2, 1)]
     assert [r["action"] for r in promote.records(reg)].count("rollback") == 1
+
+
+PAIRS = 10
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(3600)  # 20 processes that each import MLflow: ~2 min a pair at load 8
+def test_ten_pairs_of_rollbacks_started_together_each_move_once(two_versions_home):
+    """Issue 33: two real `greenlight rollback` started in the same instant, without
+    --from, ten times (v2 promoted again between pairs). Each pair moves the champion once,
+    v2 -> v1, never back to v2; the other command says who rolled back and when (exit 2)."""
+    from tests.approval_helpers import registry
+
+    reg = registry(two_versions_home)
+    for pair in range(PAIRS):
+        if pair:
+            promote.promote(reg, 2, reason=f"pair {pair}: v2 again", expected_from=1)
+        procs = [_rollback_cli(two_versions_home, None, by=who) for who in ("opA", "opB")]
+        done = [(p.wait(timeout=600), *p.communicate()) for p in procs]
+        for who, (code, out, err) in zip(("opA", "opB"), done, strict=True):
+            print(f"pair {pair + 1} {who}: exit {code}: {(out + err).strip()}")
+        assert sorted(code for code, _, _ in done) == [0, 2], done
+        (_, _, refused), = [d for d in done if d[0] == 2]
+        assert len(refused.strip().splitlines()) == 1, refused
+        assert "champion already rolled back from v2 to v1 by op" in refused
+        assert versions.aliases(reg)["champion"] == 1
+        moves = [(r["action"], r["from"], r["to"]) for r in promote.records(reg)
+                 if "to" in r]
+        assert moves[-1] == ("rollback", 2, 1) and moves[-2][2] == 2, moves
+    assert [r["action"] for r in promote.records(reg)].count("rollback") == PAIRS
 
 
 FORCED_CYCLE = """

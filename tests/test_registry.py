@@ -97,16 +97,43 @@ def test_registration_pins_the_environment_without_a_pip_warning(reg):
 
 def test_a_rollback_that_expects_another_champion_is_refused(reg):
     """A rollback names the champion it means to leave: if a concurrent rollback (or a
-    cycle) moved the champion since, it is refused and the champion stays."""
+    cycle) moved the champion since, it is refused with who did it and when."""
     for i, name in enumerate(["a", "b"]):
         _model_version(reg, name, seed=i)
     promote.promote(reg, 1, reason="bootstrap")
     promote.promote(reg, 2, reason="better", expected_from=1)
-    promote.rollback(reg, reason="first", expected_from=2)  # v2 -> v1
-    with pytest.raises(promote.PromotionError, match="champion moved meanwhile"):
-        promote.rollback(reg, reason="second, read v2 too", expected_from=2)
+    first = promote.rollback(reg, reason="first", by="opA", expected_from=2)  # v2 -> v1
+    with pytest.raises(promote.PromotionError) as refused:
+        promote.rollback(reg, reason="second, read v2 too", by="opB", expected_from=2)
+    assert str(refused.value) == (
+        f"champion already rolled back from v2 to v1 by opA at {first['at']}; not rolling "
+        "back again (see `greenlight history`)")
     assert versions.aliases(reg) == {"champion": 1, "previous": 2}
     assert [r["action"] for r in promote.records(reg)] == ["promote", "promote", "rollback"]
+
+
+def test_a_rollback_walks_back_and_never_re_promotes_a_demoted_version(reg):
+    """v1 -> v2 -> v3, then two rollbacks: v3 -> v2 -> v1. The old toggle went v2 -> v3,
+    back to the version just rolled back. Only a person naming it (--to) brings v3 back,
+    recorded as that person's promotion, and the next rollback skips v3's demotion."""
+    for i, name in enumerate(["a", "b", "c"]):
+        _model_version(reg, name, seed=i)
+    promote.promote(reg, 1, reason="bootstrap")
+    promote.promote(reg, 2, reason="better", expected_from=1)
+    promote.promote(reg, 3, reason="better", expected_from=2)
+    assert promote.rollback(reg, reason="bad v3", expected_from=3)["to"] == 2
+    assert promote.rollback(reg, reason="bad v2 too", expected_from=2)["to"] == 1
+    with pytest.raises(promote.PromotionError, match="nothing to roll back to"):
+        promote.rollback(reg, reason="again", expected_from=1)
+    assert versions.aliases(reg)["champion"] == 1
+    named = promote.rollback(reg, reason="v3 was fine after all", by="carol", to=3)
+    assert (named["action"], named["from"], named["to"], named["by"], named["named"]) == (
+        "promote", 1, 3, "carol", True)
+    with pytest.raises(promote.PromotionError, match="no v9 to roll back to"):
+        promote.rollback(reg, reason="typo", to=9)
+    # from v3 (re-promoted by carol) the history goes back to v1: v2 was rolled back
+    assert promote.rollback(reg, reason="no", expected_from=3)["to"] == 1
+    assert versions.aliases(reg)["champion"] == 1
 
 
 FOUND_BY_TAG = ["a,b", "A,B", "it's", 'say "hi"', "both ' and \"", "pct%_", "back\\slash"]
