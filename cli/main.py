@@ -628,8 +628,11 @@ def serve(
                       f"{'none' if new is None else f'v{new}'} ({why})",
                       markup=False, highlight=False, soft_wrap=True)
 
+    from core.secrets import mask_url
+
     console.print(f"serving {reg.model_name} @champion on http://{host}:{port} "
-                  f"(registry: {reg.tracking_uri}; predictions log: {root.root / 'predictions'}"
+                  f"(registry: {mask_url(reg.tracking_uri)}; "
+                  f"predictions log: {root.root / 'predictions'}"
                   f"; {'bearer token required' if token else 'no token'})",
                   markup=False, highlight=False, soft_wrap=True)
     app_ = create_app(reg, root.root, poll_seconds=poll_seconds, shadow=shadow,

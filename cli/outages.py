@@ -11,6 +11,8 @@ import re
 import traceback
 from pathlib import Path
 
+from core.secrets import mask_url
+
 CAUSE = re.compile(r"\[Errno -?\d+\] ([^'\")]+)|(timed out|Read timed out)")
 UNREACHABLE = ("Max retries exceeded", "Connection refused", "Failed to establish",
                "Connection aborted", "timed out")
@@ -158,7 +160,8 @@ def _mlflow_unreachable(exc: BaseException, tracking_uri: str) -> str | None:
         text = str(exc)
         if (type(exc).__name__ in ("MlflowException", "ConnectionError", "MaxRetryError")
                 and any(marker in text for marker in UNREACHABLE)):
-            return (f"MLflow server at {tracking_uri} is unreachable ({_cause(text)}), still "
+            return (f"MLflow server at {mask_url(tracking_uri)} is unreachable "
+                    f"({_cause(text)}), still "
                     "after retries; the champion did not move and no batch is lost: start the "
                     "server and run again")
         exc = exc.__cause__ or exc.__context__

@@ -6,6 +6,7 @@ from typing import Any
 
 from core.clean import json_safe
 from core.names import CHAMPION, PREVIOUS
+from core.secrets import mask_url
 from flows.params import Guardrails
 from registry import audit, probation, promote, versions
 from registry.store import Registry
@@ -39,7 +40,7 @@ def status(home: Home, reg: Registry, guardrails: Guardrails | None = None
     current = versions.aliases(reg)
     batches = [{k: b.get(k) for k in BATCH_FIELDS} for b in manifest.load(home.manifest).values()]
     return json_safe({
-        "home": str(home.root), "model": reg.model_name, "tracking_uri": reg.tracking_uri,
+        "home": str(home.root), "model": reg.model_name, "tracking_uri": mask_url(reg.tracking_uri),
         "champion": current.get(CHAMPION), "previous": current.get(PREVIOUS),
         "aliases": current,
         "versions": [{"version": v.version, "decision": v.tags.get("greenlight.decision"),

@@ -115,3 +115,14 @@ def test_a_run_with_secrets_in_the_url_keeps_them_out_of_stderr_runs_and_prefect
         if path.is_file() and path.stat().st_size < 50 << 20:
             data = path.read_bytes()
             assert not [s for s in SECRETS if s.encode() in data], path
+
+
+def test_an_unreachable_tracking_server_is_named_without_its_password():
+    """The tracking URI may carry a password too (`http://user:pw@host`): the outage line
+    that names the server masks it, as every URL greenlight prints is masked."""
+    from cli.outages import _mlflow_unreachable
+
+    exc = ConnectionError("Max retries exceeded with url: /api (Connection refused)")
+    line = _mlflow_unreachable(exc, "http://greenlight:s3cr3t@127.0.0.1:5999")
+    assert line is not None and "127.0.0.1:5999" in line
+    assert "s3cr3t" not in line

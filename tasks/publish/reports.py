@@ -10,6 +10,8 @@ from typing import Any
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 
+from core.secrets import mask_url
+
 
 def log_run(tracking_uri: str, experiment_id: str, run_name: str, *, metrics: dict[str, float],
             tags: dict[str, str], params: dict[str, Any] | None = None,
@@ -123,7 +125,8 @@ def cycle_markdown(dataset: str, decision: str, reasons: list[str], batches: lis
     step_rows = steps or [{"name": k, "seconds": v} for k, v in timings.items()]
     lines += ["", "## Pipeline steps", "",
               markdown_table(step_rows, ["name", "seconds", "rows_in", "rows_out"]),
-              f"MLflow store: `{tracking_uri}` (runs in the `-monitoring`, `-pipeline` and "
+              f"MLflow store: `{mask_url(tracking_uri)}` (runs in the `-monitoring`, "
+              "`-pipeline` and "
               "`-training` experiments; drift reports are artifacts of the monitoring runs)"]
     if links:
         lines += ["", "## Links", "", *link_lines(links)]
