@@ -97,7 +97,12 @@ from tasks.training.recipe import (  # noqa: E402
     refit_challenger,
 )
 from tasks.training.sequence import Calls, retrain_sequence  # noqa: E402
-from tasks.training.train import LGBM_PARAMS, Challenger, train_challenger  # noqa: E402
+from tasks.training.train import (  # noqa: E402
+    LGBM_PARAMS,
+    Challenger,
+    gate_window_rows,
+    train_challenger,
+)
 
 BATCH = "_batch"
 # PROVENANCE: warm-up months and LightGBM settings; plus a slice for the gate's guard.
@@ -137,6 +142,10 @@ AUTO = {"auto": {}, "auto, best recipe": BEST,
         **{f"auto, ensemble tau {t:g}, {LONG_FOLDS} folds": {
             **BEST, "recipe_mode": "ensemble", "ensemble_tau": t, "backtest_folds": LONG_FOLDS}
            for t in (0.05, 0.1)}}
+# Issue 31's small-window rule, its parts: the gate window of gate_fraction alone (no
+# growth toward gate_min_rows), and the same with the best recipe (the suite's recipe).
+AUTO.update({"auto, 30% window": {"gate_max_fraction": 0.3},
+             "auto, best recipe, 30% window": {**BEST, "gate_max_fraction": 0.3}})
 POLICIES = "auto;auto, best recipe"
 
 
@@ -358,7 +367,9 @@ def auto_policy(r: Replay, out_dir: Path, label: str, settings: dict
                 continue
             log["retrains"] += 1
         done = retrain_sequence(r.history(i), r.spec, training,
-                                gate_rows=int(FLOW["gate_fraction"] * len(r.frames[i])),
+                                gate_rows=gate_window_rows(
+                                    len(r.frames[i]), training.gate_fraction,
+                                    training.gate_min_rows, training.gate_max_fraction),
                                 decision=decision, champion=champion, champion_until=seen_until,
                                 batch_column=BATCH, refit_if=lambda result: result.passed,
                                 calls=r.step_calls(i), lgbm=r.params)
