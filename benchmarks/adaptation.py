@@ -144,8 +144,14 @@ AUTO = {"auto": {}, "auto, best recipe": BEST,
            for t in (0.05, 0.1)}}
 # Issue 31's small-window rule, its parts: the gate window of gate_fraction alone (no
 # growth toward gate_min_rows), and the same with the best recipe (the suite's recipe).
+# "before issue 31": no small-window rule (GATE_OFF: a gate keyword, not a setting), the
+# window 30% of the batch, each class 30 rows: what the defaults did until 2026-12-07.
+GATE_OFF = "_small_windows_off"
+BEFORE_31 = {"gate_max_fraction": 0.3, GATE_OFF: True}
 AUTO.update({"auto, 30% window": {"gate_max_fraction": 0.3},
-             "auto, best recipe, 30% window": {**BEST, "gate_max_fraction": 0.3}})
+             "auto, best recipe, 30% window": {**BEST, "gate_max_fraction": 0.3},
+             "auto, before issue 31": BEFORE_31,
+             "auto, best recipe, before issue 31": {**BEST, **BEFORE_31}})
 POLICIES = "auto;auto, best recipe"
 
 
@@ -225,7 +231,7 @@ class Replay:
         return self._once(("choose_recipe", *key), lambda: self.timed(
             "choose_recipe", choose_recipe, rows, self.spec, fold_rows=fold_rows)).best
 
-    def step_calls(self, i: int) -> Calls:
+    def step_calls(self, i: int, small_windows: bool = True) -> Calls:
         """The sequence's steps at month i: the recipe backtest and the challenger's fit
         are shared by the strategies (they depend on the month only), the gate is timed
         and judges with the dataset's slice guard."""
@@ -234,13 +240,14 @@ class Replay:
                 "choose_recipe", choose_before_gate, *args, **kwargs))
 
         def train(*args, **kwargs) -> Challenger:
-            key = ("train", i, kwargs["half_life_days"], kwargs["window_days"],
-                   kwargs.get("refit_days"))  # with `base` or not, the same model
+            key = ("train", i, kwargs["gate_rows"], kwargs["half_life_days"],
+                   kwargs["window_days"], kwargs.get("refit_days"))  # `base` or not: same
             return self._once(key, lambda: self.timed("fits", train_challenger, *args,
                                                       **kwargs))
 
         def judge(*args, slice_feature=None, **kwargs) -> GateResult:
-            return self.timed("gate", gate, *args, slice_feature=self.slice, **kwargs)
+            return self.timed("gate", gate, *args, slice_feature=self.slice,
+                              small_windows=small_windows, **kwargs)
 
         def refit(challenger, history, spec, recipe, champion, base=None, model=None,
                   **kwargs):
@@ -344,6 +351,8 @@ def auto_policy(r: Replay, out_dir: Path, label: str, settings: dict
     `settings` override Training's defaults: refresh_on (when a challenger on newer rows
     only has to not lose), refit (the promoted model is refitted with the gate window),
     recipe_mode (the best recipe or the ensemble)."""
+    settings = dict(settings)
+    small_windows = not settings.pop(GATE_OFF, False)
     training = Training(**{"gate_fraction": FLOW["gate_fraction"],
                            "min_delta": FLOW["min_delta"],
                            "reference_rows": FLOW["reference_rows"], **settings})
@@ -372,13 +381,14 @@ def auto_policy(r: Replay, out_dir: Path, label: str, settings: dict
                                     training.gate_min_rows, training.gate_max_fraction),
                                 decision=decision, champion=champion, champion_until=seen_until,
                                 batch_column=BATCH, refit_if=lambda result: result.passed,
-                                calls=r.step_calls(i), lgbm=r.params)
+                                calls=r.step_calls(i, small_windows), lgbm=r.params)
         if done.blocked:
             log["blocked"] += 1
             continue
         result, challenger = done.result, done.challenger
         log[f"recipe {'ensemble' if done.choice.weights else done.choice.best.name}"] += 1
         log[result.verdict] += 1
+        log["small window"] += "small window" in result.reason
         row.update(recipe=done.choice.best.name, verdict=result.verdict, gain=result.gain,
                    ci_low=result.ci_low, champ_ci_low=result.champion_ci_low)
         if not result.passed:

@@ -295,13 +295,15 @@ def gate(challenger: Scorer, champion: Scorer | None, window: pd.DataFrame,
          slice_feature: str | None = None, max_slice_drop: float = 0.05,
          min_slice_rows: int = 50, n_resamples: int = 1000, seed: int = 0,
          block_rows: int | None = None, stale: bool = False,
-         min_class_rows: int = MIN_CLASS_ROWS) -> GateResult:
+         min_class_rows: int = MIN_CLASS_ROWS, small_windows: bool = True) -> GateResult:
     """Judge the challenger against the champion on the same held-out recent window.
 
     `block_rows` None picks the block length from the window (tasks.gate.bootstrap). `stale`
     says monitoring saw evidence against the champion and the challenger learned from rows
     newer than any the champion saw: then the champion must prove its gain to stay
-    (module docstring)."""
+    (module docstring). `small_windows` False turns the small-window rule off: a window too
+    small to prove a gain is "not enough evidence" whatever the champion, as before issue 31
+    (what benchmarks/adaptation.py compares the rule with)."""
     name = spec.primary_metric
     if slice_feature is not None and slice_feature not in window.columns:
         raise ValueError(f"slice feature {slice_feature!r} is not a column of the gate window")
@@ -317,6 +319,9 @@ def gate(challenger: Scorer, champion: Scorer | None, window: pd.DataFrame,
     if champion is None:
         return _first_model(n, base, name)
     small = too_small(rows, spec, min_rows, min_class_rows)
+    if small and not small_windows:
+        return GateResult("insufficient", False, reason=f"not enough evidence: {small}",
+                          **base)
     if small and not stale:
         return GateResult("insufficient", False, reason=f"not enough evidence: {small}: too "
                           "few to prove a gain, and no drift or decay was seen against the "
