@@ -54,6 +54,19 @@ same way, cut at any cadence (`tasks.data.sources.cut_batches`: Y, Q, M, W, D, h
 multiple if wanted), with LightGBM's defaults from the spec unless --trees/--learning-rate:
 
     uv run python benchmarks/adaptation.py --dataset NAME --data FILE --freq Q --warmup 2
+
+Issue 31's matrix (docs/benchmarks.md, "On any cadence"), each cell with --fixed-only, its
+--cell name and --json FILE (one line per policy: the best fixed strategy, the paired
+difference, batches better, and how many batches were "not enough evidence"):
+
+    --dataset elec2 --freq W --warmup 26                      # weekly, ~336 rows
+    --dataset elec2                                           # monthly
+    --dataset bike_sharing --data ../shared/data/bike_sharing/day.csv --freq Q --warmup 2
+    --dataset bike_sharing                                    # hour.csv by month
+    --dataset synthetic --synthetic-rows 100                  # also 365 and 3000
+
+"auto, before issue 31" replays the defaults as they were before the small-window rule
+(tasks.gate.gate small_windows=False, the window 30% of the batch).
 """
 
 from __future__ import annotations

@@ -14,10 +14,16 @@ Verdicts, checked in this order:
   rows the window (30%) was under 200 rows, so no champion could ever be made ("Your own
   data"). Its sanity failing, or a metric that is undefined there (it becomes the baseline
   decay is measured against), is a fail; an empty window is insufficient.
-- insufficient: fewer than `min_rows` labelled rows, or (classification) fewer than
-  `min_class_rows` of either class. "Not enough evidence": never a pass. A window of one
-  class rewards whichever model says that class most: a batch labelled all 1 made a
-  worse challenger look +90% better (issue 21).
+- insufficient: the window cannot prove a gain (fewer than `min_rows` labelled rows, or
+  (classification) fewer than `min_class_rows` of either class) and the champion is not
+  stale; or it is too small to judge at all (under MIN_WINDOW_ROWS rows, or a class under
+  `class_floor`). "Not enough evidence": never a pass, and the reason says why the
+  champion stays. A window of one class rewards whichever model says that class most: a
+  batch labelled all 1 made a worse challenger look +90% better (issue 21).
+- small windows (issue 31): a window that cannot prove a gain but can be judged, against
+  a stale champion, goes on to the refresh test below (never "clear": its interval is not
+  trusted to prove a gain). Yearly batches of 365 rows gave 109-row windows, and under
+  the old rule every year was "not enough evidence": the champion served 45 years.
 - fail: a sanity check failed (non-finite or constant predictions, features or task kind
   not the serving contract), or a slice degraded (below), or the point gain <= min_delta.
 - clear: the lower bound of the 95% interval of the gain > min_delta, no slice degraded.
