@@ -330,8 +330,9 @@ def gate(challenger: Scorer, champion: Scorer | None, window: pd.DataFrame,
                           **base)
     if small and not stale:
         return GateResult("insufficient", False, reason=f"not enough evidence: {small}: too "
-                          "few to prove a gain, and no drift or decay was seen against the "
-                          "champion, so it stays", **base)
+                          "few to prove a gain, and the champion is not stale (no drift or "
+                          "decay behind this retrain that training.refresh_on counts, or a "
+                          "challenger on no newer rows), so it stays", **base)
     floor = unjudgeable(rows, spec, min_class_rows) if small else None
     if floor:
         return GateResult("insufficient", False, reason=f"not enough evidence: {floor}: too "
