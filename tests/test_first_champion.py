@@ -116,9 +116,10 @@ def test_too_few_rows_say_so_and_the_next_batch_makes_the_champion(home):
 
 def test_small_batches_get_a_verdict_once_the_gate_minimum_is_lowered(home):
     """30% of a 300-row batch is 90 rows; the window grows to half the batch (150), still
-    under the default 200-row minimum, so a forced retrain (no drift or decay behind it:
-    the challenger must prove a gain) is 'not enough evidence', said in words (issue 31:
-    behind drift or decay the same window decides, docs/approval.md "Small windows").
+    under the default 200-row minimum. Behind drift the small window decides (issue 31,
+    docs/approval.md "Small windows"): the newer challenger is promoted as a refresh, and
+    the reason says the window was small. Where the champion is not stale (refresh_on
+    never: the challenger must prove a gain) it is 'not enough evidence', said in words.
     `training.gate_min_rows` (e.g. `--set training.gate_min_rows=100`) lets such windows
     prove a gain, and the gate records the minimum it was held to."""
     write_batch(synthetic_batch(0, rows=300), home.landing)
@@ -126,11 +127,18 @@ def test_small_batches_get_a_verdict_once_the_gate_minimum_is_lowered(home):
     write_batch(synthetic_batch(5, rows=300), home.landing)  # the new market: drift
     default = cycle(dataset="synthetic", policy="auto", force_retrain=True,
                     home=str(home.root))
-    assert default["verdict"] == "insufficient", default["gate"]
-    assert "150 labelled rows < 200" in default["gate"]["reason"]
-    assert "no drift or decay" in default["gate"]["reason"]
+    assert default["verdict"] == "refresh", default["gate"]
+    assert "small window (150 labelled rows < 200)" in default["gate"]["reason"]
+    assert default["promoted_version"] == 2
     write_batch(synthetic_batch(6, rows=300), home.landing)
+    strict = cycle(dataset="synthetic", policy="auto", force_retrain=True,
+                   training=Training(refresh_on="never"), home=str(home.root))
+    assert strict["verdict"] == "insufficient", strict["gate"]
+    assert "150 labelled rows < 200" in strict["gate"]["reason"]
+    assert "not stale" in strict["gate"]["reason"] and "stays" in strict["gate"]["reason"]
+    write_batch(synthetic_batch(7, rows=300), home.landing)
     judged = cycle(dataset="synthetic", policy="auto", force_retrain=True,
-                   training=Training(gate_min_rows=100), home=str(home.root))
+                   training=Training(gate_min_rows=100, refresh_on="never"),
+                   home=str(home.root))
     assert judged["gate"]["n_rows"] == 100, judged["gate"]
     assert judged["verdict"] != "insufficient", judged["gate"]["reason"]
