@@ -163,6 +163,8 @@ GATE_OFF = "_small_windows_off"
 BEFORE_31 = {"gate_max_fraction": 0.3, GATE_OFF: True}
 AUTO.update({"auto, 30% window": {"gate_max_fraction": 0.3},
              "auto, best recipe, 30% window": {**BEST, "gate_max_fraction": 0.3},
+             "auto, window 200": {"gate_window_min_rows": 200},
+             "auto, best recipe, window 200": {**BEST, "gate_window_min_rows": 200},
              "auto, before issue 31": BEFORE_31,
              "auto, best recipe, before issue 31": {**BEST, **BEFORE_31}})
 POLICIES = "auto;auto, best recipe"
@@ -391,7 +393,8 @@ def auto_policy(r: Replay, out_dir: Path, label: str, settings: dict
         done = retrain_sequence(r.history(i), r.spec, training,
                                 gate_rows=gate_window_rows(
                                     len(r.frames[i]), training.gate_fraction,
-                                    training.gate_min_rows, training.gate_max_fraction),
+                                    training.gate_window_min_rows,
+                                    training.gate_max_fraction),
                                 decision=decision, champion=champion, champion_until=seen_until,
                                 batch_column=BATCH, refit_if=lambda result: result.passed,
                                 calls=r.step_calls(i, small_windows), lgbm=r.params)

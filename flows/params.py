@@ -136,11 +136,15 @@ class Training(Section):
     gate_fraction: float = Field(
         0.3, gt=0, lt=1,
         description="Share of the newest batch held out as the gate window (newest rows).")
+    gate_window_min_rows: int = Field(
+        100, ge=1,
+        description="Where gate_fraction of the batch is fewer rows, the gate window grows "
+                    "toward this many, up to gate_max_fraction of the batch: enough rows to "
+                    "judge a stale champion on (docs/approval.md, small windows).")
     gate_max_fraction: float = Field(
         0.5, gt=0, lt=1,
-        description="Where gate_fraction of the batch is under gate_min_rows rows, the gate "
-                    "window grows toward gate_min_rows, up to this share of the batch; the "
-                    "rest still trains the challenger (docs/approval.md, small windows).")
+        description="The largest share of the newest batch the gate window grows to "
+                    "(gate_window_min_rows); the rest still trains the challenger.")
     gate_min_rows: int = Field(
         200, ge=10, description="Fewest labelled rows in the gate window to prove a "
                                 "challenger's gain. A smaller window still decides: a "

@@ -213,7 +213,7 @@ def retrain(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ver
     history = _labelled_history(home, spec)
     gate_rows = train.gate_window_rows(max(b["rows"] for b in pending),
                                        options.training.gate_fraction,
-                                       options.training.gate_min_rows,
+                                       options.training.gate_window_min_rows,
                                        options.training.gate_max_fraction)
     done = retrain_sequence(
         history, spec, options.training, gate_rows=gate_rows, decision=decision,

@@ -388,17 +388,22 @@ def test_a_small_window_of_almost_one_class_is_never_judged():
                 min_class_rows=20).verdict != "insufficient"
 
 
-def test_the_gate_window_grows_toward_min_rows_within_the_batch():
-    """30% of a 365-row batch is 109 rows; the window grows toward gate_min_rows (200), up
-    to half the batch, so the rest still trains a challenger newer than the champion."""
+def test_the_gate_window_grows_toward_enough_rows_within_the_batch():
+    """30% of a 100-row batch is 30 rows; with the defaults the window grows toward
+    gate_window_min_rows (100), up to half the batch, so the rest still trains a challenger
+    newer than the champion. Batches whose 30% is enough keep it."""
+    from flows.params import Training
     from tasks.training.train import gate_window_rows
 
-    assert gate_window_rows(365, 0.3, 200, 0.5) == 182
-    assert gate_window_rows(600, 0.3, 200, 0.5) == 200
-    assert gate_window_rows(3000, 0.3, 200, 0.5) == 900
-    assert gate_window_rows(100, 0.3, 200, 0.5) == 50
-    assert gate_window_rows(365, 0.3, 200, 0.3) == 109  # max_fraction at gate_fraction: as before
-    assert gate_window_rows(365, 0.6, 200, 0.5) == 219  # a larger gate_fraction is kept
+    t = Training()
+    size = lambda rows, **kw: gate_window_rows(  # noqa: E731
+        rows, kw.get("fraction", t.gate_fraction), kw.get("min_rows", t.gate_window_min_rows),
+        kw.get("max_fraction", t.gate_max_fraction))
+    assert size(100) == 50 and size(91) == 45 and size(300) == 100
+    assert size(365) == 109 and size(336) == 100 and size(3000) == 900
+    assert size(365, min_rows=200) == 182  # toward 200, within half the batch
+    assert size(100, max_fraction=0.3) == 30  # max_fraction at gate_fraction: as before
+    assert size(365, fraction=0.6) == 219  # a larger gate_fraction is kept
 
 
 def test_the_first_model_reason_says_bootstrap_once():
