@@ -34,18 +34,22 @@ def test_with_100_row_batches_the_champion_moves_when_the_concept_moves(home):
         write_batch(synthetic_batch(week, rows=ROWS), home.landing)
     first = cycle(dataset="synthetic", policy="auto", training=training, home=str(home.root))
     assert first["verdict"] == "bootstrap" and first["promoted_version"] == 1, first
-    before_concept, lines = None, []
+    before_concept, lines, insufficient = None, [], []
     for week in range(13, concept + 3):
         write_batch(synthetic_batch(week, rows=ROWS), home.landing)
         out = cycle(dataset="synthetic", policy="auto", training=training,
                     home=str(home.root))
         lines.append(cycle_line(out, "synthetic"))
         if out["decision"] == "retrain":  # a decision on every retrain, said in words
-            assert out["verdict"] != "insufficient", lines[-1]
             assert out["gate"]["n_rows"] == 50, out["gate"]  # grown from 30 to half the batch
+            if out["verdict"] == "insufficient":  # only a window that cannot judge at all:
+                # after the prior shift a week of 100 offers may convert 6 times in all
+                assert "too few to judge even a stale champion" in lines[-1], lines[-1]
+                insufficient.append(week)
         if out.get("verdict") == "refresh":
             assert "small window (50 labelled rows < 200)" in out["gate"]["reason"], out
             assert "gate refresh" in lines[-1], lines[-1]
         if week == concept - 1:
             before_concept = _champion(home)
     assert _champion(home) != before_concept, "\n".join(lines)
+    assert len(insufficient) <= 1, "\n".join(lines)  # before issue 31: every retrain
