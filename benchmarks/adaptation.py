@@ -54,6 +54,19 @@ same way, cut at any cadence (`tasks.data.replay.cut_batches`: Y, Q, M, W, D, h,
 multiple if wanted), with LightGBM's defaults from the spec unless --trees/--learning-rate:
 
     uv run python benchmarks/adaptation.py --dataset NAME --data FILE --freq Q --warmup 2
+
+Issue 31's matrix (docs/benchmarks.md, "On any cadence"), each cell with --fixed-only, its
+--cell name and --json FILE (one line per policy: the best fixed strategy, the paired
+difference, batches better, and how many batches were "not enough evidence"):
+
+    --dataset elec2 --freq W --warmup 26                      # weekly, ~336 rows
+    --dataset elec2                                           # monthly
+    --dataset bike_sharing --data ../shared/data/bike_sharing/day.csv --freq Q --warmup 2
+    --dataset bike_sharing                                    # hour.csv by month
+    --dataset synthetic --synthetic-rows 100                  # also 365 and 3000
+
+"auto, before issue 31" replays the defaults as they were before the small-window rule
+(tasks.gate.gate small_windows=False, the window 30% of the batch).
 """
 
 from __future__ import annotations
@@ -71,8 +84,13 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from flows.params import Training  # noqa: E402
-from tasks.data.replay import cut_batches, load_dataset  # noqa: E402
+from flows.params import Thresholds, Training  # noqa: E402
+from tasks.data.replay import (  # noqa: E402
+    SYNTHETIC_MALFORMED,
+    cut_batches,
+    load_dataset,
+    synthetic_stream,
+)
 from tasks.data.spec import load_spec  # noqa: E402
 from tasks.gate.decide import Decision, decide  # noqa: E402
 from tasks.gate.gate import GateResult, gate  # noqa: E402
@@ -92,7 +110,12 @@ from tasks.training.recipe import (  # noqa: E402
     refit_challenger,
 )
 from tasks.training.sequence import Calls, retrain_sequence  # noqa: E402
-from tasks.training.train import Challenger, train_challenger  # noqa: E402
+from tasks.training.train import (  # noqa: E402
+    LGBM_PARAMS,
+    Challenger,
+    gate_window_rows,
+    train_challenger,
+)
 
 BATCH = "_batch"
 # PROVENANCE: warm-up months and LightGBM settings; plus a slice for the gate's guard.
@@ -103,9 +126,13 @@ SETUP = {"elec2": {"warmup": 6, "params": {"n_estimators": 200, "learning_rate":
 TAUS = (0.02, 0.05, 0.1, 0.2)  # ensemble temperatures tried without the gate
 TAU_MEMORY = 6  # months of realised scores that pick the temperature ("tau by backtest")
 LONG_FOLDS = 6  # "longer backtest memory": twice the flow's 3 gate-sized folds
-FLOW = {"drift_share": 0.3, "max_decay": 0.05, "gate_fraction": 0.3, "min_delta": 0.005,
-        "reference_rows": 1000}
+# The shipped defaults (flows.params), so the benchmark measures what a user gets.
+FLOW = {"drift_share": Thresholds().drift_share, "max_decay": Thresholds().max_decay,
+        "gate_fraction": Training().gate_fraction, "min_delta": Training().min_delta,
+        "reference_rows": Training().reference_rows}
 TRACE = False
+CELL = ""  # --cell: the matrix cell's name in the summary
+SUMMARY: list[dict] = []  # one row per policy: what --json writes
 FIXED_ONLY = False  # --fixed-only: compare the policies with the fixed grid alone
 # The automatic policy: label -> Training settings over FLOW's; the flow's default first.
 # The variants name their settings over BEST (one recipe from 3 backtest folds, no leaf
@@ -128,7 +155,29 @@ AUTO = {"auto": {}, "auto, best recipe": BEST,
         **{f"auto, ensemble tau {t:g}, {LONG_FOLDS} folds": {
             **BEST, "recipe_mode": "ensemble", "ensemble_tau": t, "backtest_folds": LONG_FOLDS}
            for t in (0.05, 0.1)}}
+# Issue 31's small-window rule, its parts: the gate window of gate_fraction alone (no
+# growth toward gate_min_rows), and the same with the best recipe (the suite's recipe).
+# "before issue 31": no small-window rule (GATE_OFF: a gate keyword, not a setting), the
+# window 30% of the batch, each class 30 rows: what the defaults did until 2026-12-07.
+GATE_OFF = "_small_windows_off"
+BEFORE_31 = {"gate_max_fraction": 0.3, GATE_OFF: True}
+AUTO.update({"auto, 30% window": {"gate_max_fraction": 0.3},
+             "auto, best recipe, 30% window": {**BEST, "gate_max_fraction": 0.3},
+             "auto, window 200": {"gate_window_min_rows": 200},
+             "auto, best recipe, window 200": {**BEST, "gate_window_min_rows": 200},
+             "auto, before issue 31": BEFORE_31,
+             "auto, best recipe, before issue 31": {**BEST, **BEFORE_31}})
 POLICIES = "auto;auto, best recipe"
+
+
+def read_frame(name: str, data: Path | None, spec) -> pd.DataFrame:
+    """The dataset's rows; Bike Sharing's daily file (day.csv) too, each day at hour 0."""
+    if name == "bike_sharing" and data is not None and data.name == "day.csv":
+        raw = pd.read_csv(data)
+        raw["timestamp"], raw["hr"] = pd.to_datetime(raw["dteday"]), 0
+        return raw[spec.columns].sort_values(spec.time_column, kind="stable").reset_index(
+            drop=True)
+    return load_dataset(name, data)
 
 
 class Replay:
@@ -136,14 +185,17 @@ class Replay:
     share a challenger when they would have trained the same one."""
 
     def __init__(self, name: str, data: Path | None, freq: str = "M",
-                 warmup: int | None = None) -> None:
+                 warmup: int | None = None, synthetic_rows: int | None = None) -> None:
         self.spec = load_spec(name)
         setup = SETUP.get(name) or {"warmup": 4, "params": {},
                                     "slice": self.spec.slice_feature}
         if data is not None and data.is_dir():  # the folder holding elec2/ and bike_sharing/
             data = data / name
-        frame = load_dataset(name, data)
-        self.batches = cut_batches(frame, self.spec, freq)
+        if name == "synthetic":  # the built-in stream, its malformed batch quarantined
+            self.batches = [b for i, b in enumerate(synthetic_stream(
+                rows=synthetic_rows or 3000)) if i != SYNTHETIC_MALFORMED]
+        else:
+            self.batches = cut_batches(read_frame(name, data, self.spec), self.spec, freq)
         if warmup is not None:
             setup = {**setup, "warmup": warmup}
         if not 0 < setup["warmup"] < len(self.batches):
@@ -194,7 +246,7 @@ class Replay:
         return self._once(("choose_recipe", *key), lambda: self.timed(
             "choose_recipe", choose_recipe, rows, self.spec, fold_rows=fold_rows)).best
 
-    def step_calls(self, i: int) -> Calls:
+    def step_calls(self, i: int, small_windows: bool = True) -> Calls:
         """The sequence's steps at month i: the recipe backtest and the challenger's fit
         are shared by the strategies (they depend on the month only), the gate is timed
         and judges with the dataset's slice guard."""
@@ -203,13 +255,14 @@ class Replay:
                 "choose_recipe", choose_before_gate, *args, **kwargs))
 
         def train(*args, **kwargs) -> Challenger:
-            key = ("train", i, kwargs["half_life_days"], kwargs["window_days"],
-                   kwargs.get("refit_days"))  # with `base` or not, the same model
+            key = ("train", i, kwargs["gate_rows"], kwargs["half_life_days"],
+                   kwargs["window_days"], kwargs.get("refit_days"))  # `base` or not: same
             return self._once(key, lambda: self.timed("fits", train_challenger, *args,
                                                       **kwargs))
 
         def judge(*args, slice_feature=None, **kwargs) -> GateResult:
-            return self.timed("gate", gate, *args, slice_feature=self.slice, **kwargs)
+            return self.timed("gate", gate, *args, slice_feature=self.slice,
+                              small_windows=small_windows, **kwargs)
 
         def refit(challenger, history, spec, recipe, champion, base=None, model=None,
                   **kwargs):
@@ -313,6 +366,8 @@ def auto_policy(r: Replay, out_dir: Path, label: str, settings: dict
     `settings` override Training's defaults: refresh_on (when a challenger on newer rows
     only has to not lose), refit (the promoted model is refitted with the gate window),
     recipe_mode (the best recipe or the ensemble)."""
+    settings = dict(settings)
+    small_windows = not settings.pop(GATE_OFF, False)
     training = Training(**{"gate_fraction": FLOW["gate_fraction"],
                            "min_delta": FLOW["min_delta"],
                            "reference_rows": FLOW["reference_rows"], **settings})
@@ -336,15 +391,20 @@ def auto_policy(r: Replay, out_dir: Path, label: str, settings: dict
                 continue
             log["retrains"] += 1
         done = retrain_sequence(r.history(i), r.spec, training,
-                                gate_rows=int(FLOW["gate_fraction"] * len(r.frames[i])),
+                                gate_rows=gate_window_rows(
+                                    len(r.frames[i]), training.gate_fraction,
+                                    training.gate_window_min_rows,
+                                    training.gate_max_fraction),
                                 decision=decision, champion=champion, champion_until=seen_until,
                                 batch_column=BATCH, refit_if=lambda result: result.passed,
-                                calls=r.step_calls(i), lgbm=r.params)
+                                calls=r.step_calls(i, small_windows), lgbm=r.params)
         if done.blocked:
+            log["blocked"] += 1
             continue
         result, challenger = done.result, done.challenger
         log[f"recipe {'ensemble' if done.choice.weights else done.choice.best.name}"] += 1
         log[result.verdict] += 1
+        log["small window"] += "small window" in result.reason
         row.update(recipe=done.choice.best.name, verdict=result.verdict, gain=result.gain,
                    ci_low=result.ci_low, champ_ci_low=result.champion_ci_low)
         if not result.passed:
@@ -369,10 +429,12 @@ def report(r: Replay, scores: dict[str, list[float]], logs: dict[str, Counter]
     fixed = out["all"][["static", *(r.name(g) for g in r.grid)]]
     best = fixed.idxmax() if spec.higher_is_better else fixed.idxmin()
     policies = [k for k in out.index if k not in fixed.index]
+    lgbm = {**LGBM_PARAMS, **r.params}  # what every fit uses: the project's, over-ridden
+    rows = [len(f) for f in r.frames]
     print(f"\n{spec.name}: mean {spec.primary_metric} a batch, {len(months)} batches "
-          f"{months[0]}..{months[-1]}, warm-up {r.warmup} batches, "
-          f"{r.params.get('n_estimators', 'default')} trees "
-          f"lr {r.params.get('learning_rate', 'default')}")
+          f"{months[0]}..{months[-1]} of {min(rows)}-{max(rows)} rows (median "
+          f"{int(pd.Series(rows).median())}), warm-up {r.warmup} batches, "
+          f"{lgbm['n_estimators']} trees lr {lgbm['learning_rate']}")
     print(out.round(digits).to_string())
     print(f"best fixed: {best} {fixed[best]:.{digits + 1}f}")
     sign = 1 if spec.higher_is_better else -1
@@ -384,6 +446,19 @@ def report(r: Replay, scores: dict[str, list[float]], logs: dict[str, Counter]
         print(f"  {name}: {mean:+.{digits + 1}f} ({mean - half:+.{digits + 1}f}.."
               f"{mean + half:+.{digits + 1}f}); better in {int((sign * diff > 0).sum())} "
               f"of {len(diff)}")
+        log = logs.get(name, Counter())
+        SUMMARY.append({"cell": CELL or spec.name, "policy": name, "best_fixed": best,
+                        "best_fixed_mean": round(float(fixed[best]), digits + 1),
+                        "policy_mean": round(float(out["all"][name]), digits + 1),
+                        "diff": round(float(mean), digits + 2),
+                        "ci": [round(float(mean - half), digits + 2),
+                               round(float(mean + half), digits + 2)],
+                        "better": int((sign * diff > 0).sum()), "batches": len(diff),
+                        "insufficient": log.get("insufficient", 0) + log.get("blocked", 0),
+                        "retrains": log.get("retrains", 0),
+                        "promotions": log.get("promotions", 0),
+                        "verdicts": {k: v for k, v in log.items()
+                                     if not k.startswith("recipe ")}})
     for name, log in logs.items():
         counts = {k: v for k, v in log.items() if not k.startswith("recipe ")}
         recipes = {k[7:]: v for k, v in log.items() if k.startswith("recipe ")}
@@ -396,8 +471,9 @@ def report(r: Replay, scores: dict[str, list[float]], logs: dict[str, Counter]
 
 
 def run(name: str, data: Path | None, params: dict, freq: str = "M",
-        warmup: int | None = None, policies: tuple[str, ...] = ("auto",)) -> pd.DataFrame:
-    r = Replay(name, data, freq, warmup)
+        warmup: int | None = None, policies: tuple[str, ...] = ("auto",),
+        synthetic_rows: int | None = None) -> pd.DataFrame:
+    r = Replay(name, data, freq, warmup, synthetic_rows)
     r.params = {**r.params, **params}
     scores = r.timed("fixed strategies", fixed_strategies, r)
     r.calls["fixed strategies"] = 0
@@ -445,14 +521,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--policies", default=POLICIES,
                         help="the automatic policies to replay, separated by ;, of: "
                              + "; ".join(AUTO))
+    parser.add_argument("--synthetic-rows", type=int, default=None,
+                        help="--dataset synthetic: rows a batch (default 3000; 20 weekly "
+                             "batches, the malformed one left out as the flow quarantines it)")
+    parser.add_argument("--cell", default="", help="the cell's name in --json")
+    parser.add_argument("--json", type=Path, default=None,
+                        help="append each policy's paired difference to this JSONL file")
     parser.add_argument("--trace", action="store_true",
                         help="print every month: scores, decide, gate verdict, champion age")
     parser.add_argument("--fixed-only", action="store_true",
                         help="skip the leaf-refit and no-gate strategies (quicker): the "
                              "policies against the fixed grid alone")
     args = parser.parse_args(argv)
-    global TRACE, FIXED_ONLY
-    TRACE, FIXED_ONLY = args.trace, args.fixed_only
+    global TRACE, FIXED_ONLY, CELL
+    TRACE, FIXED_ONLY, CELL = args.trace, args.fixed_only, args.cell
     params = {k: v for k, v in (("n_estimators", args.trees),
                                 ("learning_rate", args.learning_rate)) if v is not None}
     FLOW["gate_fraction"] = args.gate_fraction
@@ -463,13 +545,20 @@ def main(argv: list[str] | None = None) -> None:
         unknown = [p for p in chosen if p not in AUTO]
         if unknown:
             raise ValueError(f"--policies: unknown {unknown}; known: {list(AUTO)}")
-        tables = [run(name, args.data, params, args.freq, args.warmup, chosen)
-                  for name in names]
+        tables = [run(name, args.data, params, args.freq, args.warmup, chosen,
+                      args.synthetic_rows) for name in names]
     except ValueError as exc:  # an unknown dataset, a missing file, a bad cadence: one line
         raise SystemExit(f"error: {exc}") from None
     print("\nsummary (accuracy: higher is better; mae: lower is better)")
     print(pd.concat(tables, axis=1).to_string())
-    print(f"\ntotal {time.perf_counter() - start:.0f}s")
+    total = time.perf_counter() - start
+    print(f"\ntotal {total:.0f}s")
+    if args.json is not None:
+        import json
+
+        with args.json.open("a") as out:
+            for row in SUMMARY:
+                out.write(json.dumps({**row, "seconds": round(total)}) + "\n")
 
 
 if __name__ == "__main__":

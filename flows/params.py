@@ -136,11 +136,26 @@ class Training(Section):
     gate_fraction: float = Field(
         0.3, gt=0, lt=1,
         description="Share of the newest batch held out as the gate window (newest rows).")
+    gate_window_min_rows: int = Field(
+        100, ge=1,
+        description="Where gate_fraction of the batch is fewer rows, the gate window grows "
+                    "toward this many, up to gate_max_fraction of the batch: enough rows to "
+                    "judge a stale champion on (docs/approval.md, small windows).")
+    gate_max_fraction: float = Field(
+        0.5, gt=0, lt=1,
+        description="The largest share of the newest batch the gate window grows to "
+                    "(gate_window_min_rows); the rest still trains the challenger.")
     gate_min_rows: int = Field(
-        200, ge=10, description="Fewest labelled rows in the gate window for a verdict on a "
-                                "challenger against a champion (a first champion needs none); "
-                                "fewer is 'not enough evidence'. Lower it for small batches, "
-                                "at the price of a wider interval.")
+        200, ge=10, description="Fewest labelled rows in the gate window to prove a "
+                                "challenger's gain. A smaller window still decides: a "
+                                "challenger retrained on drift or decay is promoted as a "
+                                "refresh unless the champion is proven better there; without "
+                                "drift or decay the champion stays (docs/approval.md).")
+    gate_min_class_rows: int = Field(
+        30, ge=1, description="Fewest rows of each class (classification) in the gate window "
+                              "to prove a gain, as gate_min_rows. Any verdict needs at least "
+                              "10% of the window (5 rows at least) of each class: a window of "
+                              "one class is never judged.")
     min_delta: float = Field(
         0.005, description="The challenger must beat the champion by this relative margin "
                            "(lower bound of the gate's 95% interval); negative: a tolerance.")

@@ -213,7 +213,10 @@ def retrain(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ver
             steps: Steps) -> dict[str, Any]:
     """Train, gate, register and route by policy; the champion moves only through promote."""
     history = _labelled_history(home, spec)
-    gate_rows = int(options.training.gate_fraction * max(b["rows"] for b in pending))
+    gate_rows = train.gate_window_rows(max(b["rows"] for b in pending),
+                                       options.training.gate_fraction,
+                                       options.training.gate_window_min_rows,
+                                       options.training.gate_max_fraction)
     done = retrain_sequence(
         history, spec, options.training, gate_rows=gate_rows, decision=decision,
         champion=versions.load_model(reg, champion.version) if champion else None,

@@ -116,18 +116,30 @@ def test_too_few_rows_say_so_and_the_next_batch_makes_the_champion(home):
 
 
 def test_small_batches_get_a_verdict_once_the_gate_minimum_is_lowered(home):
-    """A gate window of 180 rows is 'not enough evidence' under the default 200-row minimum;
-    `training.gate_min_rows` (e.g. `--set training.gate_min_rows=100`) lets small batches be
-    judged, and the gate records the minimum it was held to."""
-    write_batch(synthetic_batch(0, rows=600), home.landing)
+    """30% of a 300-row batch is 90 rows; the window grows to 100 (gate_window_min_rows),
+    still under the 200 rows that prove a gain. Behind drift the small window decides
+    (issue 31, docs/approval.md "Small windows"): the newer challenger is promoted as a
+    refresh, and the reason says the window was small. Where the champion is not stale
+    (refresh_on never: the challenger must prove a gain) it is 'not enough evidence',
+    said in words. `training.gate_min_rows` (e.g. `--set training.gate_min_rows=100`)
+    lets such windows prove a gain, and the gate records the minimum it was held to."""
+    write_batch(synthetic_batch(0, rows=300), home.landing)
     assert cycle(dataset="synthetic", policy="auto", home=str(home.root))["verdict"] == "bootstrap"
-    write_batch(synthetic_batch(5, rows=600), home.landing)  # the new market: drift
+    write_batch(synthetic_batch(5, rows=300), home.landing)  # the new market: drift
     default = cycle(dataset="synthetic", policy="auto", force_retrain=True,
                     home=str(home.root))
-    assert default["verdict"] == "insufficient", default["gate"]
-    assert "180 labelled rows < 200" in default["gate"]["reason"]
-    write_batch(synthetic_batch(6, rows=600), home.landing)
+    assert default["verdict"] == "refresh", default["gate"]
+    assert "small window (100 labelled rows < 200)" in default["gate"]["reason"]
+    assert default["promoted_version"] == 2
+    write_batch(synthetic_batch(6, rows=300), home.landing)
+    strict = cycle(dataset="synthetic", policy="auto", force_retrain=True,
+                   training=Training(refresh_on="never"), home=str(home.root))
+    assert strict["verdict"] == "insufficient", strict["gate"]
+    assert "100 labelled rows < 200" in strict["gate"]["reason"]
+    assert "not stale" in strict["gate"]["reason"] and "stays" in strict["gate"]["reason"]
+    write_batch(synthetic_batch(7, rows=300), home.landing)
     judged = cycle(dataset="synthetic", policy="auto", force_retrain=True,
-                   training=Training(gate_min_rows=100), home=str(home.root))
-    assert judged["gate"]["n_rows"] == 180, judged["gate"]
+                   training=Training(gate_min_rows=100, refresh_on="never"),
+                   home=str(home.root))
+    assert judged["gate"]["n_rows"] == 100, judged["gate"]
     assert judged["verdict"] != "insufficient", judged["gate"]["reason"]

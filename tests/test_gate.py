@@ -326,3 +326,89 @@ def test_accuracy_draws_from_cell_counts_are_the_binned_sums_bit_for_bit(
         verdicts.append(gate(Fixed("new"), Fixed("old"), rows, SPEC, min_delta=0.0,
                              slice_feature="c", stale=True).to_dict())
     assert verdicts[0] == verdicts[1]
+
+
+def test_a_small_window_still_decides_for_a_stale_champion():
+    """Issue 31: yearly batches of 365 rows gave a window of 109 rows, under min_rows 200, and
+    every year was "not enough evidence": the champion froze for 45 years. A window too small
+    to prove a gain still decides once monitoring saw drift or decay: a newer challenger is
+    promoted as a refresh unless the champion is proven better on the rows there are, and
+    the reason says the window was small. Without drift or decay the champion stays."""
+    equal = window(n=109, seed=3)
+    stale = gate(Fixed("new"), Fixed("old"), equal, SPEC, min_delta=0.005, min_rows=200,
+                 stale=True)
+    assert stale.verdict == "refresh" and stale.passed, stale.reason
+    assert "small window (109 labelled rows < 200)" in stale.reason
+    assert stale.champion_ci_low is not None and stale.n_rows == 109
+    kept = gate(Fixed("new"), Fixed("old"), equal, SPEC, min_delta=0.005, min_rows=200)
+    assert kept.verdict == "insufficient" and not kept.passed
+    assert "not stale" in kept.reason and "109 labelled rows < 200" in kept.reason
+    # a champion that is clearly better keeps its place, small window or not
+    better = window(n=109, seed=3, p_old=0.97, p_new=0.55)
+    worse = gate(Fixed("new"), Fixed("old"), better, SPEC, min_delta=0.005, min_rows=200,
+                 stale=True)
+    assert worse.verdict == "fail" and "proven better" in worse.reason
+    # a clearly better challenger on a small window is a refresh, never "clear": a small
+    # window's interval is not trusted to prove a gain
+    gain = gate(Fixed("new"), Fixed("old"), window(n=109, seed=3, p_old=0.55, p_new=0.97),
+                SPEC, min_delta=0.005, min_rows=200, stale=True)
+    assert gain.verdict == "refresh" and gain.passed
+
+
+def test_a_small_window_of_almost_one_class_is_never_judged():
+    """The floor under the small-window rule is derived from the window (class_floor): 10%
+    of it of each class, 5 rows at least, MIN_WINDOW_ROWS rows in all; a window of one class
+    (issue 21) stays "not enough evidence" even against a stale champion, and the minimum
+    of each class to prove a gain is a setting (`min_class_rows`)."""
+    from tasks.gate.gate import MIN_WINDOW_ROWS, class_floor
+
+    assert class_floor(30) == 5 and class_floor(109) == 11 and class_floor(1000) == 30
+    assert class_floor(1000, 12) == 12
+    one_class = window(n=109, seed=4).assign(y=1)
+    held = gate(Fixed("new"), Fixed("old"), one_class, SPEC, min_delta=0.005, stale=True)
+    assert held.verdict == "insufficient" and "0 negative" in held.reason
+    assert "even a stale champion" in held.reason
+    rare = window(n=109, seed=4)
+    rare["y"] = (np.arange(109) < 10).astype(int)  # 10 positives < 11
+    assert gate(Fixed("new"), Fixed("old"), rare, SPEC, min_delta=0.005,
+                stale=True).verdict == "insufficient"
+    rare["y"] = (np.arange(109) < 11).astype(int)
+    assert gate(Fixed("new"), Fixed("old"), rare, SPEC, min_delta=0.005,
+                stale=True).verdict in ("refresh", "fail")
+    tiny = window(n=MIN_WINDOW_ROWS - 1, seed=4)
+    assert gate(Fixed("new"), Fixed("old"), tiny, SPEC, min_delta=0.005, min_rows=10,
+                stale=True).verdict == "insufficient"
+    # min_class_rows is the setting: 20 of each class proves a gain on 600 rows
+    few = window(seed=1)
+    few.loc[few.index[20:], "y"] = 1
+    few.loc[few.index[:20], "y"] = 0
+    assert gate(Fixed("new"), Fixed("old"), few, SPEC, min_delta=0.005).verdict == \
+        "insufficient"
+    assert gate(Fixed("new"), Fixed("old"), few, SPEC, min_delta=0.005,
+                min_class_rows=20).verdict != "insufficient"
+
+
+def test_the_gate_window_grows_toward_enough_rows_within_the_batch():
+    """30% of a 100-row batch is 30 rows; with the defaults the window grows toward
+    gate_window_min_rows (100), up to half the batch, so the rest still trains a challenger
+    newer than the champion. Batches whose 30% is enough keep it."""
+    from flows.params import Training
+    from tasks.training.train import gate_window_rows
+
+    t = Training()
+    size = lambda rows, **kw: gate_window_rows(  # noqa: E731
+        rows, kw.get("fraction", t.gate_fraction), kw.get("min_rows", t.gate_window_min_rows),
+        kw.get("max_fraction", t.gate_max_fraction))
+    assert size(100) == 50 and size(91) == 45 and size(300) == 100
+    assert size(365) == 109 and size(336) == 100 and size(3000) == 900
+    assert size(365, min_rows=200) == 182  # toward 200, within half the batch
+    assert size(100, max_fraction=0.3) == 30  # max_fraction at gate_fraction: as before
+    assert size(365, fraction=0.6) == 219  # a larger gate_fraction is kept
+
+
+def test_the_first_model_reason_says_bootstrap_once():
+    """The promotion's reason is "<decision>: <gate reason>": the bootstrap read
+    "bootstrap: bootstrap: no champion" (issue 31)."""
+    result = gate(Fixed("new"), None, window(), SPEC, min_delta=0.005)
+    assert f"bootstrap: {result.reason}".count("bootstrap") == 1
+    assert result.reason.startswith("first model, no champion to beat: accuracy")

@@ -14,10 +14,16 @@ Verdicts, checked in this order:
   rows the window (30%) was under 200 rows, so no champion could ever be made ("Your own
   data"). Its sanity failing, or a metric that is undefined there (it becomes the baseline
   decay is measured against), is a fail; an empty window is insufficient.
-- insufficient: fewer than `min_rows` labelled rows, or (classification) fewer than
-  `min_class_rows` of either class. "Not enough evidence": never a pass. A window of one
-  class rewards whichever model says that class most: a batch labelled all 1 made a
-  worse challenger look +90% better (issue 21).
+- insufficient: the window cannot prove a gain (fewer than `min_rows` labelled rows, or
+  (classification) fewer than `min_class_rows` of either class) and the champion is not
+  stale; or it is too small to judge at all (under MIN_WINDOW_ROWS rows, or a class under
+  `class_floor`). "Not enough evidence": never a pass, and the reason says why the
+  champion stays. A window of one class rewards whichever model says that class most: a
+  batch labelled all 1 made a worse challenger look +90% better (issue 21).
+- small windows (issue 31): a window that cannot prove a gain but can be judged, against
+  a stale champion, goes on to the refresh test below (never "clear": its interval is not
+  trusted to prove a gain). Yearly batches of 365 rows gave 109-row windows, and under
+  the old rule every year was "not enough evidence": the champion served 45 years.
 - fail: a sanity check failed (non-finite or constant predictions, features or task kind
   not the serving contract), or a slice degraded (below), or the point gain <= min_delta.
 - clear: the lower bound of the 95% interval of the gain > min_delta, no slice degraded.
@@ -76,10 +82,16 @@ __all__ = ["GateResult", "bootstrap_blocker", "gate", "paired_bootstrap",
 LEVEL = 0.95
 PASSING = ("clear", "bootstrap", "refresh")
 HIGHER = ("accuracy", "roc_auc")  # as DatasetSpec.higher_is_better, for secondary metrics
-# Rows of each class the gate window needs (classification). 30 of the rarer class keep
-# its share's standard error near 0.07 relative on a 30% class; below, a metric gain is
-# mostly which class the window happened to hold.
+# Rows of each class a gate window needs to prove a gain (classification; the default of
+# Training.gate_min_class_rows). 30 of the rarer class keep its share's standard error near
+# 0.07 relative on a 30% class; below, a metric gain is mostly which class the window held.
 MIN_CLASS_ROWS = 30
+# A window too small to prove a gain still judges a stale champion (the small-window rule,
+# module docstring) if it has at least this many labelled rows, and each class at least
+# `class_floor(n)` rows: a window of one class (issue 21) is never judged.
+MIN_WINDOW_ROWS = 20
+MIN_CLASS_SHARE = 0.1
+MIN_CLASS_FLOOR = 5
 # Rows a first model needs to train on: LightGBM's min_child_samples is 20, so below ~50
 # rows a tree has barely one split and the model is close to a constant (as
 # tasks.training.recipe.MIN_TRAIN_ROWS, below which a backtest fold is not scored).
@@ -178,6 +190,16 @@ def _truth(frame: pd.DataFrame, spec: DatasetSpec) -> np.ndarray:
     return frame[spec.target].to_numpy(dtype=float)
 
 
+def class_floor(n: int, min_class_rows: int = MIN_CLASS_ROWS) -> int:
+    """Rows of the rarer class a window of `n` rows needs for any verdict on a stale champion:
+    MIN_CLASS_SHARE of the window, at least MIN_CLASS_FLOOR, at most `min_class_rows`.
+
+    Derived from the window, so a window of 30 rows on a 30% class (9 rows) is judged, while
+    one where a class is almost absent, whose metric says only which class a model prefers,
+    is not."""
+    return max(MIN_CLASS_FLOOR, min(min_class_rows, math.ceil(MIN_CLASS_SHARE * n)))
+
+
 def _class_shortfall(rows: pd.DataFrame, spec: DatasetSpec, min_class_rows: int) -> str | None:
     """Why a classification window cannot judge: a class with too few rows; else None."""
     if spec.task != "classification" or not len(rows):
@@ -186,8 +208,24 @@ def _class_shortfall(rows: pd.DataFrame, spec: DatasetSpec, min_class_rows: int)
     counts = {"positive": positive, "negative": len(rows) - positive}
     if min(counts.values()) >= min_class_rows:
         return None
-    return (f"not enough evidence: the gate window has {counts['positive']} positive and "
-            f"{counts['negative']} negative rows; each class needs {min_class_rows}")
+    return (f"the gate window has {counts['positive']} positive and {counts['negative']} "
+            f"negative rows; each class needs {min_class_rows}")
+
+
+def too_small(rows: pd.DataFrame, spec: DatasetSpec, min_rows: int,
+              min_class_rows: int) -> str | None:
+    """Why the window cannot prove a gain (too few rows, or of a class); else None."""
+    if len(rows) < min_rows:
+        return f"{len(rows)} labelled rows < {min_rows}"
+    return _class_shortfall(rows, spec, min_class_rows)
+
+
+def unjudgeable(rows: pd.DataFrame, spec: DatasetSpec, min_class_rows: int) -> str | None:
+    """Why even a stale champion cannot be judged on the window: under MIN_WINDOW_ROWS rows,
+    or a class under `class_floor`; else None."""
+    if len(rows) < MIN_WINDOW_ROWS:
+        return f"{len(rows)} labelled rows < {MIN_WINDOW_ROWS}"
+    return _class_shortfall(rows, spec, class_floor(len(rows), min_class_rows))
 
 
 def bootstrap_blocker(history: pd.DataFrame, spec: DatasetSpec, gate_rows: int,
@@ -228,7 +266,8 @@ def _first_model(n: int, base: dict, name: str) -> GateResult:
     if not math.isfinite(base["challenger"]):
         return GateResult("fail", False, reason=f"fail: {name} of a first model is undefined "
                           f"on the {n} rows of the gate window", **base)
-    return GateResult("bootstrap", True, reason=f"bootstrap: no champion; {name}="
+    # no "bootstrap:" prefix: the promotion's reason already starts with the decision's
+    return GateResult("bootstrap", True, reason=f"first model, no champion to beat: {name} "
                       f"{base['challenger']:.4f} on {n} rows", **base)
 
 
@@ -262,13 +301,15 @@ def gate(challenger: Scorer, champion: Scorer | None, window: pd.DataFrame,
          slice_feature: str | None = None, max_slice_drop: float = 0.05,
          min_slice_rows: int = 50, n_resamples: int = 1000, seed: int = 0,
          block_rows: int | None = None, stale: bool = False,
-         min_class_rows: int = MIN_CLASS_ROWS) -> GateResult:
+         min_class_rows: int = MIN_CLASS_ROWS, small_windows: bool = True) -> GateResult:
     """Judge the challenger against the champion on the same held-out recent window.
 
     `block_rows` None picks the block length from the window (tasks.gate.bootstrap). `stale`
     says monitoring saw evidence against the champion and the challenger learned from rows
     newer than any the champion saw: then the champion must prove its gain to stay
-    (module docstring)."""
+    (module docstring). `small_windows` False turns the small-window rule off: a window too
+    small to prove a gain is "not enough evidence" whatever the champion, as before issue 31
+    (what benchmarks/adaptation.py compares the rule with)."""
     name = spec.primary_metric
     if slice_feature is not None and slice_feature not in window.columns:
         raise ValueError(f"slice feature {slice_feature!r} is not a column of the gate window")
@@ -283,12 +324,19 @@ def gate(challenger: Scorer, champion: Scorer | None, window: pd.DataFrame,
                 block_rows=0, sanity=sanity, challenger_metrics=ch_metrics, stale=stale)
     if champion is None:
         return _first_model(n, base, name)
-    if n < min_rows:
-        return GateResult("insufficient", False, reason=f"not enough evidence: {n} labelled "
-                          f"rows < {min_rows}", **base)
-    shortfall = _class_shortfall(rows, spec, min_class_rows)
-    if shortfall:
-        return GateResult("insufficient", False, reason=shortfall, **base)
+    small = too_small(rows, spec, min_rows, min_class_rows)
+    if small and not small_windows:
+        return GateResult("insufficient", False, reason=f"not enough evidence: {small}",
+                          **base)
+    if small and not stale:
+        return GateResult("insufficient", False, reason=f"not enough evidence: {small}: too "
+                          "few to prove a gain, and the champion is not stale (no drift or "
+                          "decay behind this retrain that training.refresh_on counts, or a "
+                          "challenger on no newer rows), so it stays", **base)
+    floor = unjudgeable(rows, spec, min_class_rows) if small else None
+    if floor:
+        return GateResult("insufficient", False, reason=f"not enough evidence: {floor}: too "
+                          "few to judge even a stale champion, so it stays", **base)
     if sanity:
         return GateResult("fail", False, reason="fail: sanity: " + "; ".join(sanity), **base)
     old = champion.score(rows)
@@ -316,16 +364,18 @@ def gate(challenger: Scorer, champion: Scorer | None, window: pd.DataFrame,
         worst = min(bad, key=lambda s: s["gain"])
         verdict, why = "fail", (f"slice {worst['feature']}={worst['value']} degrades "
                                 f"{worst['gain']:+.2%} (bound -{max_slice_drop:.0%}); ")
-    elif lo > min_delta:
+    elif lo > min_delta and not small:
         verdict, why = "clear", ""
     elif stale:
         back = draws_for(y, scores, old, spec, block, n_resamples, seed, LEVEL)["ci_low"][0]
         base["champion_ci_low"] = back
         verdict, why = (("fail", f"the champion is proven better (its gain's lower bound "
                                  f"{back:+.2%}); ") if back > abs(min_delta) else
-                        ("refresh", f"stale champion: the challenger learned from newer rows "
-                                    f"and the champion is not proven better (its gain's lower "
-                                    f"bound {back:+.2%}); "))
+                        ("refresh", (f"small window ({small}), too few to prove a gain: "
+                                     if small else "") +
+                         f"stale champion: the challenger learned from newer rows "
+                         f"and the champion is not proven better (its gain's lower "
+                         f"bound {back:+.2%}); "))
     elif gain > min_delta:
         verdict, why = "marginal", "lower bound not above min_delta; "
     else:

@@ -43,6 +43,7 @@ class TrainingSettings(Protocol):
     half_life_days: float | None
     window_days: float | None
     gate_min_rows: int
+    gate_min_class_rows: int
     min_delta: float
     refresh_on: str
     refit: bool
@@ -149,6 +150,7 @@ def retrain_sequence(history: pd.DataFrame, spec: DatasetSpec, training: Trainin
                                newer=newer_than(challenger, champion_until))
         result = calls.gate(challenger.model, champion, challenger.split.gate, spec,
                             min_delta=training.min_delta, min_rows=training.gate_min_rows,
+                            min_class_rows=training.gate_min_class_rows,
                             slice_feature=spec.slice_feature, stale=stale)
     out = Retrained(choice=choice, challenger=challenger, result=result,
                     members=members if len(members) > 1 else [])
