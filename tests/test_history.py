@@ -212,7 +212,7 @@ def test_a_cycle_on_a_deleted_store_refuses_and_bootstraps_nothing(two_versions_
     """`rm mlflow.db` under a state dir whose log names v1 and v2: `greenlight run` with a
     new batch stops with the one line (exit 2) and registers no new v1; `greenlight
     status` says the same and exits 1."""
-    from tasks.data import sources
+    from tasks.data import replay as sources
     from tasks.data.home import Home
     from tests.approval_helpers import registry
 

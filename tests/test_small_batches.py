@@ -12,7 +12,7 @@ import pytest
 from cli.views import cycle_line
 from flows.cycle import cycle, registry_for
 from registry import versions
-from tasks.data.sources import SYNTHETIC_CHANGE_POINTS, synthetic_batch, write_batch
+from tasks.data.replay import SYNTHETIC_CHANGE_POINTS, synthetic_batch, write_batch
 from tasks.data.spec import load_spec
 from tests.conftest import shipped_training
 
