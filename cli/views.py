@@ -117,6 +117,8 @@ def _probation(said: dict[str, Any] | None) -> list[str]:
         return [f"v{v} ROLLED BACK to v{prev} on probation: {_cut(said['reason'])}"]
     if said["action"] == "baked":
         return [f"v{v} baked (held through probation)"]
+    if said.get("replaced_by"):  # this cycle promoted another: it is not on probation now
+        return [f"v{v} replaced by v{said['replaced_by']} before it baked"]
     return [f"v{v} on probation for {said['left']}"]
 
 
