@@ -156,7 +156,7 @@ def retrain_sequence(history: pd.DataFrame, spec: DatasetSpec, training: Trainin
                             min_delta=training.min_delta, min_rows=training.gate_min_rows,
                             slice_feature=spec.slice_feature, stale=stale)
     if result.passed and champion is not None:
-        judged = judged_rows(history, spec, batch_column, new_batches)
+        judged = judged_rows(history, spec, batch_column, new_batches, champion_until)
         with steps.step("history", rows_in=len(judged)):
             result = guard(result, challenger.model, champion, judged, spec,
                            min_delta=training.min_delta, min_rows=training.gate_min_rows)
