@@ -33,7 +33,7 @@ from tasks.gate.decide import Decision, decide
 from tasks.monitoring import alarms
 from tasks.monitoring.monitor import MonitorResult
 from tasks.monitoring.served import ServedWindow, served_window
-from tasks.monitoring.suspect import label_skill, suspect_reason
+from tasks.monitoring.suspect import collapsed, label_skill, learnable_skill, suspect_reason
 from tasks.monitoring.watch import Judge, monitor_stored, raised_alarms, watch_for
 from tasks.publish import reports
 from tasks.publish.links import links
@@ -169,10 +169,13 @@ def _hold_suspects(home: Home, spec: DatasetSpec, judge: Judge, pending: list[di
     for result in results:
         if result.batch_id in released or result.not_judged or result.decay is None:
             continue
-        reason = suspect_reason(
-            label_skill(judge.model, late.labelled(home, spec, result.batch_id), spec),
-            drift_share=result.drift_share, drifted=result.adversarial_drifted,
-            max_drift_share=thresholds.drift_share, source=files[result.batch_id])
+        frame = late.labelled(home, spec, result.batch_id)
+        skill = label_skill(judge.model, frame, spec)
+        learnable = learnable_skill(frame, spec) if collapsed(skill) else None
+        reason = suspect_reason(skill, learnable, drift_share=result.drift_share,
+                                drifted=result.adversarial_drifted,
+                                max_drift_share=thresholds.drift_share,
+                                source=files[result.batch_id])
         if reason is None:
             continue
         manifest.hold(home.manifest, result.batch_id, reason)

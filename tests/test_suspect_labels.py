@@ -57,6 +57,7 @@ def test_a_poisoned_batch_is_held_as_suspect(champion_home, how):
     file = _land(champion_home, f"week-01-{how}", poisoned(1, how))
     out = cycle(dataset="synthetic", policy="auto", home=str(champion_home))
     line = cycle_line(out, "synthetic")
+    print(f"LINE[{how}]", line)  # for the record (pytest -s)
     (held,) = out["held"]
     assert file in held and "labels suspect" in held and "greenlight release" in held
     assert out["batches"] == [] and "promoted_version" not in out
@@ -118,6 +119,7 @@ def test_a_poisoned_batch_beside_a_clean_one_is_held_and_the_clean_one_taken(cha
     good = _land(champion_home, "week-02-clean", synthetic_batch(2).frame)
     out = cycle(dataset="synthetic", policy="auto", home=str(champion_home))
     line = cycle_line(out, "synthetic")
+    print(f"LINE[{how} beside clean]", line)
     (held,) = out["held"]
     assert bad in held and "labels suspect" in held, line
     assert out["files"] == [good] and out["decision"], line
@@ -142,6 +144,7 @@ def test_a_released_flipped_batch_is_refused_by_the_history_guard(champion_home)
     manifest.release(state.manifest, held["id"], by="alice", reason="looks fine to me")
     out = cycle(dataset="synthetic", policy="auto", home=str(champion_home))
     line = cycle_line(out, "synthetic")
+    print("LINE[released flipped]", line)
     assert out["held"] == [] and out["files"] == [file], line
     assert out["verdict"] == "fail" and "history" in out["gate"]["reason"], line
     assert "gate fail" in line and "promoted_version" not in out, line
