@@ -158,11 +158,17 @@ def _hold(home: Home, spec: DatasetSpec, min_rows: int) -> list[str]:
     return held
 
 
-def _hold_suspects(home: Home, spec: DatasetSpec, judge: Judge, pending: list[dict],
-                   results: list[MonitorResult], thresholds: Thresholds) -> list[str]:
+def _hold_suspects(home: Home, reg: Registry, spec: DatasetSpec, judge: Judge,
+                   pending: list[dict], results: list[MonitorResult],
+                   thresholds: Thresholds) -> list[str]:
     """Hold every monitored batch whose labels disagree with the champion far more than its
     features drift (tasks/monitoring/suspect.py), as `_hold` holds implausible ones: the
-    one-line reasons, each also logged. A batch a person released is not held again."""
+    one-line reasons, each also logged. A batch a person released is not held again.
+
+    A champion on probation may be the one that is wrong (a model approved in a hurry that
+    learned the target backwards): a batch that @previous still predicts is evidence for
+    probation, never a suspect."""
+    previous = cache(lambda: _previous_model(reg))
     released = {b["id"] for b in pending if b.get("released_by")}
     files = {b["id"]: b.get("file") or b["id"] for b in pending}
     held = []
@@ -171,6 +177,9 @@ def _hold_suspects(home: Home, spec: DatasetSpec, judge: Judge, pending: list[di
             continue
         frame = late.labelled(home, spec, result.batch_id)
         skill = label_skill(judge.model, frame, spec)
+        if collapsed(skill) and previous() is not None and not collapsed(
+                label_skill(previous(), frame, spec)):
+            continue  # @previous agrees with these labels: probation judges the champion
         learnable = learnable_skill(frame, spec) if collapsed(skill) else None
         reason = suspect_reason(skill, learnable, drift_share=result.drift_share,
                                 drifted=result.adversarial_drifted,
@@ -184,6 +193,12 @@ def _hold_suspects(home: Home, spec: DatasetSpec, judge: Judge, pending: list[di
         get_run_logger().warning(line)
         held.append(line)
     return held
+
+
+def _previous_model(reg: Registry) -> Any | None:
+    """@previous's model while the champion is on probation, else None."""
+    on = probation.current(reg)
+    return versions.load_model(reg, on.previous) if on and on.previous else None
 
 
 def _target(reg: Registry, home: Home) -> Target:
@@ -481,7 +496,8 @@ def _cycle(dataset: str, policy: Policy, thresholds: Thresholds, training: Train
                                                        pending, thresholds, engine)
     crash_point("monitor")
     if seen.results:
-        suspects = _hold_suspects(state, spec, judge(), pending, seen.results, thresholds)
+        suspects = _hold_suspects(state, reg, spec, judge(), pending, seen.results,
+                                  thresholds)
         if suspects:
             seen.taken["held"] += suspects
             pending = manifest.pending(state.manifest)
