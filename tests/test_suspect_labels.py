@@ -30,6 +30,9 @@ from tasks.training.sequence import retrain_sequence
 
 SPEC = load_spec("synthetic")
 TARGET = SPEC.target
+# The shipped defaults, spelled out: the test tiers pin the best recipe (tests/conftest.py)
+DEFAULTS = Training(recipe_mode="ensemble", leaf_refit=True, backtest_folds=6,
+                    ensemble_tau=0.1)
 
 
 def poisoned(index: int, how: str) -> pd.DataFrame:
@@ -81,7 +84,7 @@ def _retrain(history: pd.DataFrame):
     all three weeks."""
     first = history[history["_batch_id"] == "b0"]
     return retrain_sequence(
-        history, SPEC, Training(), gate_rows=900,
+        history, SPEC, DEFAULTS, gate_rows=900,
         decision=Decision("retrain", ["decay"], frozenset({"decay"})),
         champion=fit_recipe(first, SPEC, Recipe()),
         champion_until=first[SPEC.time_column].max(), batch_column="_batch_id",
@@ -142,7 +145,7 @@ def test_a_released_flipped_batch_is_refused_by_the_history_guard(champion_home)
     state = Home(champion_home)
     (held,) = [b for b in manifest.load(state.manifest).values() if b.get("file") == file]
     manifest.release(state.manifest, held["id"], by="alice", reason="looks fine to me")
-    out = cycle(dataset="synthetic", policy="auto", home=str(champion_home))
+    out = cycle(dataset="synthetic", policy="auto", home=str(champion_home), training=DEFAULTS)
     line = cycle_line(out, "synthetic")
     print("LINE[released flipped]", line)
     assert out["held"] == [] and out["files"] == [file], line
