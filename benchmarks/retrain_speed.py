@@ -11,7 +11,12 @@ shared machine wall time follows the load. The first repetition is discarded (wa
 the retrain's code paths).
 
     uv run python benchmarks/retrain_speed.py [--repeats 3] [--profile retrain.prof]
-        [--best-recipe | --ensemble]
+        [--best-recipe | --ensemble | --compare]
+
+`--compare` runs the best recipe alone, the leaf-refit ensemble and the flow's defaults in
+turn in every repetition of one run, from the same state, so their figures and their
+ratio (`ratio`: the median over repetitions of each one's total over the best recipe's)
+come from the same load.
 
 `--profile` also writes a cProfile of the last repetition's retrain call (read it with
 `python -m pstats`), to see where the remaining time goes.
