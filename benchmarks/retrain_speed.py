@@ -11,7 +11,12 @@ shared machine wall time follows the load. The first repetition is discarded (wa
 the retrain's code paths).
 
     uv run python benchmarks/retrain_speed.py [--repeats 3] [--profile retrain.prof]
-        [--best-recipe | --ensemble]
+        [--best-recipe | --ensemble | --compare]
+
+`--compare` runs the best recipe alone, the leaf-refit ensemble and the flow's defaults in
+turn in every repetition of one run, from the same state, so their figures and their
+ratio (`ratio`: the median over repetitions of each one's total over the best recipe's)
+come from the same load.
 
 `--profile` also writes a cProfile of the last repetition's retrain call (read it with
 `python -m pstats`), to see where the remaining time goes.
@@ -163,13 +168,24 @@ def _timed_cycle(root: Path, profile: Path | None = None, training: dict | None 
 
 def retrain_seconds(repeats: int = 3, profile: Path | None = None,
                     training: dict | None = None) -> dict[str, float]:
+    """`compare_seconds` for one setting alone (module docstring)."""
+    return compare_seconds(repeats, profile, {"only": training})["only"]
+
+
+def compare_seconds(repeats: int = 3, profile: Path | None = None,
+                    settings: dict[str, dict | None] | None = None
+                    ) -> dict[str, dict[str, float]]:
     """Median seconds per retrain step on the demo's W07 retrain, their total, `cpu`: the
     process CPU seconds of the whole retrain call (recipe to promote), and `cpu.<step>`:
     each step's process CPU seconds.
 
     Builds the demo's state in a temporary dir (about a minute: 6 cycles), then runs
     W07's cycle `repeats` + 1 times from the same state, the first discarded; `profile`
-    profiles the last one."""
+    profiles the last one. With several `settings` (name: Training overrides) each
+    repetition runs every one of them in turn from the same state, so their figures come
+    from the same run, at the same load; `ratio.<name>` is the median over repetitions of
+    that setting's total over the first setting's."""
+    settings = settings or {"default": None}
     for key, value in QUIET.items():
         os.environ.setdefault(key, value)
     with tempfile.TemporaryDirectory(prefix="greenlight-retrain-") as tmp, _quiet():
@@ -177,13 +193,21 @@ def retrain_seconds(repeats: int = 3, profile: Path | None = None,
         os.environ.setdefault("PREFECT_HOME", str(work / "prefect"))
         root, snapshot = work / "home", work / "snapshot"
         _set_up(root, snapshot)
-        runs = []
+        runs: dict[str, list[dict[str, float]]] = {name: [] for name in settings}
         for i in range(repeats + 1):
-            _restore(snapshot, root)
-            runs.append(_timed_cycle(root, profile if i == repeats else None, training))
-        runs = runs[1:]
+            for name, training in settings.items():
+                _restore(snapshot, root)
+                runs[name].append(_timed_cycle(root, profile if i == repeats else None,
+                                               training))
+        runs = {name: r[1:] for name, r in runs.items()}
     keys = (*STEPS, "total", "cpu", *(f"cpu.{s}" for s in STEPS))
-    return {k: round(statistics.median(r[k] for r in runs), 3) for k in keys}
+    out = {name: {k: round(statistics.median(r[k] for r in rs), 3) for k in keys}
+           for name, rs in runs.items()}
+    first = next(iter(runs))
+    for name, rs in runs.items():
+        out[name]["ratio"] = round(statistics.median(
+            a["total"] / b["total"] for a, b in zip(rs, runs[first], strict=True)), 3)
+    return out
 
 
 def main() -> None:
@@ -196,8 +220,22 @@ def main() -> None:
                              "folds: the default until 2026-12-07) instead of the ensemble")
     parser.add_argument("--ensemble", action="store_true",
                         help="the leaf-refit ensemble on six folds at tau 0.1")
+    parser.add_argument("--compare", action="store_true",
+                        help="the best recipe alone, the leaf-refit ensemble and the flow's "
+                             "defaults, in turn in each repetition of one run; prints each "
+                             "one's medians and its total over the best recipe's")
     args = parser.parse_args()
     load = os.getloadavg()[0]
+    if args.compare:
+        both = compare_seconds(args.repeats, args.profile,
+                               {"best recipe": BEST_RECIPE, "ensemble": ENSEMBLE,
+                                "defaults": None})
+        print(f"retrain of the demo's {TIMED_WEEK}, median of {args.repeats} (seconds; load "
+              f"{load:.1f} -> {os.getloadavg()[0]:.1f}):")
+        print(f"  {'':>28} " + " ".join(f"{name:>12}" for name in both))
+        for key in next(iter(both.values())):
+            print(f"  {key:>28} " + " ".join(f"{r[key]:12.3f}" for r in both.values()))
+        return
     training = BEST_RECIPE if args.best_recipe else ENSEMBLE if args.ensemble else None
     result = retrain_seconds(args.repeats, args.profile, training)
     print(f"retrain of the demo's {TIMED_WEEK}"

@@ -218,6 +218,8 @@ def _probation(said: dict[str, Any] | None, cut: Callable[[str], str] = str) -> 
         return [f"v{v} ROLLED BACK to v{prev} on probation: {cut(said['reason'])}"]
     if said["action"] == "baked":
         return [f"v{v} baked (held through probation)"]
+    if said.get("replaced_by"):  # this cycle promoted another: it is not on probation now
+        return [f"v{v} replaced by v{said['replaced_by']} before it baked"]
     return [f"v{v} on probation for {said['left']}"]
 
 

@@ -33,6 +33,7 @@ from tasks.gate.decide import Decision, decide
 from tasks.monitoring import alarms
 from tasks.monitoring.monitor import MonitorResult
 from tasks.monitoring.served import ServedWindow, served_window
+from tasks.monitoring.suspect import collapsed, label_skill, learnable_skill, suspect_reason
 from tasks.monitoring.watch import Judge, monitor_stored, raised_alarms, watch_for
 from tasks.publish import reports
 from tasks.publish.links import links
@@ -155,6 +156,49 @@ def _hold(home: Home, spec: DatasetSpec, min_rows: int) -> list[str]:
         logger.warning(line)
         held.append(line)
     return held
+
+
+def _hold_suspects(home: Home, reg: Registry, spec: DatasetSpec, judge: Judge,
+                   pending: list[dict], results: list[MonitorResult],
+                   thresholds: Thresholds) -> list[str]:
+    """Hold every monitored batch whose labels disagree with the champion far more than its
+    features drift (tasks/monitoring/suspect.py), as `_hold` holds implausible ones: the
+    one-line reasons, each also logged. A batch a person released is not held again.
+
+    A champion on probation may be the one that is wrong (a model approved in a hurry that
+    learned the target backwards): a batch that @previous still predicts is evidence for
+    probation, never a suspect."""
+    previous = cache(lambda: _previous_model(reg))
+    released = {b["id"] for b in pending if b.get("released_by")}
+    files = {b["id"]: b.get("file") or b["id"] for b in pending}
+    held = []
+    for result in results:
+        if result.batch_id in released or result.not_judged or result.decay is None:
+            continue
+        frame = late.labelled(home, spec, result.batch_id)
+        skill = label_skill(judge.model, frame, spec)
+        if collapsed(skill) and previous() is not None and not collapsed(
+                label_skill(previous(), frame, spec)):
+            continue  # @previous agrees with these labels: probation judges the champion
+        learnable = learnable_skill(frame, spec) if collapsed(skill) else None
+        reason = suspect_reason(skill, learnable, drift_share=result.drift_share,
+                                drifted=result.adversarial_drifted,
+                                max_drift_share=thresholds.drift_share,
+                                source=files[result.batch_id])
+        if reason is None:
+            continue
+        manifest.hold(home.manifest, result.batch_id, reason)
+        line = (f"held batch {result.batch_id}: {reason}; to train on it anyway: greenlight "
+                f"release {result.batch_id[:12]} --by NAME --reason TEXT")
+        get_run_logger().warning(line)
+        held.append(line)
+    return held
+
+
+def _previous_model(reg: Registry) -> Any | None:
+    """@previous's model while the champion is on probation, else None."""
+    on = probation.current(reg)
+    return versions.load_model(reg, on.previous) if on and on.previous else None
 
 
 def _target(reg: Registry, home: Home) -> Target:
@@ -337,6 +381,12 @@ def _probation(home: Home, reg: Registry, spec: DatasetSpec, pending: list[dict]
             "left": span.left(guardrails.baking_batches, guardrails.baking_hours)}
 
 
+def _nothing_new(seen: Seen, steps: Steps) -> dict[str, Any]:
+    """The summary of a cycle with nothing to decide on: what intake quarantined or held."""
+    return {"batches": [], **{k: seen.taken[k] for k in ("quarantined", "held", "sources")},
+            "timings": steps.timings, "harvested": seen.taken["harvested"]}
+
+
 def _rolled_back(seen: Seen) -> bool:
     return bool(seen.probation and seen.probation["action"] == "rollback")
 
@@ -445,14 +495,23 @@ def _cycle(dataset: str, policy: Policy, thresholds: Thresholds, training: Train
     if not pending and not force_retrain and not seen.late and not seen.served:
         get_run_logger().info("nothing new in %s", state.landing)
         idle.remember_labels(state, spec.name, labels_seen)
-        return {"batches": [], **{k: seen.taken[k] for k in ("quarantined", "held", "sources")},
-                "timings": steps.timings, "harvested": seen.taken["harvested"]}
+        return _nothing_new(seen, steps)
     seen.names = {k: b.get("file") or k for k, b in manifest.load(state.manifest).items()}
     with steps.step("monitor", rows_in=sum(b["rows"] for b in pending)):
         if champion:
             seen.results, seen.monitor_runs = _monitor(state, reg, spec, judge(), champion,
                                                        pending, thresholds, engine)
     crash_point("monitor")
+    if seen.results:
+        suspects = _hold_suspects(state, reg, spec, judge(), pending, seen.results,
+                                  thresholds)
+        if suspects:
+            seen.taken["held"] += suspects
+            pending = manifest.pending(state.manifest)
+            seen.results = [r for r in seen.results if r.batch_id in {b["id"] for b in pending}]
+            if not pending and not force_retrain and not seen.late and not seen.served:
+                idle.remember_labels(state, spec.name, labels_seen)  # all held
+                return _nothing_new(seen, steps)
     with steps.step("probation"):
         seen.probation = _probation(state, reg, spec, pending, seen, thresholds, training,
                                     guardrails) if champion else None
@@ -475,6 +534,9 @@ def _cycle(dataset: str, policy: Policy, thresholds: Thresholds, training: Train
                           seen.monitor_runs, RetrainOptions(policy, training,
                                                             approval_timeout_seconds, engine),
                           steps)
+    if seen.probation and outcome.get("promoted_version") and seen.probation["action"] == "hold":
+        # the model judged on probation is no longer the champion: the line says so
+        seen.probation["replaced_by"] = outcome["promoted_version"]
     _record(state, reg, policy, pending or (train_on if outcome else []), pending, decision,
             seen.results, outcome, seen.raised, events, steps)
     summary = _summary(state, pending, decision, outcome, policy, champion, seen, events, steps)

@@ -223,7 +223,8 @@ def retrain(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ver
         champion_until=versions.trained_until(reg, champion) if champion else None,
         batch_column=lake.BATCH_COLUMN, steps=steps, calls=_calls(),
         refit_if=lambda result: route(options.policy, result.verdict) != "none",
-        fitter=dispatch.fitter(options.engine, len(history)))
+        fitter=dispatch.fitter(options.engine, len(history)),
+        new_batches=[b["id"] for b in pending])
     if done.blocked:  # the cycle records it and ends with it as one line (flows/cycle.py)
         get_run_logger().warning(done.blocked)
         return {"no_champion": done.blocked, "verdict": "not trained", "route": "none"}

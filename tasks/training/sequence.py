@@ -11,7 +11,7 @@ task run per step in the UI), the benchmark its cached fits, a test the plain fu
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Collection, Hashable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
 
@@ -24,6 +24,7 @@ from core.threads import MAX_WORKERS, map_threads
 from tasks.data.spec import DatasetSpec
 from tasks.gate.decide import Decision, champion_stale
 from tasks.gate.gate import GateResult, bootstrap_blocker, gate
+from tasks.gate.history import guard, judged_rows
 from tasks.training import recipe as recipes
 from tasks.training.model import GreenlightModel
 from tasks.training.train import (
@@ -98,12 +99,16 @@ def retrain_sequence(history: pd.DataFrame, spec: DatasetSpec, training: Trainin
                      champion: GreenlightModel | None, champion_until: pd.Timestamp | None,
                      batch_column: str, refit_if: Callable[[GateResult], bool],
                      steps: Steps | None = None, fitter: Fitter | None = None,
-                     calls: Calls = Calls(), lgbm: dict[str, Any] | None = None) -> Retrained:
+                     calls: Calls = Calls(), lgbm: dict[str, Any] | None = None,
+                     new_batches: Collection[str] | None = None) -> Retrained:
     """Recipe, train, gate and (when `refit_if` the verdict) refit, on labelled `history`.
 
     The gate window is the newest `gate_rows` rows; the recipe is backtested only on rows
     before it. Without a champion, rows that cannot give a first model stop the sequence
-    before the backtest (`blocked`). `lgbm` overrides LightGBM's settings (the benchmark)."""
+    before the backtest (`blocked`). `lgbm` overrides LightGBM's settings (the benchmark).
+    A challenger that passes the gate must not be worse beyond noise than the champion on
+    the batches before `new_batches` (default: the newest batch), which the champion was
+    already judged on (tasks/gate/history.py); one that is fails the gate."""
     steps = steps or Steps()
     if champion is None:
         blocked = bootstrap_blocker(history, spec, gate_rows)
@@ -152,6 +157,11 @@ def retrain_sequence(history: pd.DataFrame, spec: DatasetSpec, training: Trainin
                             min_delta=training.min_delta, min_rows=training.gate_min_rows,
                             min_class_rows=training.gate_min_class_rows,
                             slice_feature=spec.slice_feature, stale=stale)
+    if result.passed and champion is not None:
+        judged = judged_rows(history, spec, batch_column, new_batches, champion_until)
+        with steps.step("history", rows_in=len(judged)):
+            result = guard(result, challenger.model, champion, judged, spec,
+                           min_delta=training.min_delta, min_rows=training.gate_min_rows)
     out = Retrained(choice=choice, challenger=challenger, result=result,
                     members=members if len(members) > 1 else [])
     if result.passed:
