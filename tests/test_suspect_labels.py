@@ -21,7 +21,7 @@ from flows.params import Training
 from registry import versions
 from tasks.data import manifest
 from tasks.data.home import Home
-from tasks.data.sources import Batch, synthetic_batch, write_batch
+from tasks.data.replay import Batch, synthetic_batch, write_batch
 from tasks.data.spec import load_spec
 from tasks.gate.decide import Decision
 from tasks.gate.history import judged_rows
