@@ -305,7 +305,19 @@ def _gate(summary: dict[str, Any]) -> str:
     if gain is None:
         return f"gate {verdict}"
     ci = f" (CI {low * 100:+.1f}..{high:+.1%})" if low is not None and high is not None else ""
-    return f"gate {verdict} {gain:+.1%}{ci}"
+    return f"gate {verdict} {gain:+.1%}{ci}{_gate_why(verdict, str(gate.get('reason') or ''))}"
+
+
+def _gate_why(verdict: str, reason: str) -> str:
+    """The two verdicts whose figures alone would mislead say why in words: a refresh on a
+    window too small to prove a gain, and a challenger refused on the champion's history
+    although it gained on the newest rows (poisoned labels look like that)."""
+    if verdict == "fail" and reason.startswith("fail: history:"):
+        return ", but the champion is proven better on the rows it was judged on"
+    if verdict == "refresh" and "small window (" in reason:
+        rows = reason.split("small window (", 1)[1].split(")", 1)[0]
+        return f", a small window ({rows}): too few to prove a gain"
+    return ""
 
 
 def _where(summary: dict[str, Any]) -> str:

@@ -15,7 +15,7 @@ Standard library only: core imports nothing of ours, and nothing heavy.
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 MASK = "***"
 # Query parameters whose value is a secret, compared lower-case with `-` and `_` removed.
@@ -68,8 +68,14 @@ def mask_url(url: str) -> str:
             user, _, host = netloc.rpartition("@")
             name, colon, _password = user.partition(":")
             netloc = f"{name}:{MASK}@{host}" if colon else f"{user}@{host}"
-        return urlunsplit((parts.scheme, netloc, parts.path, mask_query(parts.query),
-                           parts.fragment))
+        query = mask_query(parts.query)
+        # Replace in place rather than rebuild: urlunsplit drops an empty authority, so
+        # `sqlite:////abs/mlflow.db` would come back as `sqlite://abs/mlflow.db`.
+        out = text.replace(parts.netloc, netloc, 1) if netloc != parts.netloc else text
+        if query != parts.query:
+            head, sep, tail = out.partition("?")
+            out = head + sep + tail.replace(parts.query, query, 1)
+        return out
     except ValueError:
         scheme, _, rest = text.partition("://")
         host = rest.rpartition("@")[2] if "@" in rest else rest

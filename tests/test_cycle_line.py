@@ -104,7 +104,9 @@ def test_a_failed_gate_keeps_the_champion(champion_home):
 def test_not_enough_evidence_is_said_in_words(champion_home):
     land(champion_home, CONCEPT_CHANGE)
     summary = _cycle(champion_home, force_retrain=True,
-                     training=Training(gate_fraction=0.002))
+                     training=Training(gate_fraction=0.002, refresh_on="never"))
+    # a window too small to prove a gain, and a champion not stale: it stays, said so (a
+    # stale one would be refreshed: test_a_small_window_refresh_and_a_history_refusal_say_why)
     assert summary["verdict"] == "insufficient", summary["gate"]
     line = cycle_line(summary, "synthetic")
     assert "-> retrain -> gate: not enough evidence" in line, line
@@ -205,3 +207,24 @@ def test_help_says_where_the_json_goes(flag):
     assert done.returncode == 0
     assert "runs/<UTC time>-<dataset>.json" in done.stdout and "--json" in done.stdout
     assert "--verbose" in done.stdout
+
+
+def test_a_small_window_refresh_and_a_history_refusal_say_why(champion_home):
+    """A refresh on a window too small to prove a gain, and a challenger refused on the
+    champion's history although it gained on the newest rows, say so on the line: the
+    figures alone (`gate fail +115.6%`) read as a contradiction. The reasons are the ones
+    tasks/gate writes; the rest of the summary is a real cycle's."""
+    land(champion_home, CONCEPT_CHANGE)
+    summary = _cycle(champion_home, force_retrain=True,
+                     training=Training(min_delta=1.0, refresh_on="never"))
+    gate = summary["gate"]
+    history = {**summary, "verdict": "fail", "gate": {
+        **gate, "reason": "fail: history: the champion is proven better on the 900 labelled "
+                          "rows it was judged on since it was trained"}}
+    assert cycle_line(history, "synthetic").split(" -> ")[-2].endswith(
+        ", but the champion is proven better on the rows it was judged on")
+    small = {**summary, "verdict": "refresh", "gate": {
+        **gate, "reason": "refresh: small window (50 labelled rows < 200), too few to prove a "
+                          "gain: stale champion: ..."}}
+    assert ", a small window (50 labelled rows < 200): too few to prove a gain" in cycle_line(
+        small, "synthetic")

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from registry import versions
-from tasks.data import manifest, sources
+from tasks.data import manifest
+from tasks.data import replay as sources
 from tasks.data.home import Home
 from tests.approval_helpers import registry
 

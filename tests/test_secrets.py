@@ -126,3 +126,16 @@ def test_an_unreachable_tracking_server_is_named_without_its_password():
     line = _mlflow_unreachable(exc, "http://greenlight:s3cr3t@127.0.0.1:5999")
     assert line is not None and "127.0.0.1:5999" in line
     assert "s3cr3t" not in line
+
+
+def test_a_url_with_nothing_secret_comes_back_byte_for_byte():
+    """SQLite's absolute URLs have an empty authority (`sqlite:////abs/mlflow.db`): masking
+    must not rebuild them (urlunsplit drops the `//`, and the demo's hint then named a
+    store that does not exist)."""
+    from core.secrets import mask_url
+
+    for url in ("sqlite:////tmp/gl/mlflow.db", "sqlite:///mlflow.db", "file:///tmp/x",
+                "http://127.0.0.1:5000", "s3://bucket/home?versionId=3"):
+        assert mask_url(url) == url
+    assert mask_url("sqlite:////tmp/gl/mlflow.db?password=x") == (
+        "sqlite:////tmp/gl/mlflow.db?password=***")

@@ -58,9 +58,10 @@ def test_a_challenger_on_newer_drifted_rows_must_be_beaten_and_is_not_refitted_i
     assert done.result.verdict in ("clear", "refresh", "marginal", "fail", "insufficient")
     assert done.result.champion is not None  # judged against the champion, same window
     assert done.challenger.params["refit"] is False
-    # a passing challenger gets its label-free estimator; no refit was wanted
-    assert list(steps.timings) == ["train", "gate"] + (["estimator"] if done.result.passed
-                                                       else [])
+    # a passing challenger is judged on the champion's history (issue 31), then gets its
+    # label-free estimator; no refit was wanted
+    assert list(steps.timings) == ["train", "gate"] + (["history", "estimator"]
+                                                       if done.result.passed else [])
 
 
 def test_too_few_rows_for_a_first_champion_stop_before_the_backtest():

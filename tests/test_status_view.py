@@ -60,6 +60,20 @@ def _state(home) -> None:
             {"at": "2026-12-01T10:27:00+00:00", "action": "rollback", "from": 1, "to": 2,
              "by": "alice", "reason": "manual rollback"}):
         jsonl.append(log, {"model": MODEL, "previous": None, "metrics": {}, **record})
+    _registry(home, versions=3, champion=2)
+
+
+def _registry(home, versions: int, champion: int) -> None:
+    """The versions and the alias the log names, in the home's real MLflow store: status
+    checks the registry against the log (issue 33), so a log with no registry behind it
+    would be refused as a lost store before a row is drawn."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=home.tracking_uri)
+    client.create_registered_model(MODEL)
+    for _ in range(versions):
+        client.create_model_version(MODEL, source=str(home.root / "no-model"))
+    client.set_registered_model_alias(MODEL, "champion", str(champion))
 
 
 @pytest.fixture
