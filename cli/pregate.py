@@ -76,8 +76,14 @@ def before_ramp(home: Home, reg: Registry, spec: DatasetSpec, training: Any, *,
         return Outcome(True, f"@challenger v{challenger} passed {done}")
     from tasks.gate.gate import gate  # the cycle's gate; loads scipy and LightGBM
 
-    window = labelled_window(home, spec, versions.trained_until(reg, info),
-                             training.gate_min_rows)
+    until = versions.trained_until(reg, info)
+    window = labelled_window(home, spec, until, training.gate_min_rows)
+    if window.empty:  # nothing to score: the gate's own "insufficient", said plainly
+        reason = (f"insufficient: no labelled rows in the newest decided batches newer than "
+                  f"v{challenger}'s training (to {until})")
+        canary_gate.record_gate(reg, challenger, champion, "insufficient", reason)
+        return _refused(reg, canary_home, challenger, champion, "insufficient", reason,
+                        force=force, by=by)
     result = gate(versions.load_model(reg, challenger), versions.load_model(reg, champion),
                   window, spec, min_delta=training.min_delta, min_rows=training.gate_min_rows,
                   slice_feature=spec.slice_feature if spec.slice_feature in window else None,
@@ -86,14 +92,22 @@ def before_ramp(home: Home, reg: Registry, spec: DatasetSpec, training: Any, *,
     if result.passed:
         return Outcome(True, f"@challenger v{challenger} gated against @champion "
                              f"v{champion}: {result.reason}")
-    what = ("has no evidence for it" if result.verdict == "insufficient"
+    return _refused(reg, canary_home, challenger, champion, result.verdict,
+                    result.reason, force=force, by=by)
+
+
+def _refused(reg: Registry, canary_home: Path, challenger: int, champion: int,
+             verdict: str, reason: str, *, force: bool, by: str) -> Outcome:
+    """The refusal line, or with `force` the override recorded (version tag and canary
+    history) and the ramp let go."""
+    what = ("has no evidence for it" if verdict == "insufficient"
             else "is proven worse or unsound")
     refusal = (f"@challenger v{challenger} never passed the gate against @champion "
-               f"v{champion} and {what} on the newest labelled rows: {result.reason}")
+               f"v{champion} and {what} on the newest labelled rows: {reason}")
     if not force:
         return Outcome(False, f"refused: {refusal}; the champion is unchanged (--force to "
                               f"ramp anyway)")
-    value = canary_gate.record_forced(reg, challenger, champion, by, result.reason)
+    value = canary_gate.record_forced(reg, challenger, champion, by, reason)
     canary.note(canary_home, f"forced past the gate: v{challenger} {value}",
-                forced=challenger, champion=champion, verdict=result.verdict)
+                forced=challenger, champion=champion, verdict=verdict)
     return Outcome(True, f"forced by {by}: {refusal}")

@@ -66,3 +66,22 @@ def test_a_challenger_gated_against_this_champion_is_not_gated_again(two_version
     result = _canary(two_versions_home)
     assert "passed the canary's gate (clear) against v2" in " ".join(result.output.split())
     assert canary.history(two_versions_home)[0]["reason"] == "ramp step 5%"
+
+
+def test_a_challenger_without_unseen_labelled_rows_is_refused_for_want_of_evidence(
+        two_versions_home, monkeypatch):
+    """v2 learned from every labelled row the lake holds; made @challenger by hand against
+    v1 (its cycle's verdict no longer a pass), there is nothing to judge it on."""
+    monkeypatch.setenv("GREENLIGHT_HOME", str(two_versions_home))
+    reg = registry(two_versions_home)
+    reg.client.set_model_version_tag(reg.model_name, "2", "greenlight.gate", "marginal")
+    with fluent(reg.tracking_uri):
+        client = MlflowClient(reg.tracking_uri)
+        client.set_registered_model_alias(reg.model_name, "champion", "1")
+        client.set_registered_model_alias(reg.model_name, "challenger", "2")
+    result = _canary(two_versions_home)
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2 and "v2 never passed the gate against @champion v1" in text
+    assert "has no evidence for it" in text and "no labelled rows" in text
+    assert versions.by_version(reg, 2).tags[canary_gate.VERDICT_TAG] == "insufficient"
+    assert canary.history(two_versions_home) == []
