@@ -672,12 +672,17 @@ def canary(
         "--promote/--no-promote", help="At 100% with the guards held, promote @challenger "
                                        "to @champion and set the canary back to 0%.")] = True,
     by: Annotated[str | None, typer.Option(help="Who; defaults to the OS user.")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Ramp a @challenger the pre-ramp gate refused (recorded on the "
+                        "version and in the canary history).")] = False,
     home: HomeOpt = None,
 ) -> None:
     """Ramp the share of requests @challenger serves while the guards hold; else back to 0%.
 
-    A ramp that holds at 100% completes the rollout: @challenger becomes @champion
-    (blue-green, recorded as a `canary` promotion with the guards' figures)."""
+    Before the ramp, a @challenger that never passed the gate against the current @champion
+    is gated on the newest labelled rows (cli/pregate.py); proven worse, or no evidence, is
+    refused (exit 2) unless --force. A ramp that holds at 100% completes the rollout:
+    @challenger becomes @champion (blue-green, recorded as a `canary` promotion)."""
     root = _environment(home)
     from serving.canary import Guards, set_fraction
     from serving.canary import ramp as do_ramp
@@ -694,7 +699,20 @@ def canary(
         return
     guards = Guards(max_error_rate=max_error_rate, max_ks=max_ks, latency_factor=latency_factor,
                     min_predictions=min_predictions)
-    reg = _registry(dataset)[1] if promote else None
+    state_home, reg = _registry(dataset)
+    import getpass
+
+    from cli.pregate import before_ramp
+    from tasks.data.spec import load_spec
+
+    who = by or getpass.getuser()
+    outcome = before_ramp(state_home, reg, load_spec(dataset),
+                          _settings(dataset, None, root).models()["training"],
+                          canary_home=root, force=force, by=who)
+    if not outcome.go:
+        _fail(outcome.line)
+    line(console, outcome.line)
+    reg = reg if promote else None
     state = do_ramp(root, steps, _seconds(every), guards, reg=reg, by=by, say=console.print)
     console.print(f"canary at {state['fraction']:.0%}: {state['reason']}")
     if state["fraction"] == 0.0 and not state.get("promoted"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.clean import json_safe
-from core.names import CHAMPION, PREVIOUS
+from core.names import CHALLENGER, CHAMPION, PREVIOUS
 from core.secrets import mask_url
 from flows.params import Guardrails
 from registry import audit, probation, promote, versions
@@ -31,6 +31,29 @@ def on_probation(reg: Registry, batches: int, hours: float | None) -> dict[str, 
             "left": found.left(batches, hours)}
 
 
+def challenger_state(home: Home, reg: Registry, version: int | None) -> dict[str, Any] | None:
+    """@challenger and what it is doing: ramping (canary at N%), tripped (the last ramp rolled
+    back, and why), else shadow (scored beside the champion where the service runs with
+    --shadow); with the pre-ramp gate's verdict or an override (registry/canary_gate.py)."""
+    if version is None:
+        return None
+    from registry import canary_gate
+    from serving import canary
+
+    state, last = canary.read_state(home.scratch), canary.history(home.scratch)[-1:]
+    moves = [h for h in last if not h.get("note")]
+    if state["fraction"] > 0:
+        doing = f"canary at {state['fraction']:.0%} ({state.get('reason', '')})"
+    elif moves and str(moves[0].get("reason", "")).startswith("rolled back"):
+        doing = f"tripped at {moves[0].get('at')}: {moves[0]['reason']}"
+    else:
+        doing = "shadow (canary 0%)"
+    tags = versions.by_version(reg, version).tags
+    gate = tags.get(canary_gate.VERDICT_TAG) or tags.get("greenlight.gate")
+    return {"version": version, "state": doing, "gate": gate,
+            "forced": tags.get(canary_gate.FORCED_TAG)}
+
+
 def status(home: Home, reg: Registry, guardrails: Guardrails | None = None
            ) -> dict[str, Any]:
     """Stable, machine-readable state: aliases, versions, batches and promotions, and
@@ -43,6 +66,7 @@ def status(home: Home, reg: Registry, guardrails: Guardrails | None = None
         "home": str(home.root), "model": reg.model_name, "tracking_uri": mask_url(reg.tracking_uri),
         "champion": current.get(CHAMPION), "previous": current.get(PREVIOUS),
         "aliases": current,
+        "challenger": challenger_state(home, reg, current.get(CHALLENGER)),
         "versions": [{"version": v.version, "decision": v.tags.get("greenlight.decision"),
                       "gate": v.tags.get("greenlight.gate_reason")}
                      for v in versions.all_versions(reg)],

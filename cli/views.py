@@ -145,6 +145,11 @@ def print_status(state: dict[str, Any], console: Console) -> None:
          f"v{champion}" if champion else "none", "  previous: ",
          f"v{previous}" if previous else "none", f"  versions: {len(state['versions'])}",
          f"  store: {state['tracking_uri']}", soft_wrap=True)
+    if challenger := state.get("challenger"):
+        line(console, ("challenger", "bold"), f" v{challenger['version']}: "
+             f"{challenger['state']}; gate {challenger.get('gate') or 'none'}",
+             f"; forced {challenger['forced']}" if challenger.get("forced") else "",
+             soft_wrap=True)
     if probation := state.get("probation"):
         line(console, ("on probation", "yellow"), f" v{probation['version']} since "
              f"{probation['since']}: judged against v{probation['previous']} for "

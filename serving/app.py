@@ -140,6 +140,7 @@ def create_app(reg: Registry, home: Path, *, poll_seconds: float = 5.0, shadow: 
             outputs, error = None, f"{type(exc).__name__}: {exc}"[:300]
             metrics.errors.labels("shadow").inc()
         ms = round((time.perf_counter() - start) * 1000, 3)
+        metrics.shadowed(ms / 1000, outputs)
         predictions.append(lines(request_id, "shadow", served, rows, outputs, ms, error))
 
     def fail(status: int, message: str, kind: str, *, close: bool = False,

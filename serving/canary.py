@@ -53,6 +53,15 @@ def set_fraction(home: Path, fraction: float, reason: str, **extra: Any) -> dict
     return state
 
 
+def note(home: Path, reason: str, **extra: Any) -> dict[str, Any]:
+    """A line in the canary history that leaves the share as it is (a gate overridden with
+    `--force`, say), so the history tells why a ramp began as well as how it went."""
+    line = {"fraction": read_state(home)["fraction"], "reason": reason, "note": True,
+            "at": datetime.now(UTC).isoformat(timespec="milliseconds"), **extra}
+    jsonl.append(_dir(home) / "canary.jsonl", line)
+    return line
+
+
 def history(home: Path) -> list[dict[str, Any]]:
     """Every change of the share, oldest first (a line torn by a crash is skipped)."""
     return list(jsonl.read(_dir(home) / "canary.jsonl"))
