@@ -480,9 +480,12 @@ def _cycle(dataset: str, policy: Policy, thresholds: Thresholds, training: Train
         raise ValueError(refusal)
     spec, state, steps = load_spec(dataset), Home.from_env(home).ensure(), Steps()
     reg = registry_for(state, spec)
-    audit.check(reg)  # a registry that lost what the promotion log names stops here
     labels_seen = idle.labels_fingerprint(state)  # before any step reads the feed
     seen = Seen(_take_in(state, spec, reg, steps, thresholds.min_rows, harvest_served, engine))
+    # Intake needs no registry, so a landed batch is recorded (never lost) whatever MLflow's
+    # state; a registry that lost what the promotion log names stops the cycle here, before
+    # anything reads the champion or could bootstrap over it.
+    audit.check(reg)
     pending = manifest.pending(state.manifest)
     champion = _judged_against(reg, pending)
     judge = cache(lambda: _judge(reg, spec, champion))
