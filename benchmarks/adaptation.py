@@ -96,6 +96,12 @@ from tasks.gate.decide import Decision, decide  # noqa: E402
 from tasks.gate.gate import GateResult, gate  # noqa: E402
 from tasks.monitoring import alarms  # noqa: E402
 from tasks.monitoring.monitor import monitor_batch  # noqa: E402
+from tasks.monitoring.suspect import (  # noqa: E402
+    collapsed,
+    label_skill,
+    learnable_skill,
+    suspect_reason,
+)
 from tasks.training.evaluate import evaluate  # noqa: E402
 from tasks.training.model import GreenlightModel  # noqa: E402
 from tasks.training.recipe import (  # noqa: E402
@@ -108,6 +114,7 @@ from tasks.training.recipe import (  # noqa: E402
     ensemble_weights,
     fit_recipe,
     refit_challenger,
+    with_leaf_refits,
 )
 from tasks.training.sequence import Calls, retrain_sequence  # noqa: E402
 from tasks.training.train import (  # noqa: E402
@@ -167,7 +174,24 @@ AUTO.update({"auto, 30% window": {"gate_max_fraction": 0.3},
              "auto, best recipe, window 200": {**BEST, "gate_window_min_rows": 200},
              "auto, before issue 31": BEFORE_31,
              "auto, best recipe, before issue 31": {**BEST, **BEFORE_31}})
+# Issue 31's fourth goal (a retrain that costs what it earns): lighter ensembles. UNIFORM:
+# no backtest, the grid weighted alike; MEMBER: LightGBM settings of each member over the
+# replay's, "_light" a quarter of the trees at four times the learning rate (the
+# backtest's BACKTEST_PARAMS shrinkage).
+UNIFORM, MEMBER = "_uniform", "_member"
+AUTO.update({"auto, light members": {MEMBER: {"_light": True}},
+             "auto, uniform": {UNIFORM: True},
+             "auto, light uniform": {UNIFORM: True, MEMBER: {"_light": True}},
+             "auto, 3 folds": {"backtest_folds": 3},
+             "auto, light members, 3 folds": {MEMBER: {"_light": True}, "backtest_folds": 3}})
 POLICIES = "auto;auto, best recipe"
+
+
+def _light(params: dict) -> dict:
+    """A quarter of the trees at four times the learning rate: the same total shrinkage."""
+    trees = params.get("n_estimators", LGBM_PARAMS["n_estimators"])
+    rate = params.get("learning_rate", LGBM_PARAMS["learning_rate"])
+    return {**params, "n_estimators": max(1, trees // 4), "learning_rate": min(1.0, rate * 4)}
 
 
 def read_frame(name: str, data: Path | None, spec) -> pd.DataFrame:
@@ -228,11 +252,15 @@ class Replay:
         """Every row up to and including month i."""
         return pd.concat(self.frames[: i + 1], ignore_index=True)
 
-    def fit(self, rows: pd.DataFrame, recipe: Recipe) -> GreenlightModel:
+    def fit(self, rows: pd.DataFrame, recipe: Recipe, params: dict | None = None
+            ) -> GreenlightModel:
         """The recipe on every row of a history (keyed by its length): a fixed strategy's
-        model for the next month, and the flow's refit of that recipe, are the same fit."""
-        return self._once(("fit_recipe", len(rows), recipe), lambda: self.timed(
-            "fits", fit_recipe, rows, self.spec, recipe, self.params))
+        model for the next month, and the flow's refit of that recipe, are the same fit.
+        `params` over the replay's LightGBM settings (a lighter ensemble member)."""
+        params = {**self.params, **(params or {})}
+        return self._once(("fit_recipe", len(rows), recipe, tuple(sorted(params.items()))),
+                          lambda: self.timed("fits", fit_recipe, rows, self.spec, recipe,
+                                             params))
 
     def name(self, recipe: Recipe) -> str:
         """A grid recipe in batches, as the issue names them."""
@@ -246,17 +274,22 @@ class Replay:
         return self._once(("choose_recipe", *key), lambda: self.timed(
             "choose_recipe", choose_recipe, rows, self.spec, fold_rows=fold_rows)).best
 
-    def step_calls(self, i: int, small_windows: bool = True) -> Calls:
+    def step_calls(self, i: int, small_windows: bool = True, uniform: bool = False) -> Calls:
         """The sequence's steps at month i: the recipe backtest and the challenger's fit
         are shared by the strategies (they depend on the month only), the gate is timed
-        and judges with the dataset's slice guard."""
+        and judges with the dataset's slice guard. `uniform`: no backtest, every recipe of
+        the grid (and its leaf-refit twin) weighted alike."""
         def choose(*args, **kwargs) -> object:
+            if uniform:
+                return self._once(("uniform", i, tuple(sorted(kwargs.items()))),
+                                  lambda: uniform_choice(self, kwargs.get("leaf_refit", False)))
             return self._once(("choose", i, tuple(sorted(kwargs.items()))), lambda: self.timed(
                 "choose_recipe", choose_before_gate, *args, **kwargs))
 
         def train(*args, **kwargs) -> Challenger:
             key = ("train", i, kwargs["gate_rows"], kwargs["half_life_days"],
-                   kwargs["window_days"], kwargs.get("refit_days"))  # `base` or not: same
+                   kwargs["window_days"], kwargs.get("refit_days"),
+                   tuple(sorted((kwargs.get("lgbm") or {}).items())))  # `base` or not: same
             return self._once(key, lambda: self.timed("fits", train_challenger, *args,
                                                       **kwargs))
 
@@ -267,11 +300,22 @@ class Replay:
         def refit(challenger, history, spec, recipe, champion, base=None, model=None,
                   **kwargs):
             return refit_challenger(challenger, history, spec, recipe, champion,
-                                    model=model or self.fit(history, recipe), **kwargs)
+                                    model=model or self.fit(history, recipe,
+                                                            kwargs.get("lgbm")), **kwargs)
         return Calls(choose=choose, train=train, gate=judge, refit=refit)
 
     def score(self, model, i: int) -> float:
         return evaluate(model, self.frames[i], self.spec)[self.spec.primary_metric]
+
+
+def uniform_choice(r: Replay, leaf_refit: bool) -> RecipeChoice:
+    """The complete grid in batches (with its leaf-refit twins), every recipe weighted
+    alike, with no backtest: what the ensemble is at an infinite temperature."""
+    grid = with_leaf_refits(r.grid, r.days) if leaf_refit else r.grid
+    choice = RecipeChoice(grid[0], pd.DataFrame(), r.spec.primary_metric,
+                          reason="uniform ensemble of the grid, no backtest")
+    choice.weights = {g: 1.0 / len(grid) for g in grid}
+    return choice
 
 
 def fixed_strategies(r: Replay) -> dict[str, list[float]]:
@@ -368,6 +412,9 @@ def auto_policy(r: Replay, out_dir: Path, label: str, settings: dict
     recipe_mode (the best recipe or the ensemble)."""
     settings = dict(settings)
     small_windows = not settings.pop(GATE_OFF, False)
+    uniform = settings.pop(UNIFORM, False)
+    lgbm = {**r.params, **settings.pop(MEMBER, {})}
+    lgbm = _light(lgbm) if lgbm.pop("_light", False) else lgbm
     training = Training(**{"gate_fraction": FLOW["gate_fraction"],
                            "min_delta": FLOW["min_delta"],
                            "reference_rows": FLOW["reference_rows"], **settings})
@@ -384,6 +431,12 @@ def auto_policy(r: Replay, out_dir: Path, label: str, settings: dict
                            reference, champion, registered, r.spec, out_dir / f"{label}-{i}")
             raised = alarms.check(seen, drift_share=FLOW["drift_share"],
                                   max_decay=FLOW["max_decay"])
+            held = suspect(r, champion, seen, i)
+            if held:
+                log["suspect"] += 1
+                row["decide"] = "held: labels suspect"
+                r.trace.setdefault(label, []).append(row)
+                continue
             decision = decide([seen], raised, has_champion=True)
             row["decide"] = ",".join(sorted(decision.kinds)) or "-"
             r.trace.setdefault(label, []).append(row)
@@ -397,7 +450,7 @@ def auto_policy(r: Replay, out_dir: Path, label: str, settings: dict
                                     training.gate_max_fraction),
                                 decision=decision, champion=champion, champion_until=seen_until,
                                 batch_column=BATCH, refit_if=lambda result: result.passed,
-                                calls=r.step_calls(i, small_windows), lgbm=r.params)
+                                calls=r.step_calls(i, small_windows, uniform), lgbm=lgbm)
         if done.blocked:
             log["blocked"] += 1
             continue
@@ -414,6 +467,20 @@ def auto_policy(r: Replay, out_dir: Path, label: str, settings: dict
         seen_until = pd.Timestamp(challenger.params["trained_until"])
         reference = challenger.reference
     return scores, log
+
+
+def suspect(r: Replay, champion: GreenlightModel, seen, i: int) -> str | None:
+    """The flow's suspect-label hold (flows/cycle.py `_hold_suspects`) on batch i: its
+    reason, or None. A real change of market or concept must never be held, so each cell
+    counts how often it was ("suspect" in the policy's log; the replay then skips the
+    batch's retrain, as the flow holds it from training until a person releases it)."""
+    if seen.not_judged or seen.decay is None:
+        return None
+    skill = label_skill(champion, r.frames[i], r.spec)
+    learnable = learnable_skill(r.frames[i], r.spec) if collapsed(skill) else None
+    return suspect_reason(skill, learnable, drift_share=seen.drift_share,
+                          drifted=seen.adversarial_drifted,
+                          max_drift_share=FLOW["drift_share"], source=r.batches[i].label)
 
 
 def report(r: Replay, scores: dict[str, list[float]], logs: dict[str, Counter]

@@ -191,6 +191,13 @@ class Training(Section):
                           "the newest batch (LightGBM's Booster.refit, keeping 0.6 of each "
                           "old leaf value): a long memory's trees with the newest batch's "
                           "levels. Still one booster (docs/benchmarks.md).")
+    member_trees: Literal["light", "full"] = Field(
+        "light", description="An ensemble's members (recipe_mode ensemble): light fits each "
+                             "with a quarter of the trees at four times the learning rate "
+                             "(the backtest's shrinkage), full with the model's own settings. "
+                             "Light made the same decisions at the same accuracy on every "
+                             "cell measured, at about a third of the training time "
+                             "(docs/benchmarks.md); a single recipe always fits in full.")
     reference_rows: int = Field(
         1000, gt=100, description="At least this many of the newest training rows (normally "
                                    "the newest training batch) are logged as drift reference.")

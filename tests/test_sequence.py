@@ -35,6 +35,7 @@ def test_a_first_champion_is_backtested_trained_gated_and_refitted_on_every_row(
     assert done.challenger.params["refit"] is True and not done.refit_problems
     assert done.challenger.params["refit_rows"] <= len(rows)
     assert list(steps.timings) == ["recipe", "train", "gate", "estimator", "refit"]
+    assert done.challenger.model.booster.num_trees() == 200  # one recipe: never light
     # the label-free estimator fitted on the gate window travels with the refit model
     assert done.challenger.model.performance and '"method": "cbpe"' in \
         done.challenger.model.performance
@@ -106,3 +107,9 @@ def test_an_ensemble_challenger_is_weighted_by_the_backtest_and_gated_as_one_mod
         [round(w, 4) for w in weights.values()]
     assert list(steps.timings) == ["recipe", "train", "gate", "estimator", "refit"]
     assert done.challenger.model.performance
+    # light members (Training.member_trees): a quarter of the trees at 4x the learning rate,
+    # recorded with the version, before the gate and in the refit alike
+    assert {m.booster.num_trees() for m, _ in model.members} == {50}
+    assert {m.booster.num_trees() for m in done.members for m in [m.model]} == {50}
+    assert (done.challenger.params["n_estimators"],
+            done.challenger.params["learning_rate"]) == (50, 0.2)

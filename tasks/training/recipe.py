@@ -33,6 +33,7 @@ from tasks.gate.gate import sanity_checks
 from tasks.training.evaluate import primary_metric, truth_of
 from tasks.training.model import GreenlightModel
 from tasks.training.train import (
+    LGBM_PARAMS,
     Challenger,
     EncodedRows,
     Fit,
@@ -48,6 +49,7 @@ BACKTEST_PARAMS = {"n_estimators": 50, "learning_rate": 0.2, "n_jobs": 1}
 # Above this many rows the backtest runs on a seeded uniform sample of them (`_thin`): it
 # ranks recipes, and 30 fits on millions of rows cost minutes (benchmarks/growth.py).
 MAX_BACKTEST_ROWS = 100_000
+LIGHT_SHARE = 4  # a light ensemble member: 1/4 of the trees at 4x the learning rate
 MIN_TRAIN_ROWS = 50  # below this a candidate's fold is not scored (NaN)
 # Threads fitting the backtest's row sets at once (each fit on one thread): two, for the
 # 2-core machines greenlight runs on; fewer where fewer cores are ours.
@@ -189,6 +191,21 @@ class RecipeChoice:
             return {}
         return {name: None if pd.isna(m) else round(float(m), 5)
                 for name, m in zip(self.table["recipe"], self.table["mean"], strict=True)}
+
+
+def light_params(params: dict | None) -> dict:
+    """LightGBM settings for a light ensemble member (Training.member_trees "light"): a
+    LIGHT_SHARE-th of the trees at LIGHT_SHARE times the learning rate, the same total
+    shrinkage, as the backtest's BACKTEST_PARAMS.
+
+    An ensemble averages ten or more members, so each member's last bit of accuracy is
+    averaged away while its cost is paid twice (before the gate and in the refit): on the
+    adaptation matrix the light ensemble scored as the full one on every cell, at about a
+    third of the training time (docs/benchmarks.md, what a retrain costs)."""
+    merged = {**LGBM_PARAMS, **(params or {})}
+    return {**(params or {}),
+            "n_estimators": max(1, int(merged["n_estimators"]) // LIGHT_SHARE),
+            "learning_rate": min(1.0, float(merged["learning_rate"]) * LIGHT_SHARE)}
 
 
 def _loss(mean: float, spec: DatasetSpec) -> float:

@@ -53,6 +53,7 @@ class TrainingSettings(Protocol):
     ensemble_tau: float
     leaf_refit: bool
     backtest_folds: int
+    member_trees: str
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,8 @@ def retrain_sequence(history: pd.DataFrame, spec: DatasetSpec, training: Trainin
             choice = calls.choose(history, spec, gate_rows=gate_rows, batch_column=batch_column,
                                   folds=training.backtest_folds, **options)
     recipes_ = list(choice.weights or [choice.best])
+    if len(recipes_) > 1 and training.member_trees == "light":
+        lgbm = recipes.light_params(lgbm)
     # Each model is fitted once (`fit_once`): a leaf refit reuses its plain recipe's trees,
     # and a window that keeps every row is the fit without it.
     plains = list(dict.fromkeys(plain(r) for r in recipes_))
