@@ -16,8 +16,8 @@ the retrain's code paths).
 `--compare` runs the best recipe alone, the leaf-refit ensemble with full members (the
 default until 2026-12-07) and the flow's defaults (the same ensemble with light members,
 Training.member_trees) in turn in every repetition of one run, from the same state, so
-their figures and their ratio (`ratio`: the median over repetitions of each one's total over the best recipe's)
-come from the same load.
+their figures and their ratio (`ratio`: the median over repetitions of each one's total
+over the best recipe's) come from the same load.
 
 `--profile` also writes a cProfile of the last repetition's retrain call (read it with
 `python -m pstats`), to see where the remaining time goes.
