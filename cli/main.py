@@ -675,6 +675,10 @@ def canary(
     force: Annotated[bool, typer.Option(
         "--force", help="Ramp a @challenger the pre-ramp gate refused (recorded on the "
                         "version and in the canary history).")] = False,
+    check_quality: Annotated[bool, typer.Option(
+        "--quality/--no-quality", help="Guard: trip a @challenger proven worse on the "
+                                       "labels of served rows, or estimated worse before "
+                                       "them (the gate's margin).")] = True,
     home: HomeOpt = None,
 ) -> None:
     """Ramp the share of requests @challenger serves while the guards hold; else back to 0%.
@@ -706,14 +710,18 @@ def canary(
     from tasks.data.spec import load_spec
 
     who = by or getpass.getuser()
-    outcome = before_ramp(state_home, reg, load_spec(dataset),
-                          _settings(dataset, None, root).models()["training"],
-                          canary_home=root, force=force, by=who)
+    spec, training = load_spec(dataset), _settings(dataset, None, root).models()["training"]
+    outcome = before_ramp(state_home, reg, spec, training, canary_home=root, force=force,
+                          by=who)
     if not outcome.go:
         _fail(outcome.line)
     line(console, outcome.line)
+    from cli.pregate import quality_guard
+
+    quality = quality_guard(state_home, reg, spec, training) if check_quality else None
     reg = reg if promote else None
-    state = do_ramp(root, steps, _seconds(every), guards, reg=reg, by=by, say=console.print)
+    state = do_ramp(root, steps, _seconds(every), guards, reg=reg, by=by, say=console.print,
+                    quality=quality)
     console.print(f"canary at {state['fraction']:.0%}: {state['reason']}")
     if state["fraction"] == 0.0 and not state.get("promoted"):
         raise typer.Exit(1)

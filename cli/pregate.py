@@ -13,6 +13,7 @@ Here in cli/ because it joins serving (the canary), registry and tasks (lake, ga
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,3 +112,20 @@ def _refused(reg: Registry, canary_home: Path, challenger: int, champion: int,
     canary.note(canary_home, f"forced past the gate: v{challenger} {value}",
                 forced=challenger, champion=champion, verdict=verdict)
     return Outcome(True, f"forced by {by}: {refusal}")
+
+
+def quality_guard(home: Home, reg: Registry, spec: DatasetSpec, training: Any
+                  ) -> Callable[[str], tuple[str, str]] | None:
+    """The ramp's quality guard (tasks/gate/canary_quality.py) for the @challenger and
+    @champion of now, with the gate's settings; None when there is no such pair. Both
+    models are loaded once here: each step then only reads the log and scores."""
+    from tasks.gate.canary_quality import guard
+
+    now = versions.aliases(reg)
+    challenger, champion = now.get("challenger"), now.get("champion")
+    if challenger is None or champion is None:
+        return None
+    return guard(home, spec, reg.model_name, versions.load_model(reg, challenger),
+                 versions.load_model(reg, champion), min_delta=training.min_delta,
+                 min_rows=training.gate_min_rows,
+                 min_class_rows=training.gate_min_class_rows)

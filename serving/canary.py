@@ -132,8 +132,14 @@ def check(records: list[dict[str, Any]], guards: Guards,
 def ramp(home: Path, steps: list[float], every_s: float, guards: Guards = Guards(), *,
          reg: Registry | None = None, by: str | None = None, max_waits: int = 3,
          sleep: Callable[[float], None] = time.sleep,
-         say: Callable[[str], None] = print) -> dict[str, Any]:
+         say: Callable[[str], None] = print,
+         quality: Callable[[str], tuple[str, str]] | None = None) -> dict[str, Any]:
     """Step the canary share up while the guards hold; on a trip set 0% and record why.
+
+    `quality`, given the ramp's start time, judges the challenger's quality on what was
+    served since ('ok' or 'trip', why): it needs tasks/ (labels, the gate, the estimators),
+    which serving/ may not import, so `greenlight canary` builds it
+    (tasks/gate/canary_quality.py). It is asked once a step's other guards hold.
 
     A ramp that holds at 100% with `reg` given completes the rollout: the challenger is
     promoted blue-green (see `complete`) and the share goes back to 0%."""
@@ -152,6 +158,9 @@ def ramp(home: Path, steps: list[float], every_s: float, guards: Guards = Guards
                         if r.get("variant") == "champion"]
             verdict, why = check(step, guards, baseline)
             say(f"  {verdict}: {why}")
+            if verdict == "ok" and quality is not None:
+                verdict, why = quality(first_at)
+                say(f"  quality {verdict}: {why}")
             if verdict != "wait":
                 break
         else:
