@@ -663,7 +663,8 @@ def canary(
                                             "checked (30s, 2m).")] = "30s",
     max_error_rate: Annotated[float, typer.Option(help="Guard: canary error rate.")] = 0.01,
     max_ks: Annotated[float, typer.Option(
-        help="Guard: KS distance between canary and champion outputs.")] = 0.3,
+        help="Guard: KS distance between canary and champion outputs (measured: "
+             "docs/serving.md).")] = 0.45,
     latency_factor: Annotated[float, typer.Option(
         help="Guard: canary p99 latency at most this x champion's (+20 ms).")] = 2.0,
     min_predictions: Annotated[int, typer.Option(

@@ -85,6 +85,8 @@ def _ramp(home: Path, challenger: int, *, labels: bool, steps: list[float],
         state = canary.ramp(home, steps, 0, guards, reg=reg, by="tester",
                             sleep=_traffic(url, Home(home), labels=labels),
                             say=said.append, quality=quality)
+    for step in canary.history(home):  # the trip lines, for the note (pytest -s)
+        print(f"{step['at']} {step['fraction']:.0%} {step['reason']}")
     return state, said
 
 
