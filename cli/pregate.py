@@ -9,6 +9,10 @@ settings, on the newest labelled rows the lake holds that the challenger did not
 from. Proven worse, failing a sanity check, or without evidence: refused (exit 2), unless
 `--force`, which is recorded on the version and in the canary's history.
 
+During the ramp, `quality_guard` builds the quality guard (tasks/gate/canary_quality.py:
+labels of served rows, else the label-free estimate) that serving.canary.ramp asks at each
+step: serving/ may not import tasks/.
+
 Here in cli/ because it joins serving (the canary), registry and tasks (lake, gate)."""
 
 from __future__ import annotations

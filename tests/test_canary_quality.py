@@ -129,3 +129,41 @@ def test_a_challenger_as_good_as_the_champion_ramps_to_100_percent(two_versions_
     assert [h["fraction"] for h in canary.history(two_versions_home)] == [
         0.05, 0.25, 0.5, 1.0, 0.0]
     assert versions.aliases(reg)["champion"] == twin
+
+
+def test_the_quality_guard_judges_only_what_was_served_since_the_ramp_began(
+        two_versions_home):
+    """Fast: the log written with the service's own writer. Rows served before the ramp
+    (labelled so that v1 would look perfect) are not counted; the ramp's own rows, each
+    once though a failed canary line repeats its record, trip v1 on their labels."""
+    from serving.plog import PredictionLog
+
+    rows, truth = _traffic_rows()
+    log = PredictionLog(two_versions_home)
+
+    def served(rid: str, at: str, variant: str = "champion", error: str | None = None):
+        return [{"request_id": rid, "index": i, "prediction_id": f"{rid}-{i}", "at": at,
+                 "model": "greenlight-synthetic", "version": 2, "variant": variant,
+                 "input": row, "output": None if error else {"score": 0.5},
+                 "needs_review": False, "latency_ms": 1.0, "error": error}
+                for i, row in enumerate(rows[:300])]
+
+    log.append(served("before", "2026-11-30T01:00:00.000+00:00"))
+    log.append(served("ramp", "2026-11-30T02:00:00.000+00:00", "canary", "boom"))
+    log.append(served("ramp", "2026-11-30T02:00:00.000+00:00"))  # the fallback's answer
+    v1 = versions.load_model(registry(two_versions_home), 1)
+    wrong = [int(s >= 0.5) for s in v1.score(pd.DataFrame(rows[:300]))]  # v1 "right"
+    Home(two_versions_home).labels.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"prediction_id": [f"before-{i}" for i in range(300)] +
+                  [f"ramp-{i}" for i in range(300)],
+                  SPEC.target: wrong + truth[:300]}).to_csv(
+        Home(two_versions_home).labels / "outcomes.csv", index=False)
+    assert quality_guard(Home(two_versions_home), registry(two_versions_home), SPEC,
+                         Training()) is None  # no @challenger yet: nothing to judge
+    set_alias(registry(two_versions_home), "challenger", 1)
+    check = quality_guard(Home(two_versions_home), registry(two_versions_home), SPEC,
+                          Training())
+    verdict, why = check("2026-11-30T01:30:00.000+00:00")
+    assert verdict == "trip" and "on 300 labelled served rows" in why, why
+    verdict, why = check("2026-11-30T00:30:00.000+00:00")  # the earlier rows too: 600
+    assert "on 600 labelled served rows" in why, why
