@@ -85,7 +85,8 @@ def _ramp(home: Path, challenger: int, *, labels: bool, steps: list[float],
         state = canary.ramp(home, steps, 0, guards, reg=reg, by="tester",
                             sleep=_traffic(url, Home(home), labels=labels),
                             say=said.append, quality=quality)
-    for step in canary.history(home):  # the trip lines, for the issue's note (pytest -s)
+    print("\n".join(said))  # what the ramp said, then its history (pytest -s)
+    for step in canary.history(home):
         print(f"{step['at']} {step['fraction']:.0%} {step['reason']}")
     return state, said
 
@@ -118,13 +119,15 @@ def test_a_worse_challenger_is_tripped_on_the_estimate_before_any_label(two_vers
 
 @pytest.mark.e2e
 def test_a_challenger_as_good_as_the_champion_ramps_to_100_percent(two_versions_home):
-    """A twin of the champion (the same model, registered again) under every default
-    guard, labels landing as it ramps: promoted at 100%."""
+    """A twin of the champion (the same model, registered again) under the default guards,
+    labels landing as it ramps: promoted at 100%. The latency slack is widened: on a
+    shared test machine one stalled request can lift a step's p99 of a few dozen lines past
+    2 x the champion's + 20 ms, and latency is not what this test judges."""
     reg = registry(two_versions_home)
     twin = register_failing(reg, like=2, kind=GreenlightModel)  # a working copy of v2
     state, said = _ramp(two_versions_home, twin, labels=True, steps=[0.05, 0.25, 0.5, 1.0],
-                        guards=canary.Guards())
-    assert state.get("promoted") == twin, said
+                        guards=canary.Guards(latency_slack_ms=1000.0))
+    assert state.get("promoted") == twin, (state["reason"], said)
     assert any("quality ok: not proven worse on labels" in s for s in said), said
     assert [h["fraction"] for h in canary.history(two_versions_home)] == [
         0.05, 0.25, 0.5, 1.0, 0.0]

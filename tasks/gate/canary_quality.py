@@ -114,7 +114,8 @@ def guard(home: Home, spec: DatasetSpec, model_name: str, challenger: Scorer,
     the rows served since (with any labels landed for them) and judge them."""
 
     def check(began: str) -> tuple[str, str]:
-        rows = since(served_rows(home, spec, model_name), spec, began)
+        start = pd.Timestamp(began).to_pydatetime()
+        rows = since(served_rows(home, spec, model_name, since=start), spec, began)
         found = judge(challenger, champion, rows, spec, min_delta=min_delta,
                       min_rows=min_rows, min_class_rows=min_class_rows)
         return found.verdict, found.reason
