@@ -130,8 +130,9 @@ def check(records: list[dict[str, Any]], guards: Guards,
     if f.get("ks", 0.0) > guards.max_ks:
         return "trip", f"canary output distribution differs from champion's: KS " \
                        f"{f['ks']:.2f} > {guards.max_ks}"
+    ks = f", score KS {f['ks']:.2f}" if "ks" in f else ""
     return "ok", (f"{len(canary)} canary predictions, {int(f['canary_errors'])} errors, p99 "
-                  f"{lat_c:.1f} ms (champion {lat_b:.1f} ms)")
+                  f"{lat_c:.1f} ms (champion {lat_b:.1f} ms){ks}")
 
 
 def ramp(home: Path, steps: list[float], every_s: float, guards: Guards = Guards(), *,
