@@ -686,8 +686,11 @@ def canary(
 
     Before the ramp, a @challenger that never passed the gate against the current @champion
     is gated on the newest labelled rows (cli/pregate.py); proven worse, or no evidence, is
-    refused (exit 2) unless --force. A ramp that holds at 100% completes the rollout:
-    @challenger becomes @champion (blue-green, recorded as a `canary` promotion)."""
+    refused (exit 2) unless --force. At each step, once errors, latency and score KS hold,
+    the quality guard judges the rows served since the ramp began: on their labels where
+    enough have landed, else on both versions' label-free estimates (docs/serving.md). A
+    ramp that holds at 100% completes the rollout: @challenger becomes @champion
+    (blue-green, recorded as a `canary` promotion)."""
     root = _environment(home)
     from serving.canary import Guards, set_fraction
     from serving.canary import ramp as do_ramp
