@@ -10,6 +10,13 @@ start limit), unless `--home` points at one that has a champion and a previous.
     uv run python benchmarks/serving_speed.py --seconds 5 --concurrency 4
     uv run python benchmarks/serving_speed.py --startup 3             # + start-up, 3 launches
     uv run python benchmarks/serving_speed.py --startup 5 --only-startup  # start-up alone
+    uv run python benchmarks/serving_speed.py --ensemble 20           # an ensemble champion
+
+`--ensemble N` first promotes an ensemble of N members as the champion: N copies of the
+champion's booster (the same trees, so the same cost per member as N recipes' boosters of
+the default size; a real ensemble's members differ in what they learned, not in size),
+weighted equally, registered and served like any version (tasks.training.model
+`GreenlightModel.ensemble`). The default recipe grid has 10 recipes, 20 with leaf refits.
 """
 
 from __future__ import annotations
@@ -227,6 +234,30 @@ def compare(gl: tuple[str, int], ml: tuple[str, int], rows: list[dict[str, Any]]
           f"mlflow / greenlight {np.median(cpu):.2f}x\n")
 
 
+def promote_ensemble(home: Path, members: int) -> int:
+    """Register an ensemble of `members` copies of the champion and promote it (above)."""
+    import copy
+
+    from registry.register import register
+    from registry.versions import load_model
+    from tasks.data import replay as sources
+    from tasks.training.model import GreenlightModel
+
+    reg = registry(home)
+    champion = aliases(reg)["champion"]
+    one = load_model(reg, champion)
+    model = GreenlightModel.ensemble([copy.deepcopy(one) for _ in range(members)],
+                                     [1.0] * members)
+    example = one.example(sources.synthetic_stream(seed=7)[15].frame.head(20))
+    version = register(reg, python_model=model, input_example=example,
+                       output_example=model.predict(None, example), reference=example,
+                       batch_set=f"bench-ensemble-{members}", params={}, metrics={}, tags={},
+                       experiment=f"{reg.model_name}-training").version
+    promote(reg, version, reason=f"benchmark: an ensemble of {members}",
+            expected_from=champion)
+    return version
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--home", type=Path, help="State dir with @champion and @previous.")
@@ -239,12 +270,17 @@ def main() -> None:
                     help="Also time N launches of `greenlight serve` against F_mlflow.")
     ap.add_argument("--only-startup", action="store_true",
                     help="Skip latency, throughput and switches: the start-up figure alone.")
+    ap.add_argument("--ensemble", type=int, default=0, metavar="N",
+                    help="Serve an ensemble of N members as the champion (docstring).")
     opts = ap.parse_args()
     os.environ.update(ENV)
     home = opts.home or Path(tempfile.mkdtemp(prefix="gl-bench-serving-")) / "gl"
     if not opts.home:
         print(f"building two versions in {home} ...", flush=True)
         two_versions_direct(home)
+    if opts.ensemble:
+        print(f"champion: an ensemble of {opts.ensemble} members, "
+              f"v{promote_ensemble(home, opts.ensemble)}", flush=True)
     reg = registry(home)
     champion = aliases(reg)["champion"]
     rows = records(n=500)

@@ -663,7 +663,8 @@ def canary(
                                             "checked (30s, 2m).")] = "30s",
     max_error_rate: Annotated[float, typer.Option(help="Guard: canary error rate.")] = 0.01,
     max_ks: Annotated[float, typer.Option(
-        help="Guard: KS distance between canary and champion outputs.")] = 0.3,
+        help="Guard: KS distance between canary and champion outputs (measured: "
+             "docs/serving.md).")] = 0.45,
     latency_factor: Annotated[float, typer.Option(
         help="Guard: canary p99 latency at most this x champion's (+20 ms).")] = 2.0,
     min_predictions: Annotated[int, typer.Option(
@@ -675,14 +676,21 @@ def canary(
     force: Annotated[bool, typer.Option(
         "--force", help="Ramp a @challenger the pre-ramp gate refused (recorded on the "
                         "version and in the canary history).")] = False,
+    check_quality: Annotated[bool, typer.Option(
+        "--quality/--no-quality", help="Guard: trip a @challenger proven worse on the "
+                                       "labels of served rows, or estimated worse before "
+                                       "them (the gate's margin).")] = True,
     home: HomeOpt = None,
 ) -> None:
     """Ramp the share of requests @challenger serves while the guards hold; else back to 0%.
 
     Before the ramp, a @challenger that never passed the gate against the current @champion
     is gated on the newest labelled rows (cli/pregate.py); proven worse, or no evidence, is
-    refused (exit 2) unless --force. A ramp that holds at 100% completes the rollout:
-    @challenger becomes @champion (blue-green, recorded as a `canary` promotion)."""
+    refused (exit 2) unless --force. At each step, once errors, latency and score KS hold,
+    the quality guard judges the rows served since the ramp began: on their labels where
+    enough have landed, else on both versions' label-free estimates (docs/serving.md). A
+    ramp that holds at 100% completes the rollout: @challenger becomes @champion
+    (blue-green, recorded as a `canary` promotion)."""
     root = _environment(home)
     from serving.canary import Guards, set_fraction
     from serving.canary import ramp as do_ramp
@@ -706,14 +714,18 @@ def canary(
     from tasks.data.spec import load_spec
 
     who = by or getpass.getuser()
-    outcome = before_ramp(state_home, reg, load_spec(dataset),
-                          _settings(dataset, None, root).models()["training"],
-                          canary_home=root, force=force, by=who)
+    spec, training = load_spec(dataset), _settings(dataset, None, root).models()["training"]
+    outcome = before_ramp(state_home, reg, spec, training, canary_home=root, force=force,
+                          by=who)
     if not outcome.go:
         _fail(outcome.line)
     line(console, outcome.line)
+    from cli.pregate import quality_guard
+
+    quality = quality_guard(state_home, reg, spec, training) if check_quality else None
     reg = reg if promote else None
-    state = do_ramp(root, steps, _seconds(every), guards, reg=reg, by=by, say=console.print)
+    state = do_ramp(root, steps, _seconds(every), guards, reg=reg, by=by, say=console.print,
+                    quality=quality)
     console.print(f"canary at {state['fraction']:.0%}: {state['reason']}")
     if state["fraction"] == 0.0 and not state.get("promoted"):
         raise typer.Exit(1)

@@ -9,10 +9,15 @@ settings, on the newest labelled rows the lake holds that the challenger did not
 from. Proven worse, failing a sanity check, or without evidence: refused (exit 2), unless
 `--force`, which is recorded on the version and in the canary's history.
 
+During the ramp, `quality_guard` builds the quality guard (tasks/gate/canary_quality.py:
+labels of served rows, else the label-free estimate) that serving.canary.ramp asks at each
+step: serving/ may not import tasks/.
+
 Here in cli/ because it joins serving (the canary), registry and tasks (lake, gate)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,3 +116,20 @@ def _refused(reg: Registry, canary_home: Path, challenger: int, champion: int,
     canary.note(canary_home, f"forced past the gate: v{challenger} {value}",
                 forced=challenger, champion=champion, verdict=verdict)
     return Outcome(True, f"forced by {by}: {refusal}")
+
+
+def quality_guard(home: Home, reg: Registry, spec: DatasetSpec, training: Any
+                  ) -> Callable[[str], tuple[str, str]] | None:
+    """The ramp's quality guard (tasks/gate/canary_quality.py) for the @challenger and
+    @champion of now, with the gate's settings; None when there is no such pair. Both
+    models are loaded once here: each step then only reads the log and scores."""
+    from tasks.gate.canary_quality import guard
+
+    now = versions.aliases(reg)
+    challenger, champion = now.get("challenger"), now.get("champion")
+    if challenger is None or champion is None:
+        return None
+    return guard(home, spec, reg.model_name, versions.load_model(reg, challenger),
+                 versions.load_model(reg, champion), min_delta=training.min_delta,
+                 min_rows=training.gate_min_rows,
+                 min_class_rows=training.gate_min_class_rows)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -64,10 +65,12 @@ def harvested_ids(home: Home) -> set[str]:
     return taken
 
 
-def served_rows(home: Home, spec: DatasetSpec, model: str) -> pd.DataFrame:
+def served_rows(home: Home, spec: DatasetSpec, model: str,
+                since: datetime | None = None) -> pd.DataFrame:
     """One row per answered request record: prediction id, time scored, the inputs, and the
-    label where it has landed (NaN where not)."""
-    log = predictions.read(home)
+    label where it has landed (NaN where not). `since`: only records scored from then on
+    (the canary's quality guard reads its ramp's, not the whole log)."""
+    log = predictions.read(home, since=since)
     log = log[(log["model"] == model) & log["variant"].isin(predictions.SERVED)]
     if log.empty:
         return pd.DataFrame(columns=[predictions.PREDICTION_ID, *spec.columns])
