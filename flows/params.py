@@ -172,11 +172,11 @@ class Training(Section):
         "ensemble", description="What the backtest gives the challenger: an ensemble of the "
                                 "complete grid in batches (expanding, windows of 1-12 batches, "
                                 "half-lives of 1/2-8 batches) weighted by softmax of their "
-                                "backtest loss, or the best recipe alone (about a quarter of "
-                                "a retrain's time). Either way one model version, gated and "
-                                "served like any other. The ensemble, with leaf_refit and six "
-                                "backtest_folds, beat the best fixed strategy on Elec2 "
-                                "(docs/benchmarks.md).")
+                                "backtest loss, or the best recipe alone (about a third of "
+                                "a retrain's time, member_trees light). Either way one "
+                                "model version, gated and served like any other. The "
+                                "ensemble, with leaf_refit and six backtest_folds, beat the "
+                                "best fixed strategy on Elec2 (docs/benchmarks.md).")
     ensemble_tau: float = Field(
         0.1, gt=0, description="Temperature of the ensemble's softmax, relative to the best "
                                 "backtest loss: a recipe this much worse (relative) than the "

@@ -9,7 +9,8 @@ recipe is never chosen on the rows that then judge the challenger. By default
 (flows.params.Training: recipe_mode ensemble, leaf_refit, six folds) the flow weighs the
 complete grid, each recipe also with its leaves refitted, by softmax of the folds' loss
 (`ensemble_weights`): the only variant that beat the best fixed strategy through the flow
-(docs/benchmarks.md). recipe_mode best takes the best recipe alone.
+(docs/benchmarks.md). Its members are light (`light_params`, Training.member_trees).
+recipe_mode best takes the best recipe alone.
 
 The backtest fits many models, so it uses BACKTEST_PARAMS: 50 trees at learning rate 0.2
 (the same total shrinkage as 200 at 0.05) on one thread, about 15x cheaper per fit. It
