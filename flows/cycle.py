@@ -329,7 +329,7 @@ def _record(state: Home, reg: Registry, policy: Policy, batches: list[dict],
     for batch in batches:
         manifest.append(state.manifest, batch["id"], decision=decision.action,
                         reasons=decision.reasons, **by_id.get(batch["id"], {}),
-                        **{k: v for k, v in outcome.items() if k != "gate"},
+                        **{k: v for k, v in outcome.items() if k not in ("gate", "why")},
                         gate=outcome.get("gate", {}).get("reason"), timings=steps.timings,
                         alarms=sorted({a.kind for a in raised if a.batch_id == batch["id"]}))
     reports.log_run(reg.tracking_uri, reg.experiment_id(f"{reg.model_name}-pipeline"),

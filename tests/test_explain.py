@@ -64,3 +64,33 @@ def test_w17_price_is_used_differently_with_no_drift_in_price(w17):
     assert not judged["price"].drifted, judged
     assert found.feature_line().startswith("features used most differently")
     assert "price (" in found.feature_line()
+
+
+def test_the_approval_form_the_cycle_artifact_and_the_card_say_it(w07, champion_home,
+                                                                  tmp_path):
+    """The W07 explanation where people look: the approval form's section, the cycle
+    artifact's, and the model card of a version on a real MLflow store."""
+    from registry import cards
+    from tasks.gate.explain import for_gate
+    from tasks.publish.reports import approval_markdown, cycle_markdown
+    from tests.approval_helpers import registry
+
+    champion, challenger, window, _ = w07
+    csv = tmp_path / "why" / "disagreements.csv"
+    found = for_gate(champion, challenger, window, SPEC, [], csv)
+    why = {**found.to_dict(), "path": str(csv)}
+    form = approval_markdown("m", 2, "clear", "clear: gain", [], [], {}, why=why)
+    section = form.split("### Why: what the challenger does differently")[1].split("###")[0]
+    assert "market=west gains most" in section and "features used most differently" in section
+    assert section.count("| west |") == 5 and str(csv) in section
+    artifact = cycle_markdown("synthetic", "retrain", [], [], {
+        "gate": {"reason": "clear: gain"}, "why": why}, {}, "sqlite://")
+    assert "### Why: champion vs challenger on the gate window" in artifact
+    assert "market=west gains most" in artifact
+    reg = registry(champion_home)
+    cards.explain(reg, 1, found.text())
+    card = reg.client.get_model_version(reg.model_name, "1").description
+    assert "**What changed vs the champion (gate window):** features used most " in card
+    assert "market=west gains most" in card
+    assert for_gate(champion, challenger, window.drop(columns=["price"]), SPEC, [],
+                    csv) is None  # a failure explains nothing and blocks nothing

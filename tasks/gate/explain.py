@@ -17,6 +17,7 @@ Three answers, a few lines each:
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ from tasks.gate.gate import slice_level
 from tasks.monitoring.attribution import ATTRIBUTION_ROWS, contributions, sample_for
 from tasks.training.train import binary_target
 
+log = logging.getLogger("greenlight.explain")
 TOP_FEATURES = 3
 TOP_ROWS = 5
 MIN_SEGMENT_ROWS = 50  # as the gate's min_slice_rows default
@@ -99,8 +101,8 @@ class Explanation:
         """The explanation in a few lines of markdown (the approval form, the artifact)."""
         n = len(self.disagreements)
         return [f"- {self.feature_line()}", f"- {self.segment_line()}",
-                f"- rows the two disagree on most (of {self.rows}; all {n} in the "
-                "training run's artifact `why/disagreements.csv`):"]
+                f"- rows the two disagree on most (of {self.rows}; all {n}, most different "
+                "first, in `why/disagreements.csv` of a registered version's training run):"]
 
     def text(self, limit: int = 1500) -> str:
         """The card's paragraph: the features and segments, no table."""
@@ -177,10 +179,13 @@ def disagreements(rows: pd.DataFrame, old: np.ndarray, new: np.ndarray,
 
 def explain(champion: Any, challenger: Any, window: pd.DataFrame, spec: DatasetSpec, *,
             min_segment_rows: int = MIN_SEGMENT_ROWS, n_resamples: int = 1000, seed: int = 0,
-            max_rows: int = ATTRIBUTION_ROWS) -> Explanation:
+            max_rows: int = ATTRIBUTION_ROWS,
+            slices: list[dict[str, Any]] | None = None) -> Explanation:
     """Champion vs challenger on the labelled rows of the gate window (module docstring).
     Contributions on a seeded sample (attribution.sample_for); segments and disagreements
-    on every row."""
+    on every row. `slices`, the gate's own per-slice verdicts (GateResult.slices), are the
+    segments when given: the gated model's intervals, where the registered one may have
+    been refit on the window since."""
     rows = window[window[spec.target].notna()].sort_values(spec.time_column, kind="stable")
     rows = rows.reset_index(drop=True)
     if not len(rows):
@@ -191,7 +196,11 @@ def explain(champion: Any, challenger: Any, window: pd.DataFrame, spec: DatasetS
     leaning = pd.Series({f["feature"]: f["challenger"] for f in features})
     by = segment_feature(spec, leaning)
     found = Explanation(len(rows), features, by, disagreements=disagreements(rows, old, new, spec))
-    if by is not None and by in rows:
+    if slices and by == slices[0].get("feature"):
+        found.segments = [{k: s.get(k) for k in ("value", "rows", "judged", "champion",
+                                                 "challenger", "gain", "ci_low", "ci_high")}
+                          for s in slices]
+    elif by is not None and by in rows:
         if spec.primary_metric not in SUPPORTED:
             found.note = f"no intervals for {spec.primary_metric} (the gate's bootstrap takes " \
                          f"{', '.join(SUPPORTED)})"
@@ -208,3 +217,16 @@ def write_disagreements(found: Explanation, path: Path) -> Path:
     found.disagreements.to_csv(path, index=False)
     return path
 
+
+
+def for_gate(champion: Any, challenger: Any, window: pd.DataFrame, spec: DatasetSpec,
+             slices: list[dict[str, Any]], csv_path: Path) -> Explanation | None:
+    """The explanation of a gated challenger with every row written to `csv_path`; None,
+    with a warning, when it cannot be made: it explains a verdict, it never blocks one."""
+    try:
+        found = explain(champion, challenger, window, spec, slices=slices)
+        write_disagreements(found, csv_path)
+    except Exception as exc:  # noqa: BLE001 (a view of the verdict: see the docstring)
+        log.warning("no explanation of the challenger: %s: %s", type(exc).__name__, exc)
+        return None
+    return found
