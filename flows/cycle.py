@@ -281,7 +281,8 @@ def _seen(result: MonitorResult, batches: list[dict], late: bool) -> dict[str, A
             "label_drifted": result.label_drifted,
             "prediction_drifted": result.prediction_drifted,
             "adversarial_drifted": result.adversarial_drifted,
-            "decay": result.decay, "not_judged": result.not_judged}
+            "decay": result.decay, "not_judged": result.not_judged,
+            "segment_note": result.segment_note}
 
 
 def _judged_against(reg: Registry, pending: list[dict]) -> versions.VersionInfo | None:

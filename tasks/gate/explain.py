@@ -31,6 +31,7 @@ from tasks.data.spec import DatasetSpec
 from tasks.gate.bootstrap import SUPPORTED, auto_block_rows, draws_for, row_losses
 from tasks.gate.gate import slice_level
 from tasks.monitoring.attribution import ATTRIBUTION_ROWS, contributions, sample_for
+from tasks.monitoring.segments import segment_feature
 from tasks.training.train import binary_target
 
 log = logging.getLogger("greenlight.explain")
@@ -125,15 +126,6 @@ def _truth(rows: pd.DataFrame, spec: DatasetSpec) -> np.ndarray:
     if spec.task == "classification":
         return binary_target(rows, spec).astype(float)
     return rows[spec.target].to_numpy(dtype=float)
-
-
-def segment_feature(spec: DatasetSpec, leaning: pd.Series) -> str | None:
-    """The dataset's slice feature, else the categorical feature with the largest mean
-    |contribution| (`leaning`), else None."""
-    if spec.slice_feature:
-        return spec.slice_feature
-    cats = [c for c in spec.categorical_features if c in leaning.index]
-    return max(cats, key=lambda c: leaning[c]) if cats else None
 
 
 def feature_changes(champion: Any, challenger: Any, rows: pd.DataFrame) -> list[dict[str, Any]]:

@@ -40,6 +40,7 @@ class MonitorThresholds(Protocol):
     cat_method: str | None
     per_column_method: dict[str, str]
     column_threshold: float | None
+    max_attribution_shift: float | None
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,8 @@ def limits_for(t: MonitorThresholds) -> Limits:
                   adversarial_auc=t.adversarial_auc,
                   tests=StatTests(t.num_method, t.cat_method, t.per_column_method,
                                   t.column_threshold),
-                  drift_share=t.drift_share, min_rows=t.min_rows)
+                  drift_share=t.drift_share, min_rows=t.min_rows, max_decay=t.max_decay,
+                  max_estimated_decay=t.max_estimated_decay)
 
 
 def watch_for(judge: Judge, thresholds: MonitorThresholds, spec: DatasetSpec) -> Watch:
@@ -94,5 +96,6 @@ def raised_alarms(results: list[MonitorResult], served: list[ServedStats],
     found = [a for r in results for a in alarms.check(
         r, drift_share=t.drift_share, max_decay=t.max_decay,
         max_estimated_decay=t.max_estimated_decay, max_missing_share=t.max_missing_share,
-        max_out_of_range=t.max_out_of_range, max_failed_predictions=t.max_failed_predictions)]
+        max_out_of_range=t.max_out_of_range, max_failed_predictions=t.max_failed_predictions,
+        max_attribution_shift=getattr(t, "max_attribution_shift", None))]
     return found + alarms.check_served(served, max_failed_predictions=t.max_failed_predictions)
