@@ -83,3 +83,24 @@ def test_attribution_drift_alarms_only_when_its_threshold_is_set(w07):
     assert [a.features for a in raised] == [(top,)] and "relies differently on" in \
         raised[0].reason
     assert "attribution" not in alarms.RETRAIN_KINDS  # a hint, not a retrain
+
+
+def test_the_dashboard_has_a_why_tab_over_the_batches_numbers(w07, tmp_path):
+    """The W07 batch's attribution drift and segment numbers in its Evidently snapshot, and
+    the dashboard's why tab plotting them (rewritten only when a new segment appears)."""
+    from flows.params import Thresholds
+    from tasks.publish import dashboards, workspace
+
+    result, thresholds = w07.to_dict(), Thresholds().model_dump()
+    snapshot = workspace.record_monitoring(tmp_path, SPEC, "w07", synthetic_batch(W07).frame,
+                                           result, thresholds,
+                                           extra=dashboards.why_values(result, thresholds))
+    text = next(tmp_path.glob(f"*/snapshots/{snapshot}.json")).read_text()
+    assert '"segment.west.decay"' in text and '"attribution.price"' in text
+    assert dashboards.why_tab(tmp_path, SPEC, "market", ["west", "north", "south"])
+    assert not dashboards.why_tab(tmp_path, SPEC, "market", ["north"])  # nothing new
+    model = workspace.open_project(tmp_path, SPEC)[1].dashboard.model()
+    tab = next(t for t in model.tabs if t.title == dashboards.WHY_TAB)
+    titles = [p.title for p in model.panels if p.id in set(tab.panels)]
+    assert "Attribution drift per feature (champion vs its reference)" in titles
+    assert "Decay per segment of market" in titles and len(model.tabs) == 2
