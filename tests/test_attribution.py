@@ -45,14 +45,14 @@ def test_contributions_add_up_to_the_raw_score_of_a_single_model_and_an_ensemble
 
 def test_attribution_drift_is_quiet_on_a_like_week_and_sees_prices_rise(models):
     """Against the champion's reference (its newest week), a week of the same world moves
-    no feature's reliance by more than a few hundredths; inflation (W12) moves price's."""
+    no feature's reliance by more than sampling does (~0.05); inflation (W12) moves price's."""
     champion, reference = models["single"], synthetic_batch(4).frame
     quiet = attribution.batch_shift(champion, reference, synthetic_batch(3).frame)
     assert set(quiet) == set(SPEC.features)
-    assert max(abs(v) for v in quiet.values()) < 0.05, quiet
+    assert max(abs(v) for v in quiet.values()) < 0.07, quiet
     inflated = attribution.batch_shift(champion, reference, synthetic_batch(12).frame)
     assert attribution.largest_shift(inflated)[0] == "price", inflated
-    assert inflated["price"] > 0.1
+    assert inflated["price"] > 0.15
     # the reference is attributed once per champion and reference
     assert attribution.reference_attribution(champion, reference) is \
         attribution.reference_attribution(champion, reference)
