@@ -7,7 +7,7 @@ champion from the registry; tests call them directly."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -69,13 +69,15 @@ def limits_for(t: MonitorThresholds) -> Limits:
                   adversarial_auc=t.adversarial_auc,
                   tests=StatTests(t.num_method, t.cat_method, t.per_column_method,
                                   t.column_threshold),
-                  drift_share=t.drift_share, min_rows=t.min_rows, max_decay=t.max_decay,
-                  max_estimated_decay=t.max_estimated_decay)
+                  drift_share=t.drift_share, min_rows=t.min_rows)
 
 
 def watch_for(judge: Judge, thresholds: MonitorThresholds, spec: DatasetSpec) -> Watch:
     """The watch of a cycle: the ranges and value sets come from the dataset's GX suite."""
-    return Watch(judge, limits_for(thresholds), load_ranges(suite_path(spec.name)))
+    # the decay thresholds too, so a segment that alone crosses one is named (segments.py)
+    limits = replace(limits_for(thresholds), max_decay=thresholds.max_decay,
+                     max_estimated_decay=thresholds.max_estimated_decay)
+    return Watch(judge, limits, load_ranges(suite_path(spec.name)))
 
 
 def monitor_stored(batch: dict[str, Any], rows: pd.DataFrame, watch: Watch, spec: DatasetSpec,
