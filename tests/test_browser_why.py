@@ -1,19 +1,18 @@
 """The approval form in the real Prefect UI says what the challenger does differently: a
 W07 retrain (market west arrives) paused for approval, opened in Chromium; the dialog shows
-the "Why" section with market=west, and its screenshot is the manual's figure."""
+the "Why" section with market=west; its screenshot (test-artifacts/) is the manual's figure."""
 
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 
 from tests.approval_helpers import land, start_cycle, wait_paused
-from tests.test_browser_approval import CHROMIUM, FLAGS
+from tests.test_browser_approval import ARTIFACTS, CHROMIUM, FLAGS
 
 pytestmark = pytest.mark.e2e
-FIGURE = Path(__file__).resolve().parents[1] / "docs" / "img" / "approval-why.png"
+FIGURE = ARTIFACTS / "approval-why.png"  # docs/img/approval-why.png is a copy of it
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian chromium not installed "
@@ -37,8 +36,8 @@ def test_the_approval_form_shows_why_in_the_prefect_ui(prefect_server, tmp_path)
         text = dialog.inner_text()
         assert "market=west gains most" in text and "features used most differently" in text
         dialog.get_by_text("Why: what the challenger does differently").scroll_into_view_if_needed()
-        if FIGURE.parent.exists():
-            page.screenshot(path=str(FIGURE))
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(FIGURE))
         fields = dialog.locator("textarea")
         fields.nth(0).fill("screenshot taken")
         fields.nth(1).fill("dana")
