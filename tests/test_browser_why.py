@@ -17,12 +17,10 @@ FIGURE = ARTIFACTS / "approval-why.png"  # docs/img/approval-why.png is a copy o
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian chromium not installed "
                                                                "(.ci/run installs it)")
-def test_the_approval_form_shows_why_in_the_prefect_ui(prefect_server, tmp_path):
+def test_the_approval_form_shows_why_in_the_prefect_ui(prefect_server, champion_home):
     from playwright.sync_api import sync_playwright
 
-    api, home = prefect_server.api_url, tmp_path / "gl"
-    land(home, 0)
-    assert start_cycle(api, home, "auto", force=False).wait(timeout=300) == 0
+    api, home = prefect_server.api_url, champion_home  # v1 bootstrapped on 2026-W02
     land(home, 5)  # 2026-W07: a new market
     proc = start_cycle(api, home, "manual")
     run_id = wait_paused(api, proc, timeout=300)
