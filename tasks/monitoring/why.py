@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.clean import finite_floats
+from core.clean import finite_floats, json_safe
 from tasks.data.spec import DatasetSpec
 from tasks.monitoring import attribution, segments
 
@@ -31,8 +31,8 @@ def explained(champion: Any, batch: pd.DataFrame, scores: np.ndarray,
     leaning = None
     try:
         leaning = attribution.mean_abs(champion, batch)
-        out["attribution_shift"] = attribution.attribution_shift(
-            leaning, attribution.reference_attribution(champion, reference))
+        out["attribution_shift"] = finite_floats(attribution.attribution_shift(
+            leaning, attribution.reference_attribution(champion, reference)))
     except Exception as exc:  # noqa: BLE001 (see the module docstring)
         log.warning("no attribution drift: %s: %s", type(exc).__name__, exc)
     column = segments.segment_feature(spec, leaning)
@@ -44,7 +44,8 @@ def explained(champion: Any, batch: pd.DataFrame, scores: np.ndarray,
     except Exception as exc:  # noqa: BLE001
         log.warning("no per-segment monitoring: %s: %s", type(exc).__name__, exc)
         return out
-    return {**out, "segment_feature": column, "segments": found,
+    # strict JSON: the manifest and the summary keep these, and an undefined metric is null
+    return {**out, "segment_feature": column, "segments": json_safe(found),
             "segment_note": segments.segment_note(found, limits.max_decay,
                                                   limits.max_estimated_decay)}
 
