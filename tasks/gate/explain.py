@@ -65,11 +65,12 @@ class Explanation:
             return []
         named = [self.segment_feature, *(f["feature"] for f in self.features[:TOP_FEATURES])]
         columns = list(dict.fromkeys(c for c in named if c in self.disagreements))
-        columns += [c for c in self.disagreements.columns[-4:]]  # label and both scores
+        columns += list(self.disagreements.columns[-4:])  # label, both scores, difference
         return json_safe(self.disagreements.head(n)[columns].to_dict(orient="records"))
 
     def feature_line(self) -> str:
-        """`price (used differently by 0.036 a row; relied on more: 0.095 -> 0.105), ...`"""
+        """`... price (0.126 a row; relied on less: 0.156 -> 0.096); ...`: per feature, the
+        mean change of a row's contribution, and mean |contribution| champion -> challenger."""
         parts = [f"{f['feature']} ({f['change']:.3f} a row; relied on "
                  f"{'more' if f['challenger'] >= f['champion'] else 'less'}: "
                  f"{f['champion']:.3f} -> {f['challenger']:.3f})"
@@ -91,7 +92,8 @@ class Explanation:
             parts.append(f"{_seg(self.segment_feature, best)} gains most: {_gain(best)}")
             if worst is not best:
                 parts.append(f"{_seg(self.segment_feature, worst)} "
-                             f"{'loses' if worst['gain'] < 0 else 'gains'} least: {_gain(worst)}")
+                             f"{'loses most' if worst['gain'] < 0 else 'gains least'}: "
+                             f"{_gain(worst)}")
         if small:
             parts.append(", ".join(_seg(self.segment_feature, s) for s in small)
                          + f" too small to judge (< {MIN_SEGMENT_ROWS} rows)")
