@@ -276,6 +276,8 @@ def _evidence(summary: dict[str, Any]) -> str:
     decays = [m["decay"] for m in monitored if m.get("decay") is not None]
     if decays:
         parts.append(f"decay {max(decays):.3f}")
+    # a segment that alone crosses a decay threshold (tasks/monitoring/segments.py)
+    parts += list(dict.fromkeys(m["segment_note"] for m in monitored if m.get("segment_note")))
     late = [m for m in monitored if m.get("late_labels")]
     if late:
         parts.append(f"late labels for {len(late)} batch{'es' if len(late) > 1 else ''}")

@@ -281,7 +281,8 @@ def _seen(result: MonitorResult, batches: list[dict], late: bool) -> dict[str, A
             "label_drifted": result.label_drifted,
             "prediction_drifted": result.prediction_drifted,
             "adversarial_drifted": result.adversarial_drifted,
-            "decay": result.decay, "not_judged": result.not_judged}
+            "decay": result.decay, "not_judged": result.not_judged,
+            "segment_note": result.segment_note}
 
 
 def _judged_against(reg: Registry, pending: list[dict]) -> versions.VersionInfo | None:
@@ -329,7 +330,7 @@ def _record(state: Home, reg: Registry, policy: Policy, batches: list[dict],
     for batch in batches:
         manifest.append(state.manifest, batch["id"], decision=decision.action,
                         reasons=decision.reasons, **by_id.get(batch["id"], {}),
-                        **{k: v for k, v in outcome.items() if k != "gate"},
+                        **{k: v for k, v in outcome.items() if k not in ("gate", "why")},
                         gate=outcome.get("gate", {}).get("reason"), timings=steps.timings,
                         alarms=sorted({a.kind for a in raised if a.batch_id == batch["id"]}))
     reports.log_run(reg.tracking_uri, reg.experiment_id(f"{reg.model_name}-pipeline"),

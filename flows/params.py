@@ -120,6 +120,13 @@ class Thresholds(Section):
     column_threshold: float | None = Field(
         None, gt=0, description="Cut of the per-column stat tests (p-value or distance, by "
                                 "method); null uses Evidently's (0.05 p, 0.1 distance).")
+    max_attribution_shift: float | None = Field(
+        None, gt=0,
+        description="Alarm (greenlight.drift.detected, no retrain) when the champion's mean "
+                    "absolute contribution of a feature on a batch moves by at least this "
+                    "share of its total on the reference (its training sample): a change in "
+                    "what the model relies on, a concept-drift hint. Off (null) by default "
+                    "until measured on your data (docs/monitoring.md).")
 
 
 class Training(Section):

@@ -19,15 +19,16 @@ from core.steps import Steps
 from flows.approval import Approval, wait_for_answer
 from flows.params import Training
 from flows.policies import Policy, route, route_note
+from registry import cards, versions
 from registry import promote as promotion
 from registry import register as registration
-from registry import versions
 from registry.locks import promotion_lock
 from registry.store import Registry
 from registry.tags import ChallengerTags, held_tags
 from tasks.data import labels, lake, manifest
 from tasks.data.home import Home
 from tasks.data.spec import DatasetSpec
+from tasks.gate import explain
 from tasks.gate.decide import Decision
 from tasks.gate.gate import GateResult, gate
 from tasks.monitoring.monitor import MonitorResult
@@ -157,7 +158,7 @@ def _rejected(reg: Registry, champion: versions.VersionInfo | None, decision: De
 
 
 def _register(home: Home, reg: Registry, done: Retrained, metrics: dict[str, float],
-              tags: ChallengerTags, steps: Steps) -> int:
+              tags: ChallengerTags, steps: Steps, why_csv: Any = None) -> int:
     """The challenger as a model version, with its reference, recipe and lineage tags."""
     challenger = done.challenger
     tags = replace(tags, trained_until=challenger.params["trained_until"])
@@ -171,7 +172,8 @@ def _register(home: Home, reg: Registry, done: Retrained, metrics: dict[str, flo
                              experiment=f"{reg.model_name}-training",
                              artifacts={"recipe": reports.write_json(
                                  home.reports / "recipes" / f"{challenger.batch_set}.json",
-                                 done.choice.to_dict())}).version
+                                 done.choice.to_dict()),
+                                 **({"why": why_csv} if why_csv else {})}).version
     crash_point("register")
     return version
 
@@ -191,7 +193,8 @@ def _promote(reg: Registry, version: int, promote_kwargs: dict[str, Any],
 
 def _ask(home: Home, reg: Registry, version: int, result: GateResult,
          results: list[MonitorResult], monitor_runs: dict[str, str], options: RetrainOptions,
-         promote_kwargs: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+         promote_kwargs: dict[str, Any], names: dict[str, str],
+         why: dict[str, Any] | None = None) -> dict[str, Any]:
     """Put the challenger to a person with the evidence, and promote on approval. Each
     batch is named by its file (`names`: batch id -> file name), as `status` names it."""
     options.engine.close()  # no idle LocalCluster while a person takes hours to answer
@@ -200,7 +203,7 @@ def _ask(home: Home, reg: Registry, version: int, result: GateResult,
     description = reports.approval_markdown(
         reg.model_name, version, result.verdict, result.reason, rows,
         [{**r.to_dict(), "file": names.get(r.batch_id)} for r in results],
-        links(reg, version, monitor_runs, home, names))
+        links(reg, version, monitor_runs, home, names), why=why)
     out = _ask_and_promote(reg, version, description, options.approval_timeout_seconds,
                            promote_kwargs)
     get_run_logger().info("approval of v%s: %s", version, reports.approval_line(out))
@@ -213,13 +216,14 @@ def retrain(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ver
             steps: Steps) -> dict[str, Any]:
     """Train, gate, register and route by policy; the champion moves only through promote."""
     history = _labelled_history(home, spec)
+    champion_model = versions.load_model(reg, champion.version) if champion else None
     gate_rows = train.gate_window_rows(max(b["rows"] for b in pending),
                                        options.training.gate_fraction,
                                        options.training.gate_window_min_rows,
                                        options.training.gate_max_fraction)
     done = retrain_sequence(
         history, spec, options.training, gate_rows=gate_rows, decision=decision,
-        champion=versions.load_model(reg, champion.version) if champion else None,
+        champion=champion_model,
         champion_until=versions.trained_until(reg, champion) if champion else None,
         batch_column=lake.BATCH_COLUMN, steps=steps, calls=_calls(),
         refit_if=lambda result: route(options.policy, result.verdict) != "none",
@@ -240,12 +244,20 @@ def retrain(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ver
                            "gate_champion_metric": result.champion}
     metrics, tags = _gate_metrics(result), _tags(spec, decision, done, options.policy, pending,
                                                  champion)
+    why_csv = home.reports / "why" / done.challenger.batch_set / "disagreements.csv"
+    why = explain.for_gate(champion_model, done.challenger.model, done.challenger.split.gate,
+                           spec, result.slices, why_csv) if result.champion is not None else None
+    if why is not None:
+        out["why"] = {**why.to_dict(), "path": str(why_csv)}
     if route_to == "none":
         if champion is None:  # the cycle ends with it (flows/cycle.py)
             out["no_champion"] = f"no first champion: the gate said {result.reason}"
         _rejected(reg, champion, decision, done, metrics, tags)
         return out
-    version = out["registered_version"] = _register(home, reg, done, metrics, tags, steps)
+    version = out["registered_version"] = _register(home, reg, done, metrics, tags, steps,
+                                                    why_csv if why is not None else None)
+    if why is not None:
+        cards.explain(reg, version, why.text())
     promote_kwargs = {"reason": f"{decision.action}: {result.reason}", "metrics": metrics,
                       "batches": [b["id"] for b in pending],
                       "expected_from": champion.version if champion else None}
@@ -255,5 +267,6 @@ def retrain(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ver
         promotion.set_alias(reg, CHALLENGER, version)
     elif route_to == "ask":
         out.update(_ask(home, reg, version, result, results, monitor_runs, options,
-                        promote_kwargs, {b["id"]: b.get("file") or b["id"] for b in pending}))
+                        promote_kwargs, {b["id"]: b.get("file") or b["id"] for b in pending},
+                        out.get("why")))
     return out

@@ -24,6 +24,11 @@ from registry.store import Registry
 log = logging.getLogger("greenlight.registry")
 PROBATION_NOTES = ("probation", "baked")
 MEMBERS = 5  # an ensemble's heaviest members named on the card
+# What the challenger does differently from the champion it was gated against, in words
+# (tasks/gate/explain.py, passed in by the caller: the registry reads no model), kept on
+# the training run as the card's other sources are.
+WHY_TAG = "greenlight.why"
+WHY_CHARS = 1500
 
 
 def _pct(value: Any) -> str:
@@ -69,6 +74,12 @@ def _gate(tags: dict[str, str]) -> list[str]:
             f"(95% interval {_pct(low)} .. {_pct(high)}) over the champion it was judged "
             f"against (v{tags.get(names.CHAMPION_SEEN_TAG, 'none')})",
             f"  - {reason[:400]}", f"- **Slice guard:** {slices}"]
+
+
+def _explained(tags: dict[str, str]) -> list[str]:
+    """The card's "what changed" line, when the caller explained the challenger."""
+    why = tags.get(WHY_TAG)
+    return [f"- **What changed vs the champion (gate window):** {why[:WHY_CHARS]}"] if why else []
 
 
 def _approval(version_tags: dict[str, str], notes: list[dict[str, Any]],
@@ -149,7 +160,7 @@ def render(reg: Registry, version: int) -> str:
         f"(policy {tags.get(names.POLICY_TAG, 'n/a')})", "",
         *_why(tags),
         _data(params),
-        *_recipe(tags), *_gate(tags),
+        *_recipe(tags), *_gate(tags), *_explained(tags),
         _approval(tags, notes, tags.get(names.POLICY_TAG, "n/a")),
         *_life(version, log_),
         f"- **Limits:** {params.get('refit_rows') or params.get('train_rows', 'n/a')} "
@@ -164,6 +175,20 @@ def write(reg: Registry, version: int) -> str:
     card = render(reg, version)
     reg.client.update_model_version(reg.model_name, str(version), description=card)
     return card
+
+
+def explain(reg: Registry, version: int, text: str) -> None:
+    """Keep `text` (what the challenger does differently, said by the caller) on the
+    version's training run, where the card reads it, and rewrite the card. Best effort,
+    as `refresh`: the version is registered whatever happens here."""
+    try:
+        run_id = reg.client.get_model_version(reg.model_name, str(version)).run_id
+        if run_id:
+            reg.client.set_tag(run_id, WHY_TAG, text[:WHY_CHARS])
+    except Exception as exc:  # noqa: BLE001 (see the docstring)
+        log.warning("explanation of v%s not kept: %s", version, exc)
+        return
+    refresh(reg, version)
 
 
 def refresh(reg: Registry, *versions: int | None) -> None:

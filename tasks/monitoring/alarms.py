@@ -31,9 +31,12 @@ if TYPE_CHECKING:
 EVENTS = {"data": DRIFT_EVENT, "label": DRIFT_EVENT, "prediction": DRIFT_EVENT,
           "adversarial": DRIFT_EVENT, "decay": DECAY_EVENT, "estimated_decay": DECAY_EVENT,
           "missing": QUALITY_EVENT,
-          "out_of_range": QUALITY_EVENT, "failed_predictions": FAILED_EVENT}
+          "out_of_range": QUALITY_EVENT, "failed_predictions": FAILED_EVENT,
+          "attribution": DRIFT_EVENT}
 # Kinds that mean "the live model may be wrong now": they retrain. Quality alarms say the
 # data is broken, which a new model would learn from, so they alert and do not retrain.
+# Attribution drift is a hint of concept drift to check (adversarial validation, decay once
+# the labels land), not evidence: it alerts and does not retrain either.
 RETRAIN_KINDS = frozenset({"data", "label", "prediction", "adversarial", "decay",
                            "estimated_decay"})
 
@@ -68,7 +71,8 @@ def _over(value: float | None, limit: float | None) -> bool:
 def check(r: MonitorResult, *, drift_share: float, max_decay: float,
           max_missing_share: float | None = None, max_out_of_range: float | None = None,
           max_failed_predictions: float | None = None,
-          max_estimated_decay: float | None = None) -> list[Alarm]:
+          max_estimated_decay: float | None = None,
+          max_attribution_shift: float | None = None) -> list[Alarm]:
     """Every threshold `r` crosses. Label, prediction and adversarial verdicts were made at
     monitoring time with their own thresholds (they need the test's method); the rest here."""
     b, out = r.batch_id, []
@@ -104,6 +108,15 @@ def check(r: MonitorResult, *, drift_share: float, max_decay: float,
             worst = max(bad.values())
             out.append(Alarm(kind, b, worst, limit, f"{b}: {kind.replace('_', ' ')} share "
                              f"{worst:.1%} >= {limit:.1%} in {', '.join(bad)}", tuple(bad)))
+    moved = {c: v for c, v in r.attribution_shift.items()
+             if _over(abs(v), max_attribution_shift)}
+    if moved:
+        ranked = sorted(moved.items(), key=lambda kv: -abs(kv[1]))
+        words = ", ".join(f"{c} {v:+.2f}" for c, v in ranked)
+        out.append(Alarm("attribution", b, max(abs(v) for v in moved.values()),
+                         max_attribution_shift, f"{b}: the champion relies differently on "
+                         f"{words} (change of mean |contribution|, share of its reference's "
+                         f"total) >= {max_attribution_shift}", tuple(moved)))
     if _over(r.failed_predictions, max_failed_predictions) and r.failed_predictions > 0:
         out.append(Alarm("failed_predictions", b, r.failed_predictions, max_failed_predictions,
                          f"{b}: {r.failed_predictions:.1%} of predictions failed"))

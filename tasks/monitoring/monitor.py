@@ -30,6 +30,7 @@ from tasks.monitoring.drift import (
     save_report,
 )
 from tasks.monitoring.quality import InputMetrics, Ranges, input_metrics, output_metrics
+from tasks.monitoring.why import explained, why_metrics
 from tasks.training.evaluate import evaluate, relative_gain
 from tasks.training.model import GreenlightModel
 
@@ -74,6 +75,14 @@ class MonitorResult:
     estimated_decay: float | None = None
     # Why drift and decay were not judged (e.g. "not enough rows: 1 < 30"); "" when they were.
     not_judged: str = ""
+    # Attribution drift: per feature, the change of the champion's mean |contribution| on the
+    # batch against its reference, as a share of the reference's total (attribution.py).
+    attribution_shift: dict[str, float] = field(default_factory=dict)
+    # Per segment of `segment_feature` (segments.py), and the cycle line's words when one
+    # segment alone crosses a decay threshold ("" otherwise).
+    segment_feature: str | None = None
+    segments: list[dict[str, Any]] = field(default_factory=list)
+    segment_note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {k: finite_or_none(v) for k, v in asdict(self).items()}
@@ -91,7 +100,8 @@ class MonitorResult:
                 f"estimated_{metric}_low": self.estimated_low,
                 f"estimated_{metric}_high": self.estimated_high,
                 "estimated_decay": self.estimated_decay,
-                **{f"score_{q}": v for q, v in self.score_quantiles.items()}}
+                **{f"score_{q}": v for q, v in self.score_quantiles.items()},
+                **why_metrics(self.attribution_shift, self.segments)}
         for prefix, values in (("drift", self.feature_scores), ("missing", self.missing_share),
                                ("out_of_range", self.out_of_range_share),
                                ("adversarial_importance", self.adversarial_importance)):
@@ -115,6 +125,8 @@ class Limits:
     tests: StatTests = field(default_factory=StatTests)
     drift_share: float | None = None  # for the Evidently report's headline; None: Evidently's
     min_rows: int = 0  # below this many rows, drift and decay are "not enough rows"
+    max_decay: float | None = None  # a segment alone past it is named (segments.py)
+    max_estimated_decay: float | None = None
 
 
 def estimated(champion: GreenlightModel, batch: pd.DataFrame, scores: np.ndarray,
@@ -281,7 +293,8 @@ def _monitor(batch_id: str, batch: pd.DataFrame, reference: pd.DataFrame,
         missing_share=inputs.missing_share, out_of_range_share=inputs.out_of_range_share,
         failed_predictions=outputs.failed_share, score_mean=finite_or_none(outputs.score_mean),
         score_quantiles=outputs.score_quantiles, positive_share=outputs.positive_share,
-        labelled_rows=labelled, **estimated(champion, scored, scores, spec))
+        labelled_rows=labelled, **estimated(champion, scored, scores, spec),
+        **explained(champion, scored, scores, reference, spec, registered_metric, limits))
     paths["monitor"] = Path(out_dir) / "monitor.json"
     paths["monitor"].write_text(json.dumps(result.to_dict(), indent=2, default=str))
     result.reports = {k: str(v) for k, v in paths.items()}

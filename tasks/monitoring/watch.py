@@ -7,7 +7,7 @@ champion from the registry; tests call them directly."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -40,6 +40,7 @@ class MonitorThresholds(Protocol):
     cat_method: str | None
     per_column_method: dict[str, str]
     column_threshold: float | None
+    max_attribution_shift: float | None
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,10 @@ def limits_for(t: MonitorThresholds) -> Limits:
 
 def watch_for(judge: Judge, thresholds: MonitorThresholds, spec: DatasetSpec) -> Watch:
     """The watch of a cycle: the ranges and value sets come from the dataset's GX suite."""
-    return Watch(judge, limits_for(thresholds), load_ranges(suite_path(spec.name)))
+    # the decay thresholds too, so a segment that alone crosses one is named (segments.py)
+    limits = replace(limits_for(thresholds), max_decay=thresholds.max_decay,
+                     max_estimated_decay=thresholds.max_estimated_decay)
+    return Watch(judge, limits, load_ranges(suite_path(spec.name)))
 
 
 def monitor_stored(batch: dict[str, Any], rows: pd.DataFrame, watch: Watch, spec: DatasetSpec,
@@ -94,5 +98,6 @@ def raised_alarms(results: list[MonitorResult], served: list[ServedStats],
     found = [a for r in results for a in alarms.check(
         r, drift_share=t.drift_share, max_decay=t.max_decay,
         max_estimated_decay=t.max_estimated_decay, max_missing_share=t.max_missing_share,
-        max_out_of_range=t.max_out_of_range, max_failed_predictions=t.max_failed_predictions)]
+        max_out_of_range=t.max_out_of_range, max_failed_predictions=t.max_failed_predictions,
+        max_attribution_shift=getattr(t, "max_attribution_shift", None))]
     return found + alarms.check_served(served, max_failed_predictions=t.max_failed_predictions)

@@ -6,6 +6,7 @@ so a failure here is logged and reported, and never stops the cycle or moves the
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,6 +19,14 @@ from tasks.monitoring.drift import CLASSIFICATION_LABEL_THRESHOLD, collector_pau
 from tasks.publish import plots, workspace
 
 log = logging.getLogger("greenlight.dashboards")
+# The dashboard's second tab: what the champion relies on (attribution drift per feature) and
+# each segment's drift, label drift, metric and decay. Its panels name the segment values
+# seen so far, so the tab is rewritten when a new one appears (WHY_MARK remembers which).
+WHY_TAB = "Why: attribution and segments"
+WHY_MARK = "greenlight-why-tab.json"
+SEGMENT_KEYS = {"drift_share": "Drift share", "label_score": "Label drift",
+                "champion_metric": "Champion metric", "estimated_metric": "Estimated metric",
+                "decay": "Decay"}
 
 
 def dashboard_url(evidently_url: str, evidently_root: Path, spec: DatasetSpec) -> str:
@@ -48,10 +57,17 @@ def _publish(evidently_root: Path, tracking_uri: str, experiment_id: str, run_id
     out: dict[str, str] = {}
     try:
         out["snapshot"] = workspace.record_monitoring(evidently_root, spec, batch_id, batch,
-                                                      result, thresholds, tags)
+                                                      result, thresholds, tags,
+                                                      extra=why_values(result, thresholds))
     except Exception as exc:  # a view must never break the loop
         out["error:snapshot"] = f"{type(exc).__name__}: {exc}"
         log.warning("Evidently workspace: batch %s not recorded: %s", batch_id, exc)
+    try:
+        why_tab(Path(evidently_root), spec, result.get("segment_feature"),
+                [str(s["value"]) for s in result.get("segments") or [] if s.get("judged")])
+    except Exception as exc:
+        out["error:why"] = f"{type(exc).__name__}: {exc}"
+        log.warning("Evidently dashboard: the why tab not updated: %s", exc)
     try:
         reports = (result.get("reports") or {}).get("summary")
         # beside the batch reports, not in them: those are logged as the run's drift artifacts
@@ -68,3 +84,64 @@ def _publish(evidently_root: Path, tracking_uri: str, experiment_id: str, run_id
         out["error:plot"] = f"{type(exc).__name__}: {exc}"
         log.warning("history plot for batch %s not written: %s", batch_id, exc)
     return out
+
+
+def why_values(result: Mapping[str, Any], thresholds: Mapping[str, Any]
+               ) -> dict[str, float | None]:
+    """The batch's attribution drift and segment numbers, by the names the why tab plots."""
+    shift = result.get("attribution_shift") or {}
+    values: dict[str, float | None] = {f"attribution.{f}": v for f, v in shift.items()}
+    values["attribution_shift"] = max((abs(v) for v in shift.values()), default=None)
+    values["attribution_threshold"] = thresholds.get("max_attribution_shift")
+    for seg in result.get("segments") or []:
+        if seg.get("judged"):
+            values.update({f"segment.{seg['value']}.{k}": seg.get(k) for k in SEGMENT_KEYS})
+    return values
+
+
+def why_panels(spec: DatasetSpec, feature: str | None, values: list[str]) -> list[Any]:
+    """The why tab: attribution drift per feature, then one panel per segment number with a
+    line per segment value."""
+    from evidently.sdk.panels import line_plot_panel, text_panel
+
+    panels = [
+        text_panel("Why", "What the champion relies on, against its own reference (change of "
+                   "each feature's mean |contribution|, as a share of the reference's total), "
+                   "and the batch per segment"
+                   + (f" of `{feature}`" if feature else "") + "."),
+        line_plot_panel("Attribution drift per feature (champion vs its reference)", [
+            *[workspace._value(f"attribution.{f}", f) for f in spec.features],
+            workspace._value("attribution_threshold", "alarm threshold")])]
+    for key, title in SEGMENT_KEYS.items():
+        if feature and values:
+            panels.append(line_plot_panel(f"{title} per segment of {feature}", [
+                workspace._value(f"segment.{v}.{key}", f"{feature}={v}") for v in values],
+                size="half"))
+    return panels
+
+
+def why_tab(root: Path, spec: DatasetSpec, feature: str | None, values: list[str]) -> bool:
+    """Write the why tab when it is missing or a new segment value appeared; True if
+    written. Opening the workspace costs seconds over a long stream, so a mark file says
+    what the tab already shows, and an unchanged batch costs one small read."""
+    mark = root / WHY_MARK
+    seen = json.loads(mark.read_text()) if mark.exists() else {}
+    key = workspace.project_name(spec)
+    known = seen.get(key, {})
+    wanted = sorted(set(known.get("values", [])) | set(values)) if feature == known.get(
+        "feature") else sorted(set(values))
+    if known and known.get("feature") == feature and wanted == known.get("values"):
+        return False
+    from evidently.sdk.models import DashboardTabModel
+
+    ws, project = workspace.open_project(root, spec)
+    model = project.dashboard.model()
+    ours = {p for t in model.tabs if t.title == WHY_TAB for p in t.panels}
+    panels = why_panels(spec, feature, wanted)
+    model.panels = [p for p in model.panels if p.id not in ours] + panels
+    model.tabs = [t for t in model.tabs if t.title != WHY_TAB] + [
+        DashboardTabModel(title=WHY_TAB, panels=[p.id for p in panels])]
+    ws.save_dashboard(project.id, model)  # one write: the tab is never half there
+    seen[key] = {"feature": feature, "values": wanted}
+    mark.write_text(json.dumps(seen))
+    return True

@@ -118,6 +118,9 @@ def cycle_markdown(dataset: str, decision: str, reasons: list[str], batches: lis
             lines.append(f"- registered version **v{outcome['registered_version']}**")
         if outcome.get("route_note"):
             lines.append(f"- {outcome['route_note']}")
+        if outcome.get("why"):
+            lines += ["", "### Why: champion vs challenger on the gate window", "",
+                      why_markdown(outcome["why"])]
         if outcome.get("approval"):
             lines.append(f"- approval: **{approval_line(outcome)}**")
         if outcome.get("promoted_version"):
@@ -186,15 +189,27 @@ def link_lines(links: dict[str, str]) -> list[str]:
             for name, url in links.items()]
 
 
+def why_markdown(why: dict[str, Any]) -> str:
+    """What the challenger does differently (tasks/gate/explain.py `Explanation.to_dict`): its
+    few lines, then the few rows the two models disagree on most, and where all of them are."""
+    rows = why.get("disagreements") or []
+    table = markdown_table(rows, list(rows[0])) if rows else "no rows to compare\n"
+    where = f"\nAll of them: `{why['path']}`\n" if why.get("path") else ""
+    return "\n".join([*why.get("lines", []), "", table]) + where
+
+
 def approval_markdown(model: str, version: int, verdict: str, gate_reason: str,
                       metrics: list[dict[str, Any]], drift: list[dict[str, Any]],
-                      links: dict[str, str]) -> str:
-    """What a person needs on one screen to approve or reject a challenger."""
+                      links: dict[str, str], why: dict[str, Any] | None = None) -> str:
+    """What a person needs on one screen to approve or reject a challenger; `why`, what
+    the challenger does differently, right under the metrics it explains."""
     lines = [f"## Promote **{model} v{version}** to `@champion`?", "",
              f"Gate ({verdict}): {gate_reason}", "",
              "### Champion vs challenger on the gate window",
-             "", markdown_table(metrics, ["metric", "champion", "challenger"]),
-             "### Drift in the batches that triggered retraining", ""]
+             "", markdown_table(metrics, ["metric", "champion", "challenger"])]
+    if why:
+        lines += ["### Why: what the challenger does differently", "", why_markdown(why)]
+    lines += ["### Drift in the batches that triggered retraining", ""]
     for batch in drift:  # a line per batch and a narrow table per feature: nothing is cut off
         lines += [batch_line(batch), ""]
         features = feature_rows([batch])

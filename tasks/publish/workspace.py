@@ -214,10 +214,12 @@ VALUES = ("drift_share", "label_score", "prediction_score", "champion_metric",
 
 def record_monitoring(root: Path, spec: DatasetSpec, batch_id: str, batch: pd.DataFrame,
                       result: Mapping[str, Any], thresholds: Mapping[str, Any],
-                      tags: Mapping[str, str] | None = None) -> str:
+                      tags: Mapping[str, str] | None = None,
+                      extra: Mapping[str, float | None] | None = None) -> str:
     """A monitored batch (`MonitorResult.to_dict()`) into the workspace, with the thresholds
-    it was judged by, so the dashboard draws them next to the values."""
-    values = {k: result.get(k) for k in VALUES if k in result}
+    it was judged by, so the dashboard draws them next to the values; `extra`, more values
+    by name (attribution drift and segments: tasks/publish/dashboards.py)."""
+    values = {k: result.get(k) for k in VALUES if k in result} | dict(extra or {})
     values["drift_share_threshold"] = thresholds.get("drift_share")
     values["max_decay"] = thresholds.get("max_decay")
     drift_snapshot = (result.get("reports") or {}).get("snapshot")
