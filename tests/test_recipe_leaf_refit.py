@@ -92,12 +92,12 @@ def test_an_ensemble_fits_each_recipes_trees_once_and_its_leaf_refit_from_them(m
     reuses its plain recipe's trees, before the gate and in the refit, and scores exactly
     as a fit of its own would."""
     from tasks.training import train as training
-    from tasks.training.recipe import fit_recipe, light_params
+    from tasks.training.recipe import fit_recipe
 
     rows = bike("2011-09-01").assign(_batch=lambda d: d[BIKE.time_column].dt.strftime("%Y-%m"))
     plain, twin = Recipe(None, 91.31), Recipe(None, 91.31, 30.44)
-    fresh = fit_recipe(rows, BIKE, twin, light_params(None))  # members are light by default
-    reused = training.with_refit_leaves(fit_recipe(rows, BIKE, plain, light_params(None)),
+    fresh = fit_recipe(rows, BIKE, twin)
+    reused = training.with_refit_leaves(fit_recipe(rows, BIKE, plain),
                                         rows[rows[BIKE.time_column] > rows[BIKE.time_column]
                                              .max() - pd.Timedelta(days=91.31)], BIKE, 30.44)
     assert np.array_equal(reused.score(rows), fresh.score(rows))
@@ -129,7 +129,7 @@ def test_an_ensemble_fits_a_window_that_keeps_every_row_once_as_expanding(monkey
     expanding model under another name, fitted once before the gate and once in the refit,
     each member still named and weighted as its own recipe."""
     from tasks.training import train as training
-    from tasks.training.recipe import fit_recipe, light_params
+    from tasks.training.recipe import fit_recipe
 
     rows = bike("2011-06-01").assign(_batch=lambda d: d[BIKE.time_column].dt.strftime("%Y-%m"))
     expanding, year, month = Recipe(), Recipe(None, 365.25), Recipe(None, 30.44)
@@ -155,9 +155,7 @@ def test_an_ensemble_fits_a_window_that_keeps_every_row_once_as_expanding(monkey
     assert [m["window_days"] for m in done.challenger.params["members"]] == [None, 365.25,
                                                                           30.44]
     assert [w for _, w in members] == pytest.approx([0.8, 0.2])  # one model, two recipes
-    light = fit_recipe(rows, BIKE, year, light_params(None))  # members are light by default
-    assert np.array_equal(members[0][0].score(rows), light.score(rows))
-    assert not np.array_equal(light.score(rows), fit_recipe(rows, BIKE, year).score(rows))
+    assert np.array_equal(members[0][0].score(rows), fit_recipe(rows, BIKE, year).score(rows))
 
 
 @pytest.mark.parametrize("tz", [None, "Europe/London"])

@@ -107,9 +107,19 @@ def test_an_ensemble_challenger_is_weighted_by_the_backtest_and_gated_as_one_mod
         [round(w, 4) for w in weights.values()]
     assert list(steps.timings) == ["recipe", "train", "gate", "estimator", "refit"]
     assert done.challenger.model.performance
-    # light members (Training.member_trees): a quarter of the trees at 4x the learning rate,
-    # recorded with the version, before the gate and in the refit alike
-    assert {m.booster.num_trees() for m, _ in model.members} == {50}
-    assert {m.booster.num_trees() for m in done.members for m in [m.model]} == {50}
+    assert {m.booster.num_trees() for m, _ in model.members} == {200}  # full members
+
+
+def test_light_members_hold_a_quarter_of_the_trees_before_the_gate_and_in_the_refit():
+    """Training.member_trees light: each member a quarter of the trees at 4x the learning
+    rate, recorded with the version, before the gate and in the refit alike."""
+    rows = history(0, 1, 2)
+    done = retrain_sequence(rows, SPEC, shipped_training(member_trees="light"),
+                            gate_rows=450, decision=FIRST, champion=None,
+                            champion_until=None, batch_column=BATCH,
+                            refit_if=lambda result: result.passed)
+    assert len(done.members) >= 2 and done.challenger.params["refit"] is True
+    assert {m.booster.num_trees() for m, _ in done.challenger.model.members} == {50}
+    assert {m.model.booster.num_trees() for m in done.members} == {50}
     assert (done.challenger.params["n_estimators"],
             done.challenger.params["learning_rate"]) == (50, 0.2)

@@ -9,7 +9,7 @@ recipe is never chosen on the rows that then judge the challenger. By default
 (flows.params.Training: recipe_mode ensemble, leaf_refit, six folds) the flow weighs the
 complete grid, each recipe also with its leaves refitted, by softmax of the folds' loss
 (`ensemble_weights`): the only variant that beat the best fixed strategy through the flow
-(docs/benchmarks.md). Its members are light (`light_params`, Training.member_trees).
+(docs/benchmarks.md). Its members may be light (`light_params`, Training.member_trees).
 recipe_mode best takes the best recipe alone.
 
 The backtest fits many models, so it uses BACKTEST_PARAMS: 50 trees at learning rate 0.2
@@ -200,9 +200,10 @@ def light_params(params: dict | None) -> dict:
     shrinkage, as the backtest's BACKTEST_PARAMS.
 
     An ensemble averages ten or more members, so each member's last bit of accuracy is
-    averaged away while its cost is paid twice (before the gate and in the refit): on the
-    adaptation matrix the light ensemble scored as the full one on every cell, at about a
-    third of the training time (docs/benchmarks.md, what a retrain costs)."""
+    mostly averaged away while its cost is paid twice (before the gate and in the refit):
+    on the adaptation matrix the light ensemble scored as the full one on every cell, at
+    0.7x the retrain's CPU; it is not the default because the history guard then missed a
+    challenger that learned flipped labels (docs/benchmarks.md, what a retrain costs)."""
     merged = {**LGBM_PARAMS, **(params or {})}
     return {**(params or {}),
             "n_estimators": max(1, int(merged["n_estimators"]) // LIGHT_SHARE),
