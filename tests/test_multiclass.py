@@ -146,3 +146,32 @@ def test_an_unknown_label_is_counted_wrong_not_a_crash():
     window.loc[window.index[:3], "team"] = "refund"
     result = gate(ch.model, None, window, SPEC, min_delta=0.0)
     assert result.verdict == "bootstrap" and 0 < result.challenger < 1
+
+
+def test_init_infers_a_multiclass_target_with_its_metric_and_class_checks(tmp_path):
+    """`init` on a CSV whose target has four text classes: a multiclass spec with the
+    classes, a metric and why; the suite refuses an unknown class (quarantine) and holds a
+    batch whose class mix is far off or that lacks a class (label hold)."""
+    from tasks.data.infer import init_dataset
+    from tasks.data.validate import read_suite, split_label_checks, validate_frame
+
+    sample = pd.concat([multiclass_batch(i, rows=300).frame for i in range(4)])
+    path = tmp_path / "tickets.csv"
+    sample.to_csv(path, index=False)
+    result = init_dataset("tickets", path, target="team", time_column="timestamp",
+                          root=tmp_path / "exp")
+    said = "\n".join(result.lines())
+    assert "multiclass: team has 4 text values" in said and "accuracy" in said
+    spec = DatasetSpec.model_validate(json.loads((tmp_path / "exp/tickets/spec.json")
+                                                 .read_text()))
+    assert spec.task == "multiclass" and spec.classes == list(CLASSES)
+    rows, labels = split_label_checks(read_suite(tmp_path / "exp/tickets/suite.json"), "team")
+    batch = multiclass_batch(3, seed=11, rows=300).frame  # before east: no new region
+    assert validate_frame(batch, rows, source="b").success
+    assert not validate_frame(batch.assign(team="refund"), rows, source="b").success
+    assert validate_frame(multiclass_batch(2, rows=300).frame[["team"]], labels,
+                          source="b").success
+    lacking = batch[batch["team"] != "account"][["team"]]
+    assert not validate_frame(lacking, labels, source="b").success
+    skewed = batch.assign(team=np.where(np.arange(300) < 250, "billing", batch["team"]))
+    assert not validate_frame(skewed[["team"]], labels, source="b").success

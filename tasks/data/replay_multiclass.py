@@ -6,7 +6,8 @@ at known batches, so tests and the demo can check that each is caught:
   items per order and longer waits; east tickets are mostly about shipping, so a model that
   never saw east is wrong more often there;
 - prior (batch 10): a billing system change makes billing tickets far more common (the
-  billing share goes from ~8% to ~20%, east included): label drift, and a champion that under-calls billing;
+  billing share goes from ~8% to ~20%, east included): label drift, and a champion
+  that under-calls billing;
 - concept (batch 15): a minimum fee flips who writes about billing: it was big orders, it
   is now small ones (and account questions the other way round); the features'
   distribution is fixed and, order values being symmetric on a log scale, the class shares
