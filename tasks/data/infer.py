@@ -28,18 +28,18 @@ from typing import Any
 
 import pandas as pd
 
-from tasks.data.ranges import (  # noqa: F401 (numeric_bounds: infer's name for it too)
-    MARGIN,
-    numeric_bounds,
-    outlier_line,
-    outliers,
-)
 from tasks.data.infer_multiclass import (
     MAX_TEXT_CLASSES,
     class_mix_checks,
     classes_of,
     is_multiclass,
     multiclass_task,
+)
+from tasks.data.ranges import (  # noqa: F401 (numeric_bounds: infer's name for it too)
+    MARGIN,
+    numeric_bounds,
+    outlier_line,
+    outliers,
 )
 from tasks.data.ranges import fmt as _fmt
 from tasks.data.ranges import is_integer as _is_integer
