@@ -175,3 +175,20 @@ def test_init_infers_a_multiclass_target_with_its_metric_and_class_checks(tmp_pa
     assert not validate_frame(lacking, labels, source="b").success
     skewed = batch.assign(team=np.where(np.arange(300) < 250, "billing", batch["team"]))
     assert not validate_frame(skewed[["team"]], labels, source="b").success
+
+
+def test_cbpe_estimates_a_multiclass_champion_before_the_labels():
+    """Calibrated per class, the expected macro-F1 and accuracy of the next batch fall in
+    their band while the world is as on the reference, and the estimator survives JSON."""
+    from tasks.monitoring.estimation import Estimator, estimate, fit_estimator
+
+    ch = _challenger(_history(0, 1, 2, rows=800))
+    for metric in ("macro_f1", "accuracy"):
+        spec = SPEC.model_copy(update={"primary_metric": metric})
+        est = Estimator.from_json(fit_estimator(ch.model, ch.split.gate, spec).to_json())
+        batch = multiclass_batch(3, rows=1500).frame
+        guess = estimate(est, ch.model, batch)
+        realised = multiclass_metrics(ch.model.score(batch),
+                                      np.searchsorted(CLASSES, batch["team"]))[metric]
+        assert guess.low <= realised <= guess.high, (metric, guess, realised)
+        assert guess.high - guess.low < 0.2
