@@ -42,14 +42,15 @@ def multiclass_task(values: pd.Series, target: str, numeric: bool
     k, rarest = len(shares), shares.idxmin()
     kind = "integer codes" if numeric else "text values"
     why = (f"multiclass: {target} has {k} {kind} ({', '.join(map(str, classes_of(values)))})"
-           + ("; if they are amounts rather than categories, rerun with --task regression"
-              if numeric else ""))
+           + ("; if they are amounts rather than categories, set task regression, "
+              "primary_metric mae and no classes in spec.json" if numeric else ""))
     if float(shares.min()) >= BALANCE / k:
         return "multiclass", None, "accuracy", [
             why, f"accuracy: the classes are balanced enough (the rarest, {rarest!r}, is "
                  f"{shares.min():.0%} of rows; an even split is {1 / k:.0%})"]
     return "multiclass", None, "macro_f1", [
-        why, f"macro_f1: the rarest class, {rarest!r}, is only {shares.min():.1%} of rows; "
+        why, f"macro_f1: the rarest class, {rarest!r}, is only {shares.min():.1%} of rows "
+             f"({int((values.astype(str) == rarest).sum()):,}); "
              "accuracy flatters a model that never predicts it, macro-F1 weighs each class "
              "the same"]
 

@@ -74,6 +74,8 @@ def label_skill(model: Any, frame: pd.DataFrame, spec: DatasetSpec,
     if n < 2:
         return None
     scores = np.asarray(model.score(rows) if scores is None else scores, dtype=float)
+    if spec.task == "multiclass":
+        return _multiclass_skill(model, rows, spec, scores)
     if spec.task != "classification":
         y = rows[spec.target].to_numpy(dtype=float)
         if np.std(scores) == 0 or np.std(y) == 0:
@@ -82,8 +84,6 @@ def label_skill(model: Any, frame: pd.DataFrame, spec: DatasetSpec,
         z = math.atanh(min(max(r, -0.999999), 0.999999))  # Fisher's z
         high = math.tanh(z + Z / math.sqrt(max(n - 3, 1)))
         return Skill("correlation", r, high, None, n)
-    if spec.task == "multiclass":
-        return _multiclass_skill(model, rows, spec, scores)
     y = binary_target(rows, spec).astype(float)
     pred = (scores >= 0.5).astype(float)
     estimator = load_estimator(getattr(model, "performance", None))
