@@ -35,9 +35,11 @@ def test_the_cycle_takes_a_multiclass_dataset_through_drift_quarantine_and_a_pri
     assert moves[0]["reason"].startswith("bootstrap") and len(moves) >= 2
     reports = list(home.quarantine.glob("*/report.md"))
     assert len(reports) == 1 and "refund" in reports[0].read_text()
-    monitor = json.loads(next(home.reports.glob("*/monitor.json")).read_text()) \
-        if list(home.reports.glob("*/monitor.json")) else None
-    assert monitor is None or "label_drift" in json.dumps(monitor)
+    decided = [json.loads(line) for line in home.root.joinpath("manifest.jsonl").read_text()
+               .splitlines()]
+    decided = [d for d in decided if "file" not in d and "decision" in d]
+    assert [d["decision"] for d in decided] == ["bootstrap", "retrain", "retrain"], decided
+    assert decided[1]["drift_share"] > 0.3 and decided[2]["label_drifted"], decided
     reg = registry_for(home, spec)
     champion = versions.load_model(reg, reg.client.get_model_version_by_alias(
         reg.model_name, "champion").version)
