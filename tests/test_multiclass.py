@@ -130,6 +130,7 @@ def test_a_class_too_thin_in_the_window_is_named_and_one_class_is_not_enough():
     verdict = gate(ch.model, champion, ch.split.gate, SPEC, min_delta=0.0, min_rows=100,
                    n_resamples=200, min_class_rows=40)
     assert "not enough evidence for class account" in verdict.reason
+    assert "recall fell most on class" in verdict.reason  # the old model's classes differ
     one = ch.split.gate[ch.split.gate["team"] == "shipping"]
     verdict = gate(ch.model, champion, one, SPEC, min_delta=0.0, min_rows=10,
                    min_class_rows=10, stale=True)

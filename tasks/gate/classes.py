@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from tasks.data.spec import DatasetSpec
-from tasks.training.multiclass import class_codes
+from tasks.training.multiclass import class_codes, per_class_recall
 
 
 def class_counts(rows: pd.DataFrame, spec: DatasetSpec) -> dict[str, int]:
@@ -54,3 +54,28 @@ def single_class(train: pd.DataFrame, spec: DatasetSpec) -> str | None:
 def same_everywhere(scores: np.ndarray) -> bool:
     """Every row gets the same probabilities (a multiclass model that learned nothing)."""
     return bool(len(scores)) and bool(np.all(np.std(scores, axis=0) <= 1e-9))
+
+
+def recall_change(rows: pd.DataFrame, spec: DatasetSpec, old: np.ndarray,
+                  new: np.ndarray) -> str:
+    """'; recall fell most on class X (champion 0.62 -> challenger 0.48)' for a multiclass
+    window, where a class's recall is lower under the challenger, else '': the per-class
+    figure a reviewer needs (the approval form and the card show the gate's reason)."""
+    if spec.task != "multiclass" or not len(rows) or np.ndim(new) != 2:
+        return ""
+    y, classes = class_codes(rows, spec), list(spec.classes or [])
+    before = per_class_recall(old, y, classes)
+    after = per_class_recall(new, y, classes)
+    drops = {c: after[c] - before[c] for c in before if c in after}
+    if not drops or min(drops.values()) >= 0:
+        return ""
+    worst = min(drops, key=lambda c: drops[c])
+    return (f"; recall fell most on class {worst} (champion {before[worst]:.2f} -> "
+            f"challenger {after[worst]:.2f})")
+
+
+def class_notes(rows: pd.DataFrame, spec: DatasetSpec, floor: int, old: np.ndarray,
+                new: np.ndarray) -> str:
+    """What the gate's reason adds for a multiclass window: the thin classes
+    (`thin_classes`) and the class whose recall fell most (`recall_change`)."""
+    return thin_classes(rows, spec, floor) + recall_change(rows, spec, old, new)

@@ -73,7 +73,7 @@ from tasks.gate.bootstrap import (
     row_losses,
     super_block_rows,
 )
-from tasks.gate.classes import multiclass_shortfall, same_everywhere, single_class, thin_classes
+from tasks.gate.classes import class_notes, multiclass_shortfall, same_everywhere, single_class
 from tasks.training.evaluate import evaluate, relative_gain
 from tasks.training.multiclass import class_codes
 from tasks.training.train import binary_target, split_gate_window
@@ -370,7 +370,7 @@ def gate(challenger: Scorer, champion: Scorer | None, window: pd.DataFrame,
     bad = [s for s in slices if not s["ok"]]
     stats = (f"{name} {ch_metrics[name]:.4f} vs champion {cp_metrics[name]:.4f}, gain "
              f"{gain:+.2%} (95% CI {lo:+.2%}..{hi:+.2%}, {n} rows, block {block}), "
-             f"needs {min_delta:+.2%}") + thin_classes(rows, spec, min_class_rows)
+             f"needs {min_delta:+.2%}") + class_notes(rows, spec, min_class_rows, old, scores)
     if bad:
         worst = min(bad, key=lambda s: s["gain"])
         verdict, why = "fail", (f"slice {worst['feature']}={worst['value']} degrades "
