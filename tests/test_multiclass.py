@@ -193,3 +193,19 @@ def test_cbpe_estimates_a_multiclass_champion_before_the_labels():
                                       np.searchsorted(CLASSES, batch["team"]))[metric]
         assert guess.low <= realised <= guess.high, (metric, guess, realised)
         assert guess.high - guess.low < 0.2
+
+
+def test_a_batch_missing_a_class_is_held_not_quarantined():
+    """The shipped multiclass suite: a week without one of the four teams is held for a
+    person (the label hold, as a constant label is), in one line naming the file."""
+    from tasks.data import labels
+    from tasks.data.spec import suite_path
+    from tasks.data.validate import read_suite, split_label_checks
+
+    _, label_suite = split_label_checks(read_suite(suite_path(SPEC.name)), SPEC.target)
+    week = multiclass_batch(12, rows=600).frame
+    assert labels.implausible(week, SPEC, label_suite, min_rows=50, source="w.csv") is None
+    reason = labels.implausible(week[week["team"] != "account"], SPEC, label_suite,
+                                min_rows=50, source="w.csv")
+    assert reason.startswith("w.csv: labels implausible") and "team missing" in reason
+    assert "\n" not in reason
