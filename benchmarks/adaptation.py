@@ -63,6 +63,7 @@ difference, batches better, and how many batches were "not enough evidence"):
     --dataset elec2                                           # monthly
     --dataset bike_sharing --data ../shared/data/bike_sharing/day.csv --freq Q --warmup 2
     --dataset bike_sharing                                    # hour.csv by month
+    --dataset bike_weathersit                                 # hour.csv, weathersit (multiclass)
     --dataset synthetic --synthetic-rows 100                  # also 365 and 3000
 
 "auto, before issue 31" replays the defaults as they were before the small-window rule
@@ -129,7 +130,11 @@ BATCH = "_batch"
 SETUP = {"elec2": {"warmup": 6, "params": {"n_estimators": 200, "learning_rate": 0.05},
                    "slice": "day"},
          "bike_sharing": {"warmup": 4, "params": {"n_estimators": 300, "learning_rate": 0.05},
-                          "slice": "workingday"}}
+                          "slice": "workingday"},
+         # hour.csv again, weathersit (1-4) the multiclass target: Bike Sharing's settings
+         "bike_weathersit": {"warmup": 4, "params": {"n_estimators": 300,
+                                                     "learning_rate": 0.05},
+                             "slice": "workingday"}}
 TAUS = (0.02, 0.05, 0.1, 0.2)  # ensemble temperatures tried without the gate
 TAU_MEMORY = 6  # months of realised scores that pick the temperature ("tau by backtest")
 LONG_FOLDS = 6  # "longer backtest memory": twice the flow's 3 gate-sized folds

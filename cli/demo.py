@@ -23,7 +23,20 @@ from tasks.data.home import Home
 from tasks.data.spec import load_spec
 
 # Batches landed before the first cycle, to bootstrap the first champion (as in PROVENANCE).
-WARMUP = {"synthetic": 1, "elec2": 6, "bike_sharing": 4}
+WARMUP = {"synthetic": 1, "elec2": 6, "bike_sharing": 4, "synthetic_multiclass": 1,
+          "bike_weathersit": 4}
+# What should happen at each drift of the built-in multiclass stream
+# (tasks/data/replay_multiclass.py), printed under the demo's table to read it against.
+MULTICLASS_SCRIPT = (
+    ("W07 (batch 5)", "covariate shift: region east appears, half the tickets, mostly about "
+                      "shipping", "data drift; the champion decays -> retrain -> promote"),
+    ("W10 (batch 8)", "1% of tickets for a team that does not exist ('refund')",
+     "quarantined by the suite's class set, one line; the champion stays"),
+    ("W12 (batch 10)", "prior shift: billing tickets double (8% -> 20%)",
+     "label drift -> retrain -> promote (the champion under-calls billing)"),
+    ("W17 (batch 15)", "concept change: billing now comes from small orders, not big ones; "
+                       "class shares unchanged", "decay on the labels -> retrain -> promote"),
+)
 
 
 def batches_for(dataset: str, data: Path | None, freq: str, seed: int,
@@ -32,6 +45,10 @@ def batches_for(dataset: str, data: Path | None, freq: str, seed: int,
     calendar period (`freq`, any pandas unit with a multiple) or by count (`rows`)."""
     if data is None and dataset == "synthetic":
         return sources.synthetic_stream(seed=seed)
+    if data is None and dataset == "synthetic_multiclass":
+        from tasks.data.replay_multiclass import multiclass_stream
+
+        return multiclass_stream(seed=seed)
     path = data or sources.default_data_path(dataset)
     if path is None:
         raise ValueError(f"{dataset}: no data file given and none found in ../shared/data "
@@ -96,6 +113,10 @@ def run_demo(root: Path, *, dataset: str, data: Path | None, freq: str, warmup: 
                                            f"({len(batches)} batches, {elapsed:.0f} s)",
                               width=console.width))
     print_quarantine(state, console)
+    if dataset == "synthetic_multiclass":
+        line(console, ("What should happen (tasks/data/replay_multiclass.py)", "bold"))
+        for when, what, expected in MULTICLASS_SCRIPT:
+            line(console, f"  {when}: {what}: {expected}")
     champion = state["champion"]
     line(console, f"champion: v{champion}, previous: v{state['previous']}, "
          f"{len(state['versions'])} versions, {len(state['promotions'])} promotions\n")

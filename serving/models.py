@@ -66,6 +66,9 @@ class Served:
             scores = self.model.score_rows(rows)
             if not self.model.is_classifier:
                 return [{"prediction": p, "confidence": None} for p in scores.tolist()]
+            if scores.ndim == 2:  # multiclass: one probability per class
+                return per_class(self.model.label(scores).tolist(), scores,
+                                 [str(c) for c in self.model.labels])
             preds, scores = self.model.label(scores).tolist(), scores.tolist()
         else:
             out = self.model.predict(None, pd.DataFrame(rows, columns=self.fields))
@@ -74,6 +77,18 @@ class Served:
             preds, scores = out["prediction"].tolist(), out["score"].tolist()
         return [{"prediction": p, "score": s, "confidence": max(s, 1.0 - s)}
                 for p, s in zip(preds, scores, strict=True)]
+
+
+def per_class(preds: list[Any], scores: Any, classes: list[str]) -> list[dict[str, Any]]:
+    """Multiclass answers: the class, each class's probability, and the confidence (the
+    largest), which is also `score`: the canary's score guard and the prediction log
+    compare it as they compare a binary model's positive-class probability."""
+    out = []
+    for p, row in zip(preds, scores.tolist(), strict=True):
+        top = max(row)
+        out.append({"prediction": p, "score": top, "confidence": top,
+                    "probabilities": dict(zip(classes, row, strict=True))})
+    return out
 
 
 def load(reg: Registry, version: int) -> Served:

@@ -166,7 +166,7 @@ def _sample(tmp_path: Path) -> Path:
     (lambda f: f.assign(timestamp=f["timestamp"].astype(str).where(f.index != 3, "soon")), {},
      "1 of 200 values in column 'timestamp' are not timestamps, e.g. 'soon'"),
     (lambda f: f.assign(converted=1), {}, "target column 'converted' has one value only (1)"),
-    (lambda f: f.assign(converted=f["channel"]), {}, "has 3 text values"),
+    (lambda f: f.assign(converted="c" + f.index.astype(str)), {}, "has 200 text values"),
     (None, {"exclude": ("nope",)}, "no --exclude column 'nope'"),
 ])
 def test_bad_input_is_one_line_naming_the_file_or_column(tmp_path, change, args, expected):

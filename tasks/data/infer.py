@@ -28,6 +28,13 @@ from typing import Any
 
 import pandas as pd
 
+from tasks.data.infer_multiclass import (
+    MAX_TEXT_CLASSES,
+    class_mix_checks,
+    classes_of,
+    is_multiclass,
+    multiclass_task,
+)
 from tasks.data.ranges import (  # noqa: F401 (numeric_bounds: infer's name for it too)
     MARGIN,
     numeric_bounds,
@@ -203,11 +210,13 @@ def infer_task(frame: pd.DataFrame, target: str, source: str
                       "accuracy flatters a model that never predicts it")
         return "classification", positive, metric, [
             f"classification: {target} has exactly two values; {why}", metric_why]
+    if is_multiclass(values, numeric, numeric and _is_integer(values)):
+        return multiclass_task(values, target, numeric)
     if not numeric:
         shown = ", ".join(repr(str(v)[:20]) for v in distinct[:4])
         raise InitError(f"{source}: target column {target!r} has {len(distinct)} text values "
                         f"({shown}{', …' if len(distinct) > 4 else ''}); greenlight classifies "
-                        "two classes only: map the target to two values first")
+                        f"up to {MAX_TEXT_CLASSES} classes: map the target to fewer first")
     reasons = [f"regression: {target} is numeric with {len(distinct):,} distinct values "
                "(classification needs exactly two)",
                "mae: in the target's own units, and an outlier does not dominate it"]
@@ -225,6 +234,8 @@ def label_checks(frame: pd.DataFrame, target: str, time_column: str, task: str,
     labelled = frame.loc[frame[target].notna(), [time_column, target]]
     weeks, basis = _periods(labelled, time_column, target)
     values = labelled[target]
+    if task == "multiclass":
+        return class_mix_checks(weeks, values, target, basis, _expect)
     if task == "classification":
         classes = sorted(map(_native, values.unique()), key=str)
         if set(map(str, classes)) == {"0", "1"}:
@@ -361,7 +372,7 @@ def infer(frame: pd.DataFrame, *, name: str, target: str, time_column: str, sour
     ranges, sets, wide, far, far_rows = [], [], [], [], set()
     for c in [*features, target]:
         s = frame[c]
-        classification_target = c == target and task == "classification"
+        classification_target = c == target and task in ("classification", "multiclass")
         if kinds[c] == "number" and s.notna().any() and not classification_target:
             regression_target = c == target  # a classification target gets a value set
             low, high, why = numeric_bounds(
@@ -396,6 +407,8 @@ def infer(frame: pd.DataFrame, *, name: str, target: str, time_column: str, sour
             "primary_metric": metric, "positive_class": positive,
             "training": {"half_life_days": None, "window_days": None},
             "label_key": None, "slice_feature": slice_feature}
+    if task == "multiclass":  # the model's probability columns, in this order
+        spec["classes"] = classes_of(frame[target])
     suite = {"name": name, "expectations": expectations, "meta": {
         "dataset": name,
         "notes": f"Inferred by `greenlight init` from {path.name} ({len(frame):,} rows, "
@@ -439,7 +452,7 @@ def infer(frame: pd.DataFrame, *, name: str, target: str, time_column: str, sour
                      "there is too little history to backtest a recipe"),
     ]
     review = far + _suspects(frame, features, target, time_column, task, positive)
-    if task == "classification":
+    if task in ("classification", "multiclass"):
         counts = frame[target].dropna().astype(str).value_counts()
         if counts.min() < MIN_PERIOD_ROWS:
             review.append(f"{target}: class {counts.idxmin()!r} has only {counts.min()} rows: "

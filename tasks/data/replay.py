@@ -20,7 +20,9 @@ from tasks.data.spec import DatasetSpec, load_spec
 
 REPO = Path(__file__).resolve().parents[2]
 # Real datasets: where they sit under ../shared/data. They are never copied into the repo.
-DATA_FILES = {"elec2": ("elec2", "elec2.csv.gz"), "bike_sharing": ("bike_sharing", "hour.csv")}
+DATA_FILES = {"elec2": ("elec2", "elec2.csv.gz"), "bike_sharing": ("bike_sharing", "hour.csv"),
+              # the same file, weathersit (1-4) as a multiclass target
+              "bike_weathersit": ("bike_sharing", "hour.csv")}
 # How a period's start names its batch: sortable, and safe in a file name.
 PERIOD_LABELS = {"Y": "%Y", "Q": "%Y-Q{quarter}", "M": "%Y-%m", "W": "%G-W%V", "D": "%Y-%m-%d",
                  "h": "%Y-%m-%dT%H", "min": "%Y-%m-%dT%H%M", "s": "%Y-%m-%dT%H%M%S"}
@@ -139,7 +141,7 @@ def _read(name: str, path: Path) -> pd.DataFrame:
     """Each source's own format, brought to a frame that carries the spec's time column."""
     if name == "elec2":
         return pd.read_csv(path, parse_dates=["timestamp"])
-    if name == "bike_sharing":
+    if name in ("bike_sharing", "bike_weathersit"):
         raw = pd.read_csv(path)
         raw["timestamp"] = pd.to_datetime(raw["dteday"]) + pd.to_timedelta(raw["hr"], unit="h")
         return raw

@@ -11,9 +11,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from tasks.data.home import EXPECTATIONS_DIR
+
+# The primary metrics of a multiclass task (accuracy is the only one binary shares).
+MULTICLASS_METRICS = ("accuracy", "macro_f1", "balanced_accuracy", "log_loss")
 
 
 class TrainingDefaults(BaseModel):
@@ -33,13 +36,17 @@ class DatasetSpec(BaseModel):
     name: str
     time_column: str
     target: str
-    task: Literal["classification", "regression"]
+    task: Literal["classification", "regression", "multiclass"]
     features: list[str]
     categorical_features: list[str] = []
-    primary_metric: Literal["accuracy", "roc_auc", "mae", "rmse"]
+    primary_metric: Literal["accuracy", "roc_auc", "mae", "rmse", "macro_f1",
+                            "balanced_accuracy", "log_loss"]
     positive_class: str | int | None = Field(
         None, description="For classification: the label that counts as 1."
     )
+    classes: list[str | int] | None = Field(
+        None, description="For multiclass: every label the target may take (3 or more); "
+                          "the model's probabilities come in this order.")
     training: TrainingDefaults = TrainingDefaults()
     label_key: str | None = Field(
         None, description="Column that joins late labels (labels/ feed) to their rows; "
@@ -50,6 +57,20 @@ class DatasetSpec(BaseModel):
         None, exclude=True,  # never dumped with a model or a report: it may hold a URL
         description="Where batches come from besides landing/: a SQL table or query, "
                     "or a landing folder at an fsspec URL (tasks/data/source.py).")
+
+    @model_validator(mode="after")
+    def _multiclass_is_whole(self) -> DatasetSpec:
+        """A multiclass spec names its classes and a metric defined on K classes; the new
+        metrics are multiclass only (binary and regression specs are read as before)."""
+        if self.task == "multiclass":
+            if not self.classes or len({str(c) for c in self.classes}) < 3:
+                raise ValueError("task multiclass needs 'classes': 3 or more distinct labels")
+            if self.primary_metric not in MULTICLASS_METRICS:
+                raise ValueError(f"primary_metric {self.primary_metric!r} is not one of "
+                                 f"{', '.join(MULTICLASS_METRICS)} (multiclass)")
+        elif self.primary_metric in MULTICLASS_METRICS[1:]:
+            raise ValueError(f"primary_metric {self.primary_metric!r} is for task multiclass")
+        return self
 
     @property
     def numerical_features(self) -> list[str]:
@@ -62,7 +83,7 @@ class DatasetSpec(BaseModel):
 
     @property
     def higher_is_better(self) -> bool:
-        return self.primary_metric in ("accuracy", "roc_auc")
+        return self.primary_metric in ("accuracy", "roc_auc", "macro_f1", "balanced_accuracy")
 
 
 def available_datasets() -> list[str]:

@@ -26,15 +26,30 @@ import numpy as np
 import pandas as pd
 
 from tasks.data.spec import DatasetSpec
+from tasks.training.multiclass import (
+    confusion_cells,
+    confusion_draws,
+    predicted,
+    row_log_loss,
+)
 
-SUPPORTED = ("accuracy", "mae", "rmse")
+SUPPORTED = ("accuracy", "mae", "rmse", "log_loss", "macro_f1", "balanced_accuracy")
+CONFUSION = ("macro_f1", "balanced_accuracy")  # multiclass: from resampled confusion counts
 BINARY = ("accuracy",)  # metrics whose per-row losses are 0 or 1 (`_binary_draws`)
 MAX_ROWS = 50_000
 SUPER_BLOCKS = 10_000
 
 
 def row_losses(metric: str, y: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """The per-row quantity whose mean is the metric (for RMSE, whose mean's root is)."""
+    """The per-row quantity whose mean is the metric (for RMSE, whose mean's root is).
+    Multiclass (one probability column per class): right or wrong, and log loss; macro-F1
+    and balanced accuracy are no mean of rows (their draws resample confusion counts), so
+    for them this is right or wrong, which only sets the block length."""
+    if np.ndim(scores) == 2:
+        if metric == "log_loss":
+            return row_log_loss(y, scores)
+        if metric in ("accuracy", *CONFUSION):
+            return (predicted(scores) == np.asarray(y).astype(int)).astype(float)
     if metric == "accuracy":
         return ((scores >= 0.5) == (y == 1)).astype(float)
     if metric == "mae":
@@ -126,6 +141,10 @@ def paired_draws(y: np.ndarray, champion: np.ndarray, challenger: np.ndarray,
     codes, values = _groups(groups, len(y))
     k, b = len(values), idx.shape[0]
     rows = np.bincount(codes, minlength=k)
+    if metric in CONFUSION:
+        counts_of = lambda scores: _per_draw(confusion_cells(y, scores, codes, k), idx, k)  # noqa: E731
+        return _summarize(values, rows, *confusion_draws(counts_of, metric, y, champion,
+                                                         challenger, codes, k), spec, level)
     if metric in BINARY:
         return _binary_draws(y, champion, challenger, spec, idx, level, codes, values, rows)
     flat = (codes[idx] + k * np.arange(b)[:, None]).ravel()
@@ -166,6 +185,14 @@ def _binary_draws(y: np.ndarray, champion: np.ndarray, challenger: np.ndarray,
                       draws(q_ch, tally[:, :, :, 1].sum(axis=2)), spec, level)
 
 
+def _per_draw(cells: tuple[np.ndarray, int], idx: np.ndarray, k: int) -> np.ndarray:
+    """(draws, k groups, cells per group) counts of the rows each draw of `idx` picked."""
+    cell, size = cells
+    b = idx.shape[0]
+    flat = (cell[idx] + k * size * np.arange(b)[:, None]).ravel()
+    return np.bincount(flat, minlength=b * k * size).reshape(b, k, size)
+
+
 def super_block_rows(n: int, block_rows: int) -> int:
     """Rows per super-block of an n-row window (module docstring)."""
     return max(int(block_rows), -(-n // SUPER_BLOCKS))
@@ -187,6 +214,14 @@ def super_block_draws(y: np.ndarray, champion: np.ndarray, challenger: np.ndarra
                         minlength=n_resamples * m).reshape(n_resamples, m).astype(float)
     counts = times @ np.bincount(cell, minlength=m * k).reshape(m, k)
     rows = np.bincount(codes, minlength=k)
+    if metric in CONFUSION:  # confusion counts per super-block, summed by each draw's picks
+        def counts_of(scores: np.ndarray) -> np.ndarray:
+            cells, size = confusion_cells(y, scores, codes, k)
+            block = np.bincount((np.arange(n) // super_block_rows(n, block_rows)) * k * size
+                                + cells, minlength=m * k * size).reshape(m, k * size)
+            return (times @ block).reshape(n_resamples, k, -1)
+        return _summarize(values, rows, *confusion_draws(counts_of, metric, y, champion,
+                                                         challenger, codes, k), spec, level)
 
     def draws(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         q = row_losses(metric, y, scores)

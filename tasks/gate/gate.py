@@ -73,7 +73,9 @@ from tasks.gate.bootstrap import (
     row_losses,
     super_block_rows,
 )
+from tasks.gate.classes import class_notes, multiclass_shortfall, same_everywhere, single_class
 from tasks.training.evaluate import evaluate, relative_gain
+from tasks.training.multiclass import class_codes
 from tasks.training.train import binary_target, split_gate_window
 
 __all__ = ["GateResult", "bootstrap_blocker", "gate", "paired_bootstrap",
@@ -81,7 +83,8 @@ __all__ = ["GateResult", "bootstrap_blocker", "gate", "paired_bootstrap",
 
 LEVEL = 0.95
 PASSING = ("clear", "bootstrap", "refresh")
-HIGHER = ("accuracy", "roc_auc")  # as DatasetSpec.higher_is_better, for secondary metrics
+# as DatasetSpec.higher_is_better, for secondary metrics
+HIGHER = ("accuracy", "roc_auc", "macro_f1", "balanced_accuracy")
 # Rows of each class a gate window needs to prove a gain (classification; the default of
 # Training.gate_min_class_rows). 30 of the rarer class keep its share's standard error near
 # 0.07 relative on a 30% class; below, a metric gain is mostly which class the window held.
@@ -167,6 +170,8 @@ def sanity_checks(challenger: Scorer, champion: Scorer | None, scores: np.ndarra
     problems = []
     if not np.all(np.isfinite(scores)):
         problems.append("non-finite predictions")
+    elif np.ndim(scores) == 2 and same_everywhere(scores):
+        problems.append("constant predictions (the same class probabilities on every row)")
     elif len(scores) and np.std(scores) <= 1e-9 * max(1.0, abs(float(np.mean(scores)))):
         problems.append(f"constant predictions ({float(scores[0]):.4g} on every row)")
     if list(challenger.features) != list(spec.features):
@@ -175,7 +180,7 @@ def sanity_checks(challenger: Scorer, champion: Scorer | None, scores: np.ndarra
     if champion is not None and list(champion.features) != list(challenger.features):
         problems.append("features differ from the champion's: the serving signature would change")
     kind = getattr(challenger, "is_classifier", None)
-    if kind is not None and kind != (spec.task == "classification"):
+    if kind is not None and kind != (spec.task != "regression"):
         problems.append(f"a {'classifier' if kind else 'regressor'} for a {spec.task} task")
     cats = getattr(challenger, "categories", None)
     if cats is not None and sorted(cats) != sorted(spec.categorical_features):
@@ -185,6 +190,8 @@ def sanity_checks(challenger: Scorer, champion: Scorer | None, scores: np.ndarra
 
 
 def _truth(frame: pd.DataFrame, spec: DatasetSpec) -> np.ndarray:
+    if spec.task == "multiclass":
+        return class_codes(frame, spec).astype(float)
     if spec.task == "classification":
         return binary_target(frame, spec).astype(float)
     return frame[spec.target].to_numpy(dtype=float)
@@ -202,6 +209,8 @@ def class_floor(n: int, min_class_rows: int = MIN_CLASS_ROWS) -> int:
 
 def _class_shortfall(rows: pd.DataFrame, spec: DatasetSpec, min_class_rows: int) -> str | None:
     """Why a classification window cannot judge: a class with too few rows; else None."""
+    if spec.task == "multiclass" and len(rows):
+        return multiclass_shortfall(rows, spec, min_class_rows)
     if spec.task != "classification" or not len(rows):
         return None
     positive = int(binary_target(rows, spec).sum())
@@ -243,6 +252,8 @@ def bootstrap_blocker(history: pd.DataFrame, spec: DatasetSpec, gate_rows: int,
                 f"on and {len(held)} to check on; a first model needs at least "
                 f"{MIN_FIT_ROWS} rows to train on and 1 to check on: land more batches and "
                 f"run again")
+    if spec.task == "multiclass":
+        return single_class(train, spec)
     if spec.task == "classification":
         positive = int(binary_target(train, spec).sum())
         if positive in (0, len(train)):
@@ -359,7 +370,7 @@ def gate(challenger: Scorer, champion: Scorer | None, window: pd.DataFrame,
     bad = [s for s in slices if not s["ok"]]
     stats = (f"{name} {ch_metrics[name]:.4f} vs champion {cp_metrics[name]:.4f}, gain "
              f"{gain:+.2%} (95% CI {lo:+.2%}..{hi:+.2%}, {n} rows, block {block}), "
-             f"needs {min_delta:+.2%}")
+             f"needs {min_delta:+.2%}") + class_notes(rows, spec, min_class_rows, old, scores)
     if bad:
         worst = min(bad, key=lambda s: s["gain"])
         verdict, why = "fail", (f"slice {worst['feature']}={worst['value']} degrades "

@@ -173,7 +173,7 @@ def _missing_verdict(ref: pd.Series, cur: pd.Series) -> _Verdict | None:
 
 def _label_params(spec: DatasetSpec, method: str | None,
                   threshold: float | None) -> tuple[str | None, float | None]:
-    if spec.task == "classification" and method is None:
+    if spec.task in ("classification", "multiclass") and method is None:
         return CLASSIFICATION_LABEL_METHOD, (
             CLASSIFICATION_LABEL_THRESHOLD if threshold is None else threshold
         )
@@ -249,9 +249,10 @@ def _column_types(spec: DatasetSpec, cur: pd.DataFrame,
     """Numerical and categorical columns; a classification label is always categorical."""
     numerical, categorical = list(spec.numerical_features), [
         c for c in spec.features if c in spec.categorical_features]
-    (categorical if spec.task == "classification" else numerical).append(spec.target)
-    if prediction:
-        is_label = spec.task == "classification" and not pd.api.types.is_float_dtype(
+    classes = spec.task in ("classification", "multiclass")
+    (categorical if classes else numerical).append(spec.target)
+    if prediction:  # multiclass: the predicted class (tasks/monitoring/monitor.py)
+        is_label = classes and not pd.api.types.is_float_dtype(
             cur[prediction])
         (categorical if is_label else numerical).append(prediction)
     return numerical, categorical
@@ -337,7 +338,7 @@ def measure_drift(
     fixed = {c: v for c in prep if (v := _missing_verdict(ref[c], cur[c])) is not None}
     live = [c for c in prep if c not in fixed]
     method, threshold = _label_params(spec, label_method, label_threshold)
-    if prediction_threshold is None and spec.task == "classification":
+    if prediction_threshold is None and spec.task in ("classification", "multiclass"):
         prediction_threshold = CLASSIFICATION_PREDICTION_THRESHOLD
     cuts = {spec.target: threshold, prediction_column: prediction_threshold or threshold}
     outputs = [c for c in (spec.target, prediction_column) if c in live]

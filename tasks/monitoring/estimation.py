@@ -318,6 +318,10 @@ def fit_estimator(model: GreenlightModel, reference: pd.DataFrame, spec: Dataset
     if len(reference) < 2 * FOLDS:
         raise ValueError(f"estimation needs at least {2 * FOLDS} labelled reference rows, "
                          f"got {len(reference)}")
+    if spec.task == "multiclass":  # tasks/monitoring/estimation_multiclass.py
+        from tasks.monitoring.estimation_multiclass import fit_multiclass_cbpe
+
+        return fit_multiclass_cbpe(model, reference, spec, FOLDS)
     if spec.task == "classification":
         return _fit_cbpe(model, reference, spec)
     return _fit_dle(model, reference, spec)
@@ -331,6 +335,12 @@ def estimate(estimator: Estimator, model: GreenlightModel, batch: pd.DataFrame,
         raise ValueError("cannot estimate the metric of an empty batch")
     scores = model.score(batch) if scores is None else np.asarray(scores)
     z = Z.get(estimator.level, 1.6449)
+    if estimator.method == "cbpe_multiclass":
+        from tasks.monitoring.estimation_multiclass import estimate_multiclass
+
+        unseen = unseen_rows(model, batch)
+        value, low, high = estimate_multiclass(estimator, scores, unseen, z)
+        return Estimate(estimator.metric, value, low, high, len(batch), int(unseen.sum()))
     if estimator.method == "cbpe":
         c = calibrate(estimator.calibrator, scores)
         value, var = _cbpe(estimator.metric, scores, c)

@@ -161,6 +161,11 @@ _REFERENCE_SCORES: weakref.WeakKeyDictionary[GreenlightModel, tuple[np.ndarray, 
     weakref.WeakKeyDictionary())
 
 
+def predicted_values(champion: GreenlightModel, scores: np.ndarray) -> np.ndarray:
+    """What prediction drift compares: the scores, or (multiclass) the predicted class."""
+    return champion.label(scores) if np.ndim(scores) == 2 else scores
+
+
 def reference_scores(champion: GreenlightModel, reference: pd.DataFrame) -> np.ndarray:
     """The champion's scores of its own reference, computed once per champion and reference.
 
@@ -260,8 +265,9 @@ def _monitor(batch_id: str, batch: pd.DataFrame, reference: pd.DataFrame,
     """`monitor_batch`'s work, with its arguments resolved."""
     scored, reference = sample_rows(batch, max_rows), sample_rows(reference, max_rows)
     scores = champion.score(scored)
-    current = scored[spec.columns].assign(**{PREDICTION: scores})
-    ref = reference[spec.columns].assign(**{PREDICTION: reference_scores(champion, reference)})
+    current = scored[spec.columns].assign(**{PREDICTION: predicted_values(champion, scores)})
+    ref = reference[spec.columns].assign(**{PREDICTION: predicted_values(
+        champion, reference_scores(champion, reference))})
     drift = measure_drift(ref, current, spec, label_threshold=limits.label_drift,
                           prediction_column=PREDICTION,
                           prediction_threshold=limits.prediction_drift, tests=limits.tests,
@@ -271,7 +277,7 @@ def _monitor(batch_id: str, batch: pd.DataFrame, reference: pd.DataFrame,
     inputs = inputs or input_metrics(batch, spec, ranges or Ranges())
     outputs = output_metrics(scores, spec)
     metric, decay, labelled = score_decay(champion, scored, spec, registered_metric, scores)
-    classify = spec.task == "classification"
+    classify = spec.task in ("classification", "multiclass")
     default_cut = CLASSIFICATION_LABEL_THRESHOLD if classify else None
     adv_drifted = bool(adv.auc >= limits.adversarial_auc)
     result = MonitorResult(

@@ -99,7 +99,10 @@ class OutputMetrics:
 
 
 def output_metrics(scores: np.ndarray, spec: DatasetSpec) -> OutputMetrics:
-    """What the champion said: how often it failed, and the shape of what it said."""
+    """What the champion said: how often it failed, and the shape of what it said
+    (multiclass: of its confidence, the largest class probability)."""
+    if np.ndim(scores) == 2:
+        scores = np.max(scores, axis=1) if len(scores) else np.array([])
     s = pd.to_numeric(pd.Series(np.asarray(scores, dtype=float)), errors="coerce")
     ok = s[np.isfinite(s)]
     failed = 1.0 - len(ok) / len(s) if len(s) else 0.0

@@ -74,6 +74,8 @@ def label_skill(model: Any, frame: pd.DataFrame, spec: DatasetSpec,
     if n < 2:
         return None
     scores = np.asarray(model.score(rows) if scores is None else scores, dtype=float)
+    if spec.task == "multiclass":
+        return _multiclass_skill(model, rows, spec, scores)
     if spec.task != "classification":
         y = rows[spec.target].to_numpy(dtype=float)
         if np.std(scores) == 0 or np.std(y) == 0:
@@ -95,6 +97,31 @@ def label_skill(model: Any, frame: pd.DataFrame, spec: DatasetSpec,
     high = value + Z * math.sqrt(agree * (1 - agree) / n) / (1 - chance)
     expected = _kappa(float(np.mean(np.where(pred == 1, c, 1 - c))), float(pred.mean()),
                       float(c.mean()))
+    return Skill("kappa", value, high, expected, n)
+
+
+def _multiclass_skill(model: Any, rows: pd.DataFrame, spec: DatasetSpec,
+                      scores: np.ndarray) -> Skill | None:
+    """Cohen's kappa over K classes, realised and expected from the calibrated class
+    probabilities (the champion's CBPE, else its own probabilities)."""
+    from tasks.monitoring.estimation_multiclass import calibrated
+    from tasks.training.multiclass import class_codes, predicted
+
+    y, pred, n = class_codes(rows, spec), predicted(scores), len(rows)
+    k = scores.shape[1]
+    estimator = load_estimator(getattr(model, "performance", None))
+    c = (calibrated(estimator.calibrator, scores) if estimator is not None
+         and estimator.method == "cbpe_multiclass" else scores)
+    pred_share = np.bincount(pred, minlength=k) / n
+    label_share = np.bincount(y[y >= 0], minlength=k) / n
+    agree = float(np.mean(pred == y))
+    chance = float(pred_share @ label_share)
+    if chance >= 1:
+        return None
+    value = (agree - chance) / (1 - chance)
+    high = value + Z * math.sqrt(agree * (1 - agree) / n) / (1 - chance)
+    agree_c, chance_c = float(c[np.arange(n), pred].mean()), float(pred_share @ c.mean(axis=0))
+    expected = (agree_c - chance_c) / (1 - chance_c) if chance_c < 1 else 0.0
     return Skill("kappa", value, high, expected, n)
 
 

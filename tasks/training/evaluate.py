@@ -8,6 +8,7 @@ from sklearn import metrics as skm
 
 from tasks.data.spec import DatasetSpec
 from tasks.training.model import GreenlightModel
+from tasks.training.multiclass import class_codes, multiclass_metrics
 from tasks.training.train import binary_target
 
 
@@ -23,13 +24,18 @@ def primary_metric(scores: np.ndarray, frame: pd.DataFrame, spec: DatasetSpec,
     `truth`, when given, is `frame`'s labels as `truth_of` gives them (the backtest labels
     its rows once for every fold)."""
     y = truth_of(frame, spec) if truth is None else truth
+    if spec.task == "multiclass":
+        return multiclass_metrics(scores, y)[spec.primary_metric]
     if spec.task == "classification" and spec.primary_metric == "accuracy":
         return float(skm.accuracy_score(y, scores >= 0.5))
     return _metrics(scores, y, spec)[spec.primary_metric]
 
 
 def truth_of(frame: pd.DataFrame, spec: DatasetSpec) -> np.ndarray:
-    """The labels every metric reads: 1/0 for the positive class, or the target as floats."""
+    """The labels every metric reads: 1/0 for the positive class, the class position
+    (multiclass, -1 for a label outside the spec's classes), or the target as floats."""
+    if spec.task == "multiclass":
+        return class_codes(frame, spec)
     if spec.task == "classification":
         return binary_target(frame, spec)
     return frame[spec.target].to_numpy(dtype=float)
@@ -41,6 +47,8 @@ def metrics_of(scores: np.ndarray, frame: pd.DataFrame, spec: DatasetSpec) -> di
 
 
 def _metrics(scores: np.ndarray, y: np.ndarray, spec: DatasetSpec) -> dict[str, float]:
+    if spec.task == "multiclass":  # scores: one probability column per class
+        return multiclass_metrics(scores, y)
     if spec.task == "classification":
         out = {"accuracy": skm.accuracy_score(y, scores >= 0.5)}
         out["roc_auc"] = skm.roc_auc_score(y, scores) if len(np.unique(y)) == 2 else float("nan")

@@ -18,6 +18,7 @@ import pandas as pd
 
 from tasks.data.spec import DatasetSpec
 from tasks.training.model import GreenlightModel
+from tasks.training.multiclass import class_codes, fit_booster
 
 # One thread: batches are small (a fit takes ~0.15 s), and on a 2-core machine shared with a
 # server or a second cycle, OpenMP's spin-waiting made a 2-thread fit take minutes.
@@ -104,6 +105,9 @@ def local_fit(task: str, params: dict, X: pd.DataFrame, y: np.ndarray, weights: 
 def _encoded(train: pd.DataFrame, spec: DatasetSpec) -> tuple[GreenlightModel, np.ndarray]:
     """A model with its categories fixed from `train` (no estimator yet), and the labels."""
     categories = {c: sorted(train[c].dropna().unique().tolist()) for c in spec.categorical_features}
+    if spec.task == "multiclass":  # probabilities in the spec's class order, always
+        return GreenlightModel(None, spec, categories, list(spec.classes or [])), \
+            class_codes(train, spec)
     if spec.task == "classification":
         y = binary_target(train, spec)
         values = train[spec.target].dropna().unique().tolist()
@@ -130,7 +134,11 @@ def fit(train: pd.DataFrame, spec: DatasetSpec, half_life_days: float | None,
     model, y = _encoded(train, spec)
     weights = recency_weights(train[spec.time_column], half_life_days)
     X, categorical = model.encode(train), list(model.categories) or "auto"
-    model.estimator = (fitter or local_fit)(spec.task, params, X, y, weights, categorical)
+    if spec.task == "multiclass":  # in this process (tasks/training/multiclass.py)
+        model._booster = fit_booster(params, X, y, weights, categorical, len(model.labels))
+        X, y, train = X[y >= 0], y[y >= 0], train[y >= 0]  # an unknown label refits nothing
+    else:
+        model.estimator = (fitter or local_fit)(spec.task, params, X, y, weights, categorical)
     if refit_days is not None:
         model._booster = refit_leaves(model.booster, X, y, train[spec.time_column],
                                       refit_days)
@@ -168,6 +176,8 @@ def with_refit_leaves(model: GreenlightModel, train: pd.DataFrame, spec: Dataset
     reuses the plain member's trees, which halves the ensemble's fits."""
     twin = copy.copy(model)
     _, y = _encoded(train, spec)
+    if spec.task == "multiclass":  # an unknown label (-1) refits nothing
+        train, y = train[y >= 0], y[y >= 0]
     twin._booster = refit_leaves(model.booster, model.encode(train), y,
                                  train[spec.time_column], days)
     return twin
@@ -208,7 +218,7 @@ def _shared_fits(X: pd.DataFrame, y: np.ndarray, times: pd.Series,
     leaf refit days): a leaf refit reuses its half-life's booster. `separate(f)` is the
     separate fit and score, for what one shared Dataset cannot do."""
     params = {**LGBM_PARAMS, **(params or {})}
-    booster_params = _booster_params(spec.task, params)
+    booster_params = None if spec.task == "multiclass" else _booster_params(spec.task, params)
     if booster_params is None or (spec.task == "classification" and len(np.unique(y)) < 2):
         return {f: separate(f) for f in fits}
     half_lives = [h for h, _ in fits]
