@@ -114,6 +114,7 @@ from tasks.training.recipe import (  # noqa: E402
     choose_recipe,
     ensemble_weights,
     fit_recipe,
+    light_params,
     refit_challenger,
     with_leaf_refits,
 )
@@ -186,17 +187,8 @@ AUTO.update({"auto, 30% window": {"gate_max_fraction": 0.3},
 UNIFORM, MEMBER = "_uniform", "_member"
 AUTO.update({"auto, light members": {MEMBER: {"_light": True}},
              "auto, uniform": {UNIFORM: True},
-             "auto, light uniform": {UNIFORM: True, MEMBER: {"_light": True}},
-             "auto, 3 folds": {"backtest_folds": 3},
-             "auto, light members, 3 folds": {MEMBER: {"_light": True}, "backtest_folds": 3}})
+             "auto, light uniform": {UNIFORM: True, MEMBER: {"_light": True}}})
 POLICIES = "auto;auto, best recipe"
-
-
-def _light(params: dict) -> dict:
-    """A quarter of the trees at four times the learning rate: the same total shrinkage."""
-    trees = params.get("n_estimators", LGBM_PARAMS["n_estimators"])
-    rate = params.get("learning_rate", LGBM_PARAMS["learning_rate"])
-    return {**params, "n_estimators": max(1, trees // 4), "learning_rate": min(1.0, rate * 4)}
 
 
 def read_frame(name: str, data: Path | None, spec) -> pd.DataFrame:
@@ -419,7 +411,7 @@ def auto_policy(r: Replay, out_dir: Path, label: str, settings: dict
     small_windows = not settings.pop(GATE_OFF, False)
     uniform = settings.pop(UNIFORM, False)
     lgbm = {**r.params, **settings.pop(MEMBER, {})}
-    lgbm = _light(lgbm) if lgbm.pop("_light", False) else lgbm
+    lgbm = light_params(lgbm) if lgbm.pop("_light", False) else lgbm
     training = Training(**{"gate_fraction": FLOW["gate_fraction"],
                            "min_delta": FLOW["min_delta"],
                            "reference_rows": FLOW["reference_rows"], **settings})
@@ -592,7 +584,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="share of the month held out as the gate window")
     parser.add_argument("--policies", default=POLICIES,
                         help="the automatic policies to replay, separated by ;, of: "
-                             + "; ".join(AUTO))
+                             + "; ".join(AUTO).replace("%", "%%"))  # argparse formats %
     parser.add_argument("--synthetic-rows", type=int, default=None,
                         help="--dataset synthetic: rows a batch (default 3000; 20 weekly "
                              "batches, the malformed one left out as the flow quarantines it)")

@@ -18,6 +18,18 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
+def open_resume_form(pw, ui_url: str, run_id: str, heading: str, height: int):
+    """The paused run's page in Chromium with its Resume form open, once `heading` shows:
+    (page, dialog), as a person reaches the approval form."""
+    browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+    page = browser.new_page(viewport={"width": 1400, "height": height})
+    page.goto(f"{ui_url}/runs/flow-run/{run_id}", wait_until="networkidle")
+    page.get_by_role("button", name="Resume").first.click()
+    dialog = page.locator(".p-modal__card")
+    dialog.get_by_text(heading).wait_for()
+    return page, dialog
+
+
 def _choose(page, dialog, option: str) -> None:
     """Pick `option` in the form's Decision select with the keyboard, as a person can: its
     options open on ArrowDown (approve first, then reject) and Enter picks one."""
@@ -49,12 +61,8 @@ def test_approve_by_clicking_resume_in_the_prefect_ui(prefect_server, tmp_path):
     run_id = wait_paused(api, proc)
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1100})
-        page.goto(f"{prefect_server.ui_url}/runs/flow-run/{run_id}", wait_until="networkidle")
-        page.get_by_role("button", name="Resume").first.click()
-        dialog = page.locator(".p-modal__card")
-        dialog.get_by_text("Champion vs challenger on the gate window").wait_for()
+        page, dialog = open_resume_form(pw, prefect_server.ui_url, run_id,
+                                        "Champion vs challenger on the gate window", 1100)
         assert dialog.locator("[role=switch]").count() == 0  # no toggle to leave off
         fields = dialog.locator("textarea")
         fields.nth(0).fill("clicked in the UI")
@@ -69,7 +77,7 @@ def test_approve_by_clicking_resume_in_the_prefect_ui(prefect_server, tmp_path):
         page.screenshot(path=str(ARTIFACTS / "approval-form.png"), full_page=True)
         dialog.get_by_role("button", name="Submit").click()
         assert proc.wait(timeout=120) == 0, proc.stdout.read()
-        browser.close()
+        page.context.browser.close()
     reg = registry(home)
     champion = versions.by_alias(reg, "champion")
     assert champion.version == 2 and versions.aliases(reg)["previous"] == 1

@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from tests.approval_helpers import land, start_cycle, wait_paused
-from tests.test_browser_approval import ARTIFACTS, CHROMIUM, FLAGS
+from tests.test_browser_approval import ARTIFACTS, open_resume_form
 
 pytestmark = pytest.mark.e2e
 FIGURE = ARTIFACTS / "approval-why.png"  # docs/img/approval-why.png is a copy of it
@@ -25,12 +25,8 @@ def test_the_approval_form_shows_why_in_the_prefect_ui(prefect_server, champion_
     proc = start_cycle(api, home, "manual")
     run_id = wait_paused(api, proc, timeout=300)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1400})
-        page.goto(f"{prefect_server.ui_url}/runs/flow-run/{run_id}", wait_until="networkidle")
-        page.get_by_role("button", name="Resume").first.click()
-        dialog = page.locator(".p-modal__card")
-        dialog.get_by_text("Why: what the challenger does differently").wait_for()
+        page, dialog = open_resume_form(pw, prefect_server.ui_url, run_id,
+                                        "Why: what the challenger does differently", 1400)
         text = dialog.inner_text()
         assert "market=west gains most" in text and "features used most differently" in text
         dialog.get_by_text("Why: what the challenger does differently").scroll_into_view_if_needed()
@@ -39,7 +35,7 @@ def test_the_approval_form_shows_why_in_the_prefect_ui(prefect_server, champion_
         fields = dialog.locator("textarea")
         fields.nth(0).fill("screenshot taken")
         fields.nth(1).fill("dana")
-        browser.close()
+        page.context.browser.close()
     import httpx
 
     reply = httpx.post(f"{api}/flow_runs/{run_id}/resume", json={"run_input": {
