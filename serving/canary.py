@@ -78,7 +78,8 @@ class Guards:
     # (benchmarks/canary_ks.py): the smallest limit a challenger as good as the champion
     # passes in 99% of steps down to 20 canary rows. No limit separates a worse model from a
     # good one (their KS overlap at every step size): this guard sees gross change only,
-    # and quality is the quality guard's (tasks/gate/canary_quality.py).
+    # and quality is the quality guard's (tasks/gate/canary_quality.py). Multiclass: the
+    # largest per-class KS (`output_ks`); a good challenger trips as rarely (docs/serving.md).
     max_ks: float = 0.45
     min_predictions: int = 20
 
@@ -89,10 +90,55 @@ def _output(rec: dict[str, Any]) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-def figures(canary: list[dict[str, Any]], champ: list[dict[str, Any]]) -> dict[str, float]:
-    """The numbers the guards judge: counts, canary error rate, p99 latencies, output KS."""
+def _probabilities(rec: dict[str, Any]) -> dict[str, float] | None:
+    """A multiclass answer's probability per class (serving/models.py `per_class`), else None."""
+    found = (rec.get("output") or {}).get("probabilities")
+    return found if isinstance(found, dict) and found else None
+
+
+def output_ks(canary: list[dict[str, Any]], champ: list[dict[str, Any]]
+              ) -> tuple[float, str | None] | None:
+    """The KS between the two variants' answers, and the class it was found on.
+
+    Binary and regression: the KS of the scores (class None). Multiclass (both variants
+    answered with `probabilities`): the largest KS over the class-probability columns both
+    answer, naming that class. The confidence alone (the largest probability) cannot see a
+    challenger that calls billing what the champion calls shipping: both are as sure, of
+    different classes. Each column is a probability as a binary score is, so `max_ks` keeps
+    its meaning per class. A class only one model answers (a class `init --update` added)
+    is left out: the champion cannot give it, and the challenger was trained to."""
     from scipy.stats import ks_2samp  # here: `greenlight canary --ramp 0` never needs it
 
+    probs_a = [p for p in map(_probabilities, canary) if p is not None]
+    probs_b = [p for p in map(_probabilities, champ) if p is not None]
+    if probs_a and probs_b:
+        shared = [c for c in dict.fromkeys(k for p in probs_b for k in p)
+                  if any(c in p for p in probs_a)]
+        best: tuple[float, str | None] | None = None
+        for name in shared:
+            a = [float(p[name]) for p in probs_a if isinstance(p.get(name), int | float)]
+            b = [float(p[name]) for p in probs_b if isinstance(p.get(name), int | float)]
+            if a and b:
+                ks = float(ks_2samp(a, b).statistic)
+                best = (ks, name) if best is None or ks > best[0] else best
+        if best is not None:
+            return best
+    a = [v for v in map(_output, canary) if v is not None]
+    b = [v for v in map(_output, champ) if v is not None]
+    if a and b:
+        return float(ks_2samp(a, b).statistic), None  # the largest gap between the CDFs
+    return None
+
+
+def figures(canary: list[dict[str, Any]], champ: list[dict[str, Any]]) -> dict[str, float]:
+    """The numbers the guards judge: counts, canary error rate, p99 latencies, output KS
+    (`output_ks`: multiclass, the largest per-class KS)."""
+    return _judged(canary, champ)[0]
+
+
+def _judged(canary: list[dict[str, Any]], champ: list[dict[str, Any]]
+            ) -> tuple[dict[str, float], str | None]:
+    """`figures`, and the class whose probability the KS was found on (None: a score)."""
     out: dict[str, float] = {"canary_predictions": len(canary),
                              "champion_predictions": len(champ)}
     if canary:
@@ -101,11 +147,10 @@ def figures(canary: list[dict[str, Any]], champ: list[dict[str, Any]]) -> dict[s
         out["canary_p99_ms"] = float(np.percentile([r["latency_ms"] for r in canary], 99))
     if champ:
         out["champion_p99_ms"] = float(np.percentile([r["latency_ms"] for r in champ], 99))
-    a = [v for v in map(_output, canary) if v is not None]
-    b = [v for v in map(_output, champ) if v is not None]
-    if a and b:
-        out["ks"] = float(ks_2samp(a, b).statistic)  # the largest gap between the two CDFs
-    return out
+    found = output_ks(canary, champ)
+    if found is not None:
+        out["ks"] = found[0]
+    return out, None if found is None else found[1]
 
 
 def check(records: list[dict[str, Any]], guards: Guards,
@@ -117,7 +162,7 @@ def check(records: list[dict[str, Any]], guards: Guards,
     canary = [r for r in records if r.get("variant") == "canary"]
     champ = [r for r in (records if baseline is None else baseline)
              if r.get("variant") == "champion"]
-    f = figures(canary, champ)
+    f, ks_class = _judged(canary, champ)
     if len(canary) < guards.min_predictions or len(champ) < guards.min_predictions:
         return "wait", (f"{len(canary)} canary / {len(champ)} champion predictions: need "
                         f"{guards.min_predictions} of each")
@@ -127,10 +172,13 @@ def check(records: list[dict[str, Any]], guards: Guards,
     if lat_c > guards.latency_factor * lat_b + guards.latency_slack_ms:
         return "trip", (f"canary p99 latency {lat_c:.1f} ms > {guards.latency_factor} x "
                         f"champion {lat_b:.1f} ms + {guards.latency_slack_ms} ms")
+    on = "" if ks_class is None else f" on class {ks_class!r}'s probability"
     if f.get("ks", 0.0) > guards.max_ks:
         return "trip", f"canary output distribution differs from champion's: KS " \
-                       f"{f['ks']:.2f} > {guards.max_ks}"
-    ks = f", score KS {f['ks']:.2f}" if "ks" in f else ""
+                       f"{f['ks']:.2f}{on} > {guards.max_ks}"
+    ks = "" if "ks" not in f else (f", score KS {f['ks']:.2f}" if ks_class is None else
+                                   f", class-probability KS {f['ks']:.2f} (largest on "
+                                   f"{ks_class!r})")
     return "ok", (f"{len(canary)} canary predictions, {int(f['canary_errors'])} errors, p99 "
                   f"{lat_c:.1f} ms (champion {lat_b:.1f} ms){ks}")
 
