@@ -29,6 +29,12 @@ from typing import Any
 import pandas as pd
 
 from tasks.data.infer_multiclass import (
+    MIX_CHECK,
+    PRESENT_CHECK,
+    class_lines,
+    merged_classes,
+    mix_line,
+    settle_class_checks,
     MAX_TEXT_CLASSES,
     class_mix_checks,
     classes_of,
@@ -88,6 +94,9 @@ class Inference:
     # Rows of the sample holding an extreme outlier (tasks/data/ranges.py): named in
     # `review`, and left out of the sample's validation.
     outlier_rows: list[Any] = field(default_factory=list)
+    # A classification target's classes in the sample: `merge` keeps a multiclass spec's
+    # old classes and appends the new ones (infer_multiclass.merged_classes).
+    classes_seen: list[Any] = field(default_factory=list)
 
 
 # --- reading ---------------------------------------------------------------------------
@@ -468,7 +477,8 @@ def infer(frame: pd.DataFrame, *, name: str, target: str, time_column: str, sour
     if sets:
         review.append("value sets: a value not seen here quarantines its batch; add the "
                       "values you know are coming (a new market, a new product)")
-    return Inference(spec, suite, decisions, review, sorted(far_rows))
+    seen = classes_of(frame[target]) if task in ("classification", "multiclass") else []
+    return Inference(spec, suite, decisions, review, sorted(far_rows), seen)
 
 
 # --- re-running on a newer sample --------------------------------------------------------
@@ -519,6 +529,9 @@ def merge(old_spec: dict[str, Any], old_suite: dict[str, Any], new: Inference
         spec["slice_feature"] = None
     if spec.get("label_key") not in (None, *columns):
         spec["label_key"] = None
+    if spec.get("task") == "multiclass" and old_spec.get("classes"):  # infer_multiclass.py
+        spec["classes"] = merged_classes(old_spec["classes"], new.classes_seen)
+        merged = settle_class_checks(merged, produced, spec["target"], new.classes_seen)
     return spec, {**old_suite, "expectations": merged}
 
 
@@ -531,9 +544,10 @@ def _describe(kwargs: dict[str, Any]) -> str:
 
 
 def diff(old_spec: dict[str, Any], old_suite: dict[str, Any], new_spec: dict[str, Any],
-         new_suite: dict[str, Any]) -> list[str]:
+         new_suite: dict[str, Any], seen: list[Any] | None = None) -> list[str]:
     """What would change, one line each, in words: columns added or removed, ranges
-    widened, new values, checks dropped, spec fields changed."""
+    widened, new values, checks dropped, spec fields changed; for a multiclass target,
+    the classes the sample (`seen`: its classes) adds or lacks first."""
     lines = []
     old_cols = set(old_spec.get("features", [])) | {old_spec.get("time_column"),
                                                      old_spec.get("target")}
@@ -553,7 +567,10 @@ def diff(old_spec: dict[str, Any], old_suite: dict[str, Any], new_spec: dict[str
                 lines.append(f"{column}: new check {short} ({_describe(e['kwargs'])})")
             continue
         before, after = old_by_key[key].get("kwargs") or {}, e.get("kwargs") or {}
-        if before == after or kind == "expect_table_columns_to_match_set":
+        if before == after or kind in ("expect_table_columns_to_match_set", PRESENT_CHECK):
+            continue  # the required classes: class_lines below
+        if kind == MIX_CHECK:
+            lines.append(mix_line(column, before, after))
             continue
         if "value_set" in after or "type_list" in after:
             name = "value_set" if "value_set" in after else "type_list"
@@ -567,6 +584,12 @@ def diff(old_spec: dict[str, Any], old_suite: dict[str, Any], new_spec: dict[str
         if key not in new_by_key and key[1] in new_cols:
             lines.append(f"{key[1]}: drops {key[0].removeprefix('expect_')} (the sample "
                          "no longer meets it)")
+    if new_spec.get("task") == "multiclass" and old_spec.get("classes"):
+        target = new_spec["target"]
+        required = [(by.get((PRESENT_CHECK, target)) or {}).get("kwargs", {}).get("value_set")
+                    or [] for by in (old_by_key, new_by_key)]
+        lines = class_lines(target, old_spec, new_spec, seen or [], *required,
+                            changing=bool(lines)) + lines
     return lines
 
 
@@ -681,7 +704,7 @@ def init_dataset(name: str, data: Path, *, target: str, time_column: str, root: 
                                 "use another NAME or remove the folder to start over")
         spec, suite = merge(old_spec, old_suite, inference)
         check_spec(spec, str(spec_path))
-        changes = diff(old_spec, old_suite, spec, suite)
+        changes = diff(old_spec, old_suite, spec, suite, inference.classes_seen)
         old_columns = [c for c in [old_spec.get("time_column"), *old_spec.get("features", []),
                                    old_spec.get("target")] if c in frame.columns]
         before = validate_frame(frame[old_columns], old_suite, source=data.name,
