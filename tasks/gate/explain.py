@@ -13,6 +13,12 @@ Three answers, a few lines each:
   (tasks/gate/bootstrap.py, the level shared out as the gate's slice guard does), the
   segments gaining and losing most; too-small segments are said to be too small.
 - rows: where the two scores differ most, a few as a table, all of them as a CSV.
+
+Multiclass: a row's contribution is to the whole probability vector (its |change| summed
+over the classes, tasks/monitoring/attribution.py says why), the segments are judged on the
+gate's multiclass metric, and a row's two "scores" are each model's predicted class, the
+difference how far apart the two probability vectors are (half the sum of |p' - p| over
+the classes: 0 the same, 1 certain of different classes).
 """
 
 from __future__ import annotations
@@ -30,8 +36,9 @@ from core.clean import json_safe
 from tasks.data.spec import DatasetSpec
 from tasks.gate.bootstrap import SUPPORTED, auto_block_rows, draws_for, row_losses
 from tasks.gate.gate import slice_level
-from tasks.monitoring.attribution import ATTRIBUTION_ROWS, contributions, sample_for
+from tasks.monitoring.attribution import ATTRIBUTION_ROWS, contributions, magnitude, sample_for
 from tasks.monitoring.segments import segment_feature
+from tasks.training.multiclass import class_codes
 from tasks.training.train import binary_target
 
 log = logging.getLogger("greenlight.explain")
@@ -124,7 +131,10 @@ def _gain(s: dict[str, Any]) -> str:
 
 
 def _truth(rows: pd.DataFrame, spec: DatasetSpec) -> np.ndarray:
-    """The labels as the gate reads them (1/0 for the positive class, or the values)."""
+    """The labels as the gate reads them (1/0 for the positive class, the class position
+    for multiclass, or the values)."""
+    if spec.task == "multiclass":
+        return class_codes(rows, spec)
     if spec.task == "classification":
         return binary_target(rows, spec).astype(float)
     return rows[spec.target].to_numpy(dtype=float)
@@ -134,7 +144,7 @@ def feature_changes(champion: Any, challenger: Any, rows: pd.DataFrame) -> list[
     """Per feature, most changed first: the mean per-row change of its contribution, and
     each model's mean |contribution|, both in score space."""
     old, new = contributions(champion, rows, "score"), contributions(challenger, rows, "score")
-    change = np.abs(new.values - old.values).mean(axis=0)
+    change = magnitude(new.values - old.values).mean(axis=0)
     before, after = old.mean_abs(), new.mean_abs()
     found = [{"feature": f, "change": float(change[i]), "champion": float(before[f]),
               "challenger": float(after[f])} for i, f in enumerate(old.features)]
@@ -163,11 +173,17 @@ def segment_gains(y: np.ndarray, old: np.ndarray, new: np.ndarray, values: pd.Se
 
 def disagreements(rows: pd.DataFrame, old: np.ndarray, new: np.ndarray,
                   spec: DatasetSpec) -> pd.DataFrame:
-    """Every row of the window with both scores, most different first."""
+    """Every row of the window with both scores, most different first (multiclass: each
+    model's class, and how far apart their probability vectors are: module docstring)."""
     table = rows[[spec.time_column, *spec.features, spec.target]].copy()
-    table["champion"], table["challenger"] = old, new
-    table["difference"] = new - old
-    order = np.argsort(-np.abs(new - old), kind="stable")
+    if np.ndim(new) == 2:
+        classes = np.asarray(spec.classes, dtype=object)
+        table["champion"], table["challenger"] = classes[old.argmax(1)], classes[new.argmax(1)]
+        table["difference"] = 0.5 * np.abs(new - old).sum(axis=1)
+    else:
+        table["champion"], table["challenger"] = old, new
+        table["difference"] = new - old
+    order = np.argsort(-np.abs(table["difference"].to_numpy(dtype=float)), kind="stable")
     return table.iloc[order].reset_index(drop=True)
 
 

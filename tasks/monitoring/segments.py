@@ -63,7 +63,7 @@ def _label_drift(ref: pd.DataFrame, cur: pd.DataFrame, spec: DatasetSpec,
     ref, cur = ref[ref[spec.target].notna()], cur[cur[spec.target].notna()]
     if len(ref) < MIN_SEGMENT_ROWS or len(cur) < MIN_SEGMENT_ROWS:
         return None, False
-    classify = spec.task == "classification"
+    classify = spec.task in ("classification", "multiclass")  # classes, as drift.py has them
     found = wide.column_drift(
         ref, cur, [] if classify else [spec.target], [spec.target] if classify else [],
         methods={spec.target: CLASSIFICATION_LABEL_METHOD if classify else None},
