@@ -29,17 +29,17 @@ from typing import Any
 import pandas as pd
 
 from tasks.data.infer_multiclass import (
+    MAX_TEXT_CLASSES,
     MIX_CHECK,
     PRESENT_CHECK,
     class_lines,
-    merged_classes,
-    mix_line,
-    settle_class_checks,
-    MAX_TEXT_CLASSES,
     class_mix_checks,
     classes_of,
     is_multiclass,
+    merged_classes,
+    mix_line,
     multiclass_task,
+    settle_class_checks,
 )
 from tasks.data.ranges import (  # noqa: F401 (numeric_bounds: infer's name for it too)
     MARGIN,
@@ -572,6 +572,9 @@ def diff(old_spec: dict[str, Any], old_suite: dict[str, Any], new_spec: dict[str
         if kind == MIX_CHECK:
             lines.append(mix_line(column, before, after))
             continue
+        if kind == "expect_column_values_to_be_in_set" and column == new_spec["target"] \
+                and new_spec.get("task") == "multiclass":
+            continue  # a new class: class_lines below says it once
         if "value_set" in after or "type_list" in after:
             name = "value_set" if "value_set" in after else "type_list"
             added = [v for v in after[name] if v not in (before.get(name) or [])]

@@ -25,10 +25,10 @@ little change in the feature itself is a concept-drift hint.
 
 Multiclass (K >= 3 classes): LightGBM gives one block of contributions per class, to that
 class's raw score; in score space they are moved to the class probabilities by the same
-rescale rule, the softmax in place of the sigmoid (`to_score_space`). `values` is then rows x features x
-classes, and what the model relies on (`magnitude`, `mean_abs`, explain's per-row change)
-is each feature's |contribution| summed over the classes: how far it moves the whole
-probability vector. Not the predicted class's alone: a reader of "relies more on
+rescale rule, the softmax in place of the sigmoid (`to_score_space`). `values` is then
+rows x features x classes, and what the model relies on (`magnitude`, `mean_abs`,
+explain's per-row change) is each feature's |contribution| summed over the classes: how far
+it moves the whole probability vector. Not the predicted class's alone: a reader of "relies more on
 wait_minutes" means the model, not whichever class happened to win the row; a prior drift
 that changes which class wins would move a predicted-class measure with no change in the
 model, and a challenger that sends a feature's rows to another class moves two columns,
