@@ -17,7 +17,9 @@ takes ~0.008 ms), so contributions are computed on a seeded sample of at most
 `ATTRIBUTION_ROWS` rows (drift.sample_rows, as drift samples big and wide batches), split
 between an ensemble's members. On 200 rows a feature's share moves by up to ~0.05 of the
 total between weeks of the same world, where inflation moves price's by ~0.2
-(tests/test_attribution.py): 200 rows keep a batch's cost near a third of a second.
+(tests/test_attribution.py): 200 rows keep a batch's cost near a third of a second. A
+multiclass booster grows a tree per class each round: four classes cost ~4x (1.1-1.6 s a
+batch of the ticket stream, 800 trees, on this loaded 2-core machine, 2026-12-08).
 
 Attribution drift compares the champion's mean |contribution| per feature on a batch with
 the same on its reference (its training sample): a change in what the model relies on with
