@@ -1,4 +1,5 @@
-"""greenlight's own numbers as Evidently metrics, so the Evidently UI can plot them over time.
+"""greenlight's own numbers as Evidently metrics, so the Evidently UI can plot them over time,
+and Evidently's multiclass classification quality of a monitored batch (`quality_report`).
 
 Imported only where Evidently is (its import costs seconds). Evidently's models are
 pydantic v1 models (`pydantic.v1` under the pydantic 2 we pin), so `PrivateAttr` comes from
@@ -9,9 +10,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+import pandas as pd
 from evidently import Dataset
 from evidently.core.metric_types import SingleValueCalculation, SingleValueMetric
 from pydantic.v1 import PrivateAttr
+
+from tasks.data.spec import DatasetSpec
+from tasks.training.multiclass import class_codes
 
 # The UI prefixes any type without it with "evidently:metric_v2:", so ours carries it too.
 VALUE = "evidently:metric_v2:GreenlightValue"
@@ -40,3 +46,54 @@ class GreenlightValueCalculation(SingleValueCalculation[GreenlightValue]):
 
     def display_name(self) -> str:
         return f"greenlight: {self.metric.name}"
+
+
+# The classification report's two label columns; the probability columns are the class
+# names themselves, which is how Evidently's multiclass metrics know which class each is.
+TARGET, PREDICTED = "greenlight_target", "greenlight_predicted"
+
+
+def quality_frame(frame: pd.DataFrame, scores: np.ndarray, classes: list[Any],
+                  spec: DatasetSpec) -> pd.DataFrame:
+    """The rows whose label is one of `classes`, as Evidently's multiclass classification
+    reads them: the label and the predicted class as text (a gappy label column is float,
+    and 2.0 must still be class "2"), then one probability column per class, named by it.
+
+    Unlabelled rows and labels outside the classes are left out: Evidently's ROC AUC and
+    log loss have no probability column for them (the champion's own metric counts an
+    unknown label as wrong; the suite's label hold keeps such batches out in the first
+    place)."""
+    codes = (class_codes(frame, spec) if spec.target in frame
+             else np.full(len(frame), -1, dtype=int))
+    known = codes >= 0
+    names = [str(c) for c in classes]
+    out = pd.DataFrame({TARGET: np.asarray(names, dtype=object)[codes[known]],
+                        PREDICTED: np.asarray(names, dtype=object)[
+                            np.argmax(scores[known], axis=1)]})
+    for i, name in enumerate(names):
+        out[name] = np.asarray(scores, dtype=float)[known, i]
+    return out
+
+
+def quality_report(current: pd.DataFrame, reference: pd.DataFrame, classes: list[Any],
+                   title: str | None = None) -> Any:
+    """Evidently's ClassificationPreset on `quality_frame`s: accuracy, macro precision,
+    recall and F1, ROC AUC and log loss, each per class too, and the confusion matrix, for
+    the batch beside the champion's reference; None when the batch has no labelled row."""
+    from evidently import DataDefinition, MulticlassClassification, Report
+    from evidently.presets import ClassificationPreset
+
+    if current.empty:
+        return None
+    from tasks.monitoring.drift import _quiet
+
+    names = [str(c) for c in classes]
+    definition = DataDefinition(
+        classification=[MulticlassClassification(target=TARGET, prediction_labels=PREDICTED,
+                                                  prediction_probas=names)],
+        categorical_columns=[TARGET, PREDICTED], numerical_columns=names)
+    with _quiet():
+        return Report([ClassificationPreset()]).run(
+            current_data=Dataset.from_pandas(current, data_definition=definition),
+            reference_data=None if reference.empty else Dataset.from_pandas(
+                reference, data_definition=definition), name=title)
