@@ -75,25 +75,33 @@ def quality_frame(frame: pd.DataFrame, scores: np.ndarray, classes: list[Any],
     return out
 
 
-def quality_report(current: pd.DataFrame, reference: pd.DataFrame, classes: list[Any],
-                   title: str | None = None) -> Any:
-    """Evidently's ClassificationPreset on `quality_frame`s: accuracy, macro precision,
-    recall and F1, ROC AUC and log loss, each per class too, and the confusion matrix, for
-    the batch beside the champion's reference; None when the batch has no labelled row."""
+def quality_report(current: pd.DataFrame, classes: list[Any], title: str | None = None
+                   ) -> Any:
+    """Evidently's ClassificationPreset on a `quality_frame`: accuracy, macro precision,
+    recall and F1, each per class too, and the confusion matrix; None when the batch has no
+    labelled row.
+
+    ROC AUC and log loss (from the probabilities) only when every class has labelled rows:
+    Evidently 0.7.23 raises on a probability column whose class no row holds (`KeyError`
+    in ClassificationQualityByClass, scikit-learn's "only one class" in ROC AUC), and a
+    rare class (Bike Sharing's heavy rain: 3 hours in 17,379) is often absent. No reference
+    beside it: Evidently's per-class widgets raise when the reference's classes differ from
+    the batch's, and the champion's quality on its own training rows is in-sample anyway;
+    the registered metric is the comparison (the dashboard draws it)."""
     from evidently import DataDefinition, MulticlassClassification, Report
     from evidently.presets import ClassificationPreset
 
-    if current.empty:
-        return None
     from tasks.monitoring.drift import _quiet
 
+    if current.empty:
+        return None
     names = [str(c) for c in classes]
+    probas = names if set(names) <= set(current[TARGET]) else None
     definition = DataDefinition(
         classification=[MulticlassClassification(target=TARGET, prediction_labels=PREDICTED,
-                                                  prediction_probas=names)],
+                                                  prediction_probas=probas)],
         categorical_columns=[TARGET, PREDICTED], numerical_columns=names)
     with _quiet():
         return Report([ClassificationPreset()]).run(
             current_data=Dataset.from_pandas(current, data_definition=definition),
-            reference_data=None if reference.empty else Dataset.from_pandas(
-                reference, data_definition=definition), name=title)
+            reference_data=None, name=title)

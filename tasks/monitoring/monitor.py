@@ -8,6 +8,7 @@ Drift is measured against the champion's own reference sample, so it always answ
 from __future__ import annotations
 
 import json
+import logging
 import weakref
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ from tasks.monitoring.why import explained, why_metrics
 from tasks.training.evaluate import evaluate, relative_gain
 from tasks.training.model import GreenlightModel
 
+log = logging.getLogger("greenlight.monitoring")
 PREDICTION = "prediction"
 PROBABILITY = "proba_"  # multiclass: the column of class c's probability is proba_<c>, as served
 
@@ -208,19 +210,23 @@ def _prediction_verdict(drift: DriftResult) -> dict[str, Any]:
 
 
 def quality(champion: GreenlightModel, batch: pd.DataFrame, scores: np.ndarray,
-            reference: pd.DataFrame, spec: DatasetSpec, title: str | None) -> Any:
+            spec: DatasetSpec, title: str | None) -> Any:
     """Multiclass, once some labels exist: Evidently's classification quality of the
-    batch beside the champion's reference (tasks/monitoring/evidently_metrics.py); None
-    otherwise (binary and regression have greenlight's metric alone, as before)."""
+    batch's labelled rows (tasks/monitoring/evidently_metrics.py); None otherwise (binary
+    and regression keep greenlight's metric alone, as before). A view of numbers the
+    champion metric already gives: if Evidently fails on it, one logged line, no report,
+    and monitoring goes on."""
     if np.ndim(scores) != 2 or spec.target not in batch or not batch[spec.target].notna().any():
         return None
     from tasks.monitoring.evidently_metrics import quality_frame, quality_report
 
     classes = list(champion.labels)
-    return quality_report(
-        quality_frame(batch, scores, classes, spec),
-        quality_frame(reference, reference_scores(champion, reference), classes, spec),
-        classes, title)
+    try:
+        return quality_report(quality_frame(batch, scores, classes, spec), classes, title)
+    except Exception as exc:  # noqa: BLE001 - a view must never stop monitoring
+        log.warning("no classification quality report: %s: %s", type(exc).__name__,
+                    str(exc).splitlines()[0] if str(exc) else "")
+        return None
 
 
 def reference_scores(champion: GreenlightModel, reference: pd.DataFrame) -> np.ndarray:
@@ -333,8 +339,9 @@ def _monitor(batch_id: str, batch: pd.DataFrame, reference: pd.DataFrame,
                           probability_columns=list(probability_columns(champion, scores)),
                           tests=limits.tests, max_rows=max_rows,
                           drift_share=limits.drift_share, title=title)
-    paths = save_report(drift, out_dir, quality(champion, scored, scores, reference, spec, title
-                                                and title.replace("drift", "quality", 1)))
+    paths = save_report(drift, out_dir, quality(
+        champion, scored, scores, spec, title and title.replace("drift", "quality", 1)),
+        title and title.replace("drift", "quality", 1))
     adv = domain_classifier(reference, scored, spec)
     inputs = inputs or input_metrics(batch, spec, ranges or Ranges())
     outputs = output_metrics(scores, spec)
