@@ -127,15 +127,15 @@ def _quality(snapshot: dict) -> dict[str, object]:
 def test_evidently_multiclass_quality_is_in_the_report_once_labels_exist(bike, tmp_path):
     """Bike Sharing's July, labels landed for two rows in three: Evidently's accuracy, macro
     F1 and per-class precision and recall of the labelled rows, as scikit-learn computes
-    them, with the weather classes as text, in quality.html and in the workspace snapshot;
-    before any label, no quality report."""
+    them, with the weather classes as text, in quality.html (with the confusion matrix) and
+    in the workspace snapshot; before any label, no quality report."""
     champion, july = bike
     labelled = july.assign(weathersit=july["weathersit"].where(july.index % 3 != 0))
     result = _monitor(champion, labelled, BIKE, tmp_path / "labelled")
     unlabelled = _monitor(champion, july.assign(weathersit=np.nan), BIKE, tmp_path / "none")
 
     page = (tmp_path / "labelled" / "quality.html").read_text()
-    assert "Accuracy" in page and "greenlight quality: batch b" in page
+    assert "Confusion Matrix" in page and "greenlight quality: batch b" in page
     got = _quality(json.loads((tmp_path / "labelled" / "snapshot.json").read_text()))
     rows = labelled[labelled["weathersit"].notna()]
     truth = rows["weathersit"].astype(int).astype(str)
