@@ -32,6 +32,7 @@ from tasks.monitoring.drift import (
     save_report,
 )
 from tasks.monitoring.quality import InputMetrics, Ranges, input_metrics, output_metrics
+from tasks.monitoring.why import _safe as metric_safe
 from tasks.monitoring.why import explained, why_metrics
 from tasks.training.evaluate import evaluate, relative_gain
 from tasks.training.model import GreenlightModel
@@ -114,7 +115,9 @@ class MonitorResult:
                 f"estimated_{metric}_high": self.estimated_high,
                 "estimated_decay": self.estimated_decay,
                 **{f"score_{q}": v for q, v in self.score_quantiles.items()},
-                **{f"prediction_drift.{c}": v for c, v in self.probability_scores.items()},
+                # a class as MLflow takes it in a metric name (why.py's rule for segments)
+                **{f"prediction_drift.{metric_safe(c)}": v
+                   for c, v in self.probability_scores.items()},
                 **why_metrics(self.attribution_shift, self.segments)}
         for prefix, values in (("drift", self.feature_scores), ("missing", self.missing_share),
                                ("out_of_range", self.out_of_range_share),
@@ -180,14 +183,17 @@ def predicted_values(champion: GreenlightModel, scores: np.ndarray) -> np.ndarra
     return champion.label(scores) if np.ndim(scores) == 2 else scores
 
 
-def probability_columns(champion: GreenlightModel, scores: np.ndarray
+def probability_columns(champion: GreenlightModel, scores: np.ndarray, spec: DatasetSpec
                         ) -> dict[str, np.ndarray]:
     """Multiclass: each class's probability as its own column (`proba_<class>`), which
     prediction drift judges beside the predicted class: a class whose probability rises
-    without yet winning rows (a prior shift on its way) moves only here. Empty otherwise."""
+    without yet winning rows moves only here. Empty otherwise. A name the dataset already
+    uses (a feature called `proba_x`) is left out rather than written over."""
     if np.ndim(scores) != 2:
         return {}
-    return {f"{PROBABILITY}{c}": scores[:, i] for i, c in enumerate(champion.labels)}
+    taken = {*spec.columns, PREDICTION}
+    return {name: scores[:, i] for i, c in enumerate(champion.labels)
+            if (name := f"{PROBABILITY}{c}") not in taken}
 
 
 def _prediction_verdict(drift: DriftResult) -> dict[str, Any]:
@@ -329,19 +335,18 @@ def _monitor(batch_id: str, batch: pd.DataFrame, reference: pd.DataFrame,
     scored, reference = sample_rows(batch, max_rows), sample_rows(reference, max_rows)
     scores = champion.score(scored)
     ref_scores = reference_scores(champion, reference)
+    probabilities = probability_columns(champion, scores, spec)
     current = scored[spec.columns].assign(**{PREDICTION: predicted_values(champion, scores)},
-                                          **probability_columns(champion, scores))
+                                          **probabilities)
     ref = reference[spec.columns].assign(**{PREDICTION: predicted_values(champion, ref_scores)},
-                                         **probability_columns(champion, ref_scores))
+                                         **probability_columns(champion, ref_scores, spec))
     drift = measure_drift(ref, current, spec, label_threshold=limits.label_drift,
                           prediction_column=PREDICTION,
                           prediction_threshold=limits.prediction_drift,
-                          probability_columns=list(probability_columns(champion, scores)),
-                          tests=limits.tests, max_rows=max_rows,
-                          drift_share=limits.drift_share, title=title)
-    paths = save_report(drift, out_dir, quality(
-        champion, scored, scores, spec, title and title.replace("drift", "quality", 1)),
-        title and title.replace("drift", "quality", 1))
+                          probability_columns=list(probabilities), tests=limits.tests,
+                          max_rows=max_rows, drift_share=limits.drift_share, title=title)
+    named = title and title.replace("greenlight drift", "greenlight quality", 1)
+    paths = save_report(drift, out_dir, quality(champion, scored, scores, spec, named), named)
     adv = domain_classifier(reference, scored, spec)
     inputs = inputs or input_metrics(batch, spec, ranges or Ranges())
     outputs = output_metrics(scores, spec)
