@@ -84,8 +84,11 @@ def check(r: MonitorResult, *, drift_share: float, max_decay: float,
         out.append(Alarm("label", b, r.label_score, r.label_threshold,
                          f"{b}: label drift (score {r.label_score:.3f})"))
     if r.prediction_drifted:
+        top = r.probability_class  # multiclass: the class whose probability moved most
         out.append(Alarm("prediction", b, r.prediction_score, r.prediction_threshold,
-                         f"{b}: prediction drift (score {r.prediction_score:.3f})"))
+                         f"{b}: prediction drift (score {r.prediction_score:.3f})" + (
+                             f", most in the probability of class {top} "
+                             f"({r.probability_scores[top]:.3f})" if top else "")))
     if r.adversarial_drifted:
         out.append(Alarm("adversarial", b, r.adversarial_auc, r.adversarial_threshold,
                          f"{b}: a domain classifier tells it from the reference (AUC "

@@ -70,9 +70,21 @@ class DriftResult:
     current_rows: int = 0
     title: str | None = None
     snapshot: Any = field(default=None, repr=False, compare=False)
+    # Multiclass: each class probability column's drift score, and those past the cut
+    # (judged as the prediction is); empty for binary and regression.
+    probability_scores: dict[str, float] = field(default_factory=dict)
+    probability_drifted: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe summary: non-finite scores (a constant reference column) become null."""
+        """JSON-safe summary: non-finite scores (a constant reference column) become null.
+        The probability keys appear only when probabilities were measured (multiclass), so
+        a binary or regression summary reads as it always did."""
+        probabilities = {"probability_scores": {k: finite_or_none(v) for k, v in
+                                                self.probability_scores.items()},
+                         "probability_drifted": list(self.probability_drifted)}
+        return {**self._base_dict(), **(probabilities if self.probability_scores else {})}
+
+    def _base_dict(self) -> dict[str, Any]:
         return {
             "drift_share": self.drift_share,
             "drifted_features": list(self.drifted_features),
@@ -244,9 +256,10 @@ def _run_report(ref: pd.DataFrame, cur: pd.DataFrame, numerical: list[str],
     )
 
 
-def _column_types(spec: DatasetSpec, cur: pd.DataFrame,
-                  prediction: str | None) -> tuple[list[str], list[str]]:
-    """Numerical and categorical columns; a classification label is always categorical."""
+def _column_types(spec: DatasetSpec, cur: pd.DataFrame, prediction: str | None,
+                  probabilities: list[str]) -> tuple[list[str], list[str]]:
+    """Numerical and categorical columns; a classification label is always categorical,
+    a class probability always numerical."""
     numerical, categorical = list(spec.numerical_features), [
         c for c in spec.features if c in spec.categorical_features]
     classes = spec.task in ("classification", "multiclass")
@@ -255,7 +268,7 @@ def _column_types(spec: DatasetSpec, cur: pd.DataFrame,
         is_label = classes and not pd.api.types.is_float_dtype(
             cur[prediction])
         (categorical if is_label else numerical).append(prediction)
-    return numerical, categorical
+    return numerical + probabilities, categorical
 
 
 def _wide_verdicts(ref: pd.DataFrame, cur: pd.DataFrame, spec: DatasetSpec,
@@ -289,6 +302,7 @@ def measure_drift(
     label_threshold: float | None = None,
     prediction_column: str | None = None,
     prediction_threshold: float | None = None,
+    probability_columns: list[str] | None = None,
     tests: StatTests | None = None,
     max_rows: int = MAX_ROWS,
     seed: int = 0,
@@ -300,7 +314,9 @@ def measure_drift(
     The prediction column uses the label's method with `prediction_threshold` (default
     CLASSIFICATION_PREDICTION_THRESHOLD, or the label's for regression); `tests` picks the
     feature stat tests. A missing or unlabelled target gives `label_score=None` rather than
-    an error, since labels often arrive late. `drift_share` (the flow's retrain threshold)
+    an error, since labels often arrive late. `probability_columns` (multiclass: one column
+    per class probability) are judged as the prediction is, each its own ValueDrift.
+    `drift_share` (the flow's retrain threshold)
     and `title` go to the Evidently report, so its headline agrees with the decision.
 
     A wide batch (more than WIDE_FEATURES features) has its features judged by `wide.py`:
@@ -322,12 +338,13 @@ def measure_drift(
     cur, cur_sampled = _sample(current, max_rows, seed)
     if prediction_column not in ref or prediction_column not in cur:
         prediction_column = None
-    numerical, categorical = _column_types(spec, cur, prediction_column)
+    probabilities = [c for c in probability_columns or [] if c in ref and c in cur]
+    numerical, categorical = _column_types(spec, cur, prediction_column, probabilities)
     judged: dict[str, wide.ColumnDrift] = {}
     if len(spec.features) > WIDE_FEATURES:
         judged = _wide_verdicts(ref, cur, spec, numerical, categorical, tests or StatTests())
         shown = _shown(judged, spec.features)
-        keep = {*shown, spec.target, prediction_column}
+        keep = {*shown, spec.target, prediction_column, *probabilities}
         numerical = [c for c in numerical if c in keep]
         categorical = [c for c in categorical if c in keep]
     prep = {c: _as_category if c in categorical else _as_numeric
@@ -340,8 +357,9 @@ def measure_drift(
     method, threshold = _label_params(spec, label_method, label_threshold)
     if prediction_threshold is None and spec.task in ("classification", "multiclass"):
         prediction_threshold = CLASSIFICATION_PREDICTION_THRESHOLD
-    cuts = {spec.target: threshold, prediction_column: prediction_threshold or threshold}
-    outputs = [c for c in (spec.target, prediction_column) if c in live]
+    cuts = {spec.target: threshold, prediction_column: prediction_threshold or threshold,
+            **{c: prediction_threshold or threshold for c in probabilities}}
+    outputs = [c for c in (spec.target, prediction_column, *probabilities) if c in live]
     reported = [c for c in spec.features if c in live]
     extra = [ValueDrift(column=c, method=method, threshold=cuts[c]) for c in outputs]
     if judged:  # a wide batch: the shown features as ValueDrift metrics, no preset
@@ -377,6 +395,8 @@ def measure_drift(
         current_rows=len(cur),
         title=title,
         snapshot=snapshot,
+        probability_scores={c: verdicts[c].score for c in probabilities if c in verdicts},
+        probability_drifted=[c for c in probabilities if c in verdicts and verdicts[c].drifted],
     )
 
 
@@ -441,9 +461,30 @@ def _graphs(widget: Any, data: dict[str, Any]) -> list[Any]:
                   for g in _graphs(w, d)]
 
 
-def save_report(result: DriftResult, out_dir: Path) -> dict[str, Path]:
+def _write_page(snapshot: Any, path: Path, title: str | None) -> dict[str, Any]:
+    """The snapshot's HTML page at `path`; returns its dict (`snapshot.dump_dict()`)."""
+    model = snapshot.dump_dict()
+    path.write_text(_titled(_report_html(snapshot, model), title), encoding="utf-8")
+    return model
+
+
+def merged(base: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
+    """`base` (a snapshot's dict) with the metrics and widgets of `more` after its own, so
+    the Evidently workspace stores both reports as one snapshot of the batch."""
+    return {**base, "metric_results": {**base["metric_results"], **more["metric_results"]},
+            "top_level_metrics": [*base["top_level_metrics"], *more["top_level_metrics"]],
+            "widgets": [*base["widgets"], *more["widgets"]],
+            "tests_widgets": [*base["tests_widgets"], *more["tests_widgets"]]}
+
+
+def save_report(result: DriftResult, out_dir: Path, quality: Any = None,
+                quality_title: str | None = None) -> dict[str, Path]:
     """Write the HTML report (for people), its JSON, our summary, and the snapshot itself
     (`snapshot.json`, which `Snapshot.load` reads back for the Evidently workspace).
+
+    `quality` (multiclass, once labels exist: Evidently's classification quality,
+    tasks/monitoring/evidently_metrics.py) gets its own page, `quality.html`, and joins
+    `snapshot.json`, so the workspace's snapshot of the batch holds both reports.
 
     The snapshot is turned into dicts once, for both the page and `snapshot.json`, and the
     JSON is encoded by the C encoder (`json.dumps`; Evidently's `save_json` streams through
@@ -458,10 +499,11 @@ def save_report(result: DriftResult, out_dir: Path) -> dict[str, Path]:
         paths["html"], paths["json"] = out_dir / "drift.html", out_dir / "drift.json"
         paths["snapshot"] = out_dir / "snapshot.json"
         with _quiet():
-            model = result.snapshot.dump_dict()
-            paths["html"].write_text(_titled(_report_html(result.snapshot, model),
-                                             result.title), encoding="utf-8")
+            model = _write_page(result.snapshot, paths["html"], result.title)
             paths["json"].write_text(json.dumps(result.snapshot.dict(), cls=NumpyEncoder),
                                      encoding="utf-8")
+            if quality is not None:
+                paths["quality"] = out_dir / "quality.html"
+                model = merged(model, _write_page(quality, paths["quality"], quality_title))
             paths["snapshot"].write_text(json.dumps(model, cls=NumpyEncoder))
     return paths

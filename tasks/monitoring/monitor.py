@@ -8,6 +8,7 @@ Drift is measured against the champion's own reference sample, so it always answ
 from __future__ import annotations
 
 import json
+import logging
 import weakref
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from tasks.monitoring.drift import (
     CLASSIFICATION_LABEL_THRESHOLD,
     CLASSIFICATION_PREDICTION_THRESHOLD,
     MAX_ROWS,
+    DriftResult,
     StatTests,
     collector_paused,
     measure_drift,
@@ -30,11 +32,14 @@ from tasks.monitoring.drift import (
     save_report,
 )
 from tasks.monitoring.quality import InputMetrics, Ranges, input_metrics, output_metrics
+from tasks.monitoring.why import _safe as metric_safe
 from tasks.monitoring.why import explained, why_metrics
 from tasks.training.evaluate import evaluate, relative_gain
 from tasks.training.model import GreenlightModel
 
+log = logging.getLogger("greenlight.monitoring")
 PREDICTION = "prediction"
+PROBABILITY = "proba_"  # multiclass: the column of class c's probability is proba_<c>, as served
 
 
 @dataclass
@@ -83,9 +88,18 @@ class MonitorResult:
     segment_feature: str | None = None
     segments: list[dict[str, Any]] = field(default_factory=list)
     segment_note: str = ""
+    # Multiclass: each class's probability drift score (keyed by the class, as text), and
+    # the class whose probability moved most; empty for binary and regression.
+    probability_scores: dict[str, float | None] = field(default_factory=dict)
+    probability_class: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: finite_or_none(v) for k, v in asdict(self).items()}
+        """JSON-safe fields; the probability ones only when measured (multiclass), so a
+        binary or regression monitor.json reads as it always did."""
+        out = {k: finite_or_none(v) for k, v in asdict(self).items()}
+        if not self.probability_scores:
+            del out["probability_scores"], out["probability_class"]
+        return out
 
     def run_metrics(self, metric: str) -> dict[str, float]:
         """The numbers a monitoring run logs, so MLflow can chart them over batches."""
@@ -101,6 +115,9 @@ class MonitorResult:
                 f"estimated_{metric}_high": self.estimated_high,
                 "estimated_decay": self.estimated_decay,
                 **{f"score_{q}": v for q, v in self.score_quantiles.items()},
+                # a class as MLflow takes it in a metric name (why.py's rule for segments)
+                **{f"prediction_drift.{metric_safe(c)}": v
+                   for c, v in self.probability_scores.items()},
                 **why_metrics(self.attribution_shift, self.segments)}
         for prefix, values in (("drift", self.feature_scores), ("missing", self.missing_share),
                                ("out_of_range", self.out_of_range_share),
@@ -164,6 +181,58 @@ _REFERENCE_SCORES: weakref.WeakKeyDictionary[GreenlightModel, tuple[np.ndarray, 
 def predicted_values(champion: GreenlightModel, scores: np.ndarray) -> np.ndarray:
     """What prediction drift compares: the scores, or (multiclass) the predicted class."""
     return champion.label(scores) if np.ndim(scores) == 2 else scores
+
+
+def probability_columns(champion: GreenlightModel, scores: np.ndarray, spec: DatasetSpec
+                        ) -> dict[str, np.ndarray]:
+    """Multiclass: each class's probability as its own column (`proba_<class>`), which
+    prediction drift judges beside the predicted class: a class whose probability rises
+    without yet winning rows moves only here. Empty otherwise. A name the dataset already
+    uses (a feature called `proba_x`) is left out rather than written over."""
+    if np.ndim(scores) != 2:
+        return {}
+    taken = {*spec.columns, PREDICTION}
+    return {name: scores[:, i] for i, c in enumerate(champion.labels)
+            if (name := f"{PROBABILITY}{c}") not in taken}
+
+
+def _prediction_verdict(drift: DriftResult) -> dict[str, Any]:
+    """MonitorResult's prediction fields. Multiclass: the figure is the largest of the
+    predicted class's score and every class probability's (one method and cut for all,
+    so the largest decides), drifted when any is past the cut, and the class whose
+    probability moved most is named. Binary and regression: the prediction column's."""
+    score = None if drift.prediction_score is None else float(drift.prediction_score)
+    out = {"prediction_score": score, "prediction_drifted": bool(drift.prediction_drifted)}
+    probs = {c[len(PROBABILITY):]: v for c, v in drift.probability_scores.items()}
+    finite = {c: v for c, v in probs.items() if np.isfinite(v)}
+    if not probs:
+        return out
+    top = max(finite, key=lambda c: finite[c], default=None)
+    judged = [v for v in (score, *finite.values()) if v is not None and np.isfinite(v)]
+    return {"prediction_score": max(judged, default=score),
+            "prediction_drifted": out["prediction_drifted"] or bool(drift.probability_drifted),
+            "probability_scores": {c: finite_or_none(v) for c, v in probs.items()},
+            "probability_class": top}
+
+
+def quality(champion: GreenlightModel, batch: pd.DataFrame, scores: np.ndarray,
+            spec: DatasetSpec, title: str | None) -> Any:
+    """Multiclass, once some labels exist: Evidently's classification quality of the
+    batch's labelled rows (tasks/monitoring/evidently_metrics.py); None otherwise (binary
+    and regression keep greenlight's metric alone, as before). A view of numbers the
+    champion metric already gives: if Evidently fails on it, one logged line, no report,
+    and monitoring goes on."""
+    if np.ndim(scores) != 2 or spec.target not in batch or not batch[spec.target].notna().any():
+        return None
+    from tasks.monitoring.evidently_metrics import quality_frame, quality_report
+
+    classes = list(champion.labels)
+    try:
+        return quality_report(quality_frame(batch, scores, classes, spec), classes, title)
+    except Exception as exc:  # noqa: BLE001 - a view must never stop monitoring
+        log.warning("no classification quality report: %s: %s", type(exc).__name__,
+                    str(exc).splitlines()[0] if str(exc) else "")
+        return None
 
 
 def reference_scores(champion: GreenlightModel, reference: pd.DataFrame) -> np.ndarray:
@@ -265,14 +334,19 @@ def _monitor(batch_id: str, batch: pd.DataFrame, reference: pd.DataFrame,
     """`monitor_batch`'s work, with its arguments resolved."""
     scored, reference = sample_rows(batch, max_rows), sample_rows(reference, max_rows)
     scores = champion.score(scored)
-    current = scored[spec.columns].assign(**{PREDICTION: predicted_values(champion, scores)})
-    ref = reference[spec.columns].assign(**{PREDICTION: predicted_values(
-        champion, reference_scores(champion, reference))})
+    ref_scores = reference_scores(champion, reference)
+    probabilities = probability_columns(champion, scores, spec)
+    current = scored[spec.columns].assign(**{PREDICTION: predicted_values(champion, scores)},
+                                          **probabilities)
+    ref = reference[spec.columns].assign(**{PREDICTION: predicted_values(champion, ref_scores)},
+                                         **probability_columns(champion, ref_scores, spec))
     drift = measure_drift(ref, current, spec, label_threshold=limits.label_drift,
                           prediction_column=PREDICTION,
-                          prediction_threshold=limits.prediction_drift, tests=limits.tests,
+                          prediction_threshold=limits.prediction_drift,
+                          probability_columns=list(probabilities), tests=limits.tests,
                           max_rows=max_rows, drift_share=limits.drift_share, title=title)
-    paths = save_report(drift, out_dir)
+    named = title and title.replace("greenlight drift", "greenlight quality", 1)
+    paths = save_report(drift, out_dir, quality(champion, scored, scores, spec, named), named)
     adv = domain_classifier(reference, scored, spec)
     inputs = inputs or input_metrics(batch, spec, ranges or Ranges())
     outputs = output_metrics(scores, spec)
@@ -284,10 +358,8 @@ def _monitor(batch_id: str, batch: pd.DataFrame, reference: pd.DataFrame,
         batch_id=batch_id, rows=inputs.rows, drift_share=float(drift.drift_share),
         drifted_features=list(drift.drifted_features), label_score=drift.label_score,
         label_drifted=bool(drift.label_drifted),
-        prediction_score=None if drift.prediction_score is None else float(drift.prediction_score),
         champion_metric=metric, registered_metric=registered_metric, decay=decay,
-        label_threshold=limits.label_drift or default_cut,
-        prediction_drifted=bool(drift.prediction_drifted),
+        label_threshold=limits.label_drift or default_cut, **_prediction_verdict(drift),
         prediction_threshold=limits.prediction_drift or (
             CLASSIFICATION_PREDICTION_THRESHOLD if classify else limits.label_drift),
         adversarial_auc=adv.auc, adversarial_drifted=adv_drifted,

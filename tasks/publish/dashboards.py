@@ -24,6 +24,10 @@ log = logging.getLogger("greenlight.dashboards")
 # seen so far, so the tab is rewritten when a new one appears (WHY_MARK remembers which).
 WHY_TAB = "Why: attribution and segments"
 WHY_MARK = "greenlight-why-tab.json"
+# Multiclass only: Evidently's classification quality of each batch's labelled rows over time
+# (the batch's own report, with its confusion matrix, is in the snapshot and quality.html).
+QUALITY_TAB = "Classification quality"
+QUALITY_MARK = "greenlight-quality-tab.json"
 SEGMENT_KEYS = {"drift_share": "Drift share", "label_score": "Label drift",
                 "champion_metric": "Champion metric", "estimated_metric": "Estimated metric",
                 "decay": "Decay"}
@@ -68,6 +72,13 @@ def _publish(evidently_root: Path, tracking_uri: str, experiment_id: str, run_id
     except Exception as exc:
         out["error:why"] = f"{type(exc).__name__}: {exc}"
         log.warning("Evidently dashboard: the why tab not updated: %s", exc)
+    if spec.task == "multiclass":
+        try:
+            quality_tab(Path(evidently_root), spec)
+        except Exception as exc:
+            out["error:quality"] = f"{type(exc).__name__}: {exc}"
+            log.warning("Evidently dashboard: the classification quality tab not written: %s",
+                        exc)
     try:
         reports = (result.get("reports") or {}).get("summary")
         # beside the batch reports, not in them: those are logged as the run's drift artifacts
@@ -132,16 +143,63 @@ def why_tab(root: Path, spec: DatasetSpec, feature: str | None, values: list[str
         "feature") else sorted(set(values))
     if known and known.get("feature") == feature and wanted == known.get("values"):
         return False
+    write_tab(root, spec, WHY_TAB, why_panels(spec, feature, wanted))
+    seen[key] = {"feature": feature, "values": wanted}
+    mark.write_text(json.dumps(seen))
+    return True
+
+
+def write_tab(root: Path, spec: DatasetSpec, title: str, panels: list[Any]) -> None:
+    """The dashboard tab `title` with exactly `panels`, every other panel and tab kept, in
+    one write: the tab is never half there."""
     from evidently.sdk.models import DashboardTabModel
 
     ws, project = workspace.open_project(root, spec)
     model = project.dashboard.model()
-    ours = {p for t in model.tabs if t.title == WHY_TAB for p in t.panels}
-    panels = why_panels(spec, feature, wanted)
+    ours = {p for t in model.tabs if t.title == title for p in t.panels}
     model.panels = [p for p in model.panels if p.id not in ours] + panels
-    model.tabs = [t for t in model.tabs if t.title != WHY_TAB] + [
-        DashboardTabModel(title=WHY_TAB, panels=[p.id for p in panels])]
-    ws.save_dashboard(project.id, model)  # one write: the tab is never half there
-    seen[key] = {"feature": feature, "values": wanted}
-    mark.write_text(json.dumps(seen))
+    model.tabs = [t for t in model.tabs if t.title != title] + [
+        DashboardTabModel(title=title, panels=[p.id for p in panels])]
+    ws.save_dashboard(project.id, model)
+
+
+def quality_panels() -> list[Any]:
+    """The classification quality tab: the last batch's accuracy and macro F1, the macro
+    figures over time, then per class (a line per class label) precision, recall, F1 and
+    ROC AUC, as Evidently's ClassificationPreset measured them on the labelled rows."""
+    from evidently.sdk.models import PanelMetric
+    from evidently.sdk.panels import counter_panel, line_plot_panel, text_panel
+
+    def metric(name: str, legend: str) -> Any:
+        return PanelMetric(legend=legend, metric=f"{workspace.EV}{name}")
+
+    by_class = {"PrecisionByLabel": "Precision", "RecallByLabel": "Recall",
+                "F1ByLabel": "F1", "RocAucByLabel": "ROC AUC"}
+    return [
+        text_panel(QUALITY_TAB, "Evidently's multiclass classification quality of each "
+                   "batch's labelled rows (macro averages; a line per class below). A batch "
+                   "appears once its labels land; its report (Reports) has the confusion "
+                   "matrix."),
+        counter_panel("Accuracy (last batch)", [metric("Accuracy", "accuracy")], size="half",
+                      aggregation="last"),
+        counter_panel("Macro F1 (last batch)", [metric("F1Score", "macro F1")], size="half",
+                      aggregation="last"),
+        line_plot_panel("Accuracy, macro F1, macro precision and recall", [
+            metric("Accuracy", "accuracy"), metric("F1Score", "macro F1"),
+            metric("Precision", "macro precision"), metric("Recall", "macro recall")]),
+        *[line_plot_panel(f"{title} per class", [metric(name, "{{label}}")], size="half")
+          for name, title in by_class.items()],
+    ]
+
+
+def quality_tab(root: Path, spec: DatasetSpec) -> bool:
+    """Write the classification quality tab of a multiclass dataset once; True if written.
+    A mark file remembers the projects that have it, so later batches cost one small read."""
+    mark = root / QUALITY_MARK
+    done = json.loads(mark.read_text()) if mark.exists() else []
+    key = workspace.project_name(spec)
+    if key in done:
+        return False
+    write_tab(root, spec, QUALITY_TAB, quality_panels())
+    mark.write_text(json.dumps(sorted({*done, key})))
     return True
