@@ -28,34 +28,30 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.threads import map_threads
 from tasks.data.spec import DatasetSpec
 from tasks.gate.gate import sanity_checks
-from tasks.training.evaluate import primary_metric, truth_of
+from tasks.training.backtest import (
+    BACKTEST_PARAMS,
+    MAX_BACKTEST_ROWS,
+    MIN_TRAIN_ROWS,
+    FoldScores,
+    _backtest,
+    _fold_bounds,
+    _thin,
+    batch_fold_bounds,
+)
 from tasks.training.model import GreenlightModel
 from tasks.training.train import (
     LGBM_PARAMS,
     Challenger,
-    EncodedRows,
     Fit,
-    encode_rows,
     fit,
-    range_scores,
     reference_sample,
     split_gate_window,
     with_refit_leaves,
 )
 
-BACKTEST_PARAMS = {"n_estimators": 50, "learning_rate": 0.2, "n_jobs": 1}
-# Above this many rows the backtest runs on a seeded uniform sample of them (`_thin`): it
-# ranks recipes, and 30 fits on millions of rows cost minutes (benchmarks/growth.py).
-MAX_BACKTEST_ROWS = 100_000
 LIGHT_SHARE = 4  # a light ensemble member: 1/4 of the trees at 4x the learning rate
-MIN_TRAIN_ROWS = 50  # below this a candidate's fold is not scored (NaN)
-# Threads fitting the backtest's row sets at once (each fit on one thread): two, for the
-# 2-core machines greenlight runs on; fewer where fewer cores are ours.
-BACKTEST_WORKERS = 2
-FITS_PER_DATASET = 3
 
 
 @dataclass(frozen=True)
@@ -289,137 +285,31 @@ def refit_challenger(challenger: Challenger, history: pd.DataFrame, spec: Datase
     if problems:
         return challenger, problems
     rows = recipe_rows(history, spec, recipe)
+    # the settings the refit fitted with: a light refit's member differs from the gated one
+    trees = {k: v for k, v in (lgbm or {}).items() if k in ("n_estimators", "learning_rate")}
     params = {**challenger.params, "refit": True, "refit_rows": len(rows),
-              "trained_until": str(rows[spec.time_column].max())}
+              "trained_until": str(rows[spec.time_column].max()), **trees}
     reference = reference_sample(rows, spec, batch_column, reference_rows)
     return replace(challenger, model=model, params=params, reference=reference), []
-
-
-def _fold_bounds(rows: int, folds: int, fold_rows: int) -> list[tuple[int, int]]:
-    """Row ranges [start, end) of the newest `folds` windows, oldest first."""
-    return [(rows - (folds - i) * fold_rows, rows - (folds - i - 1) * fold_rows)
-            for i in range(folds)]
-
-
-def _thin(data: pd.DataFrame, bounds: list[tuple[int, int]], max_rows: int, seed: int
-          ) -> tuple[pd.DataFrame, list[tuple[int, int]]]:
-    """A seeded uniform sample of at most `max_rows` rows, in time order, with the fold
-    bounds mapped onto it; smaller data unchanged.
-
-    One sampling rate for every row, so each candidate keeps the same share of the rows
-    its window or half-life gives it, and every fold the same share of its window: the
-    recipes are compared as on the whole data, at a fixed cost however big it grows."""
-    if len(data) <= max_rows:
-        return data, bounds
-    keep = np.sort(np.random.default_rng(seed).choice(len(data), max_rows, replace=False))
-    mapped = [(int(np.searchsorted(keep, a)), int(np.searchsorted(keep, b))) for a, b in bounds]
-    return data.iloc[keep].reset_index(drop=True), mapped
-
-
-Group = tuple[int, int]  # (fold, rows before it that a candidate trains on)
-Rows = tuple[np.ndarray, np.ndarray]  # positions a candidate trains on, and its fold's
-
-
-def _backtest(data: pd.DataFrame, spec: DatasetSpec, candidates: tuple[Recipe, ...],
-              bounds: list[tuple[int, int]], settings: dict) -> dict[Recipe, list[float]]:
-    """Each candidate's primary metric per fold: fitted on the rows before the fold (within
-    its window), scored on the fold. NaN where fewer than MIN_TRAIN_ROWS rows are left.
-    `data` is in time order, indexed 0..n-1 (as `choose_recipe` passes it).
-
-    The rows are encoded and labelled once (`encode_rows`); candidates that train on the same
-    rows share one binned Dataset, and the same rows with the same half-life are one fit: a
-    window longer than the history trains exactly the model without one. The fits of
-    different row sets run on BACKTEST_WORKERS threads (LightGBM releases the GIL; each fit
-    keeps its one OpenMP thread, so each model is the one a serial backtest fits)."""
-    groups, where = _groups(data, spec, candidates, bounds)
-    done = _fit_groups(encode_rows(data, spec), groups, spec, settings)
-    return {r: [math.nan if where[r, i] is None else done[where[r, i]][r.fit()]
-                for i in range(len(bounds))] for r in candidates}
-
-
-def _fold_rows(times: pd.Series, start: int, end: int, window_days: float | None) -> Rows:
-    """`split_gate_window(data.iloc[:end], spec, end - start, window_days)` as positions in
-    time-ordered `data`: no frame is cut per fold and window, only its times compared."""
-    cut = end - min(end - start, end // 2)
-    train = np.arange(cut)
-    if window_days is not None and cut:
-        before = times.iloc[:cut]
-        train = train[(before > before.max() - pd.Timedelta(days=window_days)).to_numpy()]
-    return train, np.arange(cut, end)
-
-
-def _groups(data: pd.DataFrame, spec: DatasetSpec, candidates: tuple[Recipe, ...],
-            bounds: list[tuple[int, int]]
-            ) -> tuple[dict[Group, tuple[Rows, list[Fit]]],
-                       dict[tuple[Recipe, int], Group | None]]:
-    """Per fold, the distinct training row sets, each with its rows and the fits (half-life,
-    leaf refit) on it; and where each candidate's fold is (None: too few rows to score)."""
-    groups: dict[Group, tuple[Rows, list[Fit]]] = {}
-    where: dict[tuple[Recipe, int], Group | None] = {}
-    times = data[spec.time_column]
-    for i, (start, end) in enumerate(bounds):
-        windows: dict[float | None, Rows] = {}
-        for recipe in candidates:
-            if recipe.window_days not in windows:
-                windows[recipe.window_days] = _fold_rows(times, start, end, recipe.window_days)
-            rows = windows[recipe.window_days]
-            if len(rows[0]) < MIN_TRAIN_ROWS:
-                where[recipe, i] = None
-                continue
-            # The window keeps a suffix of the time-ordered rows: its length names it.
-            key = (i, len(rows[0]))
-            lives = groups.setdefault(key, (rows, []))[1]
-            if recipe.fit() not in lives:
-                lives.append(recipe.fit())
-            where[recipe, i] = key
-    return groups, where
-
-
-def _fit_groups(encoded: EncodedRows, groups: dict[Group, tuple[Rows, list[Fit]]],
-                spec: DatasetSpec, settings: dict) -> dict[Group, dict[Fit, float]]:
-    """The primary metric of every (row set, half-life, leaf refit) fit, BACKTEST_WORKERS at
-    a time.
-
-    A group's half-lives go in chunks of at most FITS_PER_DATASET, so that the threads share
-    the work evenly (one more binning per chunk costs a few ms), the biggest first; a leaf
-    refit goes with its half-life, whose booster it reuses."""
-    jobs = [(key, [f for f in lives if f[0] in chunk])
-            for key, (_, lives) in groups.items()
-            for chunk in _chunks(list(dict.fromkeys(h for h, _ in lives)))]
-    jobs.sort(key=lambda job: -job[0][1] * len(job[1]))
-
-    def run(job: tuple[Group, list[Fit]]) -> dict[Fit, float]:
-        train, scored = groups[job[0]][0]
-        scores = range_scores(encoded, train, scored, spec, job[1], settings)
-        fold = encoded.frame.iloc[scored]
-        truth = truth_of(fold, spec) if encoded.y is None else encoded.y[scored]
-        return {h: primary_metric(s, fold, spec, truth) for h, s in scores.items()}
-
-    results = map_threads(run, jobs, workers=BACKTEST_WORKERS, name="greenlight-backtest")
-    done: dict[Group, dict[Fit, float]] = {}
-    for (key, _), result in zip(jobs, results, strict=True):
-        done.setdefault(key, {}).update(result)
-    return done
-
-
-def _chunks(half_lives: list[float | None]) -> list[list[float | None]]:
-    """`half_lives` in chunks of at most FITS_PER_DATASET, in order."""
-    return [half_lives[j:j + FITS_PER_DATASET]
-            for j in range(0, len(half_lives), FITS_PER_DATASET)]
 
 
 def choose_recipe(train: pd.DataFrame, spec: DatasetSpec, *,
                   candidates: tuple[Recipe, ...] = CANDIDATES, folds: int = 3,
                   fold_rows: int | None = None, seed: int = 0, params: dict | None = None,
                   before: pd.Timestamp | None = None,
-                  max_rows: int = MAX_BACKTEST_ROWS) -> RecipeChoice:
+                  max_rows: int = MAX_BACKTEST_ROWS, batch_column: str | None = None,
+                  scores: FoldScores | None = None) -> RecipeChoice:
     """Backtest each candidate on the newest `folds` windows of `train` and pick the best.
 
     `fold_rows` None uses len(train) // (2 * folds), so the backtest spans the newer half;
     pass the size of a batch to make each fold one deployment period. `before` drops rows
     at or after it, for callers holding the whole history. With too little data for the
     folds, the spec's default recipe is returned. Above `max_rows` rows the folds are fitted
-    and scored on a seeded sample (`_thin`); `folds` still records each window's full rows."""
+    and scored on a seeded sample (`_thin`); `folds` still records each window's full rows.
+
+    With `batch_column` the folds are tiled in each batch (the `batches` layout of
+    tasks/training/backtest.py) where the batches hold enough of them, so that `scores`
+    keeps each fold's fits for later cycles; otherwise they lie back to back."""
     began = time.perf_counter()
     tcol, metric = spec.time_column, spec.primary_metric
     data = train[train[spec.target].notna()]
@@ -433,24 +323,28 @@ def choose_recipe(train: pd.DataFrame, spec: DatasetSpec, *,
             f"spec default: {len(data)} rows are too few for {folds} folds of {fold_rows}"),
             seconds=time.perf_counter() - began)
     settings = {**BACKTEST_PARAMS, "random_state": seed, **(params or {})}
-    bounds = _fold_bounds(len(data), folds, fold_rows)
+    bounds = None
+    if batch_column is not None and batch_column in data.columns:
+        bounds = batch_fold_bounds(data[batch_column], folds, fold_rows)
+    bounds = bounds or _fold_bounds(len(data), folds, fold_rows)
     fold_info = [{"fold": i + 1, "start": str(data[tcol].iloc[a]),
                   "end": str(data[tcol].iloc[b - 1]), "train_end": str(data[tcol].iloc[a - 1]),
                   "rows": b - a} for i, (a, b) in enumerate(bounds)]
     total = len(data)
     data, bounds = _thin(data, bounds, max_rows, seed)
-    scores = _backtest(data, spec, candidates, bounds, settings)
+    scores_ = _backtest(data, spec, candidates, bounds, settings,
+                        scores if len(data) == total else None)  # a sample never recurs
     table = pd.DataFrame([{"recipe": r.name, "half_life_days": r.half_life_days,
                            "window_days": r.window_days, "refit_days": r.refit_days,
                            **{f"fold_{i + 1}": s for i, s in enumerate(row)}} for r, row in
-                          scores.items()])
+                          scores_.items()])
     table["mean"] = table[[f"fold_{i + 1}" for i in range(folds)]].mean(axis=1, skipna=False)
     sign = 1 if spec.higher_is_better else -1
-    ranked = sorted((r for r in candidates if not math.isnan(_mean(scores[r]))),
-                    key=lambda r: (sign * _mean(scores[r]), r.memory_days), reverse=True)
+    ranked = sorted((r for r in candidates if not math.isnan(_mean(scores_[r]))),
+                    key=lambda r: (sign * _mean(scores_[r]), r.memory_days), reverse=True)
     best = ranked[0] if ranked else default
     sampled = f", on a seeded sample of {len(data)} of {total} rows" if len(data) < total else ""
-    reason = (f"{best.name}: best mean {metric} {_mean(scores[best]):.4f} over {folds} folds "
+    reason = (f"{best.name}: best mean {metric} {_mean(scores_[best]):.4f} over {folds} folds "
               f"of {fold_rows} rows{sampled}" if ranked
               else "spec default: no candidate could be scored")
     return RecipeChoice(best, table, metric, fold_info, reason, time.perf_counter() - began)
@@ -474,7 +368,8 @@ def with_leaf_refits(candidates: tuple[Recipe, ...], days: float) -> tuple[Recip
 def choose_before_gate(history: pd.DataFrame, spec: DatasetSpec, *, gate_rows: int,
                        folds: int = 3, batch_column: str | None = None,
                        ensemble_tau: float | None = None,
-                       leaf_refit: bool = False) -> RecipeChoice:
+                       leaf_refit: bool = False, fold_layout: str = "gate",
+                       scores: FoldScores | None = None) -> RecipeChoice:
     """Backtest on the rows older than the gate window, never on it: the window that then
     judges the challenger must not also have picked how it was trained.
 
@@ -487,22 +382,25 @@ def choose_before_gate(history: pd.DataFrame, spec: DatasetSpec, *, gate_rows: i
     With `ensemble_tau` the candidates are the complete grid in batches (`batch_grid`) and
     the choice carries every recipe's weight (`ensemble_weights`): the challenger is then
     their weighted ensemble. With `leaf_refit` every candidate also runs with its leaves
-    refitted on the newest batch (`with_leaf_refits`)."""
+    refitted on the newest batch (`with_leaf_refits`). `fold_layout` "batches" tiles the
+    folds in each batch instead of back to back (tasks/training/backtest.py), so that
+    `scores` finds the older batches' folds already measured."""
     months = batch_months(history, spec, batch_column)
     older = split_gate_window(history, spec, gate_rows, None).train
     days = batch_days(history, spec, batch_column)
+    tiled = batch_column if fold_layout == "batches" else None
 
     def grid(candidates: tuple[Recipe, ...]) -> tuple[Recipe, ...]:
         return with_leaf_refits(candidates, days) if leaf_refit else candidates
     if ensemble_tau is not None:
         choice = choose_recipe(older, spec, candidates=grid(batch_grid(days)), folds=folds,
-                               fold_rows=gate_rows)
+                               fold_rows=gate_rows, batch_column=tiled, scores=scores)
         choice.weights = ensemble_weights(choice, spec, tau=ensemble_tau)
         choice.reason += "; ensemble " + ", ".join(
             f"{r.name} {w:.2f}" for r, w in choice.weights.items())
         return choice
     choice = choose_recipe(older, spec, candidates=grid(candidates_for(spec, months)),
-                           folds=folds, fold_rows=gate_rows)
+                           folds=folds, fold_rows=gate_rows, batch_column=tiled, scores=scores)
     if months > 1:
         choice.reason += f"; grid scaled to batches of {months} months"
     return choice

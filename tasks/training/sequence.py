@@ -26,6 +26,7 @@ from tasks.gate.decide import Decision, champion_stale
 from tasks.gate.gate import GateResult, bootstrap_blocker, gate
 from tasks.gate.history import guard, judged_rows
 from tasks.training import recipe as recipes
+from tasks.training.backtest import FoldScores
 from tasks.training.model import GreenlightModel
 from tasks.training.train import (
     Challenger,
@@ -54,6 +55,7 @@ class TrainingSettings(Protocol):
     leaf_refit: bool
     backtest_folds: int
     member_trees: str
+    fold_layout: str
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,8 @@ def retrain_sequence(history: pd.DataFrame, spec: DatasetSpec, training: Trainin
                      batch_column: str, refit_if: Callable[[GateResult], bool],
                      steps: Steps | None = None, fitter: Fitter | None = None,
                      calls: Calls = Calls(), lgbm: dict[str, Any] | None = None,
-                     new_batches: Collection[str] | None = None) -> Retrained:
+                     new_batches: Collection[str] | None = None,
+                     fold_scores: FoldScores | None = None) -> Retrained:
     """Recipe, train, gate and (when `refit_if` the verdict) refit, on labelled `history`.
 
     The gate window is the newest `gate_rows` rows; the recipe is backtested only on rows
@@ -109,7 +112,8 @@ def retrain_sequence(history: pd.DataFrame, spec: DatasetSpec, training: Trainin
     before the backtest (`blocked`). `lgbm` overrides LightGBM's settings (the benchmark).
     A challenger that passes the gate must not be worse beyond noise than the champion on
     the batches before `new_batches` (default: the newest batch), which the champion was
-    already judged on (tasks/gate/history.py); one that is fails the gate."""
+    already judged on (tasks/gate/history.py); one that is fails the gate. `fold_scores`
+    keeps the backtest's scores between cycles, where the folds are tiled in batches."""
     steps = steps or Steps()
     if champion is None:
         blocked = bootstrap_blocker(history, spec, gate_rows)
@@ -122,11 +126,18 @@ def retrain_sequence(history: pd.DataFrame, spec: DatasetSpec, training: Trainin
                 if training.recipe_mode == "ensemble" else {}
             if training.leaf_refit:
                 options["leaf_refit"] = True
+            if training.fold_layout == "batches":
+                options["fold_layout"] = "batches"
+                if fold_scores is not None:
+                    options["scores"] = fold_scores
             choice = calls.choose(history, spec, gate_rows=gate_rows, batch_column=batch_column,
                                   folds=training.backtest_folds, **options)
     recipes_ = list(choice.weights or [choice.best])
+    refit_lgbm = lgbm
     if len(recipes_) > 1 and training.member_trees == "light":
-        lgbm = recipes.light_params(lgbm)
+        lgbm = refit_lgbm = recipes.light_params(lgbm)
+    elif len(recipes_) > 1 and training.member_trees == "light_refit":
+        refit_lgbm = recipes.light_params(lgbm)  # the gate and the guard judge full members
     # Each model is fitted once (`fit_once`): a leaf refit reuses its plain recipe's trees,
     # and a window that keeps every row is the fit without it.
     plains = list(dict.fromkeys(plain(r) for r in recipes_))
@@ -179,7 +190,7 @@ def retrain_sequence(history: pd.DataFrame, spec: DatasetSpec, training: Trainin
                 """The recipe on every row; a leaf refit from its plain recipe's refit."""
                 return calls.refit(member, history, spec, recipe, champion,
                                    reference_rows=training.reference_rows,
-                                   batch_column=batch_column, lgbm=lgbm,
+                                   batch_column=batch_column, lgbm=refit_lgbm,
                                    **({"base": base} if base else {}),
                                    **({"model": model} if model else {}))
             rows = {p: rows_kept(times, 0, p.window_days) for p in plains}
