@@ -139,8 +139,8 @@ def test_the_backtest_scores_every_candidate_as_its_own_fit_would():
     """Shared Datasets, one fit per distinct rows and half-life (a leaf refit reusing its
     booster), and threads are speed only: each score is the one `fit` + `evaluate` give for
     that candidate and fold."""
-    from tasks.training.evaluate import evaluate
     from tasks.training.backtest import BACKTEST_PARAMS, MIN_TRAIN_ROWS, _backtest, _fold_bounds
+    from tasks.training.evaluate import evaluate
     from tasks.training.train import fit, split_gate_window
 
     data = stream(days=200, seed=4, flip_day=150)
@@ -185,7 +185,6 @@ def test_the_backtest_encodes_once_and_scores_as_each_fold_would_alone(labels):
     appears late (unseen by the early folds' fits), a value gone later, and missing values
     each score as `fit` on that fold's rows alone scores them; float labels with a fraction
     are labelled per fold, as `binary_target` labels each fold."""
-    from tasks.training.evaluate import evaluate
     from tasks.training.backtest import (
         BACKTEST_PARAMS,
         MIN_TRAIN_ROWS,
@@ -193,6 +192,7 @@ def test_the_backtest_encodes_once_and_scores_as_each_fold_would_alone(labels):
         _fold_bounds,
         _fold_rows,
     )
+    from tasks.training.evaluate import evaluate
     from tasks.training.train import _renumbered, encode_rows, fit, split_gate_window
 
     data = stream(days=200, seed=5, flip_day=160)
