@@ -53,6 +53,18 @@ def _timed(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
     return statistics.median(wall), statistics.median(cpu)
 
 
+def _one_batch(model: object, rows: pd.DataFrame, repeats: int
+               ) -> tuple[tuple[float, float], tuple[float, float]]:
+    """A batch's attribution as monitoring computes it (raw margins) and in score space,
+    after a warm call: the first pays for imports and LightGBM's set-up."""
+    from tasks.monitoring import attribution
+
+    attribution.mean_abs(model, rows)
+    sample = attribution.sample_for(model, rows)
+    return (_timed(lambda: attribution.mean_abs(model, rows), repeats),
+            _timed(lambda: attribution.contributions(model, sample, "score"), repeats))
+
+
 def multiclass_cost(repeats: int) -> None:
     """One batch's attribution, binary against multiclass: the per-class trees are the cost
     a multiclass champion adds to every monitored batch."""
@@ -71,10 +83,7 @@ def multiclass_cost(repeats: int) -> None:
         spec = load_spec(name)
         model = fit(pd.concat([batch(i) for i in range(4)]), spec, 7.0)
         rows = batch(4)
-        attribution.mean_abs(model, rows)  # warm
-        raw = _timed(lambda: attribution.mean_abs(model, rows), repeats)
-        sample = attribution.sample_for(model, rows)
-        score = _timed(lambda: attribution.contributions(model, sample, "score"), repeats)
+        raw, score = _one_batch(model, rows, repeats)
         print(f"  {name:21} {model.booster.num_trees():4} trees: raw margins "
               f"{raw[0]:.3f} / {raw[1]:.3f}, score space {score[0]:.3f} / {score[1]:.3f}")
 
