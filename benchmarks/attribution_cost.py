@@ -12,6 +12,14 @@ Each part is timed `--repeats` times in one warm process; the medians are printe
 
 `first batch` includes the champion's attribution on its reference (computed once per
 champion and reference, then cached); `each batch` is every later batch of a cycle.
+
+`--multiclass` times one batch's attribution instead (attribution.mean_abs on the 200-row
+sample, raw margins, and in score space), for a binary champion on the synthetic stream and
+a multiclass one on the ticket stream, both trained by `fit` on weeks 0-3 and measured on
+week 4: a multiclass booster grows a tree per class each round, so its cost scales with the
+classes (the figure in tasks/monitoring/attribution.py's docstring):
+
+    uv run python benchmarks/attribution_cost.py --multiclass --repeats 5
 """
 
 from __future__ import annotations
@@ -45,11 +53,51 @@ def _timed(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
     return statistics.median(wall), statistics.median(cpu)
 
 
+def _one_batch(model: object, rows: pd.DataFrame, repeats: int
+               ) -> tuple[tuple[float, float], tuple[float, float]]:
+    """A batch's attribution as monitoring computes it (raw margins) and in score space,
+    after a warm call: the first pays for imports and LightGBM's set-up."""
+    from tasks.monitoring import attribution
+
+    attribution.mean_abs(model, rows)
+    sample = attribution.sample_for(model, rows)
+    return (_timed(lambda: attribution.mean_abs(model, rows), repeats),
+            _timed(lambda: attribution.contributions(model, sample, "score"), repeats))
+
+
+def multiclass_cost(repeats: int) -> None:
+    """One batch's attribution, binary against multiclass: the per-class trees are the cost
+    a multiclass champion adds to every monitored batch."""
+    from tasks.data.replay import synthetic_batch
+    from tasks.data.replay_multiclass import multiclass_batch
+    from tasks.data.spec import load_spec
+    from tasks.monitoring import attribution
+    from tasks.training.train import fit
+
+    streams: dict[str, Callable[[int], pd.DataFrame]] = {
+        "synthetic": lambda i: synthetic_batch(i).frame,
+        "synthetic_multiclass": lambda i: multiclass_batch(i, rows=1500).frame}
+    print(f"one batch's attribution ({attribution.ATTRIBUTION_ROWS}-row sample), median of "
+          f"{repeats} (wall s / CPU s), load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores:")
+    for name, batch in streams.items():
+        spec = load_spec(name)
+        model = fit(pd.concat([batch(i) for i in range(4)]), spec, 7.0)
+        rows = batch(4)
+        raw, score = _one_batch(model, rows, repeats)
+        print(f"  {name:21} {model.booster.num_trees():4} trees: raw margins "
+              f"{raw[0]:.3f} / {raw[1]:.3f}, score space {score[0]:.3f} / {score[1]:.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=3000)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--multiclass", action="store_true",
+                        help="one batch's attribution, binary vs multiclass champion")
     args = parser.parse_args()
+    if args.multiclass:
+        multiclass_cost(args.repeats)
+        return
 
     from tasks.data.replay import synthetic_batch
     from tasks.data.spec import load_spec

@@ -19,7 +19,8 @@ between an ensemble's members. On 200 rows a feature's share moves by up to ~0.0
 total between weeks of the same world, where inflation moves price's by ~0.2
 (tests/test_attribution.py): 200 rows keep a batch's cost near a third of a second. A
 multiclass booster grows a tree per class each round: four classes cost ~4x (1.1-1.6 s a
-batch of the ticket stream, 800 trees, on this loaded 2-core machine, 2026-12-08).
+batch of the ticket stream, 800 trees, on this loaded 2-core machine, 2026-12-08, `uv run
+python benchmarks/attribution_cost.py --multiclass --repeats 5`).
 
 Attribution drift compares the champion's mean |contribution| per feature on a batch with
 the same on its reference (its training sample): a change in what the model relies on with
