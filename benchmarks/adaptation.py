@@ -103,7 +103,6 @@ from tasks.monitoring.suspect import (  # noqa: E402
     learnable_skill,
     suspect_reason,
 )
-from tasks.training.backtest import FoldScores  # noqa: E402
 from tasks.training.evaluate import evaluate  # noqa: E402
 from tasks.training.model import GreenlightModel  # noqa: E402
 from tasks.training.recipe import (  # noqa: E402
@@ -189,12 +188,8 @@ UNIFORM, MEMBER = "_uniform", "_member"
 AUTO.update({"auto, light members": {MEMBER: {"_light": True}},
              "auto, uniform": {UNIFORM: True},
              "auto, light uniform": {UNIFORM: True, MEMBER: {"_light": True}}})
-# Issue 31's fourth goal, the backtest kept between cycles: folds tiled in batches
-# (Training.fold_layout), whose scores a later cycle finds in the replay's FoldScores.
-AUTO.update({"auto, batch folds": {"fold_layout": "batches"},
-             "auto, batch folds, light refit": {"fold_layout": "batches",
-                                                "member_trees": "light_refit"},
-             "auto, light refit": {"member_trees": "light_refit"}})
+# Light members in the refit only: the gate and the history guard judge full ones.
+AUTO.update({"auto, light refit": {"member_trees": "light_refit"}})
 POLICIES = "auto;auto, best recipe"
 
 
@@ -235,7 +230,6 @@ class Replay:
         self.days = batch_days(whole, self.spec, BATCH)
         self.grid = batch_grid(self.days)
         self.cache: dict = {}
-        self.fold_scores = FoldScores()  # the backtest's scores, kept between months
         self.seconds: Counter = Counter()
         self.calls: Counter = Counter()
         self.trace: dict = {}
@@ -455,8 +449,7 @@ def auto_policy(r: Replay, out_dir: Path, label: str, settings: dict
                                     training.gate_max_fraction),
                                 decision=decision, champion=champion, champion_until=seen_until,
                                 batch_column=BATCH, refit_if=lambda result: result.passed,
-                                calls=r.step_calls(i, small_windows, uniform), lgbm=lgbm,
-                                fold_scores=r.fold_scores)
+                                calls=r.step_calls(i, small_windows, uniform), lgbm=lgbm)
         if done.blocked:
             log["blocked"] += 1
             continue

@@ -193,13 +193,6 @@ class Training(Section):
         description="Gate-sized windows the recipe backtest scores each candidate on, "
                     "newest first: more is a longer memory of which recipe does well, "
                     "at one fit per candidate and window.")
-    fold_layout: Literal["gate", "batches"] = Field(
-        "gate", description="Where the backtest's folds lie: gate, back to back before the "
-                            "gate window; batches, tiled in each batch from where its gate "
-                            "window was, so that a fold's rows never change and a later "
-                            "cycle reuses its scores (kept in the state dir) instead of "
-                            "fitting every candidate on every fold again "
-                            "(docs/benchmarks.md, what a retrain costs).")
     leaf_refit: bool = Field(
         True, description="The backtest also tries every recipe with its leaves refitted on "
                           "the newest batch (LightGBM's Booster.refit, keeping 0.6 of each "
