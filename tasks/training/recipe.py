@@ -189,15 +189,18 @@ class RecipeChoice:
 
 
 def light_params(params: dict | None) -> dict:
-    """LightGBM settings for a light ensemble member (Training.member_trees "light"): a
+    """LightGBM settings for a light ensemble member (Training.member_trees): a
     LIGHT_SHARE-th of the trees at LIGHT_SHARE times the learning rate, the same total
     shrinkage, as the backtest's BACKTEST_PARAMS.
 
     An ensemble averages ten or more members, so each member's last bit of accuracy is
-    mostly averaged away while its cost is paid twice (before the gate and in the refit):
-    on the adaptation matrix the light ensemble scored as the full one on every cell, at
-    0.7x the retrain's CPU; it is not the default because the history guard then missed a
-    challenger that learned flipped labels (docs/benchmarks.md, what a retrain costs)."""
+    mostly averaged away while its cost is paid in every retrain and in every score the
+    champion gives (monitoring's attribution above all). By default (light_refit) the
+    members the gate and the history guard judge are full and the refit, the version
+    served, is light: on the adaptation matrix it scored as full members within noise on
+    every cell, at about 0.7x the demo's CPU (docs/benchmarks.md, what a retrain costs).
+    Light members before the gate too made the history guard miss a challenger that
+    learned flipped labels."""
     merged = {**LGBM_PARAMS, **(params or {})}
     return {**(params or {}),
             "n_estimators": max(1, int(merged["n_estimators"]) // LIGHT_SHARE),
