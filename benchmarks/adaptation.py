@@ -103,7 +103,6 @@ from tasks.monitoring.suspect import (  # noqa: E402
     learnable_skill,
     suspect_reason,
 )
-from tasks.training.backtest import FoldScores  # noqa: E402
 from tasks.training.evaluate import evaluate  # noqa: E402
 from tasks.training.model import GreenlightModel  # noqa: E402
 from tasks.training.recipe import (  # noqa: E402
@@ -115,7 +114,6 @@ from tasks.training.recipe import (  # noqa: E402
     choose_recipe,
     ensemble_weights,
     fit_recipe,
-    light_params,
     refit_challenger,
     with_leaf_refits,
 )
@@ -182,19 +180,16 @@ AUTO.update({"auto, 30% window": {"gate_max_fraction": 0.3},
              "auto, before issue 31": BEFORE_31,
              "auto, best recipe, before issue 31": {**BEST, **BEFORE_31}})
 # Issue 31's fourth goal (a retrain that costs what it earns): lighter ensembles. UNIFORM:
-# no backtest, the grid weighted alike; MEMBER: LightGBM settings of each member over the
-# replay's, "_light" a quarter of the trees at four times the learning rate (the
-# backtest's BACKTEST_PARAMS shrinkage).
-UNIFORM, MEMBER = "_uniform", "_member"
-AUTO.update({"auto, light members": {MEMBER: {"_light": True}},
-             "auto, uniform": {UNIFORM: True},
-             "auto, light uniform": {UNIFORM: True, MEMBER: {"_light": True}}})
-# Issue 31's fourth goal, the backtest kept between cycles: folds tiled in batches
-# (Training.fold_layout), whose scores a later cycle finds in the replay's FoldScores.
-AUTO.update({"auto, batch folds": {"fold_layout": "batches"},
-             "auto, batch folds, light refit": {"fold_layout": "batches",
-                                                "member_trees": "light_refit"},
-             "auto, light refit": {"member_trees": "light_refit"}})
+# no backtest, the grid weighted alike; light members: a quarter of the trees at four times
+# the learning rate (the backtest's BACKTEST_PARAMS shrinkage), before the gate and after.
+UNIFORM = "_uniform"
+AUTO.update({"auto, light members": {"member_trees": "light"},
+             "auto, uniform": {UNIFORM: True, "member_trees": "full"},
+             "auto, light uniform": {UNIFORM: True, "member_trees": "light"}})
+# Light members in the refit only: the gate and the history guard judge full ones
+# (the default since 2026-12-08), and the default before it, full members throughout.
+AUTO.update({"auto, light refit": {"member_trees": "light_refit"},
+             "auto, full members": {"member_trees": "full"}})
 POLICIES = "auto;auto, best recipe"
 
 
@@ -235,7 +230,6 @@ class Replay:
         self.days = batch_days(whole, self.spec, BATCH)
         self.grid = batch_grid(self.days)
         self.cache: dict = {}
-        self.fold_scores = FoldScores()  # the backtest's scores, kept between months
         self.seconds: Counter = Counter()
         self.calls: Counter = Counter()
         self.trace: dict = {}
@@ -418,8 +412,7 @@ def auto_policy(r: Replay, out_dir: Path, label: str, settings: dict
     settings = dict(settings)
     small_windows = not settings.pop(GATE_OFF, False)
     uniform = settings.pop(UNIFORM, False)
-    lgbm = {**r.params, **settings.pop(MEMBER, {})}
-    lgbm = light_params(lgbm) if lgbm.pop("_light", False) else lgbm
+    lgbm = dict(r.params)
     training = Training(**{"gate_fraction": FLOW["gate_fraction"],
                            "min_delta": FLOW["min_delta"],
                            "reference_rows": FLOW["reference_rows"], **settings})
@@ -455,8 +448,7 @@ def auto_policy(r: Replay, out_dir: Path, label: str, settings: dict
                                     training.gate_max_fraction),
                                 decision=decision, champion=champion, champion_until=seen_until,
                                 batch_column=BATCH, refit_if=lambda result: result.passed,
-                                calls=r.step_calls(i, small_windows, uniform), lgbm=lgbm,
-                                fold_scores=r.fold_scores)
+                                calls=r.step_calls(i, small_windows, uniform), lgbm=lgbm)
         if done.blocked:
             log["blocked"] += 1
             continue

@@ -14,9 +14,9 @@ the retrain's code paths).
         [--best-recipe | --ensemble | --compare]
 
 `--compare` runs the best recipe alone, the leaf-refit ensemble with full members (the
-default), the same ensemble with light members (Training.member_trees light) and with
-light members in the refit only (light_refit) in turn
-in every repetition of one run, from the same state, so their figures and their ratio
+default until 2026-12-08), the same ensemble with light members (Training.member_trees
+light) and with light members in the refit only (light_refit, the default) in turn in
+every repetition of one run, from the same state, so their figures and their ratio
 (`ratio`: the median over repetitions of each one's total over the best recipe's) come
 from the same load.
 
@@ -43,9 +43,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 STEPS = ("recipe", "train", "gate", "refit", "register")
 BEST_RECIPE = {"recipe_mode": "best", "leaf_refit": False, "backtest_folds": 3}
 ENSEMBLE = {"recipe_mode": "ensemble", "leaf_refit": True, "backtest_folds": 6,
-            "ensemble_tau": 0.1, "member_trees": "full"}  # the default
+            "ensemble_tau": 0.1, "member_trees": "full"}  # the default until 2026-12-08
 LIGHT = {**ENSEMBLE, "member_trees": "light"}  # Training.member_trees light
-LIGHT_REFIT = {**ENSEMBLE, "member_trees": "light_refit"}  # full before the gate, light after
+LIGHT_REFIT = {**ENSEMBLE, "member_trees": "light_refit"}  # the default: light after the gate
 TIMED_WEEK = "2026-W07"
 SEED = 7
 QUIET = {"DO_NOT_TRACK": "true", "MLFLOW_DISABLE_TELEMETRY": "true",

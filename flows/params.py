@@ -193,27 +193,24 @@ class Training(Section):
         description="Gate-sized windows the recipe backtest scores each candidate on, "
                     "newest first: more is a longer memory of which recipe does well, "
                     "at one fit per candidate and window.")
-    fold_layout: Literal["gate", "batches"] = Field(
-        "gate", description="Where the backtest's folds lie: gate, back to back before the "
-                            "gate window; batches, tiled in each batch from where its gate "
-                            "window was, so that a fold's rows never change and a later "
-                            "cycle reuses its scores (kept in the state dir) instead of "
-                            "fitting every candidate on every fold again "
-                            "(docs/benchmarks.md, what a retrain costs).")
     leaf_refit: bool = Field(
         True, description="The backtest also tries every recipe with its leaves refitted on "
                           "the newest batch (LightGBM's Booster.refit, keeping 0.6 of each "
                           "old leaf value): a long memory's trees with the newest batch's "
                           "levels. Still one booster (docs/benchmarks.md).")
     member_trees: Literal["full", "light", "light_refit"] = Field(
-        "full", description="An ensemble's members (recipe_mode ensemble): full fits each "
-                            "with the model's own settings; light with a quarter of the "
-                            "trees at four times the learning rate (the backtest's "
-                            "shrinkage), about 0.7x the training CPU. Light scored as full "
-                            "on every cell of the adaptation matrix, but the history guard "
-                            "no longer refused a challenger that learned flipped labels, so "
-                            "it is not the default (docs/benchmarks.md, what a retrain "
-                            "costs). A single recipe always fits in full.")
+        "light_refit", description="An ensemble's members (recipe_mode ensemble): "
+                                   "light_refit judges members with the model's own settings "
+                                   "at the gate and the history guard, then refits each on "
+                                   "every row with a quarter of the trees at four times the "
+                                   "learning rate (the backtest's shrinkage): the version "
+                                   "served is light, at the gate's decisions. full fits both "
+                                   "with the model's settings; light fits both light (it "
+                                   "missed a challenger that learned flipped labels). On the "
+                                   "adaptation matrix light_refit scored as full within noise "
+                                   "on every cell, at about 0.7x the demo's CPU "
+                                   "(docs/benchmarks.md, what a retrain costs). A single "
+                                   "recipe always fits in full.")
     reference_rows: int = Field(
         1000, gt=100, description="At least this many of the newest training rows (normally "
                                    "the newest training batch) are logged as drift reference.")

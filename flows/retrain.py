@@ -37,7 +37,6 @@ from tasks.publish.links import links
 from tasks.scale import dispatch
 from tasks.scale.distributed import DaskEngine
 from tasks.training import recipe, train
-from tasks.training.backtest import FoldScores
 from tasks.training.sequence import Calls, Retrained, retrain_sequence
 
 # No cache key: Prefect's default one hashes every input (the history frame, and each
@@ -229,8 +228,7 @@ def retrain(home: Home, reg: Registry, spec: DatasetSpec, champion: versions.Ver
         batch_column=lake.BATCH_COLUMN, steps=steps, calls=_calls(),
         refit_if=lambda result: route(options.policy, result.verdict) != "none",
         fitter=dispatch.fitter(options.engine, len(history)),
-        new_batches=[b["id"] for b in pending],
-        fold_scores=FoldScores(home.scratch / "cache" / "backtest-scores.jsonl"))
+        new_batches=[b["id"] for b in pending])
     if done.blocked:  # the cycle records it and ends with it as one line (flows/cycle.py)
         get_run_logger().warning(done.blocked)
         return {"no_champion": done.blocked, "verdict": "not trained", "route": "none"}

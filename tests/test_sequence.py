@@ -107,7 +107,9 @@ def test_an_ensemble_challenger_is_weighted_by_the_backtest_and_gated_as_one_mod
         [round(w, 4) for w in weights.values()]
     assert list(steps.timings) == ["recipe", "train", "gate", "estimator", "refit"]
     assert done.challenger.model.performance
-    assert {m.booster.num_trees() for m, _ in model.members} == {200}  # full members
+    # light_refit: full members before the gate, light ones in the version served
+    assert {m.model.booster.num_trees() for m in done.members} == {200}
+    assert {m.booster.num_trees() for m, _ in model.members} == {50}
 
 
 def test_light_members_hold_a_quarter_of_the_trees_before_the_gate_and_in_the_refit():

@@ -1,37 +1,24 @@
-"""The recipe backtest's folds and fits: which windows each candidate is scored on, the
-fits on them, and the scores kept from earlier cycles.
+"""The recipe backtest's folds and fits: which windows each candidate is scored on, and
+the fits on them (tasks/training/recipe.py chooses from the scores).
 
 Each fold is a replica of the gate: as many rows as the gate window, scored by a model
-fitted on every row before it (within the candidate's window). Two layouts
-(Training.fold_layout):
-
-- `gate`: the newest `folds` windows, back to back, ending where the gate window begins.
-  The next batch moves every fold by a batch, so no fold's rows ever recur and a cycle
-  fits every candidate on every fold again.
-- `batches`: the same gate-sized windows, but tiled backwards from the end of each batch
-  (the newest batch from where its gate window begins; an older batch from its end, where
-  its own gate window was). A fold then depends on rows that never change once its batch
-  has landed, so a later cycle finds its score in `FoldScores` and fits only the newest
-  batch's folds and the gate window the last cycle judged on.
-
-A score is kept under a digest of everything it depends on: the rows the candidate trained
-on and the rows it was scored on (their content, not their positions), the LightGBM
-settings, the spec and the fit. A score looked up is bit for bit the one a fit would give
-(the fits are deterministic, one thread each), so the cache changes the cost, never a
-choice.
+fitted on every row before it (within the candidate's window); the newest `folds` windows
+lie back to back, the newest ending where the gate window begins. The next batch moves
+every fold by a batch, so no fold's rows recur and each retrain fits every candidate on
+every fold again. Folds tiled in each batch instead (so that a later cycle could keep
+their scores) were measured and not kept: they save nothing unless consecutive cycles
+retrain, and with light refits they fell behind the best fixed strategy on Bike Sharing by
+month (docs/benchmarks.md, what a retrain costs).
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from core import jsonl
 from core.threads import map_threads
 from tasks.data.spec import DatasetSpec
 from tasks.training.evaluate import primary_metric, truth_of
@@ -49,69 +36,6 @@ MIN_TRAIN_ROWS = 50  # below this a candidate's fold is not scored (NaN)
 # 2-core machines greenlight runs on; fewer where fewer cores are ours.
 BACKTEST_WORKERS = 2
 FITS_PER_DATASET = 3
-KEEP_SCORES = 20_000  # a score file past twice this is rewritten with its newest half
-
-
-class FoldScores:
-    """Backtest scores already measured, by digest (`_digest`): in memory, and appended to
-    a JSON-lines file when given one (the state dir's, so the next cycle's process finds
-    them). A torn or foreign line is skipped; the file is only a cache, never a record."""
-
-    def __init__(self, path: Path | None = None) -> None:
-        self.path = path
-        self.scores: dict[str, float] = {}
-        self.hits = 0
-        if path is not None:
-            for record in jsonl.read(path):
-                if isinstance(record, list) and len(record) == 2:
-                    self.scores[str(record[0])] = float(record[1])
-
-    def get(self, key: str) -> float | None:
-        found = self.scores.get(key)
-        self.hits += found is not None
-        return found
-
-    def put(self, new: dict[str, float]) -> None:
-        """Keep `new` scores, and append them to the file in one write."""
-        self.scores.update(new)
-        if self.path is None or not new:
-            return
-        if len(self.scores) > 2 * KEEP_SCORES:  # the newest half, rewritten whole
-            from core.files import replacing
-
-            self.scores = dict(list(self.scores.items())[-KEEP_SCORES:])
-            with replacing(self.path) as tmp:
-                tmp.write_bytes(b"".join(jsonl.encode([k, v]) + b"\n"
-                                         for k, v in self.scores.items()))
-            return
-        jsonl.append_lines(self.path, [jsonl.encode([k, v]) for k, v in new.items()],
-                           durable=False)
-
-
-def batch_fold_bounds(batches: pd.Series, folds: int, fold_rows: int
-                      ) -> list[tuple[int, int]] | None:
-    """The `batches` layout: row ranges [start, end) of the newest `folds` gate-sized
-    windows, tiled backwards from the end of each run of one batch in time order, oldest
-    first; None where the batches hold fewer such windows (the caller tiles back to back).
-
-    `batches` is each row's batch in time order, the newest batch's gate window already cut
-    off, so its run ends where the gate window began, as each older run ends where its own
-    gate window ended. A run shorter than a fold (a small harvest) gives none."""
-    if fold_rows < 1:
-        return None
-    labels = batches.to_numpy()
-    change = np.flatnonzero(labels[1:] != labels[:-1]) + 1
-    ends = [*change.tolist(), len(labels)]
-    starts = [0, *change.tolist()]
-    bounds: list[tuple[int, int]] = []
-    for start, end in zip(reversed(starts), reversed(ends), strict=True):
-        # a fold keeps at least its own size of older rows to train on
-        while end - fold_rows >= max(start, fold_rows) and len(bounds) < folds:
-            bounds.append((end - fold_rows, end))
-            end -= fold_rows
-        if len(bounds) == folds:
-            return bounds[::-1]
-    return None
 
 
 def _fold_bounds(rows: int, folds: int, fold_rows: int) -> list[tuple[int, int]]:
@@ -140,12 +64,10 @@ Rows = tuple[np.ndarray, np.ndarray]  # positions a candidate trains on, and its
 
 
 def _backtest(data: pd.DataFrame, spec: DatasetSpec, candidates: tuple[Recipe, ...],
-              bounds: list[tuple[int, int]], settings: dict,
-              scores: FoldScores | None = None) -> dict[Recipe, list[float]]:
+              bounds: list[tuple[int, int]], settings: dict) -> dict[Recipe, list[float]]:
     """Each candidate's primary metric per fold: fitted on the rows before the fold (within
     its window), scored on the fold. NaN where fewer than MIN_TRAIN_ROWS rows are left.
-    `data` is in time order, indexed 0..n-1 (as `choose_recipe` passes it). A fit whose
-    score `scores` holds is not fitted again; the new ones are added to it.
+    `data` is in time order, indexed 0..n-1 (as `choose_recipe` passes it).
 
     The rows are encoded and labelled once (`encode_rows`); candidates that train on the same
     rows share one binned Dataset, and the same rows with the same half-life are one fit: a
@@ -153,42 +75,9 @@ def _backtest(data: pd.DataFrame, spec: DatasetSpec, candidates: tuple[Recipe, .
     different row sets run on BACKTEST_WORKERS threads (LightGBM releases the GIL; each fit
     keeps its one OpenMP thread, so each model is the one a serial backtest fits)."""
     groups, where = _groups(data, spec, candidates, bounds)
-    keys = _digests(data, spec, groups, settings) if scores is not None else {}
-    known: dict[Group, dict[Fit, float]] = {}
-    for group, (_, fits) in groups.items():
-        for f in list(fits) if keys else ():
-            found = scores.get(f"{keys[group]}:{f[0]}:{f[1]}")
-            if found is not None:
-                known.setdefault(group, {})[f] = found
-                fits.remove(f)
-    todo = {g: v for g, v in groups.items() if v[1]}
-    done = _fit_groups(encode_rows(data, spec), todo, spec, settings) if todo else {}
-    if keys:
-        scores.put({f"{keys[g]}:{f[0]}:{f[1]}": v
-                    for g, fitted in done.items() for f, v in fitted.items()})
-    for group, found in known.items():
-        done.setdefault(group, {}).update(found)
+    done = _fit_groups(encode_rows(data, spec), groups, spec, settings)
     return {r: [math.nan if where[r, i] is None else done[where[r, i]][r.fit()]
                 for i in range(len(bounds))] for r in candidates}
-
-
-def _digests(data: pd.DataFrame, spec: DatasetSpec, groups: dict[Group, tuple[Rows, list[Fit]]],
-             settings: dict) -> dict[Group, str]:
-    """Each row set's digest: the content of its training and scored rows (each row hashed
-    once, over the columns a fit reads), with the settings and the spec's task."""
-    columns = [spec.time_column, spec.target, *spec.features]
-    rows = pd.util.hash_pandas_object(data[columns], index=False).to_numpy()
-    salt = repr((sorted(settings.items()), spec.task, spec.primary_metric, columns,
-                 list(spec.categorical_features), getattr(spec, "positive_class", None),
-                 list(getattr(spec, "classes", None) or []))).encode()
-    out: dict[Group, str] = {}
-    for group, ((train, scored), _) in groups.items():
-        h = hashlib.blake2b(salt, digest_size=16)
-        h.update(rows[train].tobytes())
-        h.update(b"|")
-        h.update(rows[scored].tobytes())
-        out[group] = h.hexdigest()
-    return out
 
 
 def _fold_rows(times: pd.Series, start: int, end: int, window_days: float | None) -> Rows:

@@ -34,11 +34,9 @@ from tasks.training.backtest import (
     BACKTEST_PARAMS,
     MAX_BACKTEST_ROWS,
     MIN_TRAIN_ROWS,
-    FoldScores,
     _backtest,
     _fold_bounds,
     _thin,
-    batch_fold_bounds,
 )
 from tasks.training.model import GreenlightModel
 from tasks.training.train import (
@@ -191,15 +189,18 @@ class RecipeChoice:
 
 
 def light_params(params: dict | None) -> dict:
-    """LightGBM settings for a light ensemble member (Training.member_trees "light"): a
+    """LightGBM settings for a light ensemble member (Training.member_trees): a
     LIGHT_SHARE-th of the trees at LIGHT_SHARE times the learning rate, the same total
     shrinkage, as the backtest's BACKTEST_PARAMS.
 
     An ensemble averages ten or more members, so each member's last bit of accuracy is
-    mostly averaged away while its cost is paid twice (before the gate and in the refit):
-    on the adaptation matrix the light ensemble scored as the full one on every cell, at
-    0.7x the retrain's CPU; it is not the default because the history guard then missed a
-    challenger that learned flipped labels (docs/benchmarks.md, what a retrain costs)."""
+    mostly averaged away while its cost is paid in every retrain and in every score the
+    champion gives (monitoring's attribution above all). By default (light_refit) the
+    members the gate and the history guard judge are full and the refit, the version
+    served, is light: on the adaptation matrix it scored as full members within noise on
+    every cell, at about 0.7x the demo's CPU (docs/benchmarks.md, what a retrain costs).
+    Light members before the gate too made the history guard miss a challenger that
+    learned flipped labels."""
     merged = {**LGBM_PARAMS, **(params or {})}
     return {**(params or {}),
             "n_estimators": max(1, int(merged["n_estimators"]) // LIGHT_SHARE),
@@ -297,19 +298,14 @@ def choose_recipe(train: pd.DataFrame, spec: DatasetSpec, *,
                   candidates: tuple[Recipe, ...] = CANDIDATES, folds: int = 3,
                   fold_rows: int | None = None, seed: int = 0, params: dict | None = None,
                   before: pd.Timestamp | None = None,
-                  max_rows: int = MAX_BACKTEST_ROWS, batch_column: str | None = None,
-                  scores: FoldScores | None = None) -> RecipeChoice:
+                  max_rows: int = MAX_BACKTEST_ROWS) -> RecipeChoice:
     """Backtest each candidate on the newest `folds` windows of `train` and pick the best.
 
     `fold_rows` None uses len(train) // (2 * folds), so the backtest spans the newer half;
     pass the size of a batch to make each fold one deployment period. `before` drops rows
     at or after it, for callers holding the whole history. With too little data for the
     folds, the spec's default recipe is returned. Above `max_rows` rows the folds are fitted
-    and scored on a seeded sample (`_thin`); `folds` still records each window's full rows.
-
-    With `batch_column` the folds are tiled in each batch (the `batches` layout of
-    tasks/training/backtest.py) where the batches hold enough of them, so that `scores`
-    keeps each fold's fits for later cycles; otherwise they lie back to back."""
+    and scored on a seeded sample (`_thin`); `folds` still records each window's full rows."""
     began = time.perf_counter()
     tcol, metric = spec.time_column, spec.primary_metric
     data = train[train[spec.target].notna()]
@@ -323,28 +319,24 @@ def choose_recipe(train: pd.DataFrame, spec: DatasetSpec, *,
             f"spec default: {len(data)} rows are too few for {folds} folds of {fold_rows}"),
             seconds=time.perf_counter() - began)
     settings = {**BACKTEST_PARAMS, "random_state": seed, **(params or {})}
-    bounds = None
-    if batch_column is not None and batch_column in data.columns:
-        bounds = batch_fold_bounds(data[batch_column], folds, fold_rows)
-    bounds = bounds or _fold_bounds(len(data), folds, fold_rows)
+    bounds = _fold_bounds(len(data), folds, fold_rows)
     fold_info = [{"fold": i + 1, "start": str(data[tcol].iloc[a]),
                   "end": str(data[tcol].iloc[b - 1]), "train_end": str(data[tcol].iloc[a - 1]),
                   "rows": b - a} for i, (a, b) in enumerate(bounds)]
     total = len(data)
     data, bounds = _thin(data, bounds, max_rows, seed)
-    scores_ = _backtest(data, spec, candidates, bounds, settings,
-                        scores if len(data) == total else None)  # a sample never recurs
+    scores = _backtest(data, spec, candidates, bounds, settings)
     table = pd.DataFrame([{"recipe": r.name, "half_life_days": r.half_life_days,
                            "window_days": r.window_days, "refit_days": r.refit_days,
                            **{f"fold_{i + 1}": s for i, s in enumerate(row)}} for r, row in
-                          scores_.items()])
+                          scores.items()])
     table["mean"] = table[[f"fold_{i + 1}" for i in range(folds)]].mean(axis=1, skipna=False)
     sign = 1 if spec.higher_is_better else -1
-    ranked = sorted((r for r in candidates if not math.isnan(_mean(scores_[r]))),
-                    key=lambda r: (sign * _mean(scores_[r]), r.memory_days), reverse=True)
+    ranked = sorted((r for r in candidates if not math.isnan(_mean(scores[r]))),
+                    key=lambda r: (sign * _mean(scores[r]), r.memory_days), reverse=True)
     best = ranked[0] if ranked else default
     sampled = f", on a seeded sample of {len(data)} of {total} rows" if len(data) < total else ""
-    reason = (f"{best.name}: best mean {metric} {_mean(scores_[best]):.4f} over {folds} folds "
+    reason = (f"{best.name}: best mean {metric} {_mean(scores[best]):.4f} over {folds} folds "
               f"of {fold_rows} rows{sampled}" if ranked
               else "spec default: no candidate could be scored")
     return RecipeChoice(best, table, metric, fold_info, reason, time.perf_counter() - began)
@@ -368,8 +360,7 @@ def with_leaf_refits(candidates: tuple[Recipe, ...], days: float) -> tuple[Recip
 def choose_before_gate(history: pd.DataFrame, spec: DatasetSpec, *, gate_rows: int,
                        folds: int = 3, batch_column: str | None = None,
                        ensemble_tau: float | None = None,
-                       leaf_refit: bool = False, fold_layout: str = "gate",
-                       scores: FoldScores | None = None) -> RecipeChoice:
+                       leaf_refit: bool = False) -> RecipeChoice:
     """Backtest on the rows older than the gate window, never on it: the window that then
     judges the challenger must not also have picked how it was trained.
 
@@ -382,25 +373,22 @@ def choose_before_gate(history: pd.DataFrame, spec: DatasetSpec, *, gate_rows: i
     With `ensemble_tau` the candidates are the complete grid in batches (`batch_grid`) and
     the choice carries every recipe's weight (`ensemble_weights`): the challenger is then
     their weighted ensemble. With `leaf_refit` every candidate also runs with its leaves
-    refitted on the newest batch (`with_leaf_refits`). `fold_layout` "batches" tiles the
-    folds in each batch instead of back to back (tasks/training/backtest.py), so that
-    `scores` finds the older batches' folds already measured."""
+    refitted on the newest batch (`with_leaf_refits`)."""
     months = batch_months(history, spec, batch_column)
     older = split_gate_window(history, spec, gate_rows, None).train
     days = batch_days(history, spec, batch_column)
-    tiled = batch_column if fold_layout == "batches" else None
 
     def grid(candidates: tuple[Recipe, ...]) -> tuple[Recipe, ...]:
         return with_leaf_refits(candidates, days) if leaf_refit else candidates
     if ensemble_tau is not None:
         choice = choose_recipe(older, spec, candidates=grid(batch_grid(days)), folds=folds,
-                               fold_rows=gate_rows, batch_column=tiled, scores=scores)
+                               fold_rows=gate_rows)
         choice.weights = ensemble_weights(choice, spec, tau=ensemble_tau)
         choice.reason += "; ensemble " + ", ".join(
             f"{r.name} {w:.2f}" for r, w in choice.weights.items())
         return choice
     choice = choose_recipe(older, spec, candidates=grid(candidates_for(spec, months)),
-                           folds=folds, fold_rows=gate_rows, batch_column=tiled, scores=scores)
+                           folds=folds, fold_rows=gate_rows)
     if months > 1:
         choice.reason += f"; grid scaled to batches of {months} months"
     return choice

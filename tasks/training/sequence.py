@@ -26,7 +26,6 @@ from tasks.gate.decide import Decision, champion_stale
 from tasks.gate.gate import GateResult, bootstrap_blocker, gate
 from tasks.gate.history import guard, judged_rows
 from tasks.training import recipe as recipes
-from tasks.training.backtest import FoldScores
 from tasks.training.model import GreenlightModel
 from tasks.training.train import (
     Challenger,
@@ -55,7 +54,6 @@ class TrainingSettings(Protocol):
     leaf_refit: bool
     backtest_folds: int
     member_trees: str
-    fold_layout: str
 
 
 @dataclass(frozen=True)
@@ -103,8 +101,7 @@ def retrain_sequence(history: pd.DataFrame, spec: DatasetSpec, training: Trainin
                      batch_column: str, refit_if: Callable[[GateResult], bool],
                      steps: Steps | None = None, fitter: Fitter | None = None,
                      calls: Calls = Calls(), lgbm: dict[str, Any] | None = None,
-                     new_batches: Collection[str] | None = None,
-                     fold_scores: FoldScores | None = None) -> Retrained:
+                     new_batches: Collection[str] | None = None) -> Retrained:
     """Recipe, train, gate and (when `refit_if` the verdict) refit, on labelled `history`.
 
     The gate window is the newest `gate_rows` rows; the recipe is backtested only on rows
@@ -112,8 +109,7 @@ def retrain_sequence(history: pd.DataFrame, spec: DatasetSpec, training: Trainin
     before the backtest (`blocked`). `lgbm` overrides LightGBM's settings (the benchmark).
     A challenger that passes the gate must not be worse beyond noise than the champion on
     the batches before `new_batches` (default: the newest batch), which the champion was
-    already judged on (tasks/gate/history.py); one that is fails the gate. `fold_scores`
-    keeps the backtest's scores between cycles, where the folds are tiled in batches."""
+    already judged on (tasks/gate/history.py); one that is fails the gate."""
     steps = steps or Steps()
     if champion is None:
         blocked = bootstrap_blocker(history, spec, gate_rows)
@@ -126,10 +122,6 @@ def retrain_sequence(history: pd.DataFrame, spec: DatasetSpec, training: Trainin
                 if training.recipe_mode == "ensemble" else {}
             if training.leaf_refit:
                 options["leaf_refit"] = True
-            if training.fold_layout == "batches":
-                options["fold_layout"] = "batches"
-                if fold_scores is not None:
-                    options["scores"] = fold_scores
             choice = calls.choose(history, spec, gate_rows=gate_rows, batch_column=batch_column,
                                   folds=training.backtest_folds, **options)
     recipes_ = list(choice.weights or [choice.best])
