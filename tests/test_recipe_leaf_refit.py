@@ -115,7 +115,10 @@ def test_an_ensemble_fits_each_recipes_trees_once_and_its_leaf_refit_from_them(m
     import tasks.training.recipe as recipe_module
     monkeypatch.setattr(training, "fit", counted)
     monkeypatch.setattr(recipe_module, "fit", counted)
-    done = retrain_sequence(rows, BIKE, Training(), gate_rows=200, decision=FIRST,
+    # full members: the served members are compared with full fits (light_refit's own
+    # shape is tests/test_sequence.py's)
+    done = retrain_sequence(rows, BIKE, Training(member_trees="full"), gate_rows=200,
+                            decision=FIRST,
                             champion=None, champion_until=None, batch_column="_batch",
                             refit_if=lambda result: result.passed, calls=Calls(choose=choose))
     assert fits == [None, None]  # one fit before the gate, one in the refit: no twin fits
@@ -146,7 +149,10 @@ def test_an_ensemble_fits_a_window_that_keeps_every_row_once_as_expanding(monkey
     import tasks.training.recipe as recipe_module
     monkeypatch.setattr(training, "fit", counted)
     monkeypatch.setattr(recipe_module, "fit", counted)
-    done = retrain_sequence(rows, BIKE, Training(), gate_rows=200, decision=FIRST,
+    # full members: the served members are compared with full fits (light_refit's own
+    # shape is tests/test_sequence.py's)
+    done = retrain_sequence(rows, BIKE, Training(member_trees="full"), gate_rows=200,
+                            decision=FIRST,
                             champion=None, champion_until=None, batch_column="_batch",
                             refit_if=lambda result: result.passed, calls=Calls(choose=choose))
     assert len(fits) == 4  # expanding and the month, before the gate and in the refit
