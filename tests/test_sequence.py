@@ -112,32 +112,19 @@ def test_an_ensemble_challenger_is_weighted_by_the_backtest_and_gated_as_one_mod
     assert {m.booster.num_trees() for m, _ in model.members} == {50}
 
 
-def test_light_members_hold_a_quarter_of_the_trees_before_the_gate_and_in_the_refit():
+@pytest.mark.parametrize(("member_trees", "judged_trees"), [("light", 50), ("light_refit", 200)])
+def test_light_members_are_served_with_a_quarter_of_the_trees(member_trees, judged_trees):
     """Training.member_trees light: each member a quarter of the trees at 4x the learning
-    rate, recorded with the version, before the gate and in the refit alike."""
+    rate, before the gate and in the refit alike; light_refit: the gate and the history
+    guard judge members with the model's own 200 trees, and only the refit on every row,
+    the version served, is light. The version's params say what was served."""
     rows = history(0, 1, 2)
-    done = retrain_sequence(rows, SPEC, shipped_training(member_trees="light"),
+    done = retrain_sequence(rows, SPEC, shipped_training(member_trees=member_trees),
                             gate_rows=450, decision=FIRST, champion=None,
                             champion_until=None, batch_column=BATCH,
                             refit_if=lambda result: result.passed)
     assert len(done.members) >= 2 and done.challenger.params["refit"] is True
-    assert {m.booster.num_trees() for m, _ in done.challenger.model.members} == {50}
-    assert {m.model.booster.num_trees() for m in done.members} == {50}
-    assert (done.challenger.params["n_estimators"],
-            done.challenger.params["learning_rate"]) == (50, 0.2)
-
-
-def test_a_light_refit_judges_full_members_and_serves_light_ones():
-    """Training.member_trees light_refit: the gate and the history guard judge members with
-    the model's own 200 trees, and the refit on every row, the version served, fits each
-    with a quarter of the trees at 4x the learning rate, as the version's params say."""
-    rows = history(0, 1, 2)
-    done = retrain_sequence(rows, SPEC, shipped_training(member_trees="light_refit"),
-                            gate_rows=450, decision=FIRST, champion=None,
-                            champion_until=None, batch_column=BATCH,
-                            refit_if=lambda result: result.passed)
-    assert len(done.members) >= 2 and done.challenger.params["refit"] is True
-    assert {m.model.booster.num_trees() for m in done.members} == {200}
+    assert {m.model.booster.num_trees() for m in done.members} == {judged_trees}
     assert {m.booster.num_trees() for m, _ in done.challenger.model.members} == {50}
     assert (done.challenger.params["n_estimators"],
             done.challenger.params["learning_rate"]) == (50, 0.2)
